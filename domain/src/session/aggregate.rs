@@ -1,0 +1,280 @@
+//! State and rules of the `CandidateSession` aggregate.
+
+use chrono::{DateTime, Duration, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AssessmentRef, SessionCommand, SessionEvent};
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    #[default]
+    New,
+    Invited,
+    Consented,
+    InProgress,
+    Submitted,
+    Expired,
+}
+
+impl SessionStatus {
+    /// The name used in the API and the read models.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Invited => "invited",
+            Self::Consented => "consented",
+            Self::InProgress => "in_progress",
+            Self::Submitted => "submitted",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// Why a session command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session already exists")]
+    AlreadyInvited,
+    #[error("the session does not exist")]
+    NotFound,
+    #[error("the invitation expired at {0}")]
+    InviteExpired(DateTime<Utc>),
+    #[error("the invitation must expire in the future")]
+    InviteExpiryInPast,
+    #[error("consent was already recorded")]
+    ConsentAlreadyRecorded,
+    #[error("the notice version must be non-empty")]
+    InvalidNotice,
+    #[error("the candidate must consent before starting")]
+    ConsentRequired,
+    #[error("the session has already started")]
+    AlreadyStarted,
+    #[error("the session has not started")]
+    NotStarted,
+    #[error("the session is already {0}")]
+    AlreadyFinished(&'static str),
+    #[error("the deadline {0} has passed")]
+    DeadlinePassed(DateTime<Utc>),
+    #[error("the deadline {0} has not been reached")]
+    DeadlineNotReached(DateTime<Utc>),
+    #[error("the files digest must be 64 lowercase hex characters")]
+    InvalidDigest,
+    #[error("candidate name and a valid email are required")]
+    InvalidCandidate,
+}
+
+/// The aggregate state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CandidateSession {
+    pub id: Option<Uuid>,
+    pub org_id: Option<Uuid>,
+    pub status: SessionStatus,
+    pub assessment: Option<AssessmentRef>,
+    pub invite_expires_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+impl CandidateSession {
+    /// Whether telemetry may be accepted at `now`: started, not finished, deadline not passed.
+    pub fn accepts_telemetry(&self, now: DateTime<Utc>) -> bool {
+        self.status == SessionStatus::InProgress && self.deadline.is_some_and(|d| now <= d)
+    }
+
+    fn finished(&self) -> Option<SessionError> {
+        match self.status {
+            SessionStatus::Submitted | SessionStatus::Expired => {
+                Some(SessionError::AlreadyFinished(self.status.as_str()))
+            }
+            _ => None,
+        }
+    }
+
+    fn decide(&self, command: SessionCommand) -> Result<Vec<SessionEvent>, SessionError> {
+        use SessionCommand as C;
+        use SessionEvent as E;
+        if self.status == SessionStatus::New {
+            let C::Invite {
+                session_id,
+                org_id,
+                candidate,
+                assessment,
+                invite_expires_at,
+                invited_by,
+                at,
+            } = command
+            else {
+                return Err(SessionError::NotFound);
+            };
+            if candidate.name.trim().is_empty() || !looks_like_email(&candidate.email) {
+                return Err(SessionError::InvalidCandidate);
+            }
+            if invite_expires_at <= at {
+                return Err(SessionError::InviteExpiryInPast);
+            }
+            return Ok(vec![E::CandidateInvited {
+                session_id,
+                org_id,
+                candidate,
+                assessment,
+                invite_expires_at,
+                invited_by,
+                at,
+            }]);
+        }
+        if let Some(err) = self.finished() {
+            return Err(if matches!(command, C::Invite { .. }) {
+                SessionError::AlreadyInvited
+            } else {
+                err
+            });
+        }
+        match command {
+            C::Invite { .. } => Err(SessionError::AlreadyInvited),
+            C::RecordConsent {
+                notice_version,
+                scopes,
+                at,
+            } => {
+                match self.status {
+                    SessionStatus::Invited => {}
+                    SessionStatus::Consented => return Err(SessionError::ConsentAlreadyRecorded),
+                    _ => return Err(SessionError::AlreadyStarted),
+                }
+                if notice_version.trim().is_empty() {
+                    return Err(SessionError::InvalidNotice);
+                }
+                self.check_invite_open(at)?;
+                Ok(vec![E::ConsentRecorded {
+                    notice_version,
+                    scopes,
+                    at,
+                }])
+            }
+            C::Start { at } => {
+                match self.status {
+                    SessionStatus::Invited => return Err(SessionError::ConsentRequired),
+                    SessionStatus::Consented => {}
+                    _ => return Err(SessionError::AlreadyStarted),
+                }
+                self.check_invite_open(at)?;
+                let minutes = self.assessment.as_ref().map_or(0, |a| a.time_limit_minutes);
+                let deadline = at + Duration::minutes(i64::from(minutes));
+                Ok(vec![E::SessionStarted {
+                    started_at: at,
+                    deadline,
+                }])
+            }
+            C::Submit {
+                files_digest,
+                file_count,
+                at,
+            } => {
+                let (started_at, deadline) = self.running()?;
+                if at > deadline {
+                    return Err(SessionError::DeadlinePassed(deadline));
+                }
+                if files_digest.len() != 64
+                    || !files_digest
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
+                    return Err(SessionError::InvalidDigest);
+                }
+                let time_used_seconds = (at - started_at).num_seconds();
+                Ok(vec![E::SessionSubmitted {
+                    files_digest,
+                    file_count,
+                    time_used_seconds,
+                    at,
+                }])
+            }
+            C::Expire { at } => {
+                let (started_at, deadline) = self.running()?;
+                if at < deadline {
+                    return Err(SessionError::DeadlineNotReached(deadline));
+                }
+                let time_used_seconds = (deadline - started_at).num_seconds();
+                Ok(vec![E::SessionExpired {
+                    deadline,
+                    time_used_seconds,
+                    at,
+                }])
+            }
+        }
+    }
+
+    fn check_invite_open(&self, at: DateTime<Utc>) -> Result<(), SessionError> {
+        match self.invite_expires_at {
+            Some(expiry) if at > expiry => Err(SessionError::InviteExpired(expiry)),
+            _ => Ok(()),
+        }
+    }
+
+    fn running(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), SessionError> {
+        match (self.status, self.started_at, self.deadline) {
+            (SessionStatus::InProgress, Some(s), Some(d)) => Ok((s, d)),
+            _ => Err(SessionError::NotStarted),
+        }
+    }
+}
+
+fn looks_like_email(s: &str) -> bool {
+    let mut parts = s.split('@');
+    matches!((parts.next(), parts.next(), parts.next()),
+        (Some(local), Some(domain), None) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.len() <= 254 && !s.contains(char::is_whitespace))
+}
+
+impl Aggregate for CandidateSession {
+    const TYPE: &'static str = "CandidateSession";
+    type Command = SessionCommand;
+    type Event = SessionEvent;
+    type Error = SessionError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            SessionEvent::CandidateInvited {
+                session_id,
+                org_id,
+                assessment,
+                invite_expires_at,
+                ..
+            } => {
+                self.id = Some(session_id);
+                self.org_id = Some(org_id);
+                self.assessment = Some(assessment);
+                self.invite_expires_at = Some(invite_expires_at);
+                self.status = SessionStatus::Invited;
+            }
+            SessionEvent::ConsentRecorded { .. } => self.status = SessionStatus::Consented,
+            SessionEvent::SessionStarted {
+                started_at,
+                deadline,
+            } => {
+                self.started_at = Some(started_at);
+                self.deadline = Some(deadline);
+                self.status = SessionStatus::InProgress;
+            }
+            SessionEvent::SessionSubmitted { .. } => self.status = SessionStatus::Submitted,
+            SessionEvent::SessionExpired { .. } => self.status = SessionStatus::Expired,
+        }
+    }
+}

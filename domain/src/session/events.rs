@@ -1,0 +1,104 @@
+//! Events of the `CandidateSession` aggregate.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::assessment::Format;
+
+/// Who is being assessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Candidate {
+    pub name: String,
+    pub email: String,
+    /// The candidate's id in the customer's ATS, if any.
+    #[serde(default)]
+    pub external_ref: Option<String>,
+}
+
+/// The facts about the assessment version a session uses, copied at invite time so that the
+/// session never depends on a later read of the assessment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AssessmentRef {
+    pub assessment_id: Uuid,
+    pub version: u32,
+    pub title: String,
+    pub format: Format,
+    pub time_limit_minutes: u32,
+    pub spec_digest: String,
+}
+
+/// What the candidate agreed to be monitored with. Analyses outside the scopes never run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentScopes {
+    /// Keystroke timing used as a behavioural signal (never the characters typed).
+    pub keystroke_dynamics: bool,
+    /// Face-continuity checks computed on the candidate's device (scores only, no images).
+    pub face_continuity: bool,
+}
+
+/// Everything that can happen to a candidate session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub enum SessionEvent {
+    /// A candidate was invited; a session token was issued to them out of band.
+    CandidateInvited {
+        session_id: Uuid,
+        org_id: Uuid,
+        candidate: Candidate,
+        assessment: AssessmentRef,
+        invite_expires_at: DateTime<Utc>,
+        invited_by: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// The candidate accepted a version of the monitoring notice.
+    ConsentRecorded {
+        notice_version: String,
+        scopes: ConsentScopes,
+        at: DateTime<Utc>,
+    },
+    /// The clock started.
+    SessionStarted {
+        started_at: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    },
+    /// The candidate submitted.
+    SessionSubmitted {
+        files_digest: String,
+        file_count: u32,
+        time_used_seconds: i64,
+        at: DateTime<Utc>,
+    },
+    /// The deadline passed; the work as of the deadline stands as the submission.
+    SessionExpired {
+        deadline: DateTime<Utc>,
+        time_used_seconds: i64,
+        at: DateTime<Utc>,
+    },
+}
+
+impl SessionEvent {
+    /// The stable type name (also the cqrs-es `event_type`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CandidateInvited { .. } => "CandidateInvited",
+            Self::ConsentRecorded { .. } => "ConsentRecorded",
+            Self::SessionStarted { .. } => "SessionStarted",
+            Self::SessionSubmitted { .. } => "SessionSubmitted",
+            Self::SessionExpired { .. } => "SessionExpired",
+        }
+    }
+}
+
+impl DomainEvent for SessionEvent {
+    fn event_type(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}

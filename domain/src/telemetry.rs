@@ -1,0 +1,372 @@
+//! The telemetry vocabulary of the editor client.
+//!
+//! A client sends batches of events it numbers itself (`seq`, starting at 1, contiguous). Positions
+//! in files are **UTF-16 code units** from the start of the file, the unit browser editors
+//! (Monaco, CodeMirror) report. Keystroke events carry timing and a key *class*, never the
+//! character typed.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// One client-numbered telemetry event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryEvent {
+    /// Client sequence number: 1, 2, 3, ... with no gaps within a session.
+    pub seq: u64,
+    /// Wall-clock time on the client when the event happened.
+    pub ts: DateTime<Utc>,
+    /// What happened.
+    pub data: TelemetryData,
+}
+
+/// Classes of keys; the character itself is never recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyClass {
+    Letter,
+    Digit,
+    Whitespace,
+    Punctuation,
+    Enter,
+    Backspace,
+    Delete,
+    Navigation,
+    Modifier,
+    Other,
+}
+
+/// Where the text of an edit came from, as the editor knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EditOrigin {
+    Typed,
+    Paste,
+    Autocomplete,
+    Undo,
+    Other,
+}
+
+/// The payload of a telemetry event, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TelemetryData {
+    /// A key press: key-down and key-up on the client's monotonic clock, in milliseconds.
+    Keystroke {
+        down_ms: f64,
+        /// Missing when the client never saw the key-up.
+        #[serde(default)]
+        up_ms: Option<f64>,
+        key_class: KeyClass,
+    },
+    /// Text replaced in a file: `deleted` code units at `position` replaced by `inserted`.
+    Edit {
+        file: String,
+        position: i64,
+        deleted: i64,
+        inserted: String,
+        origin: EditOrigin,
+    },
+    /// A file was created, optionally with content.
+    FileCreated {
+        file: String,
+        #[serde(default)]
+        content: String,
+    },
+    /// A file was renamed.
+    FileRenamed { file: String, new_file: String },
+    /// A file was deleted.
+    FileDeleted { file: String },
+    /// The editor window lost focus (tab-away).
+    FocusLost {},
+    /// The editor window regained focus.
+    FocusRegained {},
+    /// Cursor moved or a selection changed.
+    Cursor {
+        file: String,
+        position: i64,
+        #[serde(default)]
+        selection_end: Option<i64>,
+    },
+    /// The candidate ran code or tests.
+    CodeRun {
+        command: String,
+        exit_code: i32,
+        #[serde(default)]
+        tests_passed: u32,
+        #[serde(default)]
+        tests_failed: u32,
+        duration_ms: u64,
+    },
+    /// A face check computed on the client: a score, never an image or an embedding.
+    FaceCheck {
+        /// Similarity to the reference captured at start, 0..=1.
+        similarity: f64,
+        model_id: String,
+        model_version: String,
+        face_count: u32,
+        /// Image quality estimate, 0..=1.
+        quality: f64,
+    },
+}
+
+impl TelemetryData {
+    /// The stable snake_case type name used on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Keystroke { .. } => "keystroke",
+            Self::Edit { .. } => "edit",
+            Self::FileCreated { .. } => "file_created",
+            Self::FileRenamed { .. } => "file_renamed",
+            Self::FileDeleted { .. } => "file_deleted",
+            Self::FocusLost {} => "focus_lost",
+            Self::FocusRegained {} => "focus_regained",
+            Self::Cursor { .. } => "cursor",
+            Self::CodeRun { .. } => "code_run",
+            Self::FaceCheck { .. } => "face_check",
+        }
+    }
+
+    /// Every type name, for documentation and schema generation.
+    pub const KINDS: [&'static str; 10] = [
+        "keystroke",
+        "edit",
+        "file_created",
+        "file_renamed",
+        "file_deleted",
+        "focus_lost",
+        "focus_regained",
+        "cursor",
+        "code_run",
+        "face_check",
+    ];
+}
+
+/// Why one telemetry event was refused: a stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Rejection {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Longest accepted file path, in bytes.
+pub const MAX_PATH_BYTES: usize = 512;
+
+fn check_path(file: &str) -> Result<(), Rejection> {
+    if file.trim().is_empty() {
+        return Err(Rejection::new("missing_file", "`file` must name a file"));
+    }
+    if file.len() > MAX_PATH_BYTES || file.starts_with('/') || file.split('/').any(|s| s == "..") {
+        return Err(Rejection::new(
+            "invalid_file",
+            "`file` must be a relative path of at most 512 bytes without `..`",
+        ));
+    }
+    Ok(())
+}
+
+fn check_unit(value: f64, field: &str) -> Result<(), Rejection> {
+    if value.is_finite() && (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            "out_of_range",
+            format!("`{field}` must be between 0 and 1"),
+        ))
+    }
+}
+
+impl TelemetryEvent {
+    /// Checks the event on its own: times not in the future (beyond `max_skew`), positions and
+    /// lengths non-negative, files named, scores in range.
+    pub fn validate(&self, now: DateTime<Utc>, max_skew: Duration) -> Result<(), Rejection> {
+        if self.seq == 0 {
+            return Err(Rejection::new("invalid_seq", "`seq` starts at 1"));
+        }
+        if self.ts > now + max_skew {
+            return Err(Rejection::new(
+                "timestamp_in_future",
+                format!("`ts` {} is after the server's clock {}", self.ts, now),
+            ));
+        }
+        match &self.data {
+            TelemetryData::Keystroke { down_ms, up_ms, .. } => {
+                if !down_ms.is_finite() || *down_ms < 0.0 {
+                    return Err(Rejection::new(
+                        "invalid_timing",
+                        "`down_ms` must be a non-negative number",
+                    ));
+                }
+                if let Some(up) = up_ms {
+                    if !up.is_finite() || up < down_ms {
+                        return Err(Rejection::new(
+                            "invalid_timing",
+                            "`up_ms` must not be before `down_ms`",
+                        ));
+                    }
+                }
+            }
+            TelemetryData::Edit {
+                file,
+                position,
+                deleted,
+                ..
+            } => {
+                check_path(file)?;
+                if *position < 0 {
+                    return Err(Rejection::new(
+                        "negative_position",
+                        "`position` must be >= 0",
+                    ));
+                }
+                if *deleted < 0 {
+                    return Err(Rejection::new("negative_length", "`deleted` must be >= 0"));
+                }
+            }
+            TelemetryData::FileCreated { file, .. } | TelemetryData::FileDeleted { file } => {
+                check_path(file)?
+            }
+            TelemetryData::FileRenamed { file, new_file } => {
+                check_path(file)?;
+                check_path(new_file)?;
+            }
+            TelemetryData::Cursor {
+                file,
+                position,
+                selection_end,
+            } => {
+                check_path(file)?;
+                if *position < 0 || selection_end.is_some_and(|s| s < 0) {
+                    return Err(Rejection::new(
+                        "negative_position",
+                        "`position` and `selection_end` must be >= 0",
+                    ));
+                }
+            }
+            TelemetryData::CodeRun { command, .. } => {
+                if command.len() > 4096 {
+                    return Err(Rejection::new(
+                        "too_long",
+                        "`command` is limited to 4096 bytes",
+                    ));
+                }
+            }
+            TelemetryData::FaceCheck {
+                similarity,
+                quality,
+                model_id,
+                model_version,
+                ..
+            } => {
+                check_unit(*similarity, "similarity")?;
+                check_unit(*quality, "quality")?;
+                if model_id.trim().is_empty() || model_version.trim().is_empty() {
+                    return Err(Rejection::new(
+                        "missing_model",
+                        "`model_id` and `model_version` are required",
+                    ));
+                }
+            }
+            TelemetryData::FocusLost {} | TelemetryData::FocusRegained {} => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<TelemetryEvent, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn an_edit_round_trips_through_json() {
+        let json = r#"{"seq":3,"ts":"2026-01-01T00:00:00Z","data":{"type":"edit","file":"a.rs","position":4,"deleted":1,"inserted":"é","origin":"paste"}}"#;
+        let event = parse(json).unwrap();
+        assert_eq!(event.data.kind(), "edit");
+        assert_eq!(serde_json::to_string(&event).unwrap(), json);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = parse(
+            r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","data":{"type":"focus_lost","why":"x"}}"#,
+        );
+        assert!(err.is_err());
+        let err = parse(
+            r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","extra":1,"data":{"type":"focus_lost"}}"#,
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn negative_positions_missing_files_and_future_times_are_rejected_with_codes() {
+        let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let skew = Duration::seconds(30);
+        let edit = |file: &str, position: i64| TelemetryEvent {
+            seq: 1,
+            ts: now,
+            data: TelemetryData::Edit {
+                file: file.into(),
+                position,
+                deleted: 0,
+                inserted: "x".into(),
+                origin: EditOrigin::Typed,
+            },
+        };
+        assert_eq!(
+            edit("a.rs", -1).validate(now, skew).unwrap_err().code,
+            "negative_position"
+        );
+        assert_eq!(
+            edit("", 0).validate(now, skew).unwrap_err().code,
+            "missing_file"
+        );
+        assert_eq!(
+            edit("../etc/passwd", 0)
+                .validate(now, skew)
+                .unwrap_err()
+                .code,
+            "invalid_file"
+        );
+        let mut future = edit("a.rs", 0);
+        future.ts = now + Duration::seconds(31);
+        assert_eq!(
+            future.validate(now, skew).unwrap_err().code,
+            "timestamp_in_future"
+        );
+        assert!(edit("a.rs", 0).validate(now, skew).is_ok());
+    }
+
+    #[test]
+    fn face_scores_outside_zero_to_one_are_rejected() {
+        let now = Utc::now();
+        let ev = TelemetryEvent {
+            seq: 1,
+            ts: now,
+            data: TelemetryData::FaceCheck {
+                similarity: 1.5,
+                model_id: "m".into(),
+                model_version: "1".into(),
+                face_count: 1,
+                quality: 0.9,
+            },
+        };
+        assert_eq!(
+            ev.validate(now, Duration::zero()).unwrap_err().code,
+            "out_of_range"
+        );
+    }
+}

@@ -1,1 +1,16 @@
-//! placeholder
+//! Clarity's Kafka side: topic settings, the outbox relay (event store → Kafka), and the
+//! projection runtime (Kafka → PostgreSQL read models) with rebuilds.
+//!
+//! Delivery guarantees, in one place:
+//! - the relay publishes every committed event, in commit order, and advances its checkpoint only
+//!   after the broker acknowledged; a crash republishes (duplicates), never skips;
+//! - a projection writes its rows and its partition offsets in one PostgreSQL transaction and
+//!   resumes from the stored offsets, never from Kafka's; duplicates are dropped by
+//!   (stream, sequence) inside the projection.
+
+pub mod kafka;
+pub mod metrics;
+pub mod outbox_relay;
+pub mod projection_runner;
+
+pub use kafka::KafkaSettings;

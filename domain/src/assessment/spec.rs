@@ -169,7 +169,7 @@ impl AssessmentSpec {
                 && !file
                     .path
                     .split('/')
-                    .any(|seg| seg == ".." || seg.is_empty());
+                    .any(|seg| seg == ".." || seg == "." || seg.is_empty());
             if !ok || !paths.insert(file.path.as_str()) {
                 return Err(SpecError::StarterFiles);
             }

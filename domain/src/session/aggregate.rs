@@ -186,7 +186,7 @@ impl CandidateSession {
                 {
                     return Err(SessionError::InvalidDigest);
                 }
-                let time_used_seconds = (at - started_at).num_seconds();
+                let time_used_seconds = (at - started_at).num_seconds().max(0);
                 Ok(vec![E::SessionSubmitted {
                     files_digest,
                     file_count,
@@ -227,7 +227,7 @@ impl CandidateSession {
 fn looks_like_email(s: &str) -> bool {
     let mut parts = s.split('@');
     matches!((parts.next(), parts.next(), parts.next()),
-        (Some(local), Some(domain), None) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.len() <= 254 && !s.contains(char::is_whitespace))
+        (Some(local), Some(domain), None) if !local.is_empty() && !domain.contains("..") && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.len() <= 254 && !s.contains(char::is_whitespace))
 }
 
 impl Aggregate for CandidateSession {

@@ -1,0 +1,179 @@
+//! The `clarity` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use clarity_projections::Projection;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Clarity: event-sourced technical-hiring assessments.
+#[derive(Debug, Parser)]
+#[command(name = "clarity", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The roles and tools.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (with the deadline scheduler).
+    Serve,
+    /// Run the outbox relay (event store → Kafka). Several may run; one leads.
+    Relay,
+    /// Run projection consumers (all unless `--projection` is given).
+    Consume {
+        #[arg(long = "projection")]
+        projections: Vec<String>,
+    },
+    /// Every role in one process (single machine).
+    All,
+    /// Create the database if needed and apply migrations; create the topics.
+    Migrate,
+    /// Load the built-in assessment catalogue (idempotent).
+    Seed,
+    /// Rebuild a projection from offset 0.
+    Rebuild {
+        /// `catalogue` or `sessions`.
+        projection: String,
+    },
+    /// Organization administration.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Write the event JSON Schemas and the OpenAPI document to a directory.
+    Docs {
+        #[arg(long, default_value = "docs/schemas")]
+        out: PathBuf,
+    },
+}
+
+/// `clarity org …`
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization and print its first admin's API key.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "Admin")]
+        admin_name: String,
+        #[arg(long)]
+        admin_email: String,
+    },
+}
+
+fn projections(names: &[String]) -> anyhow::Result<Vec<Projection>> {
+    if names.is_empty() {
+        return Ok(Projection::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            Projection::from_name(n).ok_or_else(|| {
+                anyhow::anyhow!("unknown projection `{n}` (known: catalogue, sessions)")
+            })
+        })
+        .collect()
+}
+
+/// Parses the command line and runs the command.
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.config;
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        crate::shutdown_signal().await;
+        on_signal.cancel();
+    });
+    match cli.command {
+        Command::Serve => {
+            let pool = crate::connect(&config).await?;
+            crate::serve(AppState::new(pool, config)?, shutdown).await
+        }
+        Command::Relay => crate::relay(&config, shutdown).await,
+        Command::Consume { projections: names } => {
+            let pool = crate::connect(&config).await?;
+            crate::consume(&config, pool, &projections(&names)?, shutdown).await
+        }
+        Command::All => crate::run_all(config, shutdown).await,
+        Command::Migrate => {
+            crate::migrate(&config).await?;
+            config.kafka().ensure_topics().await?;
+            println!(
+                "migrations applied; topics {} and {} exist",
+                config.topic_assessments, config.topic_sessions
+            );
+            Ok(())
+        }
+        Command::Seed => {
+            let pool = crate::connect(&config).await?;
+            let state = AppState::new(pool, config)?;
+            for (title, outcome) in crate::seed::seed(&state)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
+            {
+                println!("{outcome:?}\t{title}");
+            }
+            Ok(())
+        }
+        Command::Rebuild { projection } => {
+            let projection = projections(std::slice::from_ref(&projection))?[0];
+            let report = clarity_consumers::projection_runner::rebuild(
+                &config.database_url,
+                &config.kafka(),
+                projection,
+                true,
+            )
+            .await?;
+            let secs = report.elapsed.as_secs_f64();
+            println!(
+                "rebuilt {}: {} records in {:.2}s ({:.0} records/s)",
+                projection.name(),
+                report.records,
+                secs,
+                report.records as f64 / secs.max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Org {
+            command:
+                OrgCommand::Create {
+                    name,
+                    admin_name,
+                    admin_email,
+                },
+        } => {
+            let pool = crate::connect(&config).await?;
+            let org = crate::create_organization(&pool, &name, &admin_name, &admin_email).await?;
+            println!(
+                "organization  {}\nadmin member  {}\nadmin API key {}",
+                org.org_id, org.admin_member_id, org.admin_api_key
+            );
+            println!("(the key is stored hashed and cannot be shown again)");
+            Ok(())
+        }
+        Command::Docs { out } => {
+            use utoipa::OpenApi;
+            std::fs::create_dir_all(out.join("events"))?;
+            for (name, schema) in crate::schemas::event_schemas() {
+                std::fs::write(
+                    out.join("events").join(format!("{name}.json")),
+                    serde_json::to_string_pretty(&schema)? + "\n",
+                )?;
+            }
+            std::fs::write(
+                out.join("openapi.json"),
+                crate::openapi::ApiDoc::openapi().to_pretty_json()? + "\n",
+            )?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+    }
+}

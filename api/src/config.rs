@@ -1,0 +1,107 @@
+//! Configuration: command-line flags, each with an environment variable, optionally preloaded
+//! from a `KEY=VALUE` file named by `CLARITY_CONFIG` (variables already set win over the file).
+
+use std::time::Duration;
+
+use clarity_consumers::KafkaSettings;
+
+/// Settings shared by every role.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// PostgreSQL connection string.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/clarity"
+    )]
+    pub database_url: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// Topic for assessment events.
+    #[arg(
+        long,
+        env = "CLARITY_TOPIC_ASSESSMENTS",
+        default_value = "clarity.assessments.v1"
+    )]
+    pub topic_assessments: String,
+    /// Topic for session lifecycle events and telemetry.
+    #[arg(
+        long,
+        env = "CLARITY_TOPIC_SESSIONS",
+        default_value = "clarity.sessions.v1"
+    )]
+    pub topic_sessions: String,
+    /// Partitions per topic when Clarity creates them.
+    #[arg(long, env = "CLARITY_TOPIC_PARTITIONS", default_value_t = 6)]
+    pub topic_partitions: i32,
+    /// Replication factor when Clarity creates topics.
+    #[arg(long, env = "CLARITY_TOPIC_REPLICATION", default_value_t = 1)]
+    pub topic_replication: i32,
+    /// Prefix of consumer group ids.
+    #[arg(long, env = "CLARITY_GROUP_PREFIX", default_value = "clarity")]
+    pub group_prefix: String,
+    /// HTTP listen address.
+    #[arg(long, env = "CLARITY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Most events in one telemetry batch.
+    #[arg(long, env = "CLARITY_MAX_BATCH_EVENTS", default_value_t = 1000)]
+    pub max_batch_events: usize,
+    /// Largest telemetry batch body, in bytes.
+    #[arg(long, env = "CLARITY_MAX_BATCH_BYTES", default_value_t = 1_048_576)]
+    pub max_batch_bytes: usize,
+    /// How far in the future a client timestamp may be, in seconds.
+    #[arg(long, env = "CLARITY_MAX_CLOCK_SKEW_SECONDS", default_value_t = 30)]
+    pub max_clock_skew_seconds: i64,
+    /// Database pool size per process.
+    #[arg(long, env = "CLARITY_DB_POOL_SIZE", default_value_t = 20)]
+    pub db_pool_size: u32,
+    /// How often the deadline scheduler looks for overdue sessions, in milliseconds.
+    #[arg(long, env = "CLARITY_SCHEDULER_INTERVAL_MS", default_value_t = 1000)]
+    pub scheduler_interval_ms: u64,
+    /// Producer linger for telemetry, in milliseconds (batches concurrent requests).
+    #[arg(long, env = "CLARITY_PRODUCER_LINGER_MS", default_value_t = 2)]
+    pub producer_linger_ms: u32,
+}
+
+impl Config {
+    /// The broker settings derived from this configuration.
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.kafka_brokers.clone(),
+            assessments_topic: self.topic_assessments.clone(),
+            sessions_topic: self.topic_sessions.clone(),
+            partitions: self.topic_partitions,
+            replication: self.topic_replication,
+            group_prefix: self.group_prefix.clone(),
+        }
+    }
+
+    /// The scheduler's polling interval.
+    pub fn scheduler_interval(&self) -> Duration {
+        Duration::from_millis(self.scheduler_interval_ms)
+    }
+}
+
+/// Loads `KEY=VALUE` lines from the file named by `CLARITY_CONFIG` into the environment, without
+/// overriding variables that are already set. Blank lines and `#` comments are ignored.
+pub fn load_config_file() -> std::io::Result<()> {
+    let Ok(path) = std::env::var("CLARITY_CONFIG") else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path)?;
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        if let Some((key, value)) = line.split_once('=') {
+            let key = key.trim();
+            if std::env::var_os(key).is_none() {
+                // SAFETY: called once at start-up, before any thread is spawned.
+                unsafe { std::env::set_var(key, value.trim().trim_matches('"')) };
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! The API's one error type: a stable machine-readable `code`, a human `message`, optional
+//! `details`; 5xx causes are logged, never sent to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use clarity_domain::assessment::AssessmentError;
+use clarity_domain::session::SessionError;
+use cqrs_es::AggregateError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// `Result` with the API error as default.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The error itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable error code (snake_case).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Structured context, e.g. per-event rejections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// Attaches structured details.
+    pub fn with_details(mut self, details: impl Serialize) -> Self {
+        self.details = serde_json::to_value(details).ok();
+        self
+    }
+
+    /// 404 with code `not_found`. Also what another organization's resources answer.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 401 with code `unauthenticated`.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    /// 403 with code `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 422 with the given code.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 500; the cause is logged with its chain and hidden from the client.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    /// 503 with the given code (a dependency is down; retry later).
+    pub fn unavailable(code: &'static str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, code, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            "a dependency is unavailable; retry later",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        use SessionError as E;
+        let (status, code) = match &error {
+            E::AlreadyInvited => (StatusCode::CONFLICT, "session_exists"),
+            E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            E::InviteExpired(_) => (StatusCode::CONFLICT, "invite_expired"),
+            E::InviteExpiryInPast => (StatusCode::UNPROCESSABLE_ENTITY, "invite_expiry_in_past"),
+            E::ConsentAlreadyRecorded => (StatusCode::CONFLICT, "consent_already_recorded"),
+            E::InvalidNotice => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_notice"),
+            E::ConsentRequired => (StatusCode::CONFLICT, "consent_required"),
+            E::AlreadyStarted => (StatusCode::CONFLICT, "session_already_started"),
+            E::NotStarted => (StatusCode::CONFLICT, "session_not_started"),
+            E::AlreadyFinished(_) => (StatusCode::CONFLICT, "session_finished"),
+            E::DeadlinePassed(_) => (StatusCode::CONFLICT, "deadline_passed"),
+            E::DeadlineNotReached(_) => (StatusCode::CONFLICT, "deadline_not_reached"),
+            E::InvalidDigest => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_digest"),
+            E::InvalidCandidate => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_candidate"),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<AssessmentError> for ApiError {
+    fn from(error: AssessmentError) -> Self {
+        use AssessmentError as E;
+        let (status, code) = match &error {
+            E::AlreadyExists => (StatusCode::CONFLICT, "assessment_exists"),
+            E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            E::Retired => (StatusCode::CONFLICT, "assessment_retired"),
+            E::NothingToPublish => (StatusCode::CONFLICT, "nothing_to_publish"),
+            E::InvalidSpec(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_assessment"),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl<T: std::error::Error + Into<ApiError>> From<AggregateError<T>> for ApiError {
+    fn from(error: AggregateError<T>) -> Self {
+        match error {
+            AggregateError::UserError(e) => e.into(),
+            AggregateError::AggregateConflict => Self::new(
+                StatusCode::CONFLICT,
+                "concurrent_modification",
+                "the resource changed concurrently; retry",
+            ),
+            AggregateError::DatabaseConnectionError(e) => {
+                Self::unavailable("database_unavailable", e)
+            }
+            other => Self::internal(other),
+        }
+    }
+}

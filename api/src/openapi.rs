@@ -1,0 +1,49 @@
+//! The OpenAPI document of the HTTP API, generated from the handlers and types.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{assessments, candidate, members, ops, sessions, telemetry};
+
+/// The API description served at `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Clarity API", description = "Event-sourced technical-hiring assessments: assessments, candidate sessions, telemetry ingestion. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}` with a stable `code`."),
+    paths(
+        ops::healthz, ops::readyz, ops::event_schema_index, ops::event_schema,
+        members::me, members::list_members, members::create_member, members::create_key, members::revoke_key,
+        assessments::list, assessments::show, assessments::show_version, assessments::create, assessments::revise,
+        assessments::publish, assessments::retire,
+        sessions::invite, sessions::list, sessions::show, sessions::events,
+        candidate::workspace, candidate::consent, candidate::start, candidate::submit,
+        telemetry::ingest,
+    ),
+    components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "members", description = "Organization members and API keys"),
+        (name = "assessments", description = "The built-in library and the organization's own assessments"),
+        (name = "sessions", description = "Candidate sessions (staff)"),
+        (name = "candidate", description = "What the candidate does, with the session token"),
+        (name = "ops", description = "Health, readiness, schemas"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |desc: &str| {
+            let mut http = Http::new(HttpAuthScheme::Bearer);
+            http.description = Some(desc.to_string());
+            SecurityScheme::Http(http)
+        };
+        components.add_security_scheme("api_key", bearer("Member API key `clk_<id>_<secret>`"));
+        components.add_security_scheme(
+            "session_token",
+            bearer("Candidate session token `cst_<session>_<secret>`"),
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! The HTTP API: one router per resource, merged here.
+
+pub mod assessments;
+pub mod candidate;
+pub mod members;
+pub mod ops;
+pub mod sessions;
+pub mod telemetry;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::router())
+        .merge(members::router())
+        .merge(assessments::router())
+        .merge(sessions::router())
+        .merge(candidate::router())
+        .merge(telemetry::router(&state))
+        .fallback(|| async { crate::error::ApiError::not_found("route") })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,289 @@
+//! Assessments: the built-in library and the organization's own tests. Reads come from the
+//! `catalogue` projection; changes go through the `Assessment` aggregate.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use clarity_domain::assessment::{AssessmentCommand, AssessmentSpec};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{Member, Role};
+use crate::error::{ApiError, Result};
+use crate::extract::ApiJson;
+use crate::state::{metadata, AppState};
+
+const AUTHORS: &[Role] = &[Role::Admin, Role::HiringManager];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/assessments", get(list).post(create))
+        .route("/v1/assessments/{assessment_id}", get(show))
+        .route("/v1/assessments/{assessment_id}/draft", put(revise))
+        .route("/v1/assessments/{assessment_id}/publish", post(publish))
+        .route("/v1/assessments/{assessment_id}/retire", post(retire))
+        .route(
+            "/v1/assessments/{assessment_id}/versions/{version}",
+            get(show_version),
+        )
+}
+
+/// An assessment as listed.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AssessmentSummary {
+    pub assessment_id: Uuid,
+    /// `null` for the built-in library.
+    pub org_id: Option<Uuid>,
+    pub title: String,
+    pub kind: String,
+    pub difficulty: String,
+    pub status: String,
+    pub latest_version: Option<i32>,
+    pub has_draft: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Lists the built-in library and the organization's own assessments.
+#[utoipa::path(get, path = "/v1/assessments", tag = "assessments", security(("api_key" = [])),
+    responses((status = 200, body = [AssessmentSummary])))]
+pub async fn list(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Json<Vec<AssessmentSummary>>> {
+    let rows = sqlx::query_as(
+        "SELECT assessment_id, org_id, title, kind, difficulty, status, latest_version, has_draft, updated_at
+         FROM catalogue_assessments WHERE org_id IS NULL OR org_id = $1 ORDER BY org_id NULLS FIRST, title",
+    )
+    .bind(member.org_id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(rows))
+}
+
+/// A published version.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct VersionView {
+    pub assessment_id: Uuid,
+    pub version: i32,
+    pub title: String,
+    pub best_for: String,
+    pub format: String,
+    pub time_limit_minutes: i32,
+    pub spec_digest: String,
+    pub published_at: DateTime<Utc>,
+    #[schema(value_type = AssessmentSpec)]
+    pub spec: sqlx::types::Json<AssessmentSpec>,
+}
+
+/// An assessment with its versions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssessmentDetail {
+    #[serde(flatten)]
+    pub summary: AssessmentSummary,
+    #[schema(value_type = Option<AssessmentSpec>)]
+    pub draft: Option<serde_json::Value>,
+    pub versions: Vec<VersionView>,
+}
+
+async fn visible_summary(
+    state: &AppState,
+    member: &Member,
+    id: Uuid,
+) -> Result<(AssessmentSummary, Option<serde_json::Value>)> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        summary: AssessmentSummary,
+        draft: Option<serde_json::Value>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT assessment_id, org_id, title, kind, difficulty, status, latest_version, has_draft, updated_at, draft
+         FROM catalogue_assessments WHERE assessment_id = $1 AND (org_id IS NULL OR org_id = $2)",
+    )
+    .bind(id)
+    .bind(member.org_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let row = row.ok_or_else(|| ApiError::not_found("assessment"))?;
+    Ok((row.summary, row.draft))
+}
+
+/// One assessment with its draft and every published version.
+#[utoipa::path(get, path = "/v1/assessments/{assessment_id}", tag = "assessments", security(("api_key" = [])),
+    params(("assessment_id" = Uuid, Path)), responses((status = 200, body = AssessmentDetail), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AssessmentDetail>> {
+    let (summary, draft) = visible_summary(&state, &member, id).await?;
+    let versions = sqlx::query_as(
+        "SELECT assessment_id, version, title, best_for, format, time_limit_minutes, spec_digest, published_at, spec
+         FROM catalogue_versions WHERE assessment_id = $1 ORDER BY version",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(AssessmentDetail {
+        summary,
+        draft,
+        versions,
+    }))
+}
+
+/// One published version.
+#[utoipa::path(get, path = "/v1/assessments/{assessment_id}/versions/{version}", tag = "assessments", security(("api_key" = [])),
+    params(("assessment_id" = Uuid, Path), ("version" = i32, Path)), responses((status = 200, body = VersionView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show_version(
+    State(state): State<AppState>,
+    member: Member,
+    Path((id, version)): Path<(Uuid, i32)>,
+) -> Result<Json<VersionView>> {
+    visible_summary(&state, &member, id).await?;
+    let row = sqlx::query_as(
+        "SELECT assessment_id, version, title, best_for, format, time_limit_minutes, spec_digest, published_at, spec
+         FROM catalogue_versions WHERE assessment_id = $1 AND version = $2",
+    )
+    .bind(id)
+    .bind(version)
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(Json(row.ok_or_else(|| {
+        ApiError::not_found("assessment version")
+    })?))
+}
+
+/// A new assessment draft.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAssessment {
+    pub spec: AssessmentSpec,
+}
+
+/// The result of an assessment command.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssessmentAccepted {
+    pub assessment_id: Uuid,
+    pub status: String,
+    pub latest_version: Option<u32>,
+    pub has_draft: bool,
+}
+
+async fn execute(
+    state: &AppState,
+    member: &Member,
+    id: Uuid,
+    command: AssessmentCommand,
+    at: DateTime<Utc>,
+) -> Result<AssessmentAccepted> {
+    state
+        .assessments
+        .execute_with_metadata(
+            &id.to_string(),
+            command,
+            metadata(Some(member.org_id), &member.member_id.to_string(), at),
+        )
+        .await?;
+    let a = state.load_assessment(id).await?;
+    Ok(AssessmentAccepted {
+        assessment_id: id,
+        status: format!("{:?}", a.status).to_lowercase(),
+        latest_version: a.latest_version(),
+        has_draft: a.draft.is_some(),
+    })
+}
+
+/// Only the owning organization may change an assessment; the built-in library is read-only.
+async fn owned(state: &AppState, member: &Member, id: Uuid) -> Result<()> {
+    member.require(AUTHORS)?;
+    let a = state.load_assessment(id).await?;
+    match (a.id, a.org_id) {
+        (Some(_), Some(org)) if org == member.org_id => Ok(()),
+        (Some(_), None) => Err(ApiError::forbidden(
+            "the built-in library is read-only; create your own assessment",
+        )),
+        _ => Err(ApiError::not_found("assessment")),
+    }
+}
+
+/// Creates an assessment with its first draft (admin, hiring manager).
+#[utoipa::path(post, path = "/v1/assessments", tag = "assessments", security(("api_key" = [])), request_body = NewAssessment,
+    responses((status = 201, body = AssessmentAccepted), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    member: Member,
+    ApiJson(new): ApiJson<NewAssessment>,
+) -> Result<(StatusCode, Json<AssessmentAccepted>)> {
+    member.require(AUTHORS)?;
+    let id = Uuid::now_v7();
+    let at = Utc::now();
+    let command = AssessmentCommand::CreateDraft {
+        assessment_id: id,
+        org_id: Some(member.org_id),
+        spec: new.spec,
+        at,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(execute(&state, &member, id, command, at).await?),
+    ))
+}
+
+/// Replaces the working draft (admin, hiring manager).
+#[utoipa::path(put, path = "/v1/assessments/{assessment_id}/draft", tag = "assessments", security(("api_key" = [])),
+    params(("assessment_id" = Uuid, Path)), request_body = NewAssessment,
+    responses((status = 200, body = AssessmentAccepted), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn revise(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    ApiJson(new): ApiJson<NewAssessment>,
+) -> Result<Json<AssessmentAccepted>> {
+    owned(&state, &member, id).await?;
+    let at = Utc::now();
+    Ok(Json(
+        execute(
+            &state,
+            &member,
+            id,
+            AssessmentCommand::ReviseDraft { spec: new.spec, at },
+            at,
+        )
+        .await?,
+    ))
+}
+
+/// Publishes the draft as the next immutable version (admin, hiring manager).
+#[utoipa::path(post, path = "/v1/assessments/{assessment_id}/publish", tag = "assessments", security(("api_key" = [])),
+    params(("assessment_id" = Uuid, Path)),
+    responses((status = 200, body = AssessmentAccepted), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn publish(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AssessmentAccepted>> {
+    owned(&state, &member, id).await?;
+    let at = Utc::now();
+    Ok(Json(
+        execute(&state, &member, id, AssessmentCommand::Publish { at }, at).await?,
+    ))
+}
+
+/// Retires the assessment: no new invitations (admin, hiring manager).
+#[utoipa::path(post, path = "/v1/assessments/{assessment_id}/retire", tag = "assessments", security(("api_key" = [])),
+    params(("assessment_id" = Uuid, Path)),
+    responses((status = 200, body = AssessmentAccepted), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn retire(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AssessmentAccepted>> {
+    owned(&state, &member, id).await?;
+    let at = Utc::now();
+    Ok(Json(
+        execute(&state, &member, id, AssessmentCommand::Retire { at }, at).await?,
+    ))
+}

@@ -1,0 +1,91 @@
+//! Operations: liveness, readiness, Prometheus metrics, the OpenAPI document and event schemas.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use rdkafka::producer::Producer;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/schemas/events", get(event_schema_index))
+        .route("/v1/schemas/events/{event_type}", get(event_schema))
+}
+
+/// Health status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the database and the broker answer.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Health), (status = 503, body = crate::error::ErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>> {
+    sqlx::query("SELECT 1")
+        .execute(&state.pool)
+        .await
+        .map_err(|e| ApiError::unavailable("database_unavailable", e))?;
+    let producer = state.producer.clone();
+    let topic = state.config.topic_sessions.clone();
+    tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(2))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::unavailable("broker_unavailable", e))?;
+    Ok(Json(Health { status: "ready" }))
+}
+
+async fn metrics() -> impl IntoResponse {
+    let mut body = String::new();
+    let encoder = prometheus::TextEncoder::new();
+    if let Err(e) = encoder.encode_utf8(&prometheus::gather(), &mut body) {
+        return ApiError::internal(e).into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(crate::openapi::ApiDoc::openapi())
+}
+
+/// The event types on the topics, each with the path of its JSON Schema.
+#[utoipa::path(get, path = "/v1/schemas/events", tag = "ops", responses((status = 200, body = Vec<String>)))]
+pub async fn event_schema_index() -> Json<Vec<String>> {
+    Json(
+        crate::schemas::event_schemas()
+            .into_keys()
+            .map(|t| format!("/v1/schemas/events/{t}"))
+            .collect(),
+    )
+}
+
+/// The JSON Schema (2020-12) of one event type, e.g. `clarity.Telemetry.edit.v1`.
+#[utoipa::path(get, path = "/v1/schemas/events/{event_type}", tag = "ops", params(("event_type" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn event_schema(Path(event_type): Path<String>) -> Result<Json<serde_json::Value>> {
+    crate::schemas::event_schemas()
+        .remove(&event_type)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "unknown event type"))
+}

@@ -1,0 +1,304 @@
+//! Telemetry ingestion: validated batches produced to Kafka keyed by session id.
+//!
+//! A batch is all-or-nothing: any invalid event rejects the batch with a reason per event, and
+//! nothing is produced. Per session, batches are serialized by a row lock on the session's
+//! cursor, so they reach the partition in client order; the cursor (highest acknowledged `seq`)
+//! advances only after the broker acknowledged every record. Events at or below the cursor are
+//! retries of acknowledged events and are skipped (and a crash between ack and cursor update
+//! leaves duplicates in the topic, which readers drop by (session, seq)).
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use clarity_domain::telemetry::{Rejection, TelemetryEvent};
+use clarity_domain::wire::WireEvent;
+use prometheus::{register_histogram, register_int_counter_vec, Histogram, IntCounterVec};
+use rdkafka::producer::FutureRecord;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::CandidateToken;
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+static INGESTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "clarity_ingested_events_total",
+        "Telemetry events by outcome",
+        &["outcome"]
+    )
+    .expect("metric registers")
+});
+static PRODUCE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "clarity_telemetry_produce_seconds",
+        "Time from producing a batch to the broker's acknowledgement",
+        vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
+    )
+    .expect("metric registers")
+});
+
+pub fn router(_state: &AppState) -> Router<AppState> {
+    Router::new().route("/v1/sessions/{session_id}/telemetry", post(ingest))
+}
+
+/// A batch of client-numbered events.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryBatch {
+    #[schema(value_type = Vec<TelemetryEvent>)]
+    pub events: Vec<serde_json::Value>,
+}
+
+/// What happened to a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResult {
+    /// Events produced to the broker and acknowledged.
+    pub accepted: usize,
+    /// Events skipped because they were already acknowledged (a retried batch).
+    pub duplicates: usize,
+    /// The highest acknowledged `seq` of the session.
+    pub last_seq: i64,
+}
+
+/// Why one event was rejected.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventRejection {
+    pub index: usize,
+    pub seq: Option<u64>,
+    pub code: String,
+    pub message: String,
+}
+
+/// Ingests a telemetry batch for the caller's session.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/telemetry", tag = "candidate", security(("session_token" = [])),
+    params(("session_id" = Uuid, Path)), request_body = TelemetryBatch,
+    responses(
+        (status = 200, body = IngestResult),
+        (status = 400, description = "malformed JSON", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "session not in progress, or a gap in `seq`", body = crate::error::ErrorBody),
+        (status = 413, description = "too many events or bytes", body = crate::error::ErrorBody),
+        (status = 422, description = "invalid events; `details` lists each with its reason", body = crate::error::ErrorBody),
+        (status = 503, description = "broker unavailable; retry the batch", body = crate::error::ErrorBody)))]
+pub async fn ingest(
+    State(state): State<AppState>,
+    token: CandidateToken,
+    Path(session_id): Path<Uuid>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResult>> {
+    token.for_session(session_id)?;
+    let events = parse_batch(&state, &headers, body).await?;
+
+    let session = state.load_session(session_id).await?;
+    let now = Utc::now();
+    if !session.accepts_telemetry(now) {
+        INGESTED
+            .with_label_values(&["rejected"])
+            .inc_by(events.len() as u64);
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "session_not_in_progress",
+            format!(
+                "the session is {}; telemetry is accepted only while it is in progress",
+                if session.status == clarity_domain::session::SessionStatus::InProgress {
+                    "past its deadline"
+                } else {
+                    session.status.as_str()
+                }
+            ),
+        ));
+    }
+    let org_id = session.org_id.unwrap_or(token.org_id);
+
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("INSERT INTO telemetry_cursors (session_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
+    let last_seq: i64 = sqlx::query_scalar(
+        "SELECT last_seq FROM telemetry_cursors WHERE session_id = $1 FOR UPDATE",
+    )
+    .bind(session_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let fresh: Vec<&TelemetryEvent> = events.iter().filter(|e| e.seq as i64 > last_seq).collect();
+    let duplicates = events.len() - fresh.len();
+    if let Some(first) = fresh.first() {
+        if first.seq as i64 != last_seq + 1 {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "sequence_gap",
+                format!("expected seq {} next, got {}", last_seq + 1, first.seq),
+            )
+            .with_details(serde_json::json!({ "expected_seq": last_seq + 1 })));
+        }
+    } else {
+        INGESTED
+            .with_label_values(&["duplicate"])
+            .inc_by(duplicates as u64);
+        return Ok(Json(IngestResult {
+            accepted: 0,
+            duplicates,
+            last_seq,
+        }));
+    }
+
+    let key = session_id.to_string();
+    let topic = &state.config.topic_sessions;
+    let payloads: Vec<Vec<u8>> = fresh
+        .iter()
+        .map(|e| {
+            serde_json::to_vec(&WireEvent::telemetry(session_id, org_id, e))
+                .map_err(ApiError::internal)
+        })
+        .collect::<Result<_>>()?;
+    let started = Instant::now();
+    let deliveries: Vec<_> = payloads
+        .iter()
+        .map(|p| {
+            state.producer.send(
+                FutureRecord::to(topic).key(&key).payload(p),
+                Duration::from_secs(10),
+            )
+        })
+        .collect();
+    for delivery in futures::future::join_all(deliveries).await {
+        if let Err((error, _)) = delivery {
+            // The cursor stays put (the transaction rolls back); the client retries the batch.
+            INGESTED
+                .with_label_values(&["broker_error"])
+                .inc_by(fresh.len() as u64);
+            return Err(ApiError::unavailable("broker_unavailable", error));
+        }
+    }
+    PRODUCE_SECONDS.observe(started.elapsed().as_secs_f64());
+    let new_last = fresh.last().map_or(last_seq, |e| e.seq as i64);
+    sqlx::query(
+        "UPDATE telemetry_cursors SET last_seq = $2, updated_at = now() WHERE session_id = $1",
+    )
+    .bind(session_id)
+    .bind(new_last)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    INGESTED
+        .with_label_values(&["accepted"])
+        .inc_by(fresh.len() as u64);
+    INGESTED
+        .with_label_values(&["duplicate"])
+        .inc_by(duplicates as u64);
+    Ok(Json(IngestResult {
+        accepted: fresh.len(),
+        duplicates,
+        last_seq: new_last,
+    }))
+}
+
+/// Reads, bounds and validates a batch; every problem is reported per event.
+async fn parse_batch(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<TelemetryEvent>> {
+    let config = &state.config;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected `Content-Type: application/json`",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "a batch holds at most {} bytes and {} events",
+                config.max_batch_bytes, config.max_batch_events
+            ),
+        )
+    };
+    let bytes = axum::body::to_bytes(body, config.max_batch_bytes)
+        .await
+        .map_err(|_| too_large())?;
+    let batch: TelemetryBatch = serde_json::from_slice(&bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+        } else {
+            ApiError::invalid("invalid_body", e.to_string())
+        }
+    })?;
+    if batch.events.len() > config.max_batch_events {
+        return Err(too_large());
+    }
+    if batch.events.is_empty() {
+        return Err(ApiError::invalid(
+            "empty_batch",
+            "a batch needs at least one event",
+        ));
+    }
+    let now = Utc::now();
+    let skew = chrono::Duration::seconds(config.max_clock_skew_seconds);
+    let mut events = Vec::with_capacity(batch.events.len());
+    let mut rejections = Vec::new();
+    let mut previous: Option<u64> = None;
+    for (index, value) in batch.events.into_iter().enumerate() {
+        let seq_hint = value.get("seq").and_then(|s| s.as_u64());
+        let checked = serde_json::from_value::<TelemetryEvent>(value)
+            .map_err(|e| Rejection {
+                code: "invalid_event",
+                message: e.to_string(),
+            })
+            .and_then(|event| event.validate(now, skew).map(|()| event))
+            .and_then(|event| match previous {
+                Some(p) if event.seq <= p => Err(Rejection {
+                    code: "sequence_not_increasing",
+                    message: format!(
+                        "seq {} follows {p}; seq must increase within a batch",
+                        event.seq
+                    ),
+                }),
+                _ => Ok(event),
+            });
+        match checked {
+            Ok(event) => {
+                previous = Some(event.seq);
+                events.push(event);
+            }
+            Err(r) => rejections.push(EventRejection {
+                index,
+                seq: seq_hint,
+                code: r.code.to_string(),
+                message: r.message,
+            }),
+        }
+    }
+    if !rejections.is_empty() {
+        INGESTED
+            .with_label_values(&["rejected"])
+            .inc_by((events.len() + rejections.len()) as u64);
+        return Err(ApiError::invalid(
+            "invalid_events",
+            format!(
+                "{} event(s) rejected; nothing in the batch was accepted",
+                rejections.len()
+            ),
+        )
+        .with_details(rejections));
+    }
+    Ok(events)
+}

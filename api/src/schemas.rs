@@ -1,0 +1,132 @@
+//! JSON Schemas of the events on the Kafka topics, one per event type and version, generated
+//! from the Rust types so that a consumer in any language can read the topics.
+
+use std::collections::BTreeMap;
+
+use clarity_domain::assessment::AssessmentEvent;
+use clarity_domain::session::SessionEvent;
+use clarity_domain::telemetry::TelemetryData;
+use clarity_domain::wire::{event_type, WireEvent, TELEMETRY};
+use serde_json::{json, Value};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(components(schemas(SessionEvent, AssessmentEvent, TelemetryData, WireEvent)))]
+struct EventComponents;
+
+/// Every event schema, keyed by CloudEvents `type` (e.g. `clarity.CandidateSession.SessionStarted.v1`).
+pub fn event_schemas() -> BTreeMap<String, Value> {
+    let doc = serde_json::to_value(EventComponents::openapi()).expect("openapi serializes");
+    let text = doc["components"]["schemas"]
+        .to_string()
+        .replace("#/components/schemas/", "#/$defs/");
+    let defs: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("valid json");
+    let mut out = BTreeMap::new();
+    for (aggregate, enum_name) in [
+        ("CandidateSession", "SessionEvent"),
+        ("Assessment", "AssessmentEvent"),
+    ] {
+        for variant in defs[enum_name]["oneOf"].as_array().into_iter().flatten() {
+            if let Some((name, data)) = variant["properties"]
+                .as_object()
+                .and_then(|p| p.iter().next())
+            {
+                out.insert(
+                    event_type(aggregate, name, "1"),
+                    document(aggregate, name, data.clone(), &defs),
+                );
+            }
+        }
+    }
+    for variant in defs["TelemetryData"]["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(kind) = variant["properties"]["type"]["enum"][0].as_str() {
+            out.insert(
+                event_type(TELEMETRY, kind, "1"),
+                document(TELEMETRY, kind, variant.clone(), &defs),
+            );
+        }
+    }
+    out
+}
+
+fn document(
+    aggregate: &str,
+    name: &str,
+    data: Value,
+    defs: &serde_json::Map<String, Value>,
+) -> Value {
+    let ce_type = event_type(aggregate, name, "1");
+    let streamkind = if aggregate == TELEMETRY {
+        "telemetry"
+    } else {
+        "lifecycle"
+    };
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": format!("urn:clarity:schema:{aggregate}.{name}:1"),
+        "title": ce_type,
+        "description": format!("A `{ce_type}` record (CloudEvents 1.0, structured JSON mode). The Kafka key is `subject`."),
+        "type": "object",
+        "required": ["specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "streamkind", "sequence", "data"],
+        "properties": {
+            "specversion": {"const": "1.0"},
+            "id": {"type": "string", "description": "Deterministic: `<Aggregate>/<subject>/<sequence>`; a duplicate has the same id."},
+            "source": {"const": "clarity"},
+            "type": {"const": ce_type},
+            "subject": {"type": "string", "description": "Stream id (session or assessment id); the Kafka key."},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"const": "application/json"},
+            "dataschema": {"const": format!("urn:clarity:schema:{aggregate}.{name}:1")},
+            "orgid": {"type": "string", "format": "uuid"},
+            "streamkind": {"const": streamkind},
+            "sequence": {"type": "integer", "minimum": 1},
+            "data": data,
+        },
+        "$defs": defs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_has_a_schema() {
+        let schemas = event_schemas();
+        for name in [
+            "CandidateInvited",
+            "ConsentRecorded",
+            "SessionStarted",
+            "SessionSubmitted",
+            "SessionExpired",
+        ] {
+            assert!(
+                schemas.contains_key(&event_type("CandidateSession", name, "1")),
+                "{name}"
+            );
+        }
+        for name in [
+            "AssessmentDrafted",
+            "DraftRevised",
+            "AssessmentVersionPublished",
+            "AssessmentRetired",
+        ] {
+            assert!(
+                schemas.contains_key(&event_type("Assessment", name, "1")),
+                "{name}"
+            );
+        }
+        for kind in TelemetryData::KINDS {
+            assert!(
+                schemas.contains_key(&event_type(TELEMETRY, kind, "1")),
+                "{kind}"
+            );
+        }
+        let edit = &schemas["clarity.Telemetry.edit.v1"]["properties"]["data"];
+        assert!(edit["properties"]["position"].is_object(), "{edit}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Shared application state: the pool, the command side (cqrs-es over PostgreSQL), the
+//! telemetry producer and limits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use clarity_domain::{Assessment, CandidateSession};
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{AggregateContext, CqrsFramework, EventStore};
+use postgres_es::PostgresEventRepository;
+use rdkafka::producer::FutureProducer;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub assessments: Arc<CqrsFramework<Assessment, Store<Assessment>>>,
+    pub sessions: Arc<CqrsFramework<CandidateSession, Store<CandidateSession>>>,
+    assessment_store: Arc<Store<Assessment>>,
+    session_store: Arc<Store<CandidateSession>>,
+    pub producer: FutureProducer,
+}
+
+fn store<A: cqrs_es::Aggregate>(pool: &PgPool) -> Store<A> {
+    PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
+}
+
+/// Metadata stored with every event: who did it, for which organization, when.
+pub fn metadata(org_id: Option<Uuid>, actor: &str, at: DateTime<Utc>) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    if let Some(org) = org_id {
+        m.insert("org_id".into(), org.to_string());
+    }
+    m.insert("actor".into(), actor.to_string());
+    m.insert(
+        "time".into(),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    );
+    m
+}
+
+impl AppState {
+    /// Builds the state; the producer is idempotent with `acks=all`.
+    pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
+        let producer = config.kafka().producer(config.producer_linger_ms)?;
+        Ok(Self {
+            assessments: Arc::new(CqrsFramework::new(store(&pool), vec![], ())),
+            sessions: Arc::new(CqrsFramework::new(store(&pool), vec![], ())),
+            assessment_store: Arc::new(store(&pool)),
+            session_store: Arc::new(store(&pool)),
+            pool,
+            config: Arc::new(config),
+            producer,
+        })
+    }
+
+    /// Current state of an assessment (default state if it does not exist).
+    pub async fn load_assessment(&self, id: Uuid) -> Result<Assessment, ApiError> {
+        let mut ctx = self
+            .assessment_store
+            .load_aggregate(&id.to_string())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(std::mem::take(ctx.aggregate()))
+    }
+
+    /// Current state of a session (default state if it does not exist).
+    pub async fn load_session(&self, id: Uuid) -> Result<CandidateSession, ApiError> {
+        let mut ctx = self
+            .session_store
+            .load_aggregate(&id.to_string())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(std::mem::take(ctx.aggregate()))
+    }
+}

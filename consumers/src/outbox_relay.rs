@@ -1,0 +1,230 @@
+//! The outbox relay: publishes every event the event store commits to Kafka, keyed by stream id,
+//! in commit order.
+//!
+//! PostgreSQL assigns identity values when rows are inserted, not when they commit, so a reader
+//! polling `position > last` can pass over a row whose transaction commits later. The relay reads
+//! only below the **commit horizon** `pg_snapshot_xmin(pg_current_snapshot())`: every transaction
+//! with an id below it has finished, so no row can still appear there. Rows are ordered by
+//! `(tx_id, position)`; a stream's events are in sequence order because a stream's next event is
+//! written by a transaction that started after the previous one committed.
+//!
+//! Only one relay publishes at a time: the leader holds a session-level advisory lock on its own
+//! connection and does every read and checkpoint write on it. If the leader dies, its connection
+//! closes, the lock is released, and a standby takes over from the stored checkpoint. The
+//! checkpoint advances only after the broker acknowledged every record of a batch; a crash
+//! between the two republishes the batch (readers drop duplicates), it never skips.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clarity_domain::wire::WireEvent;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::{Connection, PgConnection, Row};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, instrument, warn};
+use uuid::Uuid;
+
+use crate::kafka::KafkaSettings;
+use crate::metrics::RELAY_PUBLISHED;
+
+/// Advisory lock key shared by every relay process.
+const LEADER_LOCK: i64 = 0x636c_6172_6974_7901; // "clarity" + 1
+
+/// Relay tuning.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Checkpoint name; one per relay deployment.
+    pub name: String,
+    /// Events read and published per round.
+    pub batch_size: i64,
+    /// Pause when there is nothing to publish.
+    pub idle_wait: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            name: "main".into(),
+            batch_size: 1000,
+            idle_wait: Duration::from_millis(20),
+        }
+    }
+}
+
+/// Errors of one relay round.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("broker refused a record: {0}")]
+    Broker(#[from] rdkafka::error::KafkaError),
+    #[error("stored event {0} cannot be encoded: {1}")]
+    Encoding(String, serde_json::Error),
+}
+
+/// Runs the relay until `shutdown`: waits for leadership, then publishes. Connection and broker
+/// errors are retried with backoff; the function only returns on shutdown.
+pub async fn run(
+    database_url: &str,
+    kafka: &KafkaSettings,
+    config: RelayConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let producer = kafka.producer(5)?;
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match lead(database_url, kafka, &producer, &config, &shutdown).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(error) => {
+                warn!(error = %error, "relay round failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Acquires leadership (or waits as a standby) and publishes while leader.
+async fn lead(
+    database_url: &str,
+    kafka: &KafkaSettings,
+    producer: &FutureProducer,
+    config: &RelayConfig,
+    shutdown: &CancellationToken,
+) -> Result<(), RelayError> {
+    let mut conn = PgConnection::connect(database_url).await?;
+    loop {
+        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        if leader {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    info!(relay = %config.name, "relay is leader");
+    sqlx::query("INSERT INTO relay_checkpoints (relay, tx_id, position) VALUES ($1, '0'::xid8, 0) ON CONFLICT DO NOTHING")
+        .bind(&config.name)
+        .execute(&mut conn)
+        .await?;
+    while !shutdown.is_cancelled() {
+        let published = publish_batch(&mut conn, kafka, producer, config).await?;
+        if published == 0 {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(config.idle_wait) => {}
+            }
+        }
+    }
+    // Closing the connection releases the lock for a standby.
+    conn.close().await?;
+    Ok(())
+}
+
+/// Publishes one batch below the commit horizon; returns how many events it published.
+#[instrument(skip_all, fields(relay = %config.name), err)]
+pub async fn publish_batch(
+    conn: &mut PgConnection,
+    kafka: &KafkaSettings,
+    producer: &FutureProducer,
+    config: &RelayConfig,
+) -> Result<usize, RelayError> {
+    let rows = sqlx::query(
+        "SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version,
+                e.payload::text AS payload, e.metadata::text AS metadata,
+                e.tx_id::text AS tx_id, e.position
+         FROM events e, relay_checkpoints c
+         WHERE c.relay = $1
+           AND (e.tx_id, e.position) > (c.tx_id, c.position)
+           AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY e.tx_id, e.position
+         LIMIT $2",
+    )
+    .bind(&config.name)
+    .bind(config.batch_size)
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(last) = rows.last() else {
+        return Ok(0);
+    };
+    let (last_tx, last_position): (String, i64) = (last.get("tx_id"), last.get("position"));
+
+    let mut encoded = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let aggregate_type: String = row.get("aggregate_type");
+        let aggregate_id: String = row.get("aggregate_id");
+        let wire = to_wire(row)
+            .map_err(|e| RelayError::Encoding(format!("{aggregate_type}/{aggregate_id}"), e))?;
+        let value =
+            serde_json::to_vec(&wire).map_err(|e| RelayError::Encoding(wire.id.clone(), e))?;
+        encoded.push((
+            kafka.topic_for_aggregate(&aggregate_type).to_string(),
+            aggregate_id,
+            value,
+        ));
+    }
+    // Enqueue everything, then wait for every acknowledgement. The idempotent producer keeps
+    // per-partition order across its internal retries.
+    let deliveries: Vec<_> = encoded
+        .iter()
+        .map(|(topic, key, value)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(value),
+                Duration::from_secs(30),
+            )
+        })
+        .collect();
+    for (delivery, (topic, _, _)) in futures::future::join_all(deliveries)
+        .await
+        .into_iter()
+        .zip(&encoded)
+    {
+        delivery.map_err(|(error, _)| RelayError::Broker(error))?;
+        RELAY_PUBLISHED.with_label_values(&[topic]).inc();
+    }
+    sqlx::query(
+        "UPDATE relay_checkpoints SET tx_id = $2::xid8, position = $3, published = published + $4, updated_at = now()
+         WHERE relay = $1",
+    )
+    .bind(&config.name)
+    .bind(&last_tx)
+    .bind(last_position)
+    .bind(rows.len() as i64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(rows.len())
+}
+
+fn to_wire(row: &sqlx::postgres::PgRow) -> Result<WireEvent, serde_json::Error> {
+    let aggregate_type: String = row.get("aggregate_type");
+    let aggregate_id: String = row.get("aggregate_id");
+    let event_type: String = row.get("event_type");
+    let payload: serde_json::Value = serde_json::from_str(row.get::<&str, _>("payload"))?;
+    let metadata: std::collections::HashMap<String, String> =
+        serde_json::from_str(row.get::<&str, _>("metadata"))?;
+    // cqrs-es stores `{"<EventType>": {...}}`; the wire carries the inner object.
+    let data = payload.get(&event_type).cloned().unwrap_or(payload);
+    let orgid = metadata.get("org_id").and_then(|s| s.parse::<Uuid>().ok());
+    let time = metadata
+        .get("time")
+        .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+        .unwrap_or(DateTime::UNIX_EPOCH);
+    Ok(WireEvent::lifecycle(
+        &aggregate_type,
+        &aggregate_id,
+        row.get::<i64, _>("sequence") as u64,
+        &event_type,
+        row.get::<&str, _>("event_version"),
+        orgid,
+        time,
+        data,
+    ))
+}

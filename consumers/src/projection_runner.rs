@@ -1,0 +1,478 @@
+//! The projection runtime: consumes a topic in a consumer group and applies batches to a read
+//! model, with the partition offsets stored in the same PostgreSQL transaction as the rows.
+//!
+//! PostgreSQL's offsets are the truth. Kafka's committed group offsets are only a hint kept up to
+//! date for lag monitoring: after every (re)assignment the runner compares the first record it
+//! gets from a partition with the stored offset and seeks when they differ.
+//!
+//! Rebuilds hold an exclusive advisory lock per projection for their whole run; live batches take
+//! the same lock shared (and back off while a rebuild runs), so the two never interleave.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clarity_domain::wire::WireEvent;
+use clarity_projections::{Projection, ProjectionError, Record};
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::kafka::KafkaSettings;
+use crate::metrics::{BATCH_SECONDS, CONSUMER_LAG, PROJECTION_RECORDS};
+
+/// Batch sizing for a projection consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Most records applied in one transaction.
+    pub batch_max: usize,
+    /// Longest wait for a batch to fill once its first record arrived.
+    pub batch_wait: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            batch_max: 2000,
+            batch_wait: Duration::from_millis(20),
+        }
+    }
+}
+
+/// A raw record copied out of librdkafka's buffer.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+/// What happened to a batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Committed; this many records were new to the projection (the rest were below the stored offset).
+    Applied(usize),
+    /// A rebuild holds the projection; try again later.
+    RebuildInProgress,
+}
+
+struct RunnerContext {
+    projection: &'static str,
+    reassigned: Arc<AtomicBool>,
+}
+
+impl ClientContext for RunnerContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    CONSUMER_LAG
+                        .with_label_values(&[self.projection, &topic, &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for RunnerContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.reassigned.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn lock_key(projection: Projection) -> String {
+    format!("clarity.projection.{}", projection.name())
+}
+
+/// Runs a projection's live consumer until `shutdown`.
+pub async fn run(
+    pool: PgPool,
+    kafka: &KafkaSettings,
+    projection: Projection,
+    config: ConsumerConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let topic = kafka.topic(projection.feed()).to_string();
+    let reassigned = Arc::new(AtomicBool::new(true));
+    let context = RunnerContext {
+        projection: projection.name(),
+        reassigned: reassigned.clone(),
+    };
+    let consumer: StreamConsumer<RunnerContext> = kafka
+        .client_config()
+        .set(
+            "group.id",
+            format!("{}.{}", kafka.group_prefix, projection.name()),
+        )
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "5000")
+        .set("fetch.wait.max.ms", "50")
+        .create_with_context(context)?;
+    consumer.subscribe(&[&topic])?;
+    info!(projection = projection.name(), %topic, "projection consumer started");
+    let mut synced: HashSet<i32> = HashSet::new();
+    while !shutdown.is_cancelled() {
+        let Some(mut batch) = next_batch(&consumer, &config, &shutdown).await? else {
+            break;
+        };
+        if reassigned.swap(false, Ordering::SeqCst) {
+            synced.clear();
+        }
+        // First record of a partition since (re)assignment: make sure we read from the stored offset.
+        let unsynced: Vec<i32> = batch
+            .iter()
+            .map(|r| r.partition)
+            .filter(|p| !synced.contains(p))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for partition in unsynced {
+            let stored = stored_offset(&pool, projection, &topic, partition).await?;
+            let first = batch
+                .iter()
+                .find(|r| r.partition == partition)
+                .map(|r| r.offset)
+                .unwrap_or(stored);
+            if first != stored {
+                info!(
+                    projection = projection.name(),
+                    partition,
+                    from = first,
+                    to = stored,
+                    "seeking to the stored offset"
+                );
+                consumer.seek(
+                    &topic,
+                    partition,
+                    Offset::Offset(stored),
+                    Duration::from_secs(10),
+                )?;
+                batch.retain(|r| r.partition != partition);
+            }
+            synced.insert(partition);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match apply_batch_pooled(&pool, projection, &batch).await {
+                Ok(BatchOutcome::Applied(_)) => break,
+                Ok(BatchOutcome::RebuildInProgress) => {}
+                Err(error) => {
+                    warn!(projection = projection.name(), error = %error, "batch failed; retrying")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        let mut next: HashMap<i32, i64> = HashMap::new();
+        for r in &batch {
+            next.insert(r.partition, r.offset + 1);
+        }
+        for (partition, offset) in next {
+            // Only a hint for lag monitoring; the truth is in PostgreSQL.
+            let _ = consumer.store_offset(&topic, partition, offset);
+        }
+    }
+    info!(
+        projection = projection.name(),
+        "projection consumer stopped"
+    );
+    Ok(())
+}
+
+/// Waits for a first record, then gathers more for up to `batch_wait`. `None` on shutdown.
+async fn next_batch<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    config: &ConsumerConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Vec<RawRecord>>> {
+    let mut batch = Vec::with_capacity(config.batch_max);
+    let first = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(None),
+        m = consumer.recv() => m?,
+    };
+    batch.push(raw(&first));
+    drop(first);
+    let deadline = tokio::time::Instant::now() + config.batch_wait;
+    while batch.len() < config.batch_max {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(message) => batch.push(raw(&message?)),
+            Err(_) => break,
+        }
+    }
+    Ok(Some(batch))
+}
+
+fn raw<M: Message>(message: &M) -> RawRecord {
+    RawRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        payload: message.payload().unwrap_or_default().to_vec(),
+    }
+}
+
+async fn stored_offset(
+    pool: &PgPool,
+    projection: Projection,
+    topic: &str,
+    partition: i32,
+) -> Result<i64, sqlx::Error> {
+    let offset: Option<i64> = sqlx::query_scalar("SELECT next_offset FROM projection_offsets WHERE projection = $1 AND topic = $2 AND partition = $3")
+        .bind(projection.name())
+        .bind(topic)
+        .bind(partition)
+        .fetch_optional(pool)
+        .await?;
+    Ok(offset.unwrap_or(0))
+}
+
+async fn apply_batch_pooled(
+    pool: &PgPool,
+    projection: Projection,
+    batch: &[RawRecord],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    apply_batch(&mut conn, projection, batch).await
+}
+
+/// Applies a batch in one transaction: skips records below the stored offsets, projects the rest,
+/// sets aside records that cannot be decoded (in `projection_rejects`), and stores the new offsets.
+pub async fn apply_batch(
+    conn: &mut PgConnection,
+    projection: Projection,
+    batch: &[RawRecord],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let started = Instant::now();
+    let mut rejected: BTreeMap<(String, i32, i64), String> = BTreeMap::new();
+    loop {
+        let mut tx = conn.begin().await?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock_shared(hashtext($1))")
+                .bind(lock_key(projection))
+                .fetch_one(&mut *tx)
+                .await?;
+        if !locked {
+            return Ok(BatchOutcome::RebuildInProgress);
+        }
+        let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
+            "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1 FOR UPDATE",
+        )
+        .bind(projection.name())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(t, p, o)| ((t, p), o))
+        .collect();
+        let mut records = Vec::with_capacity(batch.len());
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for raw in batch {
+            let key = (raw.topic.clone(), raw.partition);
+            if raw.offset < stored.get(&key).copied().unwrap_or(0) {
+                continue;
+            }
+            next.insert(key, raw.offset + 1);
+            let id = (raw.topic.clone(), raw.partition, raw.offset);
+            if rejected.contains_key(&id) {
+                continue;
+            }
+            match serde_json::from_slice::<WireEvent>(&raw.payload) {
+                Ok(event) => records.push(Record {
+                    topic: raw.topic.clone(),
+                    partition: raw.partition,
+                    offset: raw.offset,
+                    event,
+                }),
+                Err(e) => {
+                    rejected.insert(id, format!("not a Clarity CloudEvent: {e}"));
+                }
+            }
+        }
+        match projection.apply(&mut tx, &records).await {
+            Ok(()) => {}
+            Err(ProjectionError::Undecodable {
+                topic,
+                partition,
+                offset,
+                reason,
+            }) => {
+                // Roll back and redo the batch without the record; it is kept for inspection.
+                tx.rollback().await?;
+                rejected.insert((topic, partition, offset), reason);
+                continue;
+            }
+            Err(ProjectionError::Database(e)) => return Err(e),
+        }
+        for ((topic, partition, offset), reason) in &rejected {
+            if *offset
+                >= stored
+                    .get(&(topic.clone(), *partition))
+                    .copied()
+                    .unwrap_or(0)
+            {
+                warn!(projection = projection.name(), %topic, partition, offset, %reason, "record set aside");
+                sqlx::query("INSERT INTO projection_rejects (projection, topic, partition, \"offset\", reason) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+                    .bind(projection.name())
+                    .bind(topic)
+                    .bind(partition)
+                    .bind(offset)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for ((topic, partition), offset) in &next {
+            sqlx::query(
+                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+            )
+            .bind(projection.name())
+            .bind(topic)
+            .bind(partition)
+            .bind(offset)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        PROJECTION_RECORDS
+            .with_label_values(&[projection.name()])
+            .inc_by(records.len() as u64);
+        BATCH_SECONDS
+            .with_label_values(&[projection.name()])
+            .observe(started.elapsed().as_secs_f64());
+        return Ok(BatchOutcome::Applied(records.len()));
+    }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone)]
+pub struct RebuildReport {
+    pub records: u64,
+    pub elapsed: Duration,
+}
+
+/// Rebuilds a projection from offset 0: clears its tables and offsets and re-applies the whole
+/// topic up to the end it had when the rebuild started. Live consumers of the projection pause
+/// meanwhile and resume from the rebuilt offsets.
+pub async fn rebuild(
+    database_url: &str,
+    kafka: &KafkaSettings,
+    projection: Projection,
+    show_progress: bool,
+) -> anyhow::Result<RebuildReport> {
+    let started = Instant::now();
+    let topic = kafka.topic(projection.feed()).to_string();
+    let mut conn = PgConnection::connect(database_url).await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(lock_key(projection))
+        .execute(&mut conn)
+        .await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query(&format!("TRUNCATE {}", projection.tables().join(", ")))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM projection_offsets WHERE projection = $1")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM projection_rejects WHERE projection = $1")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set(
+            "group.id",
+            format!("{}.rebuild.{}", kafka.group_prefix, projection.name()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends: HashMap<i32, i64> = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    let mut total = 0u64;
+    for &partition in &partitions {
+        let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?;
+        if high > low {
+            ends.insert(partition, high);
+            total += (high - low) as u64;
+            assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+        }
+    }
+    let bar = if show_progress {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} records {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("rebuild {}", projection.name()));
+    let mut records = 0u64;
+    if !ends.is_empty() {
+        consumer.assign(&assignment)?;
+        let config = ConsumerConfig {
+            batch_max: 5000,
+            batch_wait: Duration::from_millis(50),
+        };
+        let never = CancellationToken::new();
+        while !ends.is_empty() {
+            let Some(mut batch) = next_batch(&consumer, &config, &never).await? else {
+                break;
+            };
+            batch.retain(|r| ends.get(&r.partition).is_some_and(|&end| r.offset < end));
+            if batch.is_empty() {
+                continue;
+            }
+            apply_batch(&mut conn, projection, &batch).await?;
+            records += batch.len() as u64;
+            bar.inc(batch.len() as u64);
+            for r in &batch {
+                if ends
+                    .get(&r.partition)
+                    .is_some_and(|&end| r.offset + 1 >= end)
+                {
+                    ends.remove(&r.partition);
+                }
+            }
+        }
+    }
+    bar.finish();
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(lock_key(projection))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(RebuildReport {
+        records,
+        elapsed: started.elapsed(),
+    })
+}

@@ -1,0 +1,229 @@
+//! Projection `sessions`: one row per candidate session (status, times, event counts) and the
+//! ordered, de-duplicated per-session event log (`session_events`).
+//!
+//! The log's order is the partition order (`kafka_offset`); duplicates are dropped by
+//! (session, stream kind, sequence). Counters only move for rows actually inserted, so a record
+//! seen twice counts once.
+
+use clarity_domain::session::SessionEvent;
+use clarity_domain::wire::StreamKind;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{ProjectionError, Record};
+
+/// Applies a batch: telemetry in bulk, lifecycle events one by one.
+pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
+    let mut telemetry = TelemetryColumns::default();
+    for record in records {
+        let wire = &record.event;
+        let session_id: Uuid = wire
+            .subject
+            .parse()
+            .map_err(|_| undecodable(record, "subject is not a uuid"))?;
+        let org_id = wire
+            .orgid
+            .ok_or_else(|| undecodable(record, "orgid is missing"))?;
+        match wire.streamkind {
+            StreamKind::Telemetry => telemetry.push(session_id, org_id, record),
+            StreamKind::Lifecycle => {
+                // Keep partition order between the two kinds: flush telemetry gathered so far.
+                telemetry.flush(conn).await?;
+                let event: SessionEvent = wire
+                    .decode()
+                    .map_err(|e| undecodable(record, &e.to_string()))?;
+                if insert_lifecycle(conn, session_id, org_id, record).await? {
+                    apply_lifecycle(conn, session_id, org_id, event).await?;
+                }
+            }
+        }
+    }
+    telemetry.flush(conn).await?;
+    Ok(())
+}
+
+fn undecodable(record: &Record, reason: &str) -> ProjectionError {
+    ProjectionError::Undecodable {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        reason: reason.to_string(),
+    }
+}
+
+/// Column-wise buffer for one bulk `UNNEST` insert.
+#[derive(Default)]
+struct TelemetryColumns {
+    session_id: Vec<Uuid>,
+    org_id: Vec<Uuid>,
+    seq: Vec<i64>,
+    event_type: Vec<String>,
+    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
+    partition: Vec<i32>,
+    offset: Vec<i64>,
+    data: Vec<String>,
+}
+
+impl TelemetryColumns {
+    fn push(&mut self, session_id: Uuid, org_id: Uuid, record: &Record) {
+        let wire = &record.event;
+        self.session_id.push(session_id);
+        self.org_id.push(org_id);
+        self.seq.push(wire.sequence as i64);
+        self.event_type
+            .push(wire.type_parts().map_or("unknown", |(_, n)| n).to_string());
+        self.occurred_at.push(wire.time);
+        self.partition.push(record.partition);
+        self.offset.push(record.offset);
+        self.data.push(wire.data.to_string());
+    }
+
+    async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.session_id.is_empty() {
+            return Ok(());
+        }
+        let cols = std::mem::take(self);
+        sqlx::query(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::timestamptz[],
+                                      $6::int[], $7::bigint[], $8::text[])
+                     AS t(session_id, org_id, seq, event_type, occurred_at, kafka_partition, kafka_offset, data)
+             ), ins AS (
+                 INSERT INTO session_events (session_id, org_id, stream_kind, seq, event_type, occurred_at,
+                                             kafka_partition, kafka_offset, data)
+                 SELECT session_id, org_id, 'telemetry', seq, event_type, occurred_at, kafka_partition,
+                        kafka_offset, data::jsonb
+                 FROM input ORDER BY kafka_offset
+                 ON CONFLICT DO NOTHING
+                 RETURNING session_id, org_id, seq, event_type, occurred_at, data
+             )
+             INSERT INTO sessions AS s (session_id, org_id, telemetry_events, keystrokes, edits, pastes,
+                                        focus_losses, code_runs, face_checks, last_seq, first_event_at, last_event_at)
+             SELECT session_id, min(org_id::text)::uuid, count(*),
+                    count(*) FILTER (WHERE event_type = 'keystroke'),
+                    count(*) FILTER (WHERE event_type = 'edit'),
+                    count(*) FILTER (WHERE event_type = 'edit' AND data->>'origin' = 'paste'),
+                    count(*) FILTER (WHERE event_type = 'focus_lost'),
+                    count(*) FILTER (WHERE event_type = 'code_run'),
+                    count(*) FILTER (WHERE event_type = 'face_check'),
+                    max(seq), min(occurred_at), max(occurred_at)
+             FROM ins GROUP BY session_id
+             ON CONFLICT (session_id) DO UPDATE SET
+                 telemetry_events = s.telemetry_events + EXCLUDED.telemetry_events,
+                 keystrokes = s.keystrokes + EXCLUDED.keystrokes,
+                 edits = s.edits + EXCLUDED.edits,
+                 pastes = s.pastes + EXCLUDED.pastes,
+                 focus_losses = s.focus_losses + EXCLUDED.focus_losses,
+                 code_runs = s.code_runs + EXCLUDED.code_runs,
+                 face_checks = s.face_checks + EXCLUDED.face_checks,
+                 last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq),
+                 first_event_at = LEAST(s.first_event_at, EXCLUDED.first_event_at),
+                 last_event_at = GREATEST(s.last_event_at, EXCLUDED.last_event_at)",
+        )
+        .bind(&cols.session_id)
+        .bind(&cols.org_id)
+        .bind(&cols.seq)
+        .bind(&cols.event_type)
+        .bind(&cols.occurred_at)
+        .bind(&cols.partition)
+        .bind(&cols.offset)
+        .bind(&cols.data)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Appends a lifecycle event to the log; `false` if it was already there.
+async fn insert_lifecycle(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    org_id: Uuid,
+    record: &Record,
+) -> Result<bool, sqlx::Error> {
+    let wire = &record.event;
+    let inserted = sqlx::query(
+        "INSERT INTO session_events (session_id, org_id, stream_kind, seq, event_type, occurred_at,
+                                     kafka_partition, kafka_offset, data)
+         VALUES ($1, $2, 'lifecycle', $3, $4, $5, $6, $7, $8)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(session_id)
+    .bind(org_id)
+    .bind(wire.sequence as i64)
+    .bind(wire.type_parts().map_or("unknown", |(_, n)| n))
+    .bind(wire.time)
+    .bind(record.partition)
+    .bind(record.offset)
+    .bind(&wire.data)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+async fn apply_lifecycle(
+    conn: &mut PgConnection,
+    id: Uuid,
+    org_id: Uuid,
+    event: SessionEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sessions (session_id, org_id, lifecycle_events) VALUES ($1, $2, 1)
+         ON CONFLICT (session_id) DO UPDATE SET lifecycle_events = sessions.lifecycle_events + 1",
+    )
+    .bind(id)
+    .bind(org_id)
+    .execute(&mut *conn)
+    .await?;
+    let query = match event {
+        SessionEvent::CandidateInvited { candidate, assessment, invite_expires_at, invited_by, at, .. } => {
+            sqlx::query(
+                "UPDATE sessions SET status = 'invited', candidate_name = $2, candidate_email = $3,
+                     candidate_ref = $4, assessment_id = $5, assessment_version = $6, assessment_title = $7,
+                     invited_by = $8, invited_at = $9, invite_expires_at = $10
+                 WHERE session_id = $1",
+            )
+            .bind(id)
+            .bind(candidate.name)
+            .bind(candidate.email)
+            .bind(candidate.external_ref)
+            .bind(assessment.assessment_id)
+            .bind(assessment.version as i32)
+            .bind(assessment.title)
+            .bind(invited_by)
+            .bind(at)
+            .bind(invite_expires_at)
+        }
+        SessionEvent::ConsentRecorded { notice_version, scopes, at } => sqlx::query(
+            "UPDATE sessions SET status = 'consented', consent_notice = $2, consent_scopes = $3, consented_at = $4
+             WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(notice_version)
+        .bind(sqlx::types::Json(scopes))
+        .bind(at),
+        SessionEvent::SessionStarted { started_at, deadline } => sqlx::query(
+            "UPDATE sessions SET status = 'in_progress', started_at = $2, deadline = $3 WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(started_at)
+        .bind(deadline),
+        SessionEvent::SessionSubmitted { files_digest, time_used_seconds, at, .. } => sqlx::query(
+            "UPDATE sessions SET status = 'submitted', submitted_at = $2, files_digest = $3, time_used_seconds = $4
+             WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(files_digest)
+        .bind(time_used_seconds),
+        SessionEvent::SessionExpired { time_used_seconds, at, .. } => sqlx::query(
+            "UPDATE sessions SET status = 'expired', expired_at = $2, time_used_seconds = $3 WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(time_used_seconds),
+    };
+    query.execute(conn).await?;
+    Ok(())
+}

@@ -62,6 +62,15 @@ pub struct Config {
     /// Producer linger for telemetry, in milliseconds (batches concurrent requests).
     #[arg(long, env = "CLARITY_PRODUCER_LINGER_MS", default_value_t = 2)]
     pub producer_linger_ms: u32,
+    /// Shifts the application clock by this many seconds. For drills and tests of time-based
+    /// behaviour (deadlines) only; never set it in production.
+    #[arg(
+        long,
+        env = "CLARITY_CLOCK_OFFSET_SECONDS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub clock_offset_seconds: i64,
 }
 
 impl Config {

@@ -4,7 +4,6 @@
 //! process was down is acted on at the next start. Several schedulers may run: the aggregate's
 //! optimistic concurrency lets exactly one `SessionExpired` through.
 
-use chrono::Utc;
 use clarity_domain::session::{SessionCommand, SessionError};
 use cqrs_es::AggregateError;
 use tokio_util::sync::CancellationToken;
@@ -34,11 +33,12 @@ pub async fn expire_overdue(state: &AppState) -> anyhow::Result<usize> {
     let overdue: Vec<String> = sqlx::query_scalar(
         "SELECT s.aggregate_id FROM events s
          WHERE s.aggregate_type = 'CandidateSession' AND s.event_type = 'SessionStarted'
-           AND (s.payload -> 'SessionStarted' ->> 'deadline')::timestamptz <= now()
+           AND (s.payload -> 'SessionStarted' ->> 'deadline')::timestamptz <= $1
            AND NOT EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = 'CandidateSession'
                  AND e.aggregate_id = s.aggregate_id AND e.event_type IN ('SessionSubmitted', 'SessionExpired'))
          LIMIT 500",
     )
+    .bind(state.now())
     .fetch_all(&state.pool)
     .await?;
     let mut expired = 0;
@@ -50,7 +50,7 @@ pub async fn expire_overdue(state: &AppState) -> anyhow::Result<usize> {
             .load_session(session_id)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        let at = Utc::now();
+        let at = state.now();
         let result = state
             .sessions
             .execute_with_metadata(

@@ -2,7 +2,6 @@
 //! created and published; one whose content changed in this release is revised and published as
 //! a new version; an unchanged one is left alone.
 
-use chrono::Utc;
 use clarity_domain::assessment::AssessmentCommand;
 use clarity_domain::catalogue::builtin;
 
@@ -23,7 +22,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<(String, SeedOutcome)>, ApiErr
     for entry in builtin() {
         let id = entry.id.to_string();
         let current = state.load_assessment(entry.id).await?;
-        let at = Utc::now();
+        let at = state.now();
         let meta = || metadata(None, "seed", at);
         let outcome = if current.id.is_none() {
             let create = AssessmentCommand::CreateDraft {

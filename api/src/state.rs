@@ -63,6 +63,11 @@ impl AppState {
         })
     }
 
+    /// The application clock (wall clock plus the configured offset).
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(self.config.clock_offset_seconds)
+    }
+
     /// Current state of an assessment (default state if it does not exist).
     pub async fn load_assessment(&self, id: Uuid) -> Result<Assessment, ApiError> {
         let mut ctx = self

@@ -1,1 +1,363 @@
-//! placeholder
+//! Test harness for end-to-end tests against real PostgreSQL and a real Kafka-protocol broker.
+//!
+//! Each [`TestEnv`] gets its own database (`clarity_test_<uuid>`) and its own topics and consumer
+//! groups (suffixed with the same uuid), so tests run in parallel against one broker without
+//! seeing each other. Roles run either in-process (fast) or as `clarity` subprocesses that can be
+//! killed with SIGKILL (crash tests). The broker and PostgreSQL come from `scripts/test`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use clarity_api::config::Config;
+use clarity_api::state::AppState;
+use clarity_projections::Projection;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The id of the built-in "REST API Design & Implementation" assessment.
+pub const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
+
+/// An isolated database + topics + groups.
+pub struct TestEnv {
+    pub config: Config,
+    pub pool: PgPool,
+    pub id: String,
+}
+
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_SERVER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+impl TestEnv {
+    /// Creates the database, applies migrations, creates the topics and seeds the catalogue.
+    pub async fn new() -> anyhow::Result<Self> {
+        let id = Uuid::new_v4().simple().to_string()[..12].to_string();
+        let config = Config {
+            database_url: format!("{}/clarity_test_{id}", server_url()),
+            kafka_brokers: std::env::var("KAFKA_BROKERS")
+                .unwrap_or_else(|_| "127.0.0.1:9092".into()),
+            topic_assessments: format!("test.{id}.assessments"),
+            topic_sessions: format!("test.{id}.sessions"),
+            topic_partitions: 3,
+            topic_replication: 1,
+            group_prefix: format!("test.{id}"),
+            listen: "127.0.0.1:0".into(),
+            max_batch_events: 1000,
+            max_batch_bytes: 256 * 1024,
+            max_clock_skew_seconds: 30,
+            db_pool_size: 10,
+            scheduler_interval_ms: 200,
+            producer_linger_ms: 2,
+            clock_offset_seconds: 0,
+        };
+        clarity_api::migrate(&config)
+            .await
+            .context("migrating the test database")?;
+        config
+            .kafka()
+            .ensure_topics()
+            .await
+            .context("creating topics (is the broker running? use scripts/test)")?;
+        let pool = clarity_api::connect(&config).await?;
+        let state = AppState::new(pool.clone(), config.clone())?;
+        clarity_api::seed::seed(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        Ok(Self { config, pool, id })
+    }
+
+    /// Starts the API in-process on a free port.
+    pub async fn spawn_api(&self) -> anyhow::Result<Running> {
+        self.spawn_api_with(self.config.clone()).await
+    }
+
+    /// Starts the API in-process with a modified configuration.
+    pub async fn spawn_api_with(&self, config: Config) -> anyhow::Result<Running> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let state = AppState::new(self.pool.clone(), config)?;
+        let shutdown = CancellationToken::new();
+        let s = shutdown.clone();
+        let handle = tokio::spawn(async move { clarity_api::serve_on(listener, state, s).await });
+        Ok(Running {
+            base,
+            shutdown,
+            handle,
+        })
+    }
+
+    /// Starts the relay in-process.
+    pub fn spawn_relay(&self) -> Running {
+        let (config, shutdown) = (self.config.clone(), CancellationToken::new());
+        let s = shutdown.clone();
+        let handle = tokio::spawn(async move { clarity_api::relay(&config, s).await });
+        Running {
+            base: String::new(),
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Starts every projection consumer in-process.
+    pub fn spawn_consumers(&self) -> Running {
+        let (config, pool, shutdown) = (
+            self.config.clone(),
+            self.pool.clone(),
+            CancellationToken::new(),
+        );
+        let s = shutdown.clone();
+        let handle =
+            tokio::spawn(
+                async move { clarity_api::consume(&config, pool, &Projection::ALL, s).await },
+            );
+        Running {
+            base: String::new(),
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Starts `clarity <args>` as a subprocess with this environment's configuration.
+    pub fn spawn_process(
+        &self,
+        args: &[&str],
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<tokio::process::Child> {
+        let c = &self.config;
+        let mut cmd = tokio::process::Command::new(clarity_binary()?);
+        cmd.args(args)
+            .env("DATABASE_URL", &c.database_url)
+            .env("KAFKA_BROKERS", &c.kafka_brokers)
+            .env("CLARITY_TOPIC_ASSESSMENTS", &c.topic_assessments)
+            .env("CLARITY_TOPIC_SESSIONS", &c.topic_sessions)
+            .env("CLARITY_GROUP_PREFIX", &c.group_prefix)
+            .env(
+                "CLARITY_SCHEDULER_INTERVAL_MS",
+                c.scheduler_interval_ms.to_string(),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        Ok(cmd.spawn()?)
+    }
+
+    /// Polls `sql` (a single bigint/bool-returning query) until `done` says so, or fails after 60 s.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        sql: &str,
+        done: impl Fn(&T) -> bool,
+    ) -> anyhow::Result<T>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>
+            + Send
+            + Unpin
+            + std::fmt::Debug,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let value: T = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+            if done(&value) {
+                return Ok(value);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("timed out waiting for {what}; last value {value:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Path of the `clarity` binary built by `cargo build -p clarity-api` (scripts/test builds it).
+pub fn clarity_binary() -> anyhow::Result<std::path::PathBuf> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/clarity");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p clarity-api` (scripts/test does)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// A role running in-process.
+pub struct Running {
+    pub base: String,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Graceful stop.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await?
+    }
+
+    /// Abrupt stop: the task is dropped wherever it is.
+    pub fn abort(self) {
+        self.handle.abort();
+    }
+}
+
+/// A small HTTP client for the API.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// A response: status and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error code of an error reply.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Ok(Reply { status, body })
+    }
+
+    /// Sends a raw body with a content type.
+    pub async fn raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Reply> {
+        let res = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        let body = res.json().await.unwrap_or(Value::Null);
+        Ok(Reply { status, body })
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<Reply> {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Reply> {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    /// Invites a candidate to the REST API assessment; returns (session id, candidate token).
+    pub async fn invite(&self, admin_key: &str, name: &str) -> anyhow::Result<(String, String)> {
+        let r = self
+            .post("/v1/sessions", admin_key, &json!({"assessment_id": REST_API, "candidate": {"name": name, "email": format!("{}@example.com", name.to_lowercase().replace(' ', "."))}}))
+            .await?;
+        anyhow::ensure!(r.status == 201, "invite failed: {r:?}");
+        Ok((
+            r.body["session_id"].as_str().unwrap().to_string(),
+            r.body["candidate_token"].as_str().unwrap().to_string(),
+        ))
+    }
+
+    /// Invite → consent → start; returns (session id, candidate token).
+    pub async fn started_session(
+        &self,
+        admin_key: &str,
+        name: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let (id, token) = self.invite(admin_key, name).await?;
+        let r = self.post(&format!("/v1/sessions/{id}/consent"), &token, &json!({"notice_version": "2026-11", "scopes": {"keystroke_dynamics": true, "face_continuity": false}})).await?;
+        anyhow::ensure!(r.status == 200, "consent failed: {r:?}");
+        let r = self
+            .post(&format!("/v1/sessions/{id}/start"), &token, &json!({}))
+            .await?;
+        anyhow::ensure!(r.status == 200, "start failed: {r:?}");
+        Ok((id, token))
+    }
+
+    /// Sends telemetry events `from..=to` (edits typing one character each).
+    pub async fn send_events(
+        &self,
+        session: &str,
+        token: &str,
+        from: u64,
+        to: u64,
+    ) -> anyhow::Result<Reply> {
+        let events: Vec<Value> = (from..=to).map(|seq| edit_event(seq)).collect();
+        self.post(
+            &format!("/v1/sessions/{session}/telemetry"),
+            token,
+            &json!({ "events": events }),
+        )
+        .await
+    }
+}
+
+/// A valid edit event with sequence `seq` (inserts one character at the end of `main.py`).
+pub fn edit_event(seq: u64) -> Value {
+    json!({"seq": seq, "ts": chrono::Utc::now(), "data": {"type": "edit", "file": "main.py", "position": seq - 1, "deleted": 0, "inserted": "x", "origin": "typed"}})
+}
+
+/// Creates an organization and returns its admin API key.
+pub async fn new_org(env: &TestEnv, name: &str) -> anyhow::Result<String> {
+    let org = clarity_api::create_organization(
+        &env.pool,
+        name,
+        "Admin",
+        &format!("admin@{}.test", name.to_lowercase()),
+    )
+    .await?;
+    Ok(org.admin_api_key)
+}

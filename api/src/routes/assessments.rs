@@ -219,7 +219,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<AssessmentAccepted>)> {
     member.require(AUTHORS)?;
     let id = Uuid::now_v7();
-    let at = Utc::now();
+    let at = state.now();
     let command = AssessmentCommand::CreateDraft {
         assessment_id: id,
         org_id: Some(member.org_id),
@@ -243,7 +243,7 @@ pub async fn revise(
     ApiJson(new): ApiJson<NewAssessment>,
 ) -> Result<Json<AssessmentAccepted>> {
     owned(&state, &member, id).await?;
-    let at = Utc::now();
+    let at = state.now();
     Ok(Json(
         execute(
             &state,
@@ -266,7 +266,7 @@ pub async fn publish(
     Path(id): Path<Uuid>,
 ) -> Result<Json<AssessmentAccepted>> {
     owned(&state, &member, id).await?;
-    let at = Utc::now();
+    let at = state.now();
     Ok(Json(
         execute(&state, &member, id, AssessmentCommand::Publish { at }, at).await?,
     ))
@@ -282,7 +282,7 @@ pub async fn retire(
     Path(id): Path<Uuid>,
 ) -> Result<Json<AssessmentAccepted>> {
     owned(&state, &member, id).await?;
-    let at = Utc::now();
+    let at = state.now();
     Ok(Json(
         execute(&state, &member, id, AssessmentCommand::Retire { at }, at).await?,
     ))

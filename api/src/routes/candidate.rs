@@ -116,7 +116,7 @@ pub async fn consent(
     ApiJson(body): ApiJson<Consent>,
 ) -> Result<Json<Workspace>> {
     load(&state, &token, id).await?;
-    let at = Utc::now();
+    let at = state.now();
     let command = SessionCommand::RecordConsent {
         notice_version: body.notice_version,
         scopes: body.scopes,
@@ -137,7 +137,7 @@ pub async fn start(
     Path(id): Path<Uuid>,
 ) -> Result<Json<Workspace>> {
     load(&state, &token, id).await?;
-    let at = Utc::now();
+    let at = state.now();
     let session = execute(&state, &token, id, SessionCommand::Start { at }, at).await?;
     wait_until_relayed(&state, id, Duration::from_secs(2)).await?;
     Ok(Json(view(id, &session, None)))
@@ -185,7 +185,7 @@ pub async fn submit(
             "submit at least one file, each with a path",
         ));
     }
-    let at = Utc::now();
+    let at = state.now();
     // Check the rules before storing anything, so a refused submission changes nothing.
     if !session.accepts_telemetry(at) {
         return Err(ApiError::from(match session.status {

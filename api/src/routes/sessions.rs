@@ -95,7 +95,7 @@ pub async fn invite(
     let spec = assessment
         .version(version)
         .ok_or_else(|| ApiError::not_found("assessment version"))?;
-    let at = Utc::now();
+    let at = state.now();
     let session_id = Uuid::now_v7();
     let token = issue("cst", session_id);
     sqlx::query("INSERT INTO session_tokens (session_id, org_id, secret_hash) VALUES ($1, $2, $3)")

@@ -15,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::Utc;
 use clarity_domain::telemetry::{Rejection, TelemetryEvent};
 use clarity_domain::wire::WireEvent;
 use prometheus::{register_histogram, register_int_counter_vec, Histogram, IntCounterVec};
@@ -100,7 +99,7 @@ pub async fn ingest(
     let events = parse_batch(&state, &headers, body).await?;
 
     let session = state.load_session(session_id).await?;
-    let now = Utc::now();
+    let now = state.now();
     if !session.accepts_telemetry(now) {
         INGESTED
             .with_label_values(&["rejected"])
@@ -251,7 +250,7 @@ async fn parse_batch(
             "a batch needs at least one event",
         ));
     }
-    let now = Utc::now();
+    let now = state.now();
     let skew = chrono::Duration::seconds(config.max_clock_skew_seconds);
     let mut events = Vec::with_capacity(batch.events.len());
     let mut rejections = Vec::new();

@@ -1,0 +1,78 @@
+//! The happy path end to end: invite → consent → start → telemetry → submit, through the relay
+//! and the consumers into the read models.
+
+use clarity_tests::{new_org, Client, TestEnv};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> anyhow::Result<()> {
+    // Arrange
+    let env = TestEnv::new().await?;
+    let api = env.spawn_api().await?;
+    let relay = env.spawn_relay();
+    let consumers = env.spawn_consumers();
+    let client = Client::new(&api.base);
+    let admin = new_org(&env, "Acme").await?;
+
+    // Act
+    let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
+    let r = client.send_events(&session, &token, 1, 100).await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["accepted"], 100);
+    let r = client
+        .post(
+            &format!("/v1/sessions/{session}/submit"),
+            &token,
+            &json!({"files": [{"path": "main.py", "content": "x"}]}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Assert
+    env.wait_for::<bool>("the submission in the read model", &format!("SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = '{session}' AND status = 'submitted' AND telemetry_events = 100)"), |d| *d).await?;
+    let view = client
+        .get(&format!("/v1/sessions/{session}"), &admin)
+        .await?;
+    assert_eq!(view.body["lifecycle_events"], 4);
+    assert_eq!(view.body["edits"], 100);
+    assert_eq!(view.body["candidate_name"], "Ada Lovelace");
+    let log = client
+        .get(&format!("/v1/sessions/{session}/events?limit=5000"), &admin)
+        .await?;
+    let kinds: Vec<(String, i64)> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["stream_kind"].as_str().unwrap().to_string(),
+                e["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds.len(), 104);
+    let telemetry: Vec<i64> = kinds
+        .iter()
+        .filter(|(k, _)| k == "telemetry")
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(telemetry, (1..=100).collect::<Vec<_>>());
+    assert_eq!(
+        kinds.first().unwrap(),
+        &("lifecycle".to_string(), 1),
+        "the invitation comes first"
+    );
+    assert_eq!(
+        kinds.last().unwrap(),
+        &("lifecycle".to_string(), 4),
+        "the submission comes last"
+    );
+    // Catalogue projection has the seven built-in assessments.
+    let list = client.get("/v1/assessments", &admin).await?;
+    assert_eq!(list.body.as_array().unwrap().len(), 7);
+
+    consumers.stop().await?;
+    relay.stop().await?;
+    api.stop().await?;
+    Ok(())
+}

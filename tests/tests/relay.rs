@@ -1,0 +1,106 @@
+//! The outbox relay reads below the commit horizon (no skipped events when transactions commit out
+//! of order), publishes in order, and fails over between processes.
+
+use std::time::Duration;
+
+use clarity_consumers::outbox_relay::{publish_batch, RelayConfig};
+use clarity_tests::TestEnv;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::{Connection, PgConnection};
+
+async fn insert_event(conn: &mut PgConnection, aggregate_id: &str, sequence: i64) -> anyhow::Result<()> {
+    let payload = serde_json::json!({"AssessmentRetired": {"at": "2026-01-01T00:00:00Z"}});
+    sqlx::query("INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('Assessment', $1, $2, 'AssessmentRetired', '1', $3, '{}')")
+        .bind(aggregate_id)
+        .bind(sequence)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Reads every record key of the assessments topic.
+async fn published_keys(env: &TestEnv) -> anyhow::Result<Vec<String>> {
+    let consumer: StreamConsumer = env.config.kafka().client_config().set("group.id", format!("{}.reader", env.id)).set("enable.auto.commit", "false").create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut end = 0;
+    for p in 0..3 {
+        let (_, high) = consumer.fetch_watermarks(&env.config.topic_assessments, p, Duration::from_secs(10))?;
+        end += high;
+        tpl.add_partition_offset(&env.config.topic_assessments, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut keys = Vec::new();
+    while (keys.len() as i64) < end {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await??;
+        keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).to_string());
+    }
+    Ok(keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_transaction_commits_late_is_not_skipped() -> anyhow::Result<()> {
+    // Arrange: publish the seeded catalogue first so the topic state is known.
+    let env = TestEnv::new().await?;
+    let kafka = env.config.kafka();
+    let producer = kafka.producer(0)?;
+    let config = RelayConfig { name: "test".into(), ..RelayConfig::default() };
+    let mut relay_conn = PgConnection::connect(&env.config.database_url).await?;
+    sqlx::query("INSERT INTO relay_checkpoints (relay, tx_id, position) VALUES ('test', '0', 0)").execute(&mut relay_conn).await?;
+    while publish_batch(&mut relay_conn, &kafka, &producer, &config).await? > 0 {}
+    let before = published_keys(&env).await?.len();
+
+    // Act: `early` takes a position first but commits after `late`.
+    let mut early = PgConnection::connect(&env.config.database_url).await?;
+    let mut late = PgConnection::connect(&env.config.database_url).await?;
+    let mut early_tx = early.begin().await?;
+    insert_event(&mut early_tx, "early", 1).await?;
+    let mut late_tx = late.begin().await?;
+    insert_event(&mut late_tx, "late", 1).await?;
+    late_tx.commit().await?;
+    let while_open = publish_batch(&mut relay_conn, &kafka, &producer, &config).await?;
+    early_tx.commit().await?;
+    let mut after_commit = 0;
+    loop {
+        let n = publish_batch(&mut relay_conn, &kafka, &producer, &config).await?;
+        if n == 0 {
+            break;
+        }
+        after_commit += n;
+    }
+
+    // Assert: nothing passed the open transaction; both published afterwards, early first.
+    assert_eq!(while_open, 0, "the relay must not read past an open transaction");
+    assert_eq!(after_commit, 2);
+    let keys = published_keys(&env).await?;
+    assert_eq!(keys.len(), before + 2);
+    let (e, l) = (keys.iter().position(|k| k == "early"), keys.iter().position(|k| k == "late"));
+    assert!(e.is_some() && l.is_some(), "{keys:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_relay_takes_over_when_the_leader_dies() -> anyhow::Result<()> {
+    // Arrange: two relay processes; the first becomes leader.
+    let env = TestEnv::new().await?;
+    let mut leader = env.spawn_process(&["relay"], &[])?;
+    env.wait_for::<i64>("the catalogue to be published", "SELECT COALESCE(max(published), 0) FROM relay_checkpoints", |n| *n >= 14).await?;
+    let mut standby = env.spawn_process(&["relay"], &[])?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Act: the leader dies; new events are written.
+    leader.kill().await?;
+    let mut conn = PgConnection::connect(&env.config.database_url).await?;
+    for i in 0..5 {
+        insert_event(&mut conn, &format!("after-failover-{i}"), 1).await?;
+    }
+
+    // Assert: the standby publishes them.
+    env.wait_for::<i64>("the standby to publish", "SELECT max(published) FROM relay_checkpoints", |n| *n >= 19).await?;
+    let keys = published_keys(&env).await?;
+    assert_eq!(keys.iter().filter(|k| k.starts_with("after-failover-")).count(), 5);
+    standby.kill().await?;
+    Ok(())
+}

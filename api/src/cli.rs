@@ -47,6 +47,8 @@ pub enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// Create realistic candidate sessions through the public API.
+    Simulate(crate::simulate::SimulateArgs),
     /// Write the event JSON Schemas and the OpenAPI document to a directory.
     Docs {
         #[arg(long, default_value = "docs/schemas")]
@@ -159,6 +161,7 @@ pub async fn run() -> anyhow::Result<()> {
             println!("(the key is stored hashed and cannot be shown again)");
             Ok(())
         }
+        Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Docs { out } => {
             use utoipa::OpenApi;
             std::fs::create_dir_all(out.join("events"))?;

@@ -13,6 +13,7 @@ pub mod routes;
 pub mod scheduler;
 pub mod schemas;
 pub mod seed;
+pub mod simulate;
 pub mod state;
 
 use std::time::Duration;

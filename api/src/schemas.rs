@@ -130,3 +130,33 @@ mod tests {
         assert!(edit["properties"]["position"].is_object(), "{edit}");
     }
 }
+
+#[cfg(test)]
+mod drift {
+    use std::path::Path;
+
+    use utoipa::OpenApi;
+
+    /// The committed `docs/schemas` must match the code; regenerate with `clarity docs`.
+    #[test]
+    fn the_committed_schemas_and_openapi_document_match_the_code() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schemas");
+        for (name, schema) in super::event_schemas() {
+            let path = dir.join("events").join(format!("{name}.json"));
+            let committed = std::fs::read_to_string(&path)
+                .unwrap_or_else(|_| panic!("{} is missing; run `clarity docs`", path.display()));
+            assert_eq!(
+                committed,
+                serde_json::to_string_pretty(&schema).unwrap() + "\n",
+                "{name} is stale; run `clarity docs`"
+            );
+        }
+        let committed =
+            std::fs::read_to_string(dir.join("openapi.json")).expect("docs/schemas/openapi.json");
+        assert_eq!(
+            committed,
+            crate::openapi::ApiDoc::openapi().to_pretty_json().unwrap() + "\n",
+            "openapi.json is stale; run `clarity docs`"
+        );
+    }
+}

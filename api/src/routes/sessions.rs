@@ -121,14 +121,22 @@ pub async fn invite(
         invited_by: member.member_id,
         at,
     };
-    state
+    let executed = state
         .sessions
         .execute_with_metadata(
             &session_id.to_string(),
             command,
             metadata(Some(member.org_id), &member.member_id.to_string(), at),
         )
-        .await?;
+        .await;
+    if let Err(error) = executed {
+        // Refused (e.g. invalid_candidate): withdraw the token issued for it, so nothing remains.
+        sqlx::query("DELETE FROM session_tokens WHERE session_id = $1")
+            .bind(session_id)
+            .execute(&state.pool)
+            .await?;
+        return Err(error.into());
+    }
     Ok((
         StatusCode::CREATED,
         Json(Invited {

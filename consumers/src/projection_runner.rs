@@ -119,6 +119,9 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
         .set("fetch.wait.max.ms", "50")
+        // A crashed member's partitions move to the others after this long.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
         .create_with_context(context)?;
     consumer.subscribe(&[&topic])?;
     info!(projection = projection.name(), %topic, "projection consumer started");
@@ -204,16 +207,35 @@ async fn next_batch<C: ConsumerContext + 'static>(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Vec<RawRecord>>> {
     let mut batch = Vec::with_capacity(config.batch_max);
-    let first = tokio::select! {
-        _ = shutdown.cancelled() => return Ok(None),
-        m = consumer.recv() => m?,
-    };
-    batch.push(raw(&first));
-    drop(first);
+    // Consumption errors reported by librdkafka (a partition leader moving, metadata not yet
+    // propagated, a broker restarting) are transient: log, back off, keep consuming.
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            m = consumer.recv() => m,
+        };
+        match first {
+            Ok(message) => {
+                batch.push(raw(&message));
+                break;
+            }
+            Err(error) => {
+                warn!(error = %error, "consumer error; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    }
     let deadline = tokio::time::Instant::now() + config.batch_wait;
     while batch.len() < config.batch_max {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Ok(message) => batch.push(raw(&message?)),
+            Ok(Ok(message)) => batch.push(raw(&message)),
+            Ok(Err(error)) => {
+                warn!(error = %error, "consumer error; applying what was read so far");
+                break;
+            }
             Err(_) => break,
         }
     }

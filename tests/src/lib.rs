@@ -150,7 +150,8 @@ impl TestEnv {
         Ok(cmd.spawn()?)
     }
 
-    /// Polls `sql` (a single bigint/bool-returning query) until `done` says so, or fails after 60 s.
+    /// Polls `sql` (a single bigint/bool-returning query) until `done` says so, or fails after
+    /// 120 s (generous: CI machines have two cores and run tests in parallel).
     pub async fn wait_for<T>(
         &self,
         what: &str,
@@ -164,7 +165,7 @@ impl TestEnv {
             + Unpin
             + std::fmt::Debug,
     {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             let value: T = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
             if done(&value) {

@@ -49,7 +49,12 @@ pub enum Command {
     },
     /// Create realistic candidate sessions through the public API.
     Simulate(crate::simulate::SimulateArgs),
-    /// Write the event JSON Schemas and the OpenAPI document to a directory.
+    /// Benchmarks in an isolated environment (own database, topics and groups).
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
+    /// Write the event JSON Schemas, the AsyncAPI and the OpenAPI documents to a directory.
     Docs {
         #[arg(long, default_value = "docs/schemas")]
         out: PathBuf,
@@ -162,6 +167,7 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => crate::simulate::run(args).await,
+        Command::Bench { command } => crate::bench::run(config, command).await,
         Command::Docs { out } => {
             use utoipa::OpenApi;
             std::fs::create_dir_all(out.join("events"))?;
@@ -174,6 +180,10 @@ pub async fn run() -> anyhow::Result<()> {
             std::fs::write(
                 out.join("openapi.json"),
                 crate::openapi::ApiDoc::openapi().to_pretty_json()? + "\n",
+            )?;
+            std::fs::write(
+                out.join("asyncapi.json"),
+                serde_json::to_string_pretty(&crate::schemas::asyncapi())? + "\n",
             )?;
             println!("wrote {}", out.display());
             Ok(())

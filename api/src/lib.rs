@@ -3,6 +3,7 @@
 //! `consume`, `all`).
 
 pub mod auth;
+pub mod bench;
 
 pub mod cli;
 pub mod config;

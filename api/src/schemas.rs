@@ -53,6 +53,48 @@ pub fn event_schemas() -> BTreeMap<String, Value> {
     out
 }
 
+/// The AsyncAPI 3.0 document of the topics (default topic names); message payloads refer to the
+/// per-type JSON Schemas next to it (`events/<type>.json`).
+pub fn asyncapi() -> Value {
+    let types: Vec<String> = event_schemas().into_keys().collect();
+    let key = |t: &str| t.replace('.', "_");
+    let messages: serde_json::Map<String, Value> = types
+        .iter()
+        .map(|t| (key(t), json!({"name": t, "title": t, "contentType": "application/json", "payload": {"$ref": format!("events/{t}.json")}})))
+        .collect();
+    let refs = |prefixes: &[&str]| -> Value {
+        types
+            .iter()
+            .filter(|t| prefixes.iter().any(|p| t.starts_with(p)))
+            .map(|t| {
+                (
+                    key(t),
+                    json!({"$ref": format!("#/components/messages/{}", key(t))}),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    json!({
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Clarity event topics",
+            "version": "1",
+            "description": "CloudEvents 1.0 records (structured JSON). Keys are stream ids; see docs/events.md for delivery semantics (at least once, per-key order, de-duplicate by subject + streamkind + sequence)."
+        },
+        "defaultContentType": "application/json",
+        "channels": {
+            "assessments": {"address": "clarity.assessments.v1", "description": "Assessment lifecycle events, keyed by assessment id.", "messages": refs(&["clarity.Assessment."])},
+            "sessions": {"address": "clarity.sessions.v1", "description": "Candidate session lifecycle events and telemetry, keyed by session id.", "messages": refs(&["clarity.CandidateSession.", "clarity.Telemetry."])}
+        },
+        "operations": {
+            "readAssessments": {"action": "receive", "channel": {"$ref": "#/channels/assessments"}},
+            "readSessions": {"action": "receive", "channel": {"$ref": "#/channels/sessions"}}
+        },
+        "components": {"messages": messages}
+    })
+}
+
 fn document(
     aggregate: &str,
     name: &str,
@@ -157,6 +199,13 @@ mod drift {
             committed,
             crate::openapi::ApiDoc::openapi().to_pretty_json().unwrap() + "\n",
             "openapi.json is stale; run `clarity docs`"
+        );
+        let committed =
+            std::fs::read_to_string(dir.join("asyncapi.json")).expect("docs/schemas/asyncapi.json");
+        assert_eq!(
+            committed,
+            serde_json::to_string_pretty(&super::asyncapi()).unwrap() + "\n",
+            "asyncapi.json is stale; run `clarity docs`"
         );
     }
 }

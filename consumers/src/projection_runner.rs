@@ -119,6 +119,9 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
         .set("fetch.wait.max.ms", "50")
+        // Bound librdkafka's read-ahead (default 64 MiB per consumer) so memory stays flat
+        // when a projection falls behind.
+        .set("queued.max.messages.kbytes", "16384")
         // A crashed member's partitions move to the others after this long.
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")

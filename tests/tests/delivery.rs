@@ -16,7 +16,11 @@ const SESSIONS: usize = 20;
 const EVENTS_PER_SESSION: u64 = 500;
 const BATCH: u64 = 50;
 
-async fn send_batches(client: &Client, sessions: &[(String, String)], batches: std::ops::Range<u64>) -> anyhow::Result<()> {
+async fn send_batches(
+    client: &Client,
+    sessions: &[(String, String)],
+    batches: std::ops::Range<u64>,
+) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (id, token) in sessions.iter().cloned() {
         let client = client.clone();
@@ -27,7 +31,10 @@ async fn send_batches(client: &Client, sessions: &[(String, String)], batches: s
                 // Every batch is sent twice, as a client retrying after a lost response would.
                 for attempt in 0..2 {
                     let r = client.send_events(&id, &token, from, to).await?;
-                    anyhow::ensure!(r.status == 200, "batch {from}..={to} attempt {attempt}: {r:?}");
+                    anyhow::ensure!(
+                        r.status == 200,
+                        "batch {from}..={to} attempt {attempt}: {r:?}"
+                    );
                     let expected = if attempt == 0 { BATCH } else { 0 };
                     anyhow::ensure!(r.body["accepted"] == expected, "{r:?}");
                 }
@@ -42,7 +49,8 @@ async fn send_batches(client: &Client, sessions: &[(String, String)], batches: s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retries_and_crashes() -> anyhow::Result<()> {
+async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retries_and_crashes(
+) -> anyhow::Result<()> {
     // Arrange: API in-process; relay and consumers as killable processes.
     let env = TestEnv::new().await?;
     let api = env.spawn_api().await?;
@@ -52,7 +60,11 @@ async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retrie
     let mut consumer = env.spawn_process(&["consume"], &[])?;
     let mut sessions = Vec::new();
     for i in 0..SESSIONS {
-        sessions.push(client.started_session(&admin, &format!("Candidate {i}")).await?);
+        sessions.push(
+            client
+                .started_session(&admin, &format!("Candidate {i}"))
+                .await?,
+        );
     }
     let half = EVENTS_PER_SESSION / BATCH / 2;
 
@@ -60,7 +72,12 @@ async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retrie
     send_batches(&client, &sessions, 0..half).await?;
 
     // Act 2: kill the consumer mid-stream (SIGKILL) while more telemetry arrives, then restart it.
-    env.wait_for::<i64>("some progress", "SELECT count(*) FROM session_events WHERE stream_kind = 'telemetry'", |n| *n > 0).await?;
+    env.wait_for::<i64>(
+        "some progress",
+        "SELECT count(*) FROM session_events WHERE stream_kind = 'telemetry'",
+        |n| *n > 0,
+    )
+    .await?;
     consumer.kill().await?;
     send_batches(&client, &sessions, half..half + 2).await?;
     consumer = env.spawn_process(&["consume"], &[])?;
@@ -69,35 +86,65 @@ async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retrie
     send_batches(&client, &sessions, half + 2..EVENTS_PER_SESSION / BATCH).await?;
     relay.kill().await?;
     for (id, token) in &sessions {
-        let r = client.post(&format!("/v1/sessions/{id}/submit"), token, &json!({"files": [{"path": "main.py", "content": "x"}]})).await?;
+        let r = client
+            .post(
+                &format!("/v1/sessions/{id}/submit"),
+                token,
+                &json!({"files": [{"path": "main.py", "content": "x"}]}),
+            )
+            .await?;
         assert_eq!(r.status, 200, "{r:?}");
     }
     relay = env.spawn_process(&["relay"], &[])?;
 
     // Assert: every session submitted with every event, once, in order.
     let expected_rows = (SESSIONS as i64) * (EVENTS_PER_SESSION as i64 + 4);
-    env.wait_for::<i64>("every submission", "SELECT count(*) FROM sessions WHERE status = 'submitted'", |n| *n == SESSIONS as i64).await?;
-    env.wait_for::<i64>("every event", "SELECT count(*) FROM session_events", |n| *n >= expected_rows).await?;
+    env.wait_for::<i64>(
+        "every submission",
+        "SELECT count(*) FROM sessions WHERE status = 'submitted'",
+        |n| *n == SESSIONS as i64,
+    )
+    .await?;
+    env.wait_for::<i64>("every event", "SELECT count(*) FROM session_events", |n| {
+        *n >= expected_rows
+    })
+    .await?;
     assert_log_is_exact(&env, &sessions).await?;
 
     // Act 4: re-publish records straight to the topic, as a relay crashing between the broker's
     // ack and its checkpoint (or an API crashing before its cursor update) would.
     let producer = env.config.kafka().producer(0)?;
-    let org: Uuid = sqlx::query_scalar("SELECT org_id FROM sessions LIMIT 1").fetch_one(&env.pool).await?;
+    let org: Uuid = sqlx::query_scalar("SELECT org_id FROM sessions LIMIT 1")
+        .fetch_one(&env.pool)
+        .await?;
     for (id, _) in sessions.iter().take(5) {
         let session_id: Uuid = id.parse()?;
         for seq in [1u64, 250, 500] {
             let event: TelemetryEvent = serde_json::from_value(edit_event(seq))?;
             let payload = serde_json::to_vec(&WireEvent::telemetry(session_id, org, &event))?;
-            producer.send(FutureRecord::to(&env.config.topic_sessions).key(id).payload(&payload), Duration::from_secs(10)).await.map_err(|(e, _)| e)?;
+            producer
+                .send(
+                    FutureRecord::to(&env.config.topic_sessions)
+                        .key(id)
+                        .payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)?;
         }
     }
     // Wait until the consumer has read past those records, then check nothing changed.
     let end = topic_end(&env).await?;
     env.wait_for::<i64>("the consumer to pass the duplicates", "SELECT COALESCE(sum(next_offset), 0)::bigint FROM projection_offsets WHERE projection = 'sessions'", |n| *n >= end).await?;
     assert_log_is_exact(&env, &sessions).await?;
-    let telemetry: i64 = sqlx::query_scalar("SELECT sum(telemetry_events)::bigint FROM sessions").fetch_one(&env.pool).await?;
-    assert_eq!(telemetry, SESSIONS as i64 * EVENTS_PER_SESSION as i64, "counters did not move for duplicates");
+    let telemetry: i64 = sqlx::query_scalar("SELECT sum(telemetry_events)::bigint FROM sessions")
+        .fetch_one(&env.pool)
+        .await?;
+    assert_eq!(
+        telemetry,
+        SESSIONS as i64 * EVENTS_PER_SESSION as i64,
+        "counters did not move for duplicates"
+    );
 
     relay.kill().await?;
     consumer.kill().await?;
@@ -108,12 +155,19 @@ async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retrie
 /// Sum of the high watermarks of the sessions topic.
 async fn topic_end(env: &TestEnv) -> anyhow::Result<i64> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = env.config.kafka().client_config().set("group.id", "watermarks").create()?;
+    let consumer: BaseConsumer = env
+        .config
+        .kafka()
+        .client_config()
+        .set("group.id", "watermarks")
+        .create()?;
     let topic = env.config.topic_sessions.clone();
     tokio::task::spawn_blocking(move || {
         let mut total = 0;
         for p in 0..3 {
-            total += consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))?.1;
+            total += consumer
+                .fetch_watermarks(&topic, p, Duration::from_secs(10))?
+                .1;
         }
         anyhow::Ok(total)
     })
@@ -121,7 +175,11 @@ async fn topic_end(env: &TestEnv) -> anyhow::Result<i64> {
 }
 
 async fn assert_log_is_exact(env: &TestEnv, sessions: &[(String, String)]) -> anyhow::Result<()> {
-    let rows: Vec<(Uuid, String, i64)> = sqlx::query_as("SELECT session_id, stream_kind, seq FROM session_events ORDER BY session_id, kafka_offset").fetch_all(&env.pool).await?;
+    let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
+        "SELECT session_id, stream_kind, seq FROM session_events ORDER BY session_id, kafka_offset",
+    )
+    .fetch_all(&env.pool)
+    .await?;
     let mut by_session: HashMap<Uuid, Vec<(String, i64)>> = HashMap::new();
     for (s, k, q) in rows {
         by_session.entry(s).or_default().push((k, q));
@@ -129,21 +187,44 @@ async fn assert_log_is_exact(env: &TestEnv, sessions: &[(String, String)]) -> an
     assert_eq!(by_session.len(), sessions.len());
     for (id, _) in sessions {
         let log = &by_session[&id.parse::<Uuid>()?];
-        let telemetry: Vec<i64> = log.iter().filter(|(k, _)| k == "telemetry").map(|(_, q)| *q).collect();
-        assert_eq!(telemetry, (1..=EVENTS_PER_SESSION as i64).collect::<Vec<_>>(), "session {id}: telemetry exactly once, in client order");
-        let lifecycle: Vec<i64> = log.iter().filter(|(k, _)| k == "lifecycle").map(|(_, q)| *q).collect();
-        assert_eq!(lifecycle, vec![1, 2, 3, 4], "session {id}: lifecycle exactly once, in order");
-        assert_eq!(log.last().map(|(k, q)| (k.as_str(), *q)), Some(("lifecycle", 4)), "submission after the telemetry");
+        let telemetry: Vec<i64> = log
+            .iter()
+            .filter(|(k, _)| k == "telemetry")
+            .map(|(_, q)| *q)
+            .collect();
+        assert_eq!(
+            telemetry,
+            (1..=EVENTS_PER_SESSION as i64).collect::<Vec<_>>(),
+            "session {id}: telemetry exactly once, in client order"
+        );
+        let lifecycle: Vec<i64> = log
+            .iter()
+            .filter(|(k, _)| k == "lifecycle")
+            .map(|(_, q)| *q)
+            .collect();
+        assert_eq!(
+            lifecycle,
+            vec![1, 2, 3, 4],
+            "session {id}: lifecycle exactly once, in order"
+        );
+        assert_eq!(
+            log.last().map(|(k, q)| (k.as_str(), *q)),
+            Some(("lifecycle", 4)),
+            "submission after the telemetry"
+        );
     }
     Ok(())
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exactly_once_on_restart() -> anyhow::Result<()> {
+async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exactly_once_on_restart(
+) -> anyhow::Result<()> {
     // Arrange: relay and consumers in-process; the API (with its scheduler) as a process.
     let env = TestEnv::new().await?;
     let relay = env.spawn_relay();
@@ -155,25 +236,50 @@ async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exa
     let client = Client::new(&format!("http://127.0.0.1:{port}"));
     wait_http(&client).await?;
     let (session, token) = client.started_session(&admin, "Grace Hopper").await?;
-    assert_eq!(client.send_events(&session, &token, 1, 10).await?.status, 200);
+    assert_eq!(
+        client.send_events(&session, &token, 1, 10).await?.status,
+        200
+    );
 
     // Act: the server dies; when two servers come back, the 2-hour deadline is in the past.
     server.kill().await?;
     let later = ("CLARITY_CLOCK_OFFSET_SECONDS", (3 * 3600).to_string());
     let mut first = env.spawn_process(&["serve"], &[listen, later.clone()])?;
     let port2 = free_port()?;
-    let mut second = env.spawn_process(&["serve"], &[("CLARITY_LISTEN", format!("127.0.0.1:{port2}")), later])?;
+    let mut second = env.spawn_process(
+        &["serve"],
+        &[("CLARITY_LISTEN", format!("127.0.0.1:{port2}")), later],
+    )?;
 
     // Assert
     env.wait_for::<bool>("the expiry in the read model", &format!("SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = '{session}' AND status = 'expired')"), |d| *d).await?;
-    let expired: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'SessionExpired'").bind(&session).fetch_one(&env.pool).await?;
+    let expired: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'SessionExpired'",
+    )
+    .bind(&session)
+    .fetch_one(&env.pool)
+    .await?;
     assert_eq!(expired, 1, "two schedulers, one expiry");
-    let time_used: i64 = sqlx::query_scalar("SELECT time_used_seconds FROM sessions WHERE session_id = $1::uuid").bind(&session).fetch_one(&env.pool).await?;
-    assert_eq!(time_used, 120 * 60, "time used is the full time limit, not the downtime");
+    let time_used: i64 =
+        sqlx::query_scalar("SELECT time_used_seconds FROM sessions WHERE session_id = $1::uuid")
+            .bind(&session)
+            .fetch_one(&env.pool)
+            .await?;
+    assert_eq!(
+        time_used,
+        120 * 60,
+        "time used is the full time limit, not the downtime"
+    );
     wait_http(&client).await?;
     let r = client.send_events(&session, &token, 11, 12).await?;
     assert_eq!((r.status, r.code()), (409, "session_not_in_progress"));
-    let r = client.post(&format!("/v1/sessions/{session}/submit"), &token, &json!({"files": [{"path": "a", "content": ""}]})).await?;
+    let r = client
+        .post(
+            &format!("/v1/sessions/{session}/submit"),
+            &token,
+            &json!({"files": [{"path": "a", "content": ""}]}),
+        )
+        .await?;
     assert_eq!((r.status, r.code()), (409, "session_finished"));
 
     first.kill().await?;
@@ -185,7 +291,13 @@ async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exa
 
 async fn wait_http(client: &Client) -> anyhow::Result<()> {
     for _ in 0..200 {
-        if client.http.get(format!("{}/healthz", client.base)).send().await.is_ok() {
+        if client
+            .http
+            .get(format!("{}/healthz", client.base))
+            .send()
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -7,7 +7,11 @@ use clarity_tests::{new_org, Client, TestEnv};
 use serde_json::json;
 
 async fn dump(env: &TestEnv, table: &str, order: &str) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM {table} t ORDER BY {order}")).fetch_all(&env.pool).await?)
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT row_to_json(t)::text FROM {table} t ORDER BY {order}"
+    ))
+    .fetch_all(&env.pool)
+    .await?)
 }
 
 async fn dump_all(env: &TestEnv) -> anyhow::Result<Vec<Vec<String>>> {
@@ -31,20 +35,43 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
     let admin = new_org(&env, "Acme").await?;
     let mut sessions = Vec::new();
     for i in 0..4 {
-        let (id, token) = client.started_session(&admin, &format!("Candidate {i}")).await?;
+        let (id, token) = client
+            .started_session(&admin, &format!("Candidate {i}"))
+            .await?;
         assert_eq!(client.send_events(&id, &token, 1, 200).await?.status, 200);
         sessions.push((id, token));
     }
     let (id, token) = &sessions[0];
-    client.post(&format!("/v1/sessions/{id}/submit"), token, &json!({"files": [{"path": "main.py", "content": "x"}]})).await?;
+    client
+        .post(
+            &format!("/v1/sessions/{id}/submit"),
+            token,
+            &json!({"files": [{"path": "main.py", "content": "x"}]}),
+        )
+        .await?;
     client.invite(&admin, "Not Started").await?;
-    env.wait_for::<i64>("projection", "SELECT count(*) FROM session_events", |n| *n == 4 * 200 + 4 * 3 + 1 + 1).await?;
+    env.wait_for::<i64>("projection", "SELECT count(*) FROM session_events", |n| {
+        *n == 4 * 200 + 4 * 3 + 1 + 1
+    })
+    .await?;
     let live = dump_all(&env).await?;
 
     // Act: rebuild both projections while the live consumers run.
     let kafka = env.config.kafka();
-    let sessions_report = rebuild(&env.config.database_url, &kafka, Projection::Sessions, false).await?;
-    rebuild(&env.config.database_url, &kafka, Projection::Catalogue, false).await?;
+    let sessions_report = rebuild(
+        &env.config.database_url,
+        &kafka,
+        Projection::Sessions,
+        false,
+    )
+    .await?;
+    rebuild(
+        &env.config.database_url,
+        &kafka,
+        Projection::Catalogue,
+        false,
+    )
+    .await?;
 
     // Assert: byte-identical rows and offsets.
     assert_eq!(sessions_report.records, 4 * 200 + 4 * 3 + 1 + 1);
@@ -57,8 +84,15 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
     // And the live consumers continue from the rebuilt offsets.
     let (id, token) = &sessions[1];
     assert_eq!(client.send_events(id, token, 201, 210).await?.status, 200);
-    env.wait_for::<i64>("live projection after rebuild", &format!("SELECT telemetry_events FROM sessions WHERE session_id = '{id}'"), |n| *n == 210).await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM session_events").fetch_one(&env.pool).await?;
+    env.wait_for::<i64>(
+        "live projection after rebuild",
+        &format!("SELECT telemetry_events FROM sessions WHERE session_id = '{id}'"),
+        |n| *n == 210,
+    )
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM session_events")
+        .fetch_one(&env.pool)
+        .await?;
     assert_eq!(total, 4 * 200 + 4 * 3 + 1 + 1 + 10);
 
     consumers.stop().await?;

@@ -10,7 +10,11 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection};
 
-async fn insert_event(conn: &mut PgConnection, aggregate_id: &str, sequence: i64) -> anyhow::Result<()> {
+async fn insert_event(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+    sequence: i64,
+) -> anyhow::Result<()> {
     let payload = serde_json::json!({"AssessmentRetired": {"at": "2026-01-01T00:00:00Z"}});
     sqlx::query("INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('Assessment', $1, $2, 'AssessmentRetired', '1', $3, '{}')")
         .bind(aggregate_id)
@@ -23,11 +27,18 @@ async fn insert_event(conn: &mut PgConnection, aggregate_id: &str, sequence: i64
 
 /// Reads every record key of the assessments topic.
 async fn published_keys(env: &TestEnv) -> anyhow::Result<Vec<String>> {
-    let consumer: StreamConsumer = env.config.kafka().client_config().set("group.id", format!("{}.reader", env.id)).set("enable.auto.commit", "false").create()?;
+    let consumer: StreamConsumer = env
+        .config
+        .kafka()
+        .client_config()
+        .set("group.id", format!("{}.reader", env.id))
+        .set("enable.auto.commit", "false")
+        .create()?;
     let mut tpl = TopicPartitionList::new();
     let mut end = 0;
     for p in 0..3 {
-        let (_, high) = consumer.fetch_watermarks(&env.config.topic_assessments, p, Duration::from_secs(10))?;
+        let (_, high) =
+            consumer.fetch_watermarks(&env.config.topic_assessments, p, Duration::from_secs(10))?;
         end += high;
         tpl.add_partition_offset(&env.config.topic_assessments, p, Offset::Beginning)?;
     }
@@ -46,9 +57,14 @@ async fn an_event_whose_transaction_commits_late_is_not_skipped() -> anyhow::Res
     let env = TestEnv::new().await?;
     let kafka = env.config.kafka();
     let producer = kafka.producer(0)?;
-    let config = RelayConfig { name: "test".into(), ..RelayConfig::default() };
+    let config = RelayConfig {
+        name: "test".into(),
+        ..RelayConfig::default()
+    };
     let mut relay_conn = PgConnection::connect(&env.config.database_url).await?;
-    sqlx::query("INSERT INTO relay_checkpoints (relay, tx_id, position) VALUES ('test', '0', 0)").execute(&mut relay_conn).await?;
+    sqlx::query("INSERT INTO relay_checkpoints (relay, tx_id, position) VALUES ('test', '0', 0)")
+        .execute(&mut relay_conn)
+        .await?;
     while publish_batch(&mut relay_conn, &kafka, &producer, &config).await? > 0 {}
     let before = published_keys(&env).await?.len();
 
@@ -72,11 +88,17 @@ async fn an_event_whose_transaction_commits_late_is_not_skipped() -> anyhow::Res
     }
 
     // Assert: nothing passed the open transaction; both published afterwards, early first.
-    assert_eq!(while_open, 0, "the relay must not read past an open transaction");
+    assert_eq!(
+        while_open, 0,
+        "the relay must not read past an open transaction"
+    );
     assert_eq!(after_commit, 2);
     let keys = published_keys(&env).await?;
     assert_eq!(keys.len(), before + 2);
-    let (e, l) = (keys.iter().position(|k| k == "early"), keys.iter().position(|k| k == "late"));
+    let (e, l) = (
+        keys.iter().position(|k| k == "early"),
+        keys.iter().position(|k| k == "late"),
+    );
     assert!(e.is_some() && l.is_some(), "{keys:?}");
     Ok(())
 }
@@ -86,7 +108,12 @@ async fn a_standby_relay_takes_over_when_the_leader_dies() -> anyhow::Result<()>
     // Arrange: two relay processes; the first becomes leader.
     let env = TestEnv::new().await?;
     let mut leader = env.spawn_process(&["relay"], &[])?;
-    env.wait_for::<i64>("the catalogue to be published", "SELECT COALESCE(max(published), 0) FROM relay_checkpoints", |n| *n >= 14).await?;
+    env.wait_for::<i64>(
+        "the catalogue to be published",
+        "SELECT COALESCE(max(published), 0) FROM relay_checkpoints",
+        |n| *n >= 14,
+    )
+    .await?;
     let mut standby = env.spawn_process(&["relay"], &[])?;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -98,9 +125,19 @@ async fn a_standby_relay_takes_over_when_the_leader_dies() -> anyhow::Result<()>
     }
 
     // Assert: the standby publishes them.
-    env.wait_for::<i64>("the standby to publish", "SELECT max(published) FROM relay_checkpoints", |n| *n >= 19).await?;
+    env.wait_for::<i64>(
+        "the standby to publish",
+        "SELECT max(published) FROM relay_checkpoints",
+        |n| *n >= 19,
+    )
+    .await?;
     let keys = published_keys(&env).await?;
-    assert_eq!(keys.iter().filter(|k| k.starts_with("after-failover-")).count(), 5);
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.starts_with("after-failover-"))
+            .count(),
+        5
+    );
     standby.kill().await?;
     Ok(())
 }

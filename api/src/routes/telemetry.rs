@@ -1,11 +1,17 @@
 //! Telemetry ingestion: validated batches produced to Kafka keyed by session id.
 //!
 //! A batch is all-or-nothing: any invalid event rejects the batch with a reason per event, and
-//! nothing is produced. Per session, batches are serialized by a row lock on the session's
-//! cursor, so they reach the partition in client order; the cursor (highest acknowledged `seq`)
-//! advances only after the broker acknowledged every record. Events at or below the cursor are
-//! retries of acknowledged events and are skipped (and a crash between ack and cursor update
-//! leaves duplicates in the topic, which readers drop by (session, seq)).
+//! nothing is produced. Client `seq` numbers are contiguous per session; the session's cursor
+//! (`telemetry_cursors.last_seq`, the highest acknowledged `seq`) advances only after the broker
+//! acknowledged every record of a batch, and only forward.
+//!
+//! Order without holding a lock across the broker round trip: a batch is produced only if it
+//! starts at `last_seq + 1` as read before producing, and the cursor moves only after the ack. So
+//! batch N+1 can only be produced after batch N was acknowledged, and lands after it in the
+//! partition, whichever API process handles it. Two copies of the *same* batch racing (a client
+//! retry while the first attempt is still in flight) may both be produced: readers drop the
+//! second copy by (session, seq), as they do for a crash between the ack and the cursor update.
+//! Events at or below the cursor are answered as duplicates without producing anything.
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -119,16 +125,15 @@ pub async fn ingest(
     }
     let org_id = session.org_id.unwrap_or(token.org_id);
 
-    let mut tx = state.pool.begin().await?;
-    sqlx::query("INSERT INTO telemetry_cursors (session_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
+    // One statement creates the cursor if needed and reads it; no transaction is held while the
+    // broker acknowledges (see the module comment for why order still holds).
     let last_seq: i64 = sqlx::query_scalar(
-        "SELECT last_seq FROM telemetry_cursors WHERE session_id = $1 FOR UPDATE",
+        "INSERT INTO telemetry_cursors (session_id) VALUES ($1)
+         ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
+         RETURNING last_seq",
     )
     .bind(session_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&state.pool)
     .await?;
     let fresh: Vec<&TelemetryEvent> = events.iter().filter(|e| e.seq as i64 > last_seq).collect();
     let duplicates = events.len() - fresh.len();
@@ -173,7 +178,7 @@ pub async fn ingest(
         .collect();
     for delivery in futures::future::join_all(deliveries).await {
         if let Err((error, _)) = delivery {
-            // The cursor stays put (the transaction rolls back); the client retries the batch.
+            // The cursor stays put; the client retries the batch.
             INGESTED
                 .with_label_values(&["broker_error"])
                 .inc_by(fresh.len() as u64);
@@ -182,14 +187,12 @@ pub async fn ingest(
     }
     PRODUCE_SECONDS.observe(started.elapsed().as_secs_f64());
     let new_last = fresh.last().map_or(last_seq, |e| e.seq as i64);
-    sqlx::query(
-        "UPDATE telemetry_cursors SET last_seq = $2, updated_at = now() WHERE session_id = $1",
-    )
-    .bind(session_id)
-    .bind(new_last)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    // Only ever moves forward: a slower copy of this batch cannot move it back.
+    sqlx::query("UPDATE telemetry_cursors SET last_seq = GREATEST(last_seq, $2), updated_at = now() WHERE session_id = $1")
+        .bind(session_id)
+        .bind(new_last)
+        .execute(&state.pool)
+        .await?;
     INGESTED
         .with_label_values(&["accepted"])
         .inc_by(fresh.len() as u64);

@@ -752,6 +752,37 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
         "in_flight": format!("{} tasks x {} records", args.concurrency.min(args.sessions), args.batch),
     });
     report["ratio_ingest_over_raw"] = json!(ingest_rate / raw_rate.max(1e-9));
+    // The same produce while a consumer tails the topic, as the projection tails the sessions
+    // topic during ingest: the broker does the same work in both runs.
+    note("raw rdkafka produce baseline with a tailing consumer");
+    let topic = env.create_topic("rawtail").await?;
+    let producer = config.kafka().producer(config.producer_linger_ms)?;
+    let works = sessions
+        .iter()
+        .map(|meta| Work {
+            meta: meta.clone(),
+            typist: Typist::new(meta.index as u64),
+            remaining: args.events_per_session,
+        })
+        .collect();
+    let tail = tokio::spawn(raw_tail(config.clone(), topic.clone(), total));
+    let send = raw_producer_send(
+        producer,
+        topic.clone(),
+        org.org_id,
+        Arc::new(AtomicU64::new(0)),
+    );
+    let tailed_elapsed = drive(works, args.batch, args.concurrency, send).await?;
+    let tailed = tail.await??;
+    let tailed_rate = rate(total, tailed_elapsed);
+    report["raw_produce_with_consumer"] = json!({
+        "topic": topic,
+        "events_per_s": tailed_rate,
+        "seconds": tailed_elapsed.as_secs_f64(),
+        "consumer_caught_up_s": tailed.elapsed.as_secs_f64(),
+    });
+    report["ratio_ingest_over_raw_with_consumer"] = json!(ingest_rate / tailed_rate.max(1e-9));
+
     let (hwm, rss) = memory_kib();
     report["memory"]["end_vm_hwm_kib"] = json!(hwm);
     report["memory"]["end_vm_rss_kib"] = json!(rss);
@@ -1191,6 +1222,21 @@ fn print_ingest(r: &Value) {
         "ratio ingest / raw",
         r["ratio_ingest_over_raw"].as_f64().unwrap_or(0.0)
     );
+    let tailed = &r["raw_produce_with_consumer"];
+    println!(
+        "  {:<38} {:.0} events/s  ({:.2} s; the consumer finished {:.2} s after the start)",
+        "raw produce + tailing raw consumer",
+        tailed["events_per_s"].as_f64().unwrap_or(0.0),
+        tailed["seconds"].as_f64().unwrap_or(0.0),
+        tailed["consumer_caught_up_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  {:<38} {:.3}",
+        "ratio ingest / raw with consumer",
+        r["ratio_ingest_over_raw_with_consumer"]
+            .as_f64()
+            .unwrap_or(0.0)
+    );
     println!();
     println!(
         "  * in-process: the whole bench process (API + relay + consumers + load generator), not the API alone"
@@ -1339,6 +1385,43 @@ struct Consumed {
     records: u64,
     bytes: u64,
     elapsed: Duration,
+}
+
+/// Follows `topic` from the beginning until `expected` records were read (all partitions
+/// assigned, no group), decoding each as a `WireEvent`: the broker load a projection adds.
+async fn raw_tail(config: Config, topic: String, expected: u64) -> anyhow::Result<Consumed> {
+    let started = Instant::now();
+    let consumer: StreamConsumer = config
+        .kafka()
+        .client_config()
+        .set(
+            "group.id",
+            format!("{}.tail.{}", config.group_prefix, Uuid::new_v4().simple()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..config.topic_partitions {
+        assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while records < expected {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .context("the tailing consumer got nothing for 60 s")??;
+        let payload = message.payload().unwrap_or_default();
+        let _: WireEvent = serde_json::from_slice(payload)?;
+        records += 1;
+        bytes += payload.len() as u64;
+    }
+    Ok(Consumed {
+        records,
+        bytes,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Reads `topic` from the beginning to its current end: no group commits, all partitions

@@ -113,14 +113,10 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthenticated("Authorization must be `Bearer <token>`"))
 }
 
-impl FromRequestParts<AppState> for Member {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
+impl Member {
+    /// Resolves a member from a raw API key (also used where a header cannot be sent, e.g. by
+    /// `EventSource`).
+    pub async fn from_api_key(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let invalid = || ApiError::unauthenticated("invalid API key");
         let (key_id, secret) = parse(token, "clk").ok_or_else(invalid)?;
         let row: Option<(Uuid, Uuid, Role, Vec<u8>)> = sqlx::query_as(
@@ -139,6 +135,17 @@ impl FromRequestParts<AppState> for Member {
             org_id,
             role,
         })
+    }
+}
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Member::from_api_key(state, bearer(parts)?).await
     }
 }
 

@@ -39,7 +39,7 @@ pub enum Command {
     Seed,
     /// Rebuild a projection from offset 0.
     Rebuild {
-        /// `catalogue` or `sessions`.
+        /// `catalogue`, `sessions` or `replay`.
         projection: String,
     },
     /// Organization administration.
@@ -83,7 +83,7 @@ fn projections(names: &[String]) -> anyhow::Result<Vec<Projection>> {
         .iter()
         .map(|n| {
             Projection::from_name(n).ok_or_else(|| {
-                anyhow::anyhow!("unknown projection `{n}` (known: catalogue, sessions)")
+                anyhow::anyhow!("unknown projection `{n}` (known: catalogue, sessions, replay)")
             })
         })
         .collect()

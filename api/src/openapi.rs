@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{assessments, candidate, members, ops, sessions, telemetry};
+use crate::routes::{assessments, candidate, members, ops, replay, sessions, telemetry};
 
 /// The API description served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -17,6 +17,7 @@ use crate::routes::{assessments, candidate, members, ops, sessions, telemetry};
         sessions::invite, sessions::list, sessions::show, sessions::events,
         candidate::workspace, candidate::consent, candidate::start, candidate::submit,
         telemetry::ingest,
+        replay::summary, replay::state_at, replay::events, replay::diff, replay::stream,
     ),
     components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
     modifiers(&SecurityAddon),
@@ -25,6 +26,7 @@ use crate::routes::{assessments, candidate, members, ops, sessions, telemetry};
         (name = "assessments", description = "The built-in library and the organization's own assessments"),
         (name = "sessions", description = "Candidate sessions (staff)"),
         (name = "candidate", description = "What the candidate does, with the session token"),
+        (name = "replay", description = "Session replay for reviewers: seek, events, playback, diff, markers"),
         (name = "ops", description = "Health, readiness, schemas"),
     )
 )]

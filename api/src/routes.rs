@@ -4,6 +4,8 @@ pub mod assessments;
 pub mod candidate;
 pub mod members;
 pub mod ops;
+pub mod replay;
+pub mod review;
 pub mod sessions;
 pub mod telemetry;
 
@@ -18,6 +20,8 @@ pub fn router(state: AppState) -> Router {
         .merge(members::router())
         .merge(assessments::router())
         .merge(sessions::router())
+        .merge(replay::router())
+        .merge(review::router())
         .merge(candidate::router())
         .merge(telemetry::router(&state))
         .fallback(|| async { crate::error::ApiError::not_found("route") })

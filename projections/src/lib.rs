@@ -6,6 +6,8 @@
 //! twice (relay re-publish, retried batch) changes nothing the second time.
 
 pub mod catalogue;
+pub mod replay;
+pub mod replay_engine;
 pub mod sessions;
 
 use clarity_domain::wire::WireEvent;
@@ -41,6 +43,8 @@ pub enum Projection {
     Catalogue,
     /// `sessions`, `session_events` from the sessions topic.
     Sessions,
+    /// `replay_sessions`, `replay_keyframes`, `replay_markers` from the sessions topic.
+    Replay,
 }
 
 /// Which topic feeds which projection.
@@ -52,13 +56,18 @@ pub enum Feed {
 
 impl Projection {
     /// Every projection, in the order `clarity consume` starts them.
-    pub const ALL: [Projection; 2] = [Projection::Catalogue, Projection::Sessions];
+    pub const ALL: [Projection; 3] = [
+        Projection::Catalogue,
+        Projection::Sessions,
+        Projection::Replay,
+    ];
 
     /// The name used for offsets, locks and the CLI.
     pub fn name(self) -> &'static str {
         match self {
             Self::Catalogue => "catalogue",
             Self::Sessions => "sessions",
+            Self::Replay => "replay",
         }
     }
 
@@ -71,7 +80,7 @@ impl Projection {
     pub fn feed(self) -> Feed {
         match self {
             Self::Catalogue => Feed::Assessments,
-            Self::Sessions => Feed::Sessions,
+            Self::Sessions | Self::Replay => Feed::Sessions,
         }
     }
 
@@ -80,6 +89,7 @@ impl Projection {
         match self {
             Self::Catalogue => &["catalogue_versions", "catalogue_assessments"],
             Self::Sessions => &["session_events", "sessions"],
+            Self::Replay => &["replay_markers", "replay_keyframes", "replay_sessions"],
         }
     }
 
@@ -92,6 +102,7 @@ impl Projection {
         match self {
             Self::Catalogue => catalogue::apply(conn, records).await,
             Self::Sessions => sessions::apply(conn, records).await,
+            Self::Replay => replay::apply(conn, records).await,
         }
     }
 }

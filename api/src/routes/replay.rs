@@ -1,0 +1,524 @@
+//! Session replay for reviewers: state at any position (by telemetry `seq` or by time since the
+//! start), events in a range, a paced server-sent-events playback, diffs between positions, and
+//! the timeline markers. Reads the `replay` projection: one keyframe + at most one keyframe
+//! interval of events per seek, never a replay from the start.
+//!
+//! Access: admins, reviewers and auditors of the session's organization.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use clarity_domain::telemetry::TelemetryData;
+use clarity_projections::replay_engine::{self, FileDiff, Keyframe, Workspace};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Member, Role};
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+const REPLAYERS: &[Role] = &[Role::Admin, Role::Reviewer, Role::Auditor];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions/{session_id}/replay", get(summary))
+        .route("/v1/sessions/{session_id}/replay/state", get(state_at))
+        .route("/v1/sessions/{session_id}/replay/events", get(events))
+        .route("/v1/sessions/{session_id}/replay/diff", get(diff))
+        .route("/v1/sessions/{session_id}/replay/stream", get(stream))
+}
+
+/// A point of interest on the timeline.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Marker {
+    /// `paste`, `focus_away`, `code_run`, `face_anomaly`, `edit_anomaly`, `submission`.
+    pub kind: String,
+    pub seq: i64,
+    pub at_ms: i64,
+    pub end_seq: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub label: String,
+    pub data: serde_json::Value,
+}
+
+/// What the replay page needs to draw the timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplaySummary {
+    pub session_id: Uuid,
+    pub status: Option<String>,
+    pub candidate_name: Option<String>,
+    pub assessment_title: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub duration_ms: i64,
+    pub last_seq: i64,
+    pub keyframe_every_events: u32,
+    pub anomalies: i64,
+    pub markers: Vec<Marker>,
+}
+
+struct Head {
+    started_at: Option<DateTime<Utc>>,
+    last_seq: i64,
+    last_at_ms: i64,
+    anomalies: i64,
+}
+
+/// Checks role and organization and loads the replay head; another organization's session is 404.
+async fn head(state: &AppState, member: &Member, id: Uuid) -> Result<Head> {
+    member.require(REPLAYERS)?;
+    let row: Option<(Option<DateTime<Utc>>, i64, i64, i64)> =
+        sqlx::query_as("SELECT started_at, last_seq, last_at_ms, anomalies FROM replay_sessions WHERE session_id = $1 AND org_id = $2")
+            .bind(id)
+            .bind(member.org_id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (started_at, last_seq, last_at_ms, anomalies) =
+        row.ok_or_else(|| ApiError::not_found("session replay"))?;
+    Ok(Head {
+        started_at,
+        last_seq,
+        last_at_ms,
+        anomalies,
+    })
+}
+
+/// The replay timeline of a session: duration, last position and markers.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/replay", tag = "replay", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)), responses((status = 200, body = ReplaySummary), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn summary(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ReplaySummary>> {
+    let h = head(&state, &member, id).await?;
+    let (status, candidate_name, assessment_title): (Option<String>, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT status, candidate_name, assessment_title FROM sessions WHERE session_id = $1 AND org_id = $2")
+            .bind(id)
+            .bind(member.org_id)
+            .fetch_optional(&state.pool)
+            .await?
+            .unwrap_or_default();
+    let markers = sqlx::query_as("SELECT kind, seq, at_ms, end_seq, duration_ms, label, data FROM replay_markers WHERE session_id = $1 ORDER BY seq, kind")
+        .bind(id)
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(Json(ReplaySummary {
+        session_id: id,
+        status,
+        candidate_name,
+        assessment_title,
+        started_at: h.started_at,
+        duration_ms: h.last_at_ms,
+        last_seq: h.last_seq,
+        keyframe_every_events: clarity_projections::replay::POLICY.every_events,
+        anomalies: h.anomalies,
+        markers,
+    }))
+}
+
+/// A position: exactly one of `seq` (0 = before the first event) or `at_ms` (time since start).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    pub seq: Option<i64>,
+    pub at_ms: Option<i64>,
+}
+
+/// One telemetry event on the timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineEvent {
+    pub seq: i64,
+    pub at_ms: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: serde_json::Value,
+}
+
+/// The workspace at a position.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayState {
+    pub seq: i64,
+    pub at_ms: i64,
+    #[schema(value_type = Object)]
+    pub files: std::collections::BTreeMap<String, String>,
+    #[schema(value_type = Option<Object>)]
+    pub cursor: Option<replay_engine::Cursor>,
+    /// The event at this position (none at seq 0).
+    pub event: Option<TimelineEvent>,
+}
+
+fn out_of_range(message: String) -> ApiError {
+    ApiError::invalid("position_out_of_range", message)
+}
+
+fn at_ms(started_at: Option<DateTime<Utc>>, occurred_at: DateTime<Utc>) -> i64 {
+    started_at.map_or(0, |s| (occurred_at - s).num_milliseconds().max(0))
+}
+
+/// Resolves a position to a `seq`, bounded by the session.
+async fn resolve(state: &AppState, id: Uuid, h: &Head, pos: &Position) -> Result<i64> {
+    match (pos.seq, pos.at_ms) {
+        (Some(seq), None) => {
+            if !(0..=h.last_seq).contains(&seq) {
+                return Err(out_of_range(format!(
+                    "seq must be between 0 and {}",
+                    h.last_seq
+                )));
+            }
+            Ok(seq)
+        }
+        (None, Some(t)) => {
+            if !(0..=h.last_at_ms).contains(&t) {
+                return Err(out_of_range(format!(
+                    "at_ms must be between 0 and {}",
+                    h.last_at_ms
+                )));
+            }
+            let Some(started_at) = h.started_at else {
+                return Ok(0);
+            };
+            // The nearest keyframe at or before `t` bounds the scan to one keyframe interval.
+            let from: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM replay_keyframes WHERE session_id = $1 AND at_ms <= $2")
+                .bind(id)
+                .bind(t)
+                .fetch_one(&state.pool)
+                .await?;
+            // An event's `at_ms` is the whole milliseconds since the start, so it is at or before
+            // `t` exactly when it happened before `t + 1` ms.
+            let until = started_at + chrono::Duration::milliseconds(t + 1);
+            let seq: Option<i64> = sqlx::query_scalar(
+                "SELECT max(seq) FROM session_events WHERE session_id = $1 AND stream_kind = 'telemetry'
+                 AND seq > $2 AND seq <= $3 AND occurred_at < $4",
+            )
+            .bind(id)
+            .bind(from)
+            .bind(scan_limit(from, h.last_seq))
+            .bind(until)
+            .fetch_one(&state.pool)
+            .await?;
+            Ok(seq.unwrap_or(from))
+        }
+        _ => Err(ApiError::invalid(
+            "invalid_position",
+            "give exactly one of `seq` or `at_ms`",
+        )),
+    }
+}
+
+/// How far past a keyframe an at-time scan may need to look: the next keyframe comes at most one
+/// event interval later (twice that tolerates clients whose clocks step backwards).
+fn scan_limit(from: i64, last_seq: i64) -> i64 {
+    match clarity_projections::replay::POLICY.every_events {
+        0 => last_seq,
+        n => last_seq.min(from + 2 * i64::from(n)),
+    }
+}
+
+/// The workspace right after `target`: nearest keyframe + the events after it.
+async fn workspace_at(
+    state: &AppState,
+    id: Uuid,
+    started_at: Option<DateTime<Utc>>,
+    target: i64,
+) -> Result<(Workspace, Option<TimelineEvent>)> {
+    let (kf_seq, kf_ws): (i64, serde_json::Value) =
+        sqlx::query_as("SELECT seq, workspace FROM replay_keyframes WHERE session_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1")
+            .bind(id)
+            .bind(target)
+            .fetch_optional(&state.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("session replay"))?;
+    let workspace: Workspace = serde_json::from_value(kf_ws).map_err(ApiError::internal)?;
+    let rows: Vec<(i64, String, DateTime<Utc>, serde_json::Value)> = sqlx::query_as(
+        "SELECT seq, event_type, occurred_at, data FROM session_events
+         WHERE session_id = $1 AND stream_kind = 'telemetry' AND seq >= $2 AND seq <= $3 ORDER BY seq",
+    )
+    .bind(id)
+    // From the keyframe's own event (skipped by `state_at`), so the event at `target` is known
+    // even when `target` is the keyframe.
+    .bind(kf_seq.max(1))
+    .bind(target)
+    .fetch_all(&state.pool)
+    .await?;
+    let events: Vec<(u64, TelemetryData)> = rows
+        .iter()
+        .filter_map(|(seq, _, _, data)| {
+            serde_json::from_value(data.clone())
+                .ok()
+                .map(|d| (*seq as u64, d))
+        })
+        .collect();
+    let keyframe = Keyframe {
+        seq: kf_seq as u64,
+        workspace,
+    };
+    let (workspace, _anomalies) = replay_engine::state_at(&keyframe, &events, target as u64);
+    let event = rows
+        .last()
+        .filter(|r| r.0 == target)
+        .map(|(seq, event_type, occurred, data)| TimelineEvent {
+            seq: *seq,
+            at_ms: at_ms(started_at, *occurred),
+            event_type: event_type.clone(),
+            data: data.clone(),
+        });
+    Ok((workspace, event))
+}
+
+/// The files, cursor and event at a position (by `seq` or `at_ms`).
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/state", tag = "replay", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path), Position),
+    responses((status = 200, body = ReplayState), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn state_at(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    Query(pos): Query<Position>,
+) -> Result<Json<ReplayState>> {
+    let h = head(&state, &member, id).await?;
+    let seq = resolve(&state, id, &h, &pos).await?;
+    let (workspace, event) = workspace_at(&state, id, h.started_at, seq).await?;
+    let at = event.as_ref().map_or(0, |e| e.at_ms);
+    Ok(Json(ReplayState {
+        seq,
+        at_ms: at,
+        files: workspace.files,
+        cursor: workspace.cursor,
+        event,
+    }))
+}
+
+/// A page of events.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// First `seq` to return (default 1).
+    pub from_seq: Option<i64>,
+    /// At most 5000 (default 1000).
+    pub limit: Option<i64>,
+}
+
+/// A page of the timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsPage {
+    pub events: Vec<TimelineEvent>,
+    pub next_from_seq: Option<i64>,
+}
+
+async fn page(
+    state: &AppState,
+    id: Uuid,
+    started_at: Option<DateTime<Utc>>,
+    from: i64,
+    limit: i64,
+) -> Result<Vec<TimelineEvent>> {
+    let rows: Vec<(i64, String, DateTime<Utc>, serde_json::Value)> = sqlx::query_as(
+        "SELECT seq, event_type, occurred_at, data FROM session_events
+         WHERE session_id = $1 AND stream_kind = 'telemetry' AND seq >= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, event_type, occurred, data)| TimelineEvent {
+            seq,
+            at_ms: at_ms(started_at, occurred),
+            event_type,
+            data,
+        })
+        .collect())
+}
+
+/// Telemetry events from a position on, paged.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/events", tag = "replay", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path), EventsQuery),
+    responses((status = 200, body = EventsPage), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<EventsPage>> {
+    let h = head(&state, &member, id).await?;
+    let (from, limit) = (q.from_seq.unwrap_or(1), q.limit.unwrap_or(1000));
+    if !(1..=5000).contains(&limit) || from < 1 {
+        return Err(ApiError::invalid(
+            "invalid_range",
+            "from_seq must be >= 1 and limit between 1 and 5000",
+        ));
+    }
+    if from > h.last_seq + 1 {
+        return Err(out_of_range(format!(
+            "from_seq must be at most {}",
+            h.last_seq + 1
+        )));
+    }
+    let events = page(&state, id, h.started_at, from, limit).await?;
+    let next_from_seq = events
+        .last()
+        .map(|e| e.seq + 1)
+        .filter(|n| *n <= h.last_seq);
+    Ok(Json(EventsPage {
+        events,
+        next_from_seq,
+    }))
+}
+
+/// Two positions to compare.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    pub from_seq: i64,
+    pub to_seq: i64,
+}
+
+/// The changes between two positions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiffResult {
+    #[schema(value_type = Vec<Object>)]
+    pub files: Vec<FileDiff>,
+}
+
+/// A line diff of the workspace between two positions.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/diff", tag = "replay", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path), DiffQuery),
+    responses((status = 200, body = DiffResult), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn diff(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Json<DiffResult>> {
+    let h = head(&state, &member, id).await?;
+    for s in [q.from_seq, q.to_seq] {
+        if !(0..=h.last_seq).contains(&s) {
+            return Err(out_of_range(format!(
+                "positions must be between 0 and {}",
+                h.last_seq
+            )));
+        }
+    }
+    let (before, _) = workspace_at(&state, id, h.started_at, q.from_seq).await?;
+    let (after, _) = workspace_at(&state, id, h.started_at, q.to_seq).await?;
+    Ok(Json(DiffResult {
+        files: replay_engine::diff(&before, &after),
+    }))
+}
+
+/// Playback parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Start after this position (default 0).
+    pub from_seq: Option<i64>,
+    /// 1 to 32 (default 1).
+    pub speed: Option<u32>,
+    /// Idle gaps longer than this (ms of session time) are shortened to it; default 2000.
+    pub skip_idle_ms: Option<i64>,
+    /// The API key, for clients that cannot send headers (`EventSource`).
+    pub access_token: Option<String>,
+}
+
+/// Plays the session back as server-sent events (`event: replay`, then `event: end`), paced at
+/// `speed`× session time with idle gaps shortened to `skip_idle_ms`.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/stream", tag = "replay", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path), StreamQuery),
+    responses((status = 200, description = "text/event-stream"), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Query(q): Query<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let token = match (
+        &q.access_token,
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok()),
+    ) {
+        (_, Some(h)) => h.strip_prefix("Bearer ").unwrap_or(h).trim().to_string(),
+        (Some(t), None) => t.clone(),
+        (None, None) => {
+            return Err(ApiError::unauthenticated(
+                "missing Authorization header or access_token",
+            ))
+        }
+    };
+    let member = Member::from_api_key(&state, &token).await?;
+    let h = head(&state, &member, id).await?;
+    let speed = q.speed.unwrap_or(1);
+    if !(1..=32).contains(&speed) {
+        return Err(ApiError::invalid(
+            "invalid_speed",
+            "speed must be between 1 and 32",
+        ));
+    }
+    let from = q.from_seq.unwrap_or(0);
+    if !(0..=h.last_seq).contains(&from) {
+        return Err(out_of_range(format!(
+            "from_seq must be between 0 and {}",
+            h.last_seq
+        )));
+    }
+    let skip_idle = q.skip_idle_ms.unwrap_or(2000).max(0);
+    let stream = async_stream(state, id, h, from, speed, skip_idle);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn async_stream(
+    state: AppState,
+    id: Uuid,
+    h: Head,
+    from: i64,
+    speed: u32,
+    skip_idle: i64,
+) -> impl Stream<Item = std::result::Result<Event, Infallible>> {
+    futures::stream::unfold(
+        (from + 1, None::<i64>, Vec::<TimelineEvent>::new(), false),
+        move |(next, last_at, mut buffer, done)| {
+            let state = state.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                if buffer.is_empty() && next <= h.last_seq {
+                    buffer = page(&state, id, h.started_at, next, 500)
+                        .await
+                        .unwrap_or_default();
+                    buffer.reverse();
+                }
+                let Some(event) = buffer.pop() else {
+                    return Some((
+                        Ok(Event::default().event("end").data("{}")),
+                        (next, last_at, buffer, true),
+                    ));
+                };
+                if let Some(prev) = last_at {
+                    let gap = (event.at_ms - prev).clamp(0, skip_idle.max(1));
+                    tokio::time::sleep(Duration::from_millis((gap / i64::from(speed)) as u64))
+                        .await;
+                }
+                let data = serde_json::to_string(&event).unwrap_or_default();
+                let (seq, at) = (event.seq, event.at_ms);
+                Some((
+                    Ok(Event::default()
+                        .event("replay")
+                        .id(seq.to_string())
+                        .data(data)),
+                    (seq + 1, Some(at), buffer, false),
+                ))
+            }
+        },
+    )
+}

@@ -47,6 +47,7 @@ const S = {
   seekToken: 0,
   seekAbort: null,
   seeking: false,
+  resumeAfterSeek: false,
   scrubbing: false,
   // Playback.
   playing: false,
@@ -124,6 +125,7 @@ function fmtClock(ms) {
 
 function fmtDuration(ms) {
   if (ms == null) return '–';
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
   const total = Math.round(ms / 1000);
   if (total < 60) return `${total} s`;
   const h = Math.floor(total / 3600);
@@ -233,6 +235,7 @@ function updateBusy() {
   main.setAttribute('aria-busy', S.seeking ? 'true' : 'false');
   // A live region that speaks every event at 32× is useless: announce only when not playing.
   el('current-event').setAttribute('aria-live', S.playing ? 'off' : 'polite');
+  updateButtons();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,6 +312,7 @@ function renderHeader() {
   el('started-at').textContent = fmtDate(s.started_at);
   el('duration').textContent = fmtDuration(s.duration_ms);
   document.title = `${s.candidate_name || 'Session'} · ${s.assessment_title || 'replay'} · Clarity`;
+  el('session-facts').hidden = false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,6 +407,7 @@ function renderMarkers() {
     txt.textContent = `${kindName}: ${label}${extra}`;
     lb.append(sw, t, txt);
     lb.setAttribute('aria-label', `${time}, seq ${m.seq}. ${kindName}: ${label}${extra}`);
+    lb.title = `seq ${m.seq} · ${kindName}: ${label}${extra}`;
     lb.addEventListener('click', () => seek(m.seq));
     li.append(lb);
     list.append(li);
@@ -441,7 +446,9 @@ function jump(kind, direction) {
 async function seek(target) {
   const seq = clamp(Math.round(Number(target) || 0), 0, S.lastSeq);
   const token = ++S.seekToken;
-  const resume = S.playing || (S.pb && S.pb.resumeAfterSeek);
+  // Seeking while playing (or while an earlier seek will resume playing) keeps playing.
+  const resume = S.playing || S.resumeAfterSeek;
+  S.resumeAfterSeek = resume;
   stopPlayback();
   if (S.seekAbort) S.seekAbort.abort();
   const ctl = new AbortController();
@@ -454,12 +461,14 @@ async function seek(target) {
     applyState(st);
     hideError('seek');
     S.seeking = false;
+    S.resumeAfterSeek = false;
     updateBusy();
     if (resume) startPlayback();
     else rememberPosition();
   } catch (e) {
     if (e.name === 'AbortError' || token !== S.seekToken) return;
     S.seeking = false;
+    S.resumeAfterSeek = false;
     updateBusy();
     showError(e, 'seek');
     render(); // put the scrubber back where the displayed state is
@@ -496,11 +505,17 @@ function speed() {
 }
 
 function startPlayback() {
-  if (S.playing || S.seeking) return;
+  if (S.playing) return;
+  if (S.seeking) {
+    // Play as soon as the position being loaded arrives.
+    S.resumeAfterSeek = true;
+    updateButtons();
+    return;
+  }
   hideError('playback');
   if (S.seq >= S.lastSeq) {
     // At the end: start over, as media players do.
-    S.pb = { resumeAfterSeek: true };
+    S.resumeAfterSeek = true;
     seek(0);
     return;
   }
@@ -515,7 +530,6 @@ function startPlayback() {
     elapsed: 0,
     lastTick: performance.now(),
     timer: 0,
-    resumeAfterSeek: false,
   };
   updateButtons();
   updateBusy();
@@ -535,6 +549,7 @@ function stopPlayback() {
 }
 
 function pause() {
+  S.resumeAfterSeek = false;
   stopPlayback();
   render();
   rememberPosition();
@@ -592,36 +607,58 @@ function tick() {
   pb.timer = setTimeout(tick, TICK_MS);
 }
 
-/** Applies one telemetry event to the local state (the same rules as the server's replay). */
+/** Whether `pos` is a valid UTF-16 offset in `text`: in range and not inside a surrogate pair. */
+function validOffset(text, pos) {
+  if (!Number.isInteger(pos) || pos < 0 || pos > text.length) return false;
+  if (pos === 0 || pos === text.length) return true;
+  const before = text.charCodeAt(pos - 1);
+  const after = text.charCodeAt(pos);
+  return !(before >= 0xd800 && before <= 0xdbff && after >= 0xdc00 && after <= 0xdfff);
+}
+
+/**
+ * Applies one telemetry event to the local state, with the server's replay rules
+ * (projections/src/replay_engine.rs, `Workspace::apply`): an event that does not fit the state
+ * (unknown file, existing path, position out of range or inside a surrogate pair, negative
+ * numbers) leaves it unchanged; edits do not move the cursor; a rename carries the cursor along;
+ * deleting the cursor's file clears it.
+ */
 function applyEvent(ev) {
   const d = ev.data || {};
+  const files = S.files;
   switch (ev.type) {
     case 'edit': {
-      const before = S.files.get(d.file) ?? '';
-      const pos = clamp(Number(d.position) || 0, 0, before.length);
-      const del = clamp(Number(d.deleted) || 0, 0, before.length - pos);
-      S.files.set(d.file, before.slice(0, pos) + (d.inserted || '') + before.slice(pos + del));
+      const text = files.get(d.file);
+      const pos = Number(d.position);
+      const del = Number(d.deleted);
+      if (text === undefined || typeof d.inserted !== 'string') break;
+      if (!validOffset(text, pos) || !Number.isInteger(del) || del < 0 || !validOffset(text, pos + del)) break;
+      files.set(d.file, text.slice(0, pos) + d.inserted + text.slice(pos + del));
       break;
     }
     case 'file_created':
-      S.files.set(d.file, d.content || '');
+      if (typeof d.file === 'string' && !files.has(d.file)) files.set(d.file, typeof d.content === 'string' ? d.content : '');
       break;
     case 'file_renamed':
-      if (S.files.has(d.file)) {
-        const content = S.files.get(d.file);
-        S.files.delete(d.file);
-        S.files.set(d.new_file, content);
+      if (files.has(d.file) && typeof d.new_file === 'string' && !files.has(d.new_file)) {
+        const content = files.get(d.file);
+        files.delete(d.file);
+        files.set(d.new_file, content);
+        if (S.cursor && S.cursor.file === d.file) S.cursor = { ...S.cursor, file: d.new_file };
+        if (S.activeFile === d.file) S.activeFile = d.new_file;
       }
-      if (S.cursor && S.cursor.file === d.file) S.cursor = { ...S.cursor, file: d.new_file };
-      if (S.activeFile === d.file) S.activeFile = d.new_file;
       break;
     case 'file_deleted':
-      S.files.delete(d.file);
-      if (S.cursor && S.cursor.file === d.file) S.cursor = null;
+      if (files.delete(d.file) && S.cursor && S.cursor.file === d.file) S.cursor = null;
       break;
-    case 'cursor':
-      S.cursor = { file: d.file, position: d.position, selection_end: d.selection_end ?? null };
+    case 'cursor': {
+      const text = files.get(d.file);
+      const pos = Number(d.position);
+      const end = d.selection_end == null ? null : Number(d.selection_end);
+      if (text === undefined || !validOffset(text, pos) || (end !== null && !validOffset(text, end))) break;
+      S.cursor = { file: d.file, position: pos, selection_end: end };
       break;
+    }
     default:
       break;
   }
@@ -835,13 +872,13 @@ function scrollIntoViewWithin(container, target) {
 
 function updateButtons() {
   const ready = !!S.summary;
-  el('play').disabled = !ready || S.playing || S.lastSeq === 0;
-  el('pause').disabled = !S.playing;
+  const wantsPlay = S.playing || S.resumeAfterSeek;
+  el('play').disabled = !ready || wantsPlay || S.lastSeq === 0;
+  el('pause').disabled = !wantsPlay;
   el('prev-paste').disabled = !findMarker('paste', -1);
   el('next-paste').disabled = !findMarker('paste', +1);
   el('prev-tab-away').disabled = !findMarker('focus_away', -1);
   el('next-tab-away').disabled = !findMarker('focus_away', +1);
-  el('play').setAttribute('aria-pressed', S.playing ? 'true' : 'false');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,196 @@
+//! `clarity bench replay`: one long session (default 100,000 events) ingested through the API and
+//! projected; then seek latency through the replay API at early, middle and late positions,
+//! against replaying from the start to the same positions in the same run.
+
+use std::time::{Duration, Instant};
+
+use clarity_domain::telemetry::TelemetryData;
+use clarity_projections::replay_engine::Workspace;
+use clarity_projections::Projection;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    histogram, memory_kib, mib, note, pct_text, percentiles, started_session, BenchEnv, Typist,
+};
+use crate::config::Config;
+use crate::state::AppState;
+
+/// `clarity bench replay`
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Telemetry events in the session.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Seeks measured per position.
+    #[arg(long, default_value_t = 200)]
+    pub seeks: usize,
+    /// Print machine-readable JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the bench database.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Runs the benchmark in its own environment.
+pub async fn run(base: Config, args: ReplayArgs) -> anyhow::Result<()> {
+    let env = BenchEnv::create(&base).await?;
+    let result = measure(&env, &args).await;
+    env.teardown(args.keep).await;
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
+
+async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {
+    let config = env.config.clone();
+    let pool = crate::connect(&config).await?;
+    let state = AppState::new(pool.clone(), config.clone())?;
+    crate::seed::seed(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding: {}", e.message))?;
+    let org = crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let mut roles: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let s = shutdown.clone();
+    roles.spawn(async move { crate::serve_on(listener, state, s).await });
+    let (c, s) = (config.clone(), shutdown.clone());
+    roles.spawn(async move { crate::relay(&c, s).await });
+    let (c, p, s) = (config.clone(), pool.clone(), shutdown.clone());
+    roles.spawn(async move {
+        crate::consume(&c, p, &[Projection::Sessions, Projection::Replay], s).await
+    });
+
+    let client = reqwest::Client::new();
+    let meta = started_session(&client, &base_url, &org.admin_api_key, 0).await?;
+    note(format!("sending {} events for one session", args.events));
+    let mut typist = Typist::new(7);
+    let mut sent = 0;
+    while sent < args.events {
+        let n = (args.events - sent).min(1000) as usize;
+        let events = typist.batch(n, chrono::Utc::now());
+        let res = client
+            .post(format!("{base_url}/v1/sessions/{}/telemetry", meta.id))
+            .bearer_auth(&meta.token)
+            .json(&json!({ "events": events }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            res.status().is_success(),
+            "ingest answered {}",
+            res.status()
+        );
+        sent += n as u64;
+    }
+    note("waiting for the replay projection");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM replay_sessions WHERE session_id = $1")
+                .bind(meta.id)
+                .fetch_optional(&pool)
+                .await?;
+        if last == Some(args.events as i64) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the replay projection did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let keyframes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM replay_keyframes WHERE session_id = $1")
+            .bind(meta.id)
+            .fetch_one(&pool)
+            .await?;
+
+    let mut positions = Vec::new();
+    for target in [1_000u64, args.events / 2, args.events] {
+        let target = target.min(args.events);
+        // Seek through the API, as the page does.
+        let mut seek = histogram();
+        for _ in 0..args.seeks {
+            let started = Instant::now();
+            let res = client
+                .get(format!(
+                    "{base_url}/v1/sessions/{}/replay/state?seq={target}",
+                    meta.id
+                ))
+                .bearer_auth(&org.admin_api_key)
+                .send()
+                .await?;
+            anyhow::ensure!(res.status().is_success(), "seek answered {}", res.status());
+            res.bytes().await?;
+            seek.record(started.elapsed().as_micros() as u64)?;
+        }
+        // Replaying from the start: read every event up to the target and apply it.
+        let mut scratch = histogram();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let rows: Vec<serde_json::Value> = sqlx::query_scalar(
+                "SELECT data FROM session_events WHERE session_id = $1 AND stream_kind = 'telemetry' AND seq <= $2 ORDER BY seq",
+            )
+            .bind(meta.id)
+            .bind(target as i64)
+            .fetch_all(&pool)
+            .await?;
+            let mut workspace = Workspace::default();
+            for data in rows {
+                if let Ok(data) = serde_json::from_value::<TelemetryData>(data) {
+                    let _ = workspace.apply(&data);
+                }
+            }
+            scratch.record(started.elapsed().as_micros() as u64)?;
+        }
+        positions.push(json!({"seq": target, "seek": percentiles(&seek), "replay_from_start": percentiles(&scratch)}));
+    }
+    shutdown.cancel();
+    while roles.join_next().await.is_some() {}
+    pool.close().await;
+    let (hwm, rss) = memory_kib();
+    Ok(json!({
+        "events": args.events,
+        "keyframes": keyframes,
+        "keyframe_every_events": clarity_projections::replay::POLICY.every_events,
+        "positions": positions,
+        "memory": {"vm_hwm_kib": hwm, "vm_rss_kib": rss, "note": "whole bench process (API + relay + consumers + client)"},
+    }))
+}
+
+fn print(r: &Value) {
+    println!("clarity bench replay");
+    println!(
+        "  one session, {} events, {} keyframes (every {} events)",
+        r["events"], r["keyframes"], r["keyframe_every_events"]
+    );
+    println!();
+    println!(
+        "  {:<10} {:<64} {}",
+        "position",
+        "seek through the API (GET /replay/state)",
+        "replay from the start (DB read + apply)"
+    );
+    for p in r["positions"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<10} {:<64} {}",
+            p["seq"],
+            pct_text(&p["seek"]),
+            pct_text(&p["replay_from_start"])
+        );
+    }
+    let kib = |v: &Value| mib(v.as_u64().unwrap_or(0));
+    println!();
+    println!(
+        "  peak RSS {:.0} MiB (whole bench process)",
+        kib(&r["memory"]["vm_hwm_kib"])
+    );
+}

@@ -18,7 +18,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::replay_engine::{KeyframePolicy, Workspace};
+use crate::replay_engine::{KeyframePolicy, KeyframeReplayer, Workspace};
 use crate::{ProjectionError, Record};
 
 /// Keyframe interval: `CLARITY_REPLAY_KEYFRAME_EVENTS` events (default 500) or
@@ -43,9 +43,8 @@ struct Session {
     started_at: Option<DateTime<Utc>>,
     last_seq: i64,
     last_at_ms: i64,
-    workspace: Workspace,
-    events_since_keyframe: i32,
-    last_keyframe_at_ms: i64,
+    /// The workspace and the keyframe counters, stepped by the same engine as the reference.
+    replayer: KeyframeReplayer,
     focus_lost: Option<(i64, i64)>,
     anomalies: i64,
     new: bool,
@@ -98,16 +97,16 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                 SessionEvent::SessionStarted { started_at, .. }
                     if s.started_at.is_none() || s.last_seq == 0 =>
                 {
-                    s.started_at = Some(started_at);
+                    s.started_at = Some(micros(started_at));
                 }
                 SessionEvent::SessionSubmitted { at, .. }
                 | SessionEvent::SessionExpired { at, .. } => {
                     let expired = wire
                         .type_parts()
                         .is_some_and(|(_, n)| n == "SessionExpired");
-                    let at_ms = s
-                        .started_at
-                        .map_or(s.last_at_ms, |st| (at - st).num_milliseconds().max(0));
+                    let at_ms = s.started_at.map_or(s.last_at_ms, |st| {
+                        (micros(at) - st).num_milliseconds().max(0)
+                    });
                     let label = if expired {
                         "Expired at the deadline".to_string()
                     } else {
@@ -138,9 +137,11 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                 }
                 let data: TelemetryData = serde_json::from_value(wire.data.clone())
                     .map_err(|e| undecodable(record, &e.to_string()))?;
-                let origin = *s.started_at.get_or_insert(wire.time);
-                let at_ms = (wire.time - origin).num_milliseconds().max(0);
-                if let Err(anomaly) = s.workspace.apply(&data) {
+                let time = micros(wire.time);
+                let origin = *s.started_at.get_or_insert(time);
+                let at_ms = (time - origin).num_milliseconds().max(0);
+                let (anomaly, keyframe) = s.replayer.step(seq as u64, at_ms, &data);
+                if let Some(anomaly) = anomaly {
                     s.anomalies += 1;
                     markers.push((session_id, org_id, Marker { kind: "edit_anomaly", seq, at_ms, end_seq: None, duration_ms: None, label: format!("Edit did not apply: {}", anomaly.reason), data: json!({"code": anomaly.code, "reason": anomaly.reason, "event": wire.data}) }));
                 }
@@ -149,19 +150,13 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                 }
                 s.last_seq = seq;
                 s.last_at_ms = at_ms;
-                s.events_since_keyframe += 1;
-                if POLICY.due(
-                    s.events_since_keyframe as u32,
-                    at_ms - s.last_keyframe_at_ms,
-                ) {
+                if let Some(keyframe) = keyframe {
                     keyframes.push((
                         session_id,
                         seq,
                         at_ms,
-                        serde_json::to_value(&s.workspace).expect("workspace serializes"),
+                        serde_json::to_value(&keyframe.workspace).expect("workspace serializes"),
                     ));
-                    s.events_since_keyframe = 0;
-                    s.last_keyframe_at_ms = at_ms;
                 }
             }
         }
@@ -178,6 +173,14 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
     }
     save(conn, &sessions, &keyframes, &markers).await?;
     Ok(())
+}
+
+/// Times at PostgreSQL's precision, so that a value kept in memory within a batch and the same
+/// value read back from the table in a later batch give the same `at_ms` (rebuilds batch
+/// differently from the live consumer and must produce identical rows).
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6)
 }
 
 /// The marker an event opens or closes, if any.
@@ -299,10 +302,12 @@ async fn load(conn: &mut PgConnection, id: Uuid, org_id: Uuid) -> Result<Session
             started_at,
             last_seq,
             last_at_ms,
-            workspace: serde_json::from_value(workspace)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-            events_since_keyframe,
-            last_keyframe_at_ms,
+            replayer: KeyframeReplayer::resume(
+                *POLICY,
+                serde_json::from_value(workspace).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                events_since_keyframe.max(0) as u32,
+                last_keyframe_at_ms,
+            ),
             focus_lost: fl_seq.zip(fl_at),
             anomalies,
             new: false,
@@ -312,9 +317,7 @@ async fn load(conn: &mut PgConnection, id: Uuid, org_id: Uuid) -> Result<Session
             started_at: None,
             last_seq: 0,
             last_at_ms: 0,
-            workspace: Workspace::default(),
-            events_since_keyframe: 0,
-            last_keyframe_at_ms: 0,
+            replayer: KeyframeReplayer::new(*POLICY),
             focus_lost: None,
             anomalies: 0,
             new: true,
@@ -329,6 +332,7 @@ async fn save(
     markers: &[(Uuid, Uuid, Marker)],
 ) -> Result<(), sqlx::Error> {
     for (id, s) in sessions {
+        let (events_since_keyframe, last_keyframe_at_ms) = s.replayer.counters();
         sqlx::query(
             "INSERT INTO replay_sessions (session_id, org_id, started_at, last_seq, last_at_ms, workspace,
                  events_since_keyframe, last_keyframe_at_ms, focus_lost_seq, focus_lost_at_ms, anomalies)
@@ -344,9 +348,9 @@ async fn save(
         .bind(s.started_at)
         .bind(s.last_seq)
         .bind(s.last_at_ms)
-        .bind(serde_json::to_value(&s.workspace).expect("workspace serializes"))
-        .bind(s.events_since_keyframe)
-        .bind(s.last_keyframe_at_ms)
+        .bind(serde_json::to_value(s.replayer.workspace()).expect("workspace serializes"))
+        .bind(events_since_keyframe as i32)
+        .bind(last_keyframe_at_ms)
         .bind(s.focus_lost.map(|f| f.0))
         .bind(s.focus_lost.map(|f| f.1))
         .bind(s.anomalies)

@@ -310,6 +310,8 @@ pub struct EventsQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventsPage {
     pub events: Vec<TimelineEvent>,
+    /// Markers that start within the page's range.
+    pub markers: Vec<Marker>,
     pub next_from_seq: Option<i64>,
 }
 
@@ -365,12 +367,23 @@ pub async fn events(
         )));
     }
     let events = page(&state, id, h.started_at, from, limit).await?;
+    let to = events.last().map_or(from - 1, |e| e.seq);
+    let markers = sqlx::query_as(
+        "SELECT kind, seq, at_ms, end_seq, duration_ms, label, data FROM replay_markers
+         WHERE session_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq, kind",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&state.pool)
+    .await?;
     let next_from_seq = events
         .last()
         .map(|e| e.seq + 1)
         .filter(|n| *n <= h.last_seq);
     Ok(Json(EventsPage {
         events,
+        markers,
         next_from_seq,
     }))
 }

@@ -219,6 +219,69 @@ impl BenchEnv {
     }
 }
 
+/// The product running in-process against a bench environment: the API (on a free port), the
+/// relay and the given projections, with the catalogue seeded and one organization.
+struct Product {
+    pool: sqlx::PgPool,
+    base_url: String,
+    org: crate::NewOrganization,
+    shutdown: CancellationToken,
+    roles: JoinSet<anyhow::Result<()>>,
+}
+
+impl BenchEnv {
+    async fn start(&self, projections: &[Projection]) -> anyhow::Result<Product> {
+        let config = self.config.clone();
+        let pool = crate::connect(&config).await?;
+        let state = AppState::new(pool.clone(), config.clone())?;
+        crate::seed::seed(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding: {}: {}", e.code, e.message))?;
+        let org =
+            crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
+        let shutdown = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let mut roles: JoinSet<anyhow::Result<()>> = JoinSet::new();
+        let s = shutdown.clone();
+        roles.spawn(async move { crate::serve_on(listener, state, s).await });
+        let (c, s) = (config.clone(), shutdown.clone());
+        roles.spawn(async move { crate::relay(&c, s).await });
+        let (c, p, s, projections) = (config, pool.clone(), shutdown.clone(), projections.to_vec());
+        roles.spawn(async move { crate::consume(&c, p, &projections, s).await });
+        Ok(Product {
+            pool,
+            base_url,
+            org,
+            shutdown,
+            roles,
+        })
+    }
+}
+
+impl Product {
+    /// Stops every role (aborting them after 30 s) and closes the pool.
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        let roles = &mut self.roles;
+        let stopping = async {
+            while let Some(result) = roles.join_next().await {
+                if let Err(error) = result.map_err(anyhow::Error::from).and_then(|r| r) {
+                    note(format!("role stopped with an error: {error:#}"));
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(30), stopping)
+            .await
+            .is_err()
+        {
+            note("roles did not stop within 30 s; aborting them");
+            self.roles.abort_all();
+        }
+        self.pool.close().await;
+    }
+}
+
 fn note(message: impl AsRef<str>) {
     eprintln!("[bench] {}", message.as_ref());
 }
@@ -694,48 +757,16 @@ async fn ingest(base: Config, args: IngestArgs) -> anyhow::Result<()> {
 
 async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Value> {
     let config = env.config.clone();
-    let pool = crate::connect(&config).await?;
-    let state = AppState::new(pool.clone(), config.clone())?;
-    crate::seed::seed(&state)
-        .await
-        .map_err(|e| anyhow::anyhow!("seeding: {}: {}", e.code, e.message))?;
-    let org = crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
-
-    // The roles, in-process, under one token.
-    let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base_url = format!("http://{}", listener.local_addr()?);
-    let mut roles: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let s = shutdown.clone();
-    roles.spawn(async move { crate::serve_on(listener, state, s).await });
-    let (c, s) = (config.clone(), shutdown.clone());
-    roles.spawn(async move { crate::relay(&c, s).await });
-    let (c, p, s) = (config.clone(), pool.clone(), shutdown.clone());
-    roles.spawn(async move { crate::consume(&c, p, &Projection::ALL, s).await });
-
+    let mut product = env.start(&Projection::ALL).await?;
+    let org = product.org.clone();
     let measured = tokio::select! {
-        result = load(&config, &base_url, &org.admin_api_key, args) => result,
-        Some(result) = roles.join_next() => Err(match result.map_err(anyhow::Error::from).and_then(|r| r) {
+        result = load(&config, &product.base_url, &org.admin_api_key, args) => result,
+        Some(result) = product.roles.join_next() => Err(match result.map_err(anyhow::Error::from).and_then(|r| r) {
             Ok(()) => anyhow::anyhow!("a role stopped during the benchmark"),
             Err(e) => e.context("a role failed during the benchmark"),
         }),
     };
-    shutdown.cancel();
-    let stopping = async {
-        while let Some(result) = roles.join_next().await {
-            if let Err(error) = result.map_err(anyhow::Error::from).and_then(|r| r) {
-                note(format!("role stopped with an error: {error:#}"));
-            }
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(30), stopping)
-        .await
-        .is_err()
-    {
-        note("roles did not stop within 30 s; aborting them");
-        roles.abort_all();
-    }
-    pool.close().await;
+    product.stop().await;
     let (mut report, sessions) = measured?;
 
     // The raw baseline, with the roles stopped: same records, same keys, same in-flight shape.

@@ -149,7 +149,7 @@ async fn join_all(
 }
 
 /// A bootstrapped organization and its first admin's API key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewOrganization {
     pub org_id: Uuid,
     pub admin_member_id: Uuid,

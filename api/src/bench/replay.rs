@@ -8,14 +8,11 @@ use clarity_domain::telemetry::TelemetryData;
 use clarity_projections::replay_engine::Workspace;
 use clarity_projections::Projection;
 use serde_json::{json, Value};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use super::{
     histogram, memory_kib, mib, note, pct_text, percentiles, started_session, BenchEnv, Typist,
 };
 use crate::config::Config;
-use crate::state::AppState;
 
 /// `clarity bench replay`
 #[derive(Debug, clap::Args)]
@@ -49,26 +46,14 @@ pub async fn run(base: Config, args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {
-    let config = env.config.clone();
-    let pool = crate::connect(&config).await?;
-    let state = AppState::new(pool.clone(), config.clone())?;
-    crate::seed::seed(&state)
-        .await
-        .map_err(|e| anyhow::anyhow!("seeding: {}", e.message))?;
-    let org = crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
-    let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base_url = format!("http://{}", listener.local_addr()?);
-    let mut roles: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let s = shutdown.clone();
-    roles.spawn(async move { crate::serve_on(listener, state, s).await });
-    let (c, s) = (config.clone(), shutdown.clone());
-    roles.spawn(async move { crate::relay(&c, s).await });
-    let (c, p, s) = (config.clone(), pool.clone(), shutdown.clone());
-    roles.spawn(async move {
-        crate::consume(&c, p, &[Projection::Sessions, Projection::Replay], s).await
-    });
-
+    let product = env
+        .start(&[Projection::Sessions, Projection::Replay])
+        .await?;
+    let (pool, base_url, org) = (
+        product.pool.clone(),
+        product.base_url.clone(),
+        product.org.clone(),
+    );
     let client = reqwest::Client::new();
     let meta = started_session(&client, &base_url, &org.admin_api_key, 0).await?;
     note(format!("sending {} events for one session", args.events));
@@ -153,9 +138,7 @@ async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {
         }
         positions.push(json!({"seq": target, "seek": percentiles(&seek), "replay_from_start": percentiles(&scratch)}));
     }
-    shutdown.cancel();
-    while roles.join_next().await.is_some() {}
-    pool.close().await;
+    product.stop().await;
     let (hwm, rss) = memory_kib();
     Ok(json!({
         "events": args.events,

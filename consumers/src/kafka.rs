@@ -24,6 +24,9 @@ pub struct KafkaSettings {
     pub replication: i32,
     /// Prefix of consumer group ids (`<prefix>.<projection>`).
     pub group_prefix: String,
+    /// Static group membership id of this consumer process (stable across restarts, unique
+    /// among live processes), if any.
+    pub instance_id: Option<String>,
 }
 
 impl KafkaSettings {

@@ -108,8 +108,8 @@ pub async fn run(
         projection: projection.name(),
         reassigned: reassigned.clone(),
     };
-    let consumer: StreamConsumer<RunnerContext> = kafka
-        .client_config()
+    let mut client_config = kafka.client_config();
+    client_config
         .set(
             "group.id",
             format!("{}.{}", kafka.group_prefix, projection.name()),
@@ -125,7 +125,21 @@ pub async fn run(
         // A crashed member's partitions move to the others after this long.
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        .create_with_context(context)?;
+        // Also the rebalance timeout: how long a rebalance waits for members to rejoin.
+        .set("max.poll.interval.ms", "30000")
+        // A leader that computed the assignment from metadata missing the topic's partitions
+        // (seen with Tansu right after a restart: an empty assignment) notices the partitions at
+        // the next refresh and rebalances; the default waits five minutes.
+        .set("topic.metadata.refresh.interval.ms", "5000");
+    if let Some(instance) = &kafka.instance_id {
+        // Static membership: a restarted process with the same instance id gets its partitions
+        // back at once, without a rebalance waiting for the old member to be declared dead.
+        client_config.set(
+            "group.instance.id",
+            format!("{instance}.{}", projection.name()),
+        );
+    }
+    let consumer: StreamConsumer<RunnerContext> = client_config.create_with_context(context)?;
     consumer.subscribe(&[&topic])?;
     info!(projection = projection.name(), %topic, "projection consumer started");
     let mut synced: HashSet<i32> = HashSet::new();

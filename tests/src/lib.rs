@@ -46,6 +46,7 @@ impl TestEnv {
             topic_partitions: 3,
             topic_replication: 1,
             group_prefix: format!("test.{id}"),
+            consumer_instance_id: None,
             listen: "127.0.0.1:0".into(),
             max_batch_events: 1000,
             max_batch_bytes: 256 * 1024,
@@ -140,7 +141,10 @@ impl TestEnv {
                 "CLARITY_SCHEDULER_INTERVAL_MS",
                 c.scheduler_interval_ms.to_string(),
             )
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CLARITY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

@@ -57,7 +57,9 @@ async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retrie
     let client = Client::new(&api.base);
     let admin = new_org(&env, "Acme").await?;
     let mut relay = env.spawn_process(&["relay"], &[])?;
-    let mut consumer = env.spawn_process(&["consume"], &[])?;
+    // Static membership, as a StatefulSet would give: the restarted consumer is the same member.
+    let instance = [("CLARITY_CONSUMER_INSTANCE_ID", "consumer-0".to_string())];
+    let mut consumer = env.spawn_process(&["consume"], &instance)?;
     let mut sessions = Vec::new();
     for i in 0..SESSIONS {
         sessions.push(
@@ -80,7 +82,7 @@ async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retrie
     .await?;
     consumer.kill().await?;
     send_batches(&client, &sessions, half..half + 2).await?;
-    consumer = env.spawn_process(&["consume"], &[])?;
+    consumer = env.spawn_process(&["consume"], &instance)?;
 
     // Act 3: kill the relay, submit every session while it is down, restart it.
     send_batches(&client, &sessions, half + 2..EVENTS_PER_SESSION / BATCH).await?;

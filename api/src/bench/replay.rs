@@ -1,4 +1,5 @@
-//! `clarity bench replay`: one long session (default 100,000 events) ingested through the API and
+//! `clarity bench replay`: one long multi-file session (default 100,000 events of `clarity simulate`
+//! candidate work) ingested through the API and
 //! projected; then seek latency through the replay API at early, middle and late positions,
 //! against replaying from the start to the same positions in the same run.
 
@@ -9,9 +10,7 @@ use clarity_projections::replay_engine::Workspace;
 use clarity_projections::Projection;
 use serde_json::{json, Value};
 
-use super::{
-    histogram, memory_kib, mib, note, pct_text, percentiles, started_session, BenchEnv, Typist,
-};
+use super::{histogram, memory_kib, mib, note, pct_text, percentiles, started_session, BenchEnv};
 use crate::config::Config;
 
 /// `clarity bench replay`
@@ -57,11 +56,18 @@ async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {
     let client = reqwest::Client::new();
     let meta = started_session(&client, &base_url, &org.admin_api_key, 0).await?;
     note(format!("sending {} events for one session", args.events));
-    let mut typist = Typist::new(7);
+    // The simulated candidate's work (human-like typing, typos, a paste, runs), repeated over
+    // as many files as it takes: a long multi-file session.
+    let script = long_script(args.events);
     let mut sent = 0;
-    while sent < args.events {
-        let n = (args.events - sent).min(1000) as usize;
-        let events = typist.batch(n, chrono::Utc::now());
+    for chunk in script.chunks(1000) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|data| {
+                sent += 1;
+                json!({"seq": sent, "ts": chrono::Utc::now(), "data": data})
+            })
+            .collect();
         let res = client
             .post(format!("{base_url}/v1/sessions/{}/telemetry", meta.id))
             .bearer_auth(&meta.token)
@@ -73,7 +79,6 @@ async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {
             "ingest answered {}",
             res.status()
         );
-        sent += n as u64;
     }
     note("waiting for the replay projection");
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -147,6 +152,27 @@ async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {
         "positions": positions,
         "memory": {"vm_hwm_kib": hwm, "vm_rss_kib": rss, "note": "whole bench process (API + relay + consumers + client)"},
     }))
+}
+
+/// `events` telemetry events: `clarity simulate`'s candidate script, one copy per file
+/// (`app_1.py`, `app_2.py`, …), cut at `events`.
+fn long_script(events: u64) -> Vec<Value> {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut out = Vec::with_capacity(events as usize);
+    let mut copy = 0;
+    while (out.len() as u64) < events {
+        copy += 1;
+        let (script, _) = crate::simulate::script(&mut rng);
+        for mut event in script {
+            if let Some(file) = event.get_mut("file") {
+                *file = json!(format!("app_{copy}.py"));
+            }
+            out.push(event);
+        }
+    }
+    out.truncate(events as usize);
+    out
 }
 
 fn print(r: &Value) {

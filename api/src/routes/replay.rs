@@ -444,7 +444,8 @@ pub struct StreamQuery {
 }
 
 /// Plays the session back as server-sent events (`event: replay`, then `event: end`), paced at
-/// `speed`× session time with idle gaps shortened to `skip_idle_ms`.
+/// `speed`× session time with idle gaps shortened to `skip_idle_ms`. If reading fails midway the
+/// stream ends with `event: error` carrying a code and `next_seq` to resume from.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/stream", tag = "replay", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), StreamQuery),
     responses((status = 200, description = "text/event-stream"), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
@@ -506,10 +507,18 @@ fn async_stream(
                     return None;
                 }
                 if buffer.is_empty() && next <= h.last_seq {
-                    buffer = page(&state, id, h.started_at, next, 500)
-                        .await
-                        .unwrap_or_default();
-                    buffer.reverse();
+                    match page(&state, id, h.started_at, next, 500).await {
+                        Ok(events) => buffer = events.into_iter().rev().collect(),
+                        Err(error) => {
+                            // Tell the client the stream ended early, and why in general terms;
+                            // the cause was logged by `ApiError`.
+                            let body = serde_json::json!({"code": error.code, "message": error.message, "next_seq": next});
+                            return Some((
+                                Ok(Event::default().event("error").data(body.to_string())),
+                                (next, last_at, buffer, true),
+                            ));
+                        }
+                    }
                 }
                 let Some(event) = buffer.pop() else {
                     return Some((

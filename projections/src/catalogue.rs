@@ -19,11 +19,11 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
     for record in records {
         let wire = &record.event;
         let Ok(assessment_id) = wire.subject.parse::<Uuid>() else {
-            return Err(undecodable(record, "subject is not a uuid"));
+            return Err(record.undecodable("subject is not a uuid"));
         };
         let event: AssessmentEvent = wire
             .decode()
-            .map_err(|e| undecodable(record, &e.to_string()))?;
+            .map_err(|e| record.undecodable(&e.to_string()))?;
         let sequence = wire.sequence as i64;
         let last: Option<i64> = sqlx::query_scalar(
             "SELECT last_sequence FROM catalogue_assessments WHERE assessment_id = $1 FOR UPDATE",
@@ -37,15 +37,6 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
         apply_one(conn, assessment_id, sequence, event).await?;
     }
     Ok(())
-}
-
-fn undecodable(record: &Record, reason: &str) -> ProjectionError {
-    ProjectionError::Undecodable {
-        topic: record.topic.clone(),
-        partition: record.partition,
-        offset: record.offset,
-        reason: reason.to_string(),
-    }
 }
 
 async fn apply_one(

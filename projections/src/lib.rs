@@ -22,6 +22,32 @@ pub struct Record {
     pub event: WireEvent,
 }
 
+impl Record {
+    /// The error that sets this record aside (`projection_rejects`) with a reason.
+    pub fn undecodable(&self, reason: &str) -> ProjectionError {
+        ProjectionError::Undecodable {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The session (stream id) and organization of a sessions-topic record.
+    pub fn session_and_org(&self) -> Result<(uuid::Uuid, uuid::Uuid), ProjectionError> {
+        let session_id = self
+            .event
+            .subject
+            .parse()
+            .map_err(|_| self.undecodable("subject is not a uuid"))?;
+        let org_id = self
+            .event
+            .orgid
+            .ok_or_else(|| self.undecodable("orgid is missing"))?;
+        Ok((session_id, org_id))
+    }
+}
+
 /// Errors a projection can raise. Database errors roll the whole batch back.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {

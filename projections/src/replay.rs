@@ -61,15 +61,6 @@ struct Marker {
     data: serde_json::Value,
 }
 
-fn undecodable(record: &Record, reason: &str) -> ProjectionError {
-    ProjectionError::Undecodable {
-        topic: record.topic.clone(),
-        partition: record.partition,
-        offset: record.offset,
-        reason: reason.to_string(),
-    }
-}
-
 /// Applies a batch of session-topic records.
 pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
     let mut sessions: HashMap<Uuid, Session> = HashMap::new();
@@ -77,13 +68,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
     let mut markers: Vec<(Uuid, Uuid, Marker)> = Vec::new();
     for record in records {
         let wire = &record.event;
-        let session_id: Uuid = wire
-            .subject
-            .parse()
-            .map_err(|_| undecodable(record, "subject is not a uuid"))?;
-        let org_id = wire
-            .orgid
-            .ok_or_else(|| undecodable(record, "orgid is missing"))?;
+        let (session_id, org_id) = record.session_and_org()?;
         if !sessions.contains_key(&session_id) {
             let loaded = load(conn, session_id, org_id).await?;
             sessions.insert(session_id, loaded);
@@ -92,7 +77,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
         match wire.streamkind {
             StreamKind::Lifecycle => match wire
                 .decode::<SessionEvent>()
-                .map_err(|e| undecodable(record, &e.to_string()))?
+                .map_err(|e| record.undecodable(&e.to_string()))?
             {
                 SessionEvent::SessionStarted { started_at, .. }
                     if s.started_at.is_none() || s.last_seq == 0 =>
@@ -136,7 +121,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                     continue;
                 }
                 let data: TelemetryData = serde_json::from_value(wire.data.clone())
-                    .map_err(|e| undecodable(record, &e.to_string()))?;
+                    .map_err(|e| record.undecodable(&e.to_string()))?;
                 let time = micros(wire.time);
                 let origin = *s.started_at.get_or_insert(time);
                 let at_ms = (time - origin).num_milliseconds().max(0);

@@ -17,13 +17,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
     let mut telemetry = TelemetryColumns::default();
     for record in records {
         let wire = &record.event;
-        let session_id: Uuid = wire
-            .subject
-            .parse()
-            .map_err(|_| undecodable(record, "subject is not a uuid"))?;
-        let org_id = wire
-            .orgid
-            .ok_or_else(|| undecodable(record, "orgid is missing"))?;
+        let (session_id, org_id) = record.session_and_org()?;
         match wire.streamkind {
             StreamKind::Telemetry => telemetry.push(session_id, org_id, record),
             StreamKind::Lifecycle => {
@@ -31,7 +25,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                 telemetry.flush(conn).await?;
                 let event: SessionEvent = wire
                     .decode()
-                    .map_err(|e| undecodable(record, &e.to_string()))?;
+                    .map_err(|e| record.undecodable(&e.to_string()))?;
                 if insert_lifecycle(conn, session_id, org_id, record).await? {
                     apply_lifecycle(conn, session_id, org_id, event).await?;
                 }
@@ -40,15 +34,6 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
     }
     telemetry.flush(conn).await?;
     Ok(())
-}
-
-fn undecodable(record: &Record, reason: &str) -> ProjectionError {
-    ProjectionError::Undecodable {
-        topic: record.topic.clone(),
-        partition: record.partition,
-        offset: record.offset,
-        reason: reason.to_string(),
-    }
 }
 
 /// Column-wise buffer for one bulk `UNNEST` insert.

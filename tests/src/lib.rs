@@ -366,3 +366,40 @@ pub async fn new_org(env: &TestEnv, name: &str) -> anyhow::Result<String> {
     .await?;
     Ok(org.admin_api_key)
 }
+
+/// The whole product in-process: the API, the relay and every projection, with an organization
+/// ("Acme") whose admin key is `admin`.
+pub struct Product {
+    pub client: Client,
+    pub admin: String,
+    api: Running,
+    relay: Running,
+    consumers: Running,
+}
+
+impl TestEnv {
+    /// Starts the API, the relay and the consumers, and creates the organization "Acme".
+    pub async fn spawn_product(&self) -> anyhow::Result<Product> {
+        let api = self.spawn_api().await?;
+        let relay = self.spawn_relay();
+        let consumers = self.spawn_consumers();
+        let client = Client::new(&api.base);
+        let admin = new_org(self, "Acme").await?;
+        Ok(Product {
+            client,
+            admin,
+            api,
+            relay,
+            consumers,
+        })
+    }
+}
+
+impl Product {
+    /// Stops every role gracefully.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.consumers.stop().await?;
+        self.relay.stop().await?;
+        self.api.stop().await
+    }
+}

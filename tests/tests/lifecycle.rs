@@ -1,18 +1,15 @@
 //! The happy path end to end: invite → consent → start → telemetry → submit, through the relay
 //! and the consumers into the read models.
 
-use clarity_tests::{new_org, Client, TestEnv};
+use clarity_tests::TestEnv;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> anyhow::Result<()> {
     // Arrange
     let env = TestEnv::new().await?;
-    let api = env.spawn_api().await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin = new_org(&env, "Acme").await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
 
     // Act
     let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
@@ -71,8 +68,6 @@ async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> any
     let list = client.get("/v1/assessments", &admin).await?;
     assert_eq!(list.body.as_array().unwrap().len(), 7);
 
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     Ok(())
 }

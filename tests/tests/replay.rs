@@ -9,7 +9,7 @@ use clarity_consumers::projection_runner::rebuild;
 use clarity_domain::telemetry::TelemetryData;
 use clarity_projections::replay_engine::Workspace;
 use clarity_projections::Projection;
-use clarity_tests::{new_org, Client, TestEnv};
+use clarity_tests::{new_org, TestEnv};
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
@@ -20,11 +20,8 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
     // Arrange: a simulated candidate (typing with typos, a tab-away, a paste, runs) with event
     // times one STEP_MS apart, so that every event has its own instant.
     let env = TestEnv::new().await?;
-    let api = env.spawn_api().await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin = new_org(&env, "Acme").await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
     let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
     let started: DateTime<Utc> = sqlx::query_scalar("SELECT (payload->'SessionStarted'->>'started_at')::timestamptz FROM events WHERE aggregate_id = $1 AND event_type = 'SessionStarted'")
         .bind(&session)
@@ -266,8 +263,6 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
     );
     assert_eq!(before, after);
 
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     Ok(())
 }

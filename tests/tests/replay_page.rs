@@ -3,7 +3,7 @@
 //! next paste and tab-away, plays, and diffs — against the real API and projections.
 
 use chrono::{DateTime, Duration, Utc};
-use clarity_tests::{new_org, Client, TestEnv};
+use clarity_tests::TestEnv;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
@@ -11,11 +11,8 @@ use serde_json::{json, Value};
 async fn the_replay_page_plays_seeks_jumps_and_diffs_in_a_real_browser() -> anyhow::Result<()> {
     // Arrange: a simulated candidate session, events 40 ms apart.
     let env = TestEnv::new().await?;
-    let api = env.spawn_api().await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin = new_org(&env, "Acme").await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
     let reviewer = client
         .post(
             "/v1/members",
@@ -76,7 +73,7 @@ async fn the_replay_page_plays_seeks_jumps_and_diffs_in_a_real_browser() -> anyh
     let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/replay.spec.mjs");
     let output = tokio::process::Command::new("node")
         .arg(&spec)
-        .env("BASE_URL", &api.base)
+        .env("BASE_URL", &client.base)
         .env("SESSION_ID", &session)
         .env("API_KEY", &reviewer_key)
         .env("EXPECT_JSON", expect.to_string())
@@ -98,8 +95,6 @@ async fn the_replay_page_plays_seeks_jumps_and_diffs_in_a_real_browser() -> anyh
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     Ok(())
 }

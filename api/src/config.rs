@@ -46,6 +46,9 @@ pub struct Config {
     /// partitions back immediately instead of after a rebalance.
     #[arg(long, env = "CLARITY_CONSUMER_INSTANCE_ID")]
     pub consumer_instance_id: Option<String>,
+    /// If set, `/metrics` requires `Authorization: Bearer <token>`.
+    #[arg(long, env = "CLARITY_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// HTTP listen address.
     #[arg(long, env = "CLARITY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,

@@ -47,6 +47,7 @@ impl TestEnv {
             topic_replication: 1,
             group_prefix: format!("test.{id}"),
             consumer_instance_id: None,
+            metrics_token: None,
             listen: "127.0.0.1:0".into(),
             max_batch_events: 1000,
             max_batch_bytes: 256 * 1024,

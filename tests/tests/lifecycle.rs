@@ -68,6 +68,50 @@ async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> any
     let list = client.get("/v1/assessments", &admin).await?;
     assert_eq!(list.body.as_array().unwrap().len(), 7);
 
+    // Metrics: the ingestion counter moved; with a metrics token configured, scraping needs it.
+    let metrics = client
+        .http
+        .get(format!("{}/metrics", client.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("clarity_ingested_events_total{outcome=\"accepted\"}")),
+        "{metrics}"
+    );
+    let guarded = env
+        .spawn_api_with(clarity_api::config::Config {
+            metrics_token: Some("s3cret".into()),
+            ..env.config.clone()
+        })
+        .await?;
+    let url = format!("{}/metrics", guarded.base);
+    assert_eq!(client.http.get(&url).send().await?.status(), 401);
+    assert_eq!(
+        client
+            .http
+            .get(&url)
+            .bearer_auth("wrong!")
+            .send()
+            .await?
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .http
+            .get(&url)
+            .bearer_auth("s3cret")
+            .send()
+            .await?
+            .status(),
+        200
+    );
+    guarded.stop().await?;
+
     product.stop().await?;
     Ok(())
 }

@@ -56,7 +56,29 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>> {
     Ok(Json(Health { status: "ready" }))
 }
 
-async fn metrics() -> impl IntoResponse {
+/// Prometheus metrics. With `CLARITY_METRICS_TOKEN` set, scrapers must send it as a bearer
+/// token (the metrics are aggregates, but they still describe the business).
+async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    if let Some(expected) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "));
+        let matches = given.is_some_and(|g| {
+            g.len() == expected.len()
+                && g.bytes()
+                    .zip(expected.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        });
+        if !matches {
+            return ApiError::unauthenticated("the metrics endpoint needs the metrics token")
+                .into_response();
+        }
+    }
     let mut body = String::new();
     let encoder = prometheus::TextEncoder::new();
     if let Err(e) = encoder.encode_utf8(&prometheus::gather(), &mut body) {

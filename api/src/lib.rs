@@ -92,25 +92,29 @@ pub async fn relay(config: &Config, shutdown: CancellationToken) -> anyhow::Resu
     .await
 }
 
-/// Runs the given projections' consumers until `shutdown`.
+/// Runs the given projections until `shutdown`: one consumer per topic, feeding that topic's
+/// projections.
 pub async fn consume(
     config: &Config,
     pool: PgPool,
     projections: &[Projection],
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut tasks = JoinSet::new();
+    let mut by_feed: Vec<(clarity_projections::Feed, Vec<Projection>)> = Vec::new();
     for &projection in projections {
+        match by_feed
+            .iter_mut()
+            .find(|(feed, _)| *feed == projection.feed())
+        {
+            Some((_, list)) => list.push(projection),
+            None => by_feed.push((projection.feed(), vec![projection])),
+        }
+    }
+    let mut tasks = JoinSet::new();
+    for (_, group) in by_feed {
         let (pool, kafka, shutdown) = (pool.clone(), config.kafka(), shutdown.clone());
         tasks.spawn(async move {
-            projection_runner::run(
-                pool,
-                &kafka,
-                projection,
-                ConsumerConfig::default(),
-                shutdown,
-            )
-            .await
+            projection_runner::run(pool, &kafka, group, ConsumerConfig::default(), shutdown).await
         });
     }
     join_all(tasks, &shutdown).await

@@ -28,12 +28,12 @@ pub static PROJECTION_RECORDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers")
 });
 
-/// Consumer lag per projection and partition, from librdkafka statistics.
+/// Consumer lag per consumer group (one per topic) and partition, from librdkafka statistics.
 pub static CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         "clarity_consumer_lag",
         "Records behind the partition end",
-        &["projection", "topic", "partition"]
+        &["group", "topic", "partition"]
     )
     .expect("metric registers")
 });

@@ -94,25 +94,40 @@ fn lock_key(projection: Projection) -> String {
     format!("clarity.projection.{}", projection.name())
 }
 
-/// Runs a projection's live consumer until `shutdown`.
+/// Runs the live consumer of one topic until `shutdown`, feeding every given projection of that
+/// topic (one consumer group per topic: the broker serves each record once, not once per
+/// projection). Each projection commits its rows and offsets in its own transaction and skips
+/// what it already has, so a batch is retried until every projection has it.
 pub async fn run(
     pool: PgPool,
     kafka: &KafkaSettings,
-    projection: Projection,
+    projections: Vec<Projection>,
     config: ConsumerConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let topic = kafka.topic(projection.feed()).to_string();
+    let Some(feed) = projections.first().map(|p| p.feed()) else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        projections.iter().all(|p| p.feed() == feed),
+        "one consumer reads one topic"
+    );
+    let topic = kafka.topic(feed).to_string();
+    let names = projections
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join("+");
     let reassigned = Arc::new(AtomicBool::new(true));
     let context = RunnerContext {
-        projection: projection.name(),
+        projection: feed.name(),
         reassigned: reassigned.clone(),
     };
     let mut client_config = kafka.client_config();
     client_config
         .set(
             "group.id",
-            format!("{}.{}", kafka.group_prefix, projection.name()),
+            format!("{}.{}", kafka.group_prefix, feed.name()),
         )
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -134,14 +149,11 @@ pub async fn run(
     if let Some(instance) = &kafka.instance_id {
         // Static membership: a restarted process with the same instance id gets its partitions
         // back at once, without a rebalance waiting for the old member to be declared dead.
-        client_config.set(
-            "group.instance.id",
-            format!("{instance}.{}", projection.name()),
-        );
+        client_config.set("group.instance.id", format!("{instance}.{}", feed.name()));
     }
     let consumer: StreamConsumer<RunnerContext> = client_config.create_with_context(context)?;
     consumer.subscribe(&[&topic])?;
-    info!(projection = projection.name(), %topic, "projection consumer started");
+    info!(projections = %names, %topic, "projection consumer started");
     let mut synced: HashSet<i32> = HashSet::new();
     while !shutdown.is_cancelled() {
         let Some(mut batch) = next_batch(&consumer, &config, &shutdown).await? else {
@@ -150,7 +162,8 @@ pub async fn run(
         if reassigned.swap(false, Ordering::SeqCst) {
             synced.clear();
         }
-        // First record of a partition since (re)assignment: make sure we read from the stored offset.
+        // First record of a partition since (re)assignment: read from the lowest stored offset
+        // of the projections (the others skip what they already have).
         let unsynced: Vec<i32> = batch
             .iter()
             .map(|r| r.partition)
@@ -159,20 +172,17 @@ pub async fn run(
             .into_iter()
             .collect();
         for partition in unsynced {
-            let stored = stored_offset(&pool, projection, &topic, partition).await?;
+            let mut stored = i64::MAX;
+            for &projection in &projections {
+                stored = stored.min(stored_offset(&pool, projection, &topic, partition).await?);
+            }
             let first = batch
                 .iter()
                 .find(|r| r.partition == partition)
                 .map(|r| r.offset)
                 .unwrap_or(stored);
             if first != stored {
-                info!(
-                    projection = projection.name(),
-                    partition,
-                    from = first,
-                    to = stored,
-                    "seeking to the stored offset"
-                );
+                info!(projections = %names, partition, from = first, to = stored, "seeking to the stored offset");
                 consumer.seek(
                     &topic,
                     partition,
@@ -186,15 +196,26 @@ pub async fn run(
         if batch.is_empty() {
             continue;
         }
+        let mut pending = projections.clone();
         let mut backoff = Duration::from_millis(50);
         loop {
-            match apply_batch_pooled(&pool, projection, &batch).await {
-                Ok(BatchOutcome::Applied(_)) => break,
-                Ok(BatchOutcome::RebuildInProgress) => {}
-                Err(error) => {
-                    warn!(projection = projection.name(), error = %error, "batch failed; retrying")
+            let mut still = Vec::new();
+            for projection in pending {
+                match apply_batch_pooled(&pool, projection, &batch).await {
+                    Ok(BatchOutcome::Applied(_)) => {}
+                    // A rebuild holds this projection: the batch waits for it (the rebuild
+                    // covers the topic up to where it started; this consumer resumes after it).
+                    Ok(BatchOutcome::RebuildInProgress) => still.push(projection),
+                    Err(error) => {
+                        warn!(projection = projection.name(), error = %error, "batch failed; retrying");
+                        still.push(projection);
+                    }
                 }
             }
+            if still.is_empty() {
+                break;
+            }
+            pending = still;
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(backoff) => {}
@@ -210,10 +231,7 @@ pub async fn run(
             let _ = consumer.store_offset(&topic, partition, offset);
         }
     }
-    info!(
-        projection = projection.name(),
-        "projection consumer stopped"
-    );
+    info!(projections = %names, "projection consumer stopped");
     Ok(())
 }
 

@@ -74,10 +74,20 @@ pub enum Projection {
 }
 
 /// Which topic feeds which projection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Feed {
     Assessments,
     Sessions,
+}
+
+impl Feed {
+    /// The name used for consumer groups and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Assessments => "assessments",
+            Self::Sessions => "sessions",
+        }
+    }
 }
 
 impl Projection {

@@ -172,10 +172,12 @@ impl TestEnv {
     {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
-            let value: T = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
-            if done(&value) {
-                return Ok(value);
-            }
+            // A row that does not exist yet (a projection has not created it) is "not yet".
+            let value: Option<T> = sqlx::query_scalar(sql).fetch_optional(&self.pool).await?;
+            let value = match value {
+                Some(v) if done(&v) => return Ok(v),
+                other => other,
+            };
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!("timed out waiting for {what}; last value {value:?}");
             }

@@ -45,7 +45,9 @@ async fn the_replay_page_plays_seeks_jumps_and_diffs_in_a_real_browser() -> anyh
     let last_seq = events.len() as i64;
     env.wait_for::<i64>(
         "the replay projection",
-        &format!("SELECT last_seq FROM replay_sessions WHERE session_id = '{session}'"),
+        &format!(
+            "SELECT COALESCE(max(last_seq), 0) FROM replay_sessions WHERE session_id = '{session}'"
+        ),
         |n| *n == last_seq,
     )
     .await?;

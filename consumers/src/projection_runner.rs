@@ -199,9 +199,16 @@ pub async fn run(
         let mut pending = projections.clone();
         let mut backoff = Duration::from_millis(50);
         loop {
+            // The projections of a topic apply the batch side by side, each on its own connection.
+            let outcomes = futures::future::join_all(
+                pending
+                    .iter()
+                    .map(|&p| apply_batch_pooled(&pool, p, &batch)),
+            )
+            .await;
             let mut still = Vec::new();
-            for projection in pending {
-                match apply_batch_pooled(&pool, projection, &batch).await {
+            for (projection, outcome) in pending.into_iter().zip(outcomes) {
+                match outcome {
                     Ok(BatchOutcome::Applied(_)) => {}
                     // A rebuild holds this projection: the batch waits for it (the rebuild
                     // covers the topic up to where it started; this consumer resumes after it).

@@ -69,9 +69,9 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
     for record in records {
         let wire = &record.event;
         let (session_id, org_id) = record.session_and_org()?;
-        if !sessions.contains_key(&session_id) {
+        if let std::collections::hash_map::Entry::Vacant(e) = sessions.entry(session_id) {
             let loaded = load(conn, session_id, org_id).await?;
-            sessions.insert(session_id, loaded);
+            e.insert(loaded);
         }
         let s = sessions.get_mut(&session_id).expect("inserted above");
         match wire.streamkind {

@@ -343,7 +343,7 @@ impl Client {
         from: u64,
         to: u64,
     ) -> anyhow::Result<Reply> {
-        let events: Vec<Value> = (from..=to).map(|seq| edit_event(seq)).collect();
+        let events: Vec<Value> = (from..=to).map(edit_event).collect();
         self.post(
             &format!("/v1/sessions/{session}/telemetry"),
             token,

@@ -234,7 +234,7 @@ async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exa
     let admin = new_org(&env, "Acme").await?;
     let port = free_port()?;
     let listen = ("CLARITY_LISTEN", format!("127.0.0.1:{port}"));
-    let mut server = env.spawn_process(&["serve"], &[listen.clone()])?;
+    let mut server = env.spawn_process(&["serve"], std::slice::from_ref(&listen))?;
     let client = Client::new(&format!("http://127.0.0.1:{port}"));
     wait_http(&client).await?;
     let (session, token) = client.started_session(&admin, "Grace Hopper").await?;

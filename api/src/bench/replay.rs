@@ -183,10 +183,8 @@ fn print(r: &Value) {
     );
     println!();
     println!(
-        "  {:<10} {:<64} {}",
-        "position",
-        "seek through the API (GET /replay/state)",
-        "replay from the start (DB read + apply)"
+        "  {:<10} {:<64} replay from the start (DB read + apply)",
+        "position", "seek through the API (GET /replay/state)"
     );
     for p in r["positions"].as_array().into_iter().flatten() {
         println!(

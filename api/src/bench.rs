@@ -1487,25 +1487,10 @@ async fn raw_consume(config: &Config, topic: &str, decode: bool) -> anyhow::Resu
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "50")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut ends: HashMap<i32, i64> = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for &partition in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-        if high > low {
-            ends.insert(partition, high);
-            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-        }
-    }
+    // Exactly the partitions and ends a rebuild reads.
+    let (mut ends, _) =
+        clarity_consumers::projection_runner::assign_from_beginning(&consumer, topic)?;
     let (mut records, mut bytes) = (0u64, 0u64);
-    if !ends.is_empty() {
-        consumer.assign(&assignment)?;
-    }
     while !ends.is_empty() {
         let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await

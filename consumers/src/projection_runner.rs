@@ -425,6 +425,36 @@ pub async fn apply_batch(
     }
 }
 
+/// Assigns every partition of `topic` that holds records to `consumer`, from the beginning (no
+/// group offsets). Returns each such partition's end (high watermark) at this moment and the
+/// number of records up to those ends: what a read "from offset 0 to now" covers.
+pub fn assign_from_beginning<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+) -> rdkafka::error::KafkaResult<(HashMap<i32, i64>, u64)> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    let mut total = 0u64;
+    for partition in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+        if high > low {
+            ends.insert(partition, high);
+            total += (high - low) as u64;
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        }
+    }
+    if !ends.is_empty() {
+        consumer.assign(&assignment)?;
+    }
+    Ok((ends, total))
+}
+
 /// What a rebuild did.
 #[derive(Debug, Clone)]
 pub struct RebuildReport {
@@ -472,23 +502,7 @@ pub async fn rebuild(
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "50")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut ends: HashMap<i32, i64> = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    let mut total = 0u64;
-    for &partition in &partitions {
-        let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?;
-        if high > low {
-            ends.insert(partition, high);
-            total += (high - low) as u64;
-            assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
-        }
-    }
+    let (mut ends, total) = assign_from_beginning(&consumer, &topic)?;
     let bar = if show_progress {
         ProgressBar::new(total)
     } else {
@@ -502,7 +516,6 @@ pub async fn rebuild(
     bar.set_prefix(format!("rebuild {}", projection.name()));
     let mut records = 0u64;
     if !ends.is_empty() {
-        consumer.assign(&assignment)?;
         let config = ConsumerConfig {
             batch_max: 5000,
             batch_wait: Duration::from_millis(50),

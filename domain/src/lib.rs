@@ -8,6 +8,7 @@
 
 pub mod assessment;
 pub mod catalogue;
+pub mod integrity;
 pub mod session;
 pub mod telemetry;
 pub mod wire;

@@ -1,0 +1,219 @@
+//! Integrity analysis: explainable signals computed from a session's process trace.
+//!
+//! Every detector is a pure function of a [`SessionTrace`] (the ordered telemetry of one session,
+//! what the candidate consented to, and the assessment's starter files). It answers with a
+//! [`DetectorReport`]: the measurements it made and the [`Finding`]s whose rules fired, each with
+//! the rule, the measured value, the threshold and the evidence (event ranges with the replay
+//! position to jump to). Findings never reject anyone: [`suite::tier`] rolls them up into a
+//! [`Tier`] that tells a human where to look, with the reasons.
+//!
+//! Detectors are versioned. A detector whose logic or thresholds change gets a new version, so
+//! findings recorded by different versions stay side by side and can be compared.
+//!
+//! `synth` generates labelled synthetic sessions (honest work and adversaries of increasing
+//! difficulty) and `eval` measures the detectors on them; `clarity integrity eval` prints the
+//! table committed in `docs/integrity-eval.md`.
+
+pub mod face;
+pub mod followup;
+pub mod keystroke;
+pub mod provenance;
+pub mod similarity;
+pub mod suite;
+pub mod synth;
+pub mod transcription;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::session::{ConsentScopes, SubmittedFile};
+use crate::telemetry::TelemetryEvent;
+
+/// Everything a detector may look at for one session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionTrace {
+    /// When the session started (findings report times relative to it). `None` when unknown, in
+    /// which case the first event's time is used.
+    pub started_at: Option<DateTime<Utc>>,
+    /// The telemetry, ordered by `seq`, without duplicates.
+    pub events: Vec<TelemetryEvent>,
+    /// What the candidate agreed to; detectors outside the scopes do not run.
+    pub consent: ConsentScopes,
+    /// The assessment version's starter files: the workspace the candidate began with.
+    pub starter_files: Vec<SubmittedFile>,
+}
+
+impl SessionTrace {
+    /// The time origin for `at_ms` values.
+    pub fn origin(&self) -> Option<DateTime<Utc>> {
+        self.started_at
+            .or_else(|| self.events.first().map(|e| e.ts))
+    }
+
+    /// Milliseconds from the origin to `ts` (0 when there is no origin).
+    pub fn at_ms(&self, ts: DateTime<Utc>) -> i64 {
+        self.origin().map_or(0, |o| (ts - o).num_milliseconds())
+    }
+}
+
+/// How much a finding counts toward the session tier.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingLevel {
+    /// Low-confidence hint (e.g. text-only signals). Shown, never raises the tier on its own.
+    Hint,
+    /// Worth a reviewer's look: raises the tier to "review suggested".
+    Review,
+    /// Strong process evidence: raises the tier to "major concerns".
+    Major,
+}
+
+/// Which side of the threshold fires the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    /// Fires when `measured < threshold`.
+    Below,
+    /// Fires when `measured > threshold`.
+    Above,
+    /// Fires when `measured >= threshold`.
+    AtLeast,
+    /// Fires when `measured <= threshold`.
+    AtMost,
+}
+
+impl Comparison {
+    /// Whether `measured` is on the firing side of `threshold`.
+    pub fn fires(self, measured: f64, threshold: f64) -> bool {
+        match self {
+            Self::Below => measured < threshold,
+            Self::Above => measured > threshold,
+            Self::AtLeast => measured >= threshold,
+            Self::AtMost => measured <= threshold,
+        }
+    }
+}
+
+/// One rule's measurement, whether or not it fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RuleCheck {
+    /// Stable rule name, e.g. `log_iki_spread_low`.
+    pub rule: String,
+    pub measured: f64,
+    pub threshold: f64,
+    pub comparison: Comparison,
+    pub fired: bool,
+}
+
+impl RuleCheck {
+    /// Measures a rule: `fired` is computed from the comparison. A NaN measurement never fires.
+    pub fn new(rule: &str, measured: f64, comparison: Comparison, threshold: f64) -> Self {
+        Self {
+            rule: rule.to_string(),
+            measured,
+            threshold,
+            comparison,
+            fired: !measured.is_nan() && comparison.fires(measured, threshold),
+        }
+    }
+}
+
+/// A span of the session a human can check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Evidence {
+    /// First and last telemetry `seq` of the span (inclusive).
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// The replay position to jump to (a telemetry `seq`).
+    pub replay_seq: u64,
+    /// Milliseconds from the session start to the start of the span.
+    pub at_ms: i64,
+    /// The file concerned, if any.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// What to look at, in words.
+    pub note: String,
+}
+
+/// A rule (or an agreement of rules) that fired, with everything needed to check it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Finding {
+    /// Detector name, e.g. `keystroke_timing`.
+    pub detector: String,
+    /// Detector version, e.g. `1`.
+    pub detector_version: String,
+    /// The rule that fired (for an agreement of rules, the composite rule's name).
+    pub rule: String,
+    pub level: FindingLevel,
+    /// The measured value and the threshold it crossed.
+    pub measured: f64,
+    pub threshold: f64,
+    pub comparison: Comparison,
+    /// One sentence a reviewer can read.
+    pub summary: String,
+    /// The individual rule measurements behind a composite finding (empty for a single rule).
+    #[serde(default)]
+    pub supporting: Vec<RuleCheck>,
+    /// Where to look.
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
+}
+
+/// What one detector measured on one session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DetectorReport {
+    pub detector: String,
+    pub detector_version: String,
+    /// Why the detector did not run (no consent, too little data, mixed face models, ...).
+    #[serde(default)]
+    pub skipped: Option<String>,
+    /// Every rule measured, fired or not, so a reviewer sees how close each came.
+    #[serde(default)]
+    pub checks: Vec<RuleCheck>,
+    /// The rules that fired.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// Detector-specific summary numbers (shares, counts) for display.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metrics: serde_json::Value,
+}
+
+impl DetectorReport {
+    /// A report for a detector that did not run, with the reason.
+    pub fn skipped(detector: &str, version: &str, reason: impl Into<String>) -> Self {
+        Self {
+            detector: detector.to_string(),
+            detector_version: version.to_string(),
+            skipped: Some(reason.into()),
+            checks: Vec::new(),
+            findings: Vec::new(),
+            metrics: serde_json::Value::Null,
+        }
+    }
+}
+
+/// The session's roll-up: where a human should look first. Never a verdict.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    None,
+    ReviewSuggested,
+    MajorConcerns,
+}
+
+impl Tier {
+    /// The name used in the API and the read models.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ReviewSuggested => "review_suggested",
+            Self::MajorConcerns => "major_concerns",
+        }
+    }
+}

@@ -67,6 +67,13 @@ pub struct Config {
     /// How often the deadline scheduler looks for overdue sessions, in milliseconds.
     #[arg(long, env = "CLARITY_SCHEDULER_INTERVAL_MS", default_value_t = 1000)]
     pub scheduler_interval_ms: u64,
+    /// Integrity analysis workers in each `serve` process (0: this process analyses nothing).
+    #[arg(long, env = "CLARITY_INTEGRITY_WORKERS", default_value_t = 1)]
+    pub integrity_workers: usize,
+    /// Similarity threshold for every task, overriding the per-task calibration. Changes the
+    /// integrity suite version (so a re-run stores its findings beside the old ones).
+    #[arg(long, env = "CLARITY_INTEGRITY_SIMILARITY_THRESHOLD")]
+    pub integrity_similarity_threshold: Option<f64>,
     /// Producer linger for telemetry, in milliseconds (batches concurrent requests).
     #[arg(long, env = "CLARITY_PRODUCER_LINGER_MS", default_value_t = 2)]
     pub producer_linger_ms: u32,
@@ -92,6 +99,13 @@ impl Config {
             replication: self.topic_replication,
             group_prefix: self.group_prefix.clone(),
             instance_id: self.consumer_instance_id.clone(),
+        }
+    }
+
+    /// The integrity suite's settings.
+    pub fn integrity_settings(&self) -> clarity_domain::integrity::suite::SuiteSettings {
+        clarity_domain::integrity::suite::SuiteSettings {
+            similarity_threshold: self.integrity_similarity_threshold,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod integrity_worker;
 pub mod scheduler;
 pub mod schemas;
 pub mod seed;
@@ -58,7 +59,8 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the HTTP API (and runs the deadline scheduler) until `shutdown`.
+/// Serves the HTTP API (and runs the deadline scheduler and the integrity analysis workers)
+/// until `shutdown`.
 pub async fn serve(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&state.config.listen).await?;
     serve_on(listener, state, shutdown).await
@@ -72,12 +74,18 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     info!(address = %listener.local_addr()?, "API listening");
     let scheduler = tokio::spawn(scheduler::run(state.clone(), shutdown.clone()));
+    let workers: Vec<_> = (0..state.config.integrity_workers)
+        .map(|_| tokio::spawn(integrity_worker::run(state.clone(), shutdown.clone())))
+        .collect();
     let app = routes::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
     shutdown.cancel();
     scheduler.await?;
+    for worker in workers {
+        worker.await?;
+    }
     Ok(())
 }
 

@@ -16,12 +16,12 @@
 
 pub mod face;
 pub mod followup;
-pub mod keystroke;
-pub mod provenance;
-pub mod similarity;
-pub mod suite;
+// pub mod keystroke;
+// pub mod provenance;
+// pub mod similarity;
+// pub mod suite;
 pub mod synth;
-pub mod transcription;
+// pub mod transcription;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,9 @@ impl Comparison {
 pub struct RuleCheck {
     /// Stable rule name, e.g. `log_iki_spread_low`.
     pub rule: String,
+    /// `null` when the value could not be measured (too little data).
+    #[serde(with = "nan_as_null")]
+    #[schema(value_type = Option<f64>)]
     pub measured: f64,
     pub threshold: f64,
     pub comparison: Comparison,
@@ -149,11 +152,16 @@ pub struct Finding {
     pub rule: String,
     pub level: FindingLevel,
     /// The measured value and the threshold it crossed.
+    #[serde(with = "nan_as_null")]
+    #[schema(value_type = Option<f64>)]
     pub measured: f64,
     pub threshold: f64,
     pub comparison: Comparison,
     /// One sentence a reviewer can read.
     pub summary: String,
+    /// The other session this finding is about (copied code, replayed timing), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_session: Option<String>,
     /// The individual rule measurements behind a composite finding (empty for a single rule).
     #[serde(default)]
     pub supporting: Vec<RuleCheck>,
@@ -215,5 +223,51 @@ impl Tier {
             Self::ReviewSuggested => "review_suggested",
             Self::MajorConcerns => "major_concerns",
         }
+    }
+}
+
+/// One run of the detector suite over a finished session: what the `IntegrityAnalysed` event
+/// carries. Self-contained, so that what a reviewer was shown can be reconstructed from the event
+/// alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IntegrityAnalysis {
+    /// The suite's version: every detector's name and version (see `suite::SUITE_VERSION`). One
+    /// session is analysed at most once per suite version; a new version is stored beside the old.
+    pub suite_version: String,
+    /// What asked for the analysis: `submitted`, `expired` or `rerun`.
+    pub trigger: String,
+    pub tier: Tier,
+    /// Why the tier is what it is, one sentence per finding that counted.
+    pub reasons: Vec<String>,
+    /// Every detector's report, including the ones that were skipped and why.
+    pub reports: Vec<DetectorReport>,
+    /// Questions for the walk-through interview.
+    pub followups: Vec<followup::FollowUp>,
+    /// How many telemetry events the analysis read, and the last `seq` among them.
+    pub events_analysed: u64,
+    pub last_seq: u64,
+}
+
+impl IntegrityAnalysis {
+    /// Every finding of every detector.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.reports.iter().flat_map(|r| r.findings.iter())
+    }
+}
+
+/// JSON has no NaN: an unmeasurable value travels as `null` and comes back as NaN.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() {
+            s.serialize_f64(*x)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
     }
 }

@@ -6,6 +6,7 @@
 //! twice (relay re-publish, retried batch) changes nothing the second time.
 
 pub mod catalogue;
+pub mod integrity;
 pub mod replay;
 pub mod replay_engine;
 pub mod sessions;
@@ -67,7 +68,8 @@ pub enum ProjectionError {
 pub enum Projection {
     /// `catalogue_assessments`, `catalogue_versions` from the assessments topic.
     Catalogue,
-    /// `sessions`, `session_events` from the sessions topic.
+    /// `sessions`, `session_events`, `integrity_analyses`, `integrity_findings` from the sessions
+    /// topic; also enqueues `integrity_jobs` when a session finishes.
     Sessions,
     /// `replay_sessions`, `replay_keyframes`, `replay_markers` from the sessions topic.
     Replay,
@@ -124,7 +126,12 @@ impl Projection {
     pub fn tables(self) -> &'static [&'static str] {
         match self {
             Self::Catalogue => &["catalogue_versions", "catalogue_assessments"],
-            Self::Sessions => &["session_events", "sessions"],
+            Self::Sessions => &[
+                "integrity_findings",
+                "integrity_analyses",
+                "session_events",
+                "sessions",
+            ],
             Self::Replay => &["replay_markers", "replay_keyframes", "replay_sessions"],
         }
     }

@@ -111,6 +111,13 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                         },
                     ));
                 }
+                SessionEvent::IntegrityAnalysed { analysis, .. } => {
+                    markers.extend(
+                        integrity_flags(&analysis)
+                            .into_iter()
+                            .map(|m| (session_id, org_id, m)),
+                    );
+                }
                 _ => {}
             },
             StreamKind::Telemetry => {
@@ -369,4 +376,40 @@ async fn save(
         .await?;
     }
     Ok(())
+}
+
+/// One `integrity_flag` marker per replay position that a finding's evidence points at (findings
+/// sharing a position share the marker), so the timeline shows where to look.
+fn integrity_flags(analysis: &clarity_domain::integrity::IntegrityAnalysis) -> Vec<Marker> {
+    let mut by_seq: std::collections::BTreeMap<u64, Marker> = std::collections::BTreeMap::new();
+    for finding in analysis.findings() {
+        for evidence in finding.evidence.iter().take(5) {
+            if evidence.replay_seq == 0 {
+                continue;
+            }
+            let marker = by_seq.entry(evidence.replay_seq).or_insert_with(|| Marker {
+                kind: "integrity_flag",
+                seq: evidence.replay_seq as i64,
+                at_ms: evidence.at_ms.max(0),
+                end_seq: Some(evidence.to_seq.max(evidence.replay_seq) as i64),
+                duration_ms: None,
+                label: String::new(),
+                data: json!({"suite_version": analysis.suite_version, "findings": []}),
+            });
+            if !marker.label.is_empty() {
+                marker.label.push_str("; ");
+            }
+            marker.label.push_str(&finding.summary);
+            if let Some(list) = marker.data["findings"].as_array_mut() {
+                list.push(json!({
+                    "detector": finding.detector,
+                    "detector_version": finding.detector_version,
+                    "rule": finding.rule,
+                    "level": finding.level,
+                    "note": evidence.note,
+                }));
+            }
+        }
+    }
+    by_seq.into_values().collect()
 }

@@ -10,7 +10,7 @@ use clarity_domain::wire::StreamKind;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{ProjectionError, Record};
+use crate::{integrity, ProjectionError, Record};
 
 /// Applies a batch: telemetry in bulk, lifecycle events one by one.
 pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
@@ -27,7 +27,21 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                     .decode()
                     .map_err(|e| record.undecodable(&e.to_string()))?;
                 if insert_lifecycle(conn, session_id, org_id, record).await? {
-                    apply_lifecycle(conn, session_id, org_id, event).await?;
+                    match event {
+                        SessionEvent::IntegrityAnalysed { analysis, at } => {
+                            integrity::record_analysis(
+                                conn,
+                                session_id,
+                                org_id,
+                                wire.sequence as i64,
+                                &analysis,
+                                at,
+                            )
+                            .await?;
+                            lifecycle_counted(conn, session_id, org_id).await?;
+                        }
+                        event => apply_lifecycle(conn, session_id, org_id, event).await?,
+                    }
                 }
             }
         }
@@ -147,12 +161,7 @@ async fn insert_lifecycle(
     Ok(inserted == 1)
 }
 
-async fn apply_lifecycle(
-    conn: &mut PgConnection,
-    id: Uuid,
-    org_id: Uuid,
-    event: SessionEvent,
-) -> Result<(), sqlx::Error> {
+async fn lifecycle_counted(conn: &mut PgConnection, id: Uuid, org_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO sessions (session_id, org_id, lifecycle_events) VALUES ($1, $2, 1)
          ON CONFLICT (session_id) DO UPDATE SET lifecycle_events = sessions.lifecycle_events + 1",
@@ -161,6 +170,22 @@ async fn apply_lifecycle(
     .bind(org_id)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+async fn apply_lifecycle(
+    conn: &mut PgConnection,
+    id: Uuid,
+    org_id: Uuid,
+    event: SessionEvent,
+) -> Result<(), sqlx::Error> {
+    lifecycle_counted(conn, id, org_id).await?;
+    if matches!(
+        event,
+        SessionEvent::SessionSubmitted { .. } | SessionEvent::SessionExpired { .. }
+    ) {
+        integrity::enqueue(conn, id, org_id, integrity::FINISHED).await?;
+    }
     let query = match event {
         SessionEvent::CandidateInvited { candidate, assessment, invite_expires_at, invited_by, at, .. } => {
             sqlx::query(
@@ -208,6 +233,7 @@ async fn apply_lifecycle(
         .bind(id)
         .bind(at)
         .bind(time_used_seconds),
+        SessionEvent::IntegrityAnalysed { .. } => return Ok(()),
     };
     query.execute(conn).await?;
     Ok(())

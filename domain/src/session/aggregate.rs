@@ -66,6 +66,10 @@ pub enum SessionError {
     InvalidDigest,
     #[error("candidate name and a valid email are required")]
     InvalidCandidate,
+    #[error("the session is still {0}; it is analysed once it is finished")]
+    NotFinished(&'static str),
+    #[error("the session was already analysed with suite version {0}")]
+    AnalysisAlreadyRecorded(String),
 }
 
 /// The aggregate state.
@@ -78,6 +82,9 @@ pub struct CandidateSession {
     pub invite_expires_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub deadline: Option<DateTime<Utc>>,
+    /// Suite versions the session has been analysed with.
+    #[serde(default)]
+    pub analysed_with: Vec<String>,
 }
 
 impl CandidateSession {
@@ -126,6 +133,15 @@ impl CandidateSession {
                 invited_by,
                 at,
             }]);
+        }
+        if let C::RecordIntegrityAnalysis { analysis, at } = command {
+            if self.finished().is_none() {
+                return Err(SessionError::NotFinished(self.status.as_str()));
+            }
+            if self.analysed_with.contains(&analysis.suite_version) {
+                return Err(SessionError::AnalysisAlreadyRecorded(analysis.suite_version));
+            }
+            return Ok(vec![E::IntegrityAnalysed { analysis, at }]);
         }
         if let Some(err) = self.finished() {
             return Err(if matches!(command, C::Invite { .. }) {
@@ -194,6 +210,7 @@ impl CandidateSession {
                     at,
                 }])
             }
+            C::RecordIntegrityAnalysis { .. } => Err(SessionError::NotFinished(self.status.as_str())),
             C::Expire { at } => {
                 let (started_at, deadline) = self.running()?;
                 if at < deadline {
@@ -275,6 +292,9 @@ impl Aggregate for CandidateSession {
             }
             SessionEvent::SessionSubmitted { .. } => self.status = SessionStatus::Submitted,
             SessionEvent::SessionExpired { .. } => self.status = SessionStatus::Expired,
+            SessionEvent::IntegrityAnalysed { analysis, .. } => {
+                self.analysed_with.push(analysis.suite_version)
+            }
         }
     }
 }

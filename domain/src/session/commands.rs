@@ -35,4 +35,9 @@ pub enum SessionCommand {
     },
     /// The deadline passed without a submission; issued by the deadline scheduler.
     Expire { at: DateTime<Utc> },
+    /// Record the integrity analysis of a finished session; issued by the analysis worker.
+    RecordIntegrityAnalysis {
+        analysis: Box<crate::integrity::IntegrityAnalysis>,
+        at: DateTime<Utc>,
+    },
 }

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::assessment::Format;
+use crate::integrity::IntegrityAnalysis;
 
 /// Who is being assessed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -78,6 +79,12 @@ pub enum SessionEvent {
         time_used_seconds: i64,
         at: DateTime<Utc>,
     },
+    /// The integrity detectors ran over the finished session. Evidence for a human reviewer,
+    /// never a verdict; a later suite version adds another event beside this one.
+    IntegrityAnalysed {
+        analysis: Box<IntegrityAnalysis>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl SessionEvent {
@@ -89,6 +96,7 @@ impl SessionEvent {
             Self::SessionStarted { .. } => "SessionStarted",
             Self::SessionSubmitted { .. } => "SessionSubmitted",
             Self::SessionExpired { .. } => "SessionExpired",
+            Self::IntegrityAnalysed { .. } => "IntegrityAnalysed",
         }
     }
 }

@@ -1,0 +1,377 @@
+//! The integrity analysis worker: takes jobs from `integrity_jobs` (enqueued by the `sessions`
+//! projection when a session finishes, or by `clarity integrity rerun`), runs the detector suite
+//! over the session's telemetry, and records the result as an `IntegrityAnalysed` event on the
+//! session.
+//!
+//! Exactly once per (session, suite version): the job row is locked (`FOR UPDATE SKIP LOCKED`, so
+//! several workers share the queue) while the analysis runs, and the aggregate refuses a second
+//! analysis with the same suite version. A worker that dies after the event committed but before
+//! the job was marked done leaves the job to another worker, whose command is refused as already
+//! recorded — and the job is then marked done.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clarity_domain::assessment::AssessmentSpec;
+use clarity_domain::integrity::{similarity, suite, SessionTrace};
+use clarity_domain::session::{ConsentScopes, SessionCommand, SessionError, SubmittedFile};
+use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
+use cqrs_es::AggregateError;
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::state::{metadata, AppState};
+
+/// Jobs failing this many times are set aside as `failed` (with the last error) for an operator.
+pub const MAX_ATTEMPTS: i32 = 5;
+/// How many sessions of the cohort the cross-session detectors compare with (most recent first).
+pub const COHORT_LIMIT: i64 = 2000;
+
+/// What one round did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No job was ready.
+    Idle,
+    /// A job finished: the analysis was recorded, or had been already.
+    Done { session_id: Uuid, outcome: String },
+    /// A job failed and will be retried (or was set aside).
+    Failed { session_id: Uuid, error: String },
+}
+
+/// Runs until `shutdown`.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let outcome = match work_one(&state).await {
+            Ok(o) => o,
+            Err(error) => {
+                warn!(error = %error, "integrity worker round failed");
+                Outcome::Idle
+            }
+        };
+        match &outcome {
+            Outcome::Done {
+                session_id,
+                outcome,
+            } => info!(%session_id, outcome, "integrity analysis"),
+            Outcome::Failed { session_id, error } => {
+                warn!(%session_id, error, "integrity analysis failed")
+            }
+            Outcome::Idle => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+}
+
+struct SessionRow {
+    org_id: Uuid,
+    status: Option<String>,
+    assessment_id: Option<Uuid>,
+    assessment_version: Option<i32>,
+    consent_scopes: Option<Json<ConsentScopes>>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+/// Takes one ready job and works it.
+pub async fn work_one(state: &AppState) -> anyhow::Result<Outcome> {
+    let mut tx = state.pool.begin().await?;
+    let job: Option<(Uuid, String, i32)> = sqlx::query_as(
+        "SELECT session_id, trigger, attempts FROM integrity_jobs
+         WHERE status = 'pending' AND available_at <= now()
+         ORDER BY available_at, enqueued_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((session_id, trigger, attempts)) = job else {
+        return Ok(Outcome::Idle);
+    };
+    match analyse(state, &mut tx, session_id, &trigger).await {
+        Ok(outcome) => {
+            sqlx::query(
+                "UPDATE integrity_jobs SET status = 'done', outcome = $3, done_at = now(), attempts = attempts + 1
+                 WHERE session_id = $1 AND trigger = $2",
+            )
+            .bind(session_id)
+            .bind(&trigger)
+            .bind(&outcome)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Outcome::Done {
+                session_id,
+                outcome,
+            })
+        }
+        Err(error) => {
+            let error = format!("{error:#}");
+            let attempts = attempts + 1;
+            sqlx::query(
+                "UPDATE integrity_jobs SET attempts = $3, last_error = $4,
+                     status = CASE WHEN $3 >= $5 THEN 'failed' ELSE 'pending' END,
+                     available_at = now() + make_interval(secs => 2 ^ $3)
+                 WHERE session_id = $1 AND trigger = $2",
+            )
+            .bind(session_id)
+            .bind(&trigger)
+            .bind(attempts)
+            .bind(&error)
+            .bind(MAX_ATTEMPTS)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Outcome::Failed { session_id, error })
+        }
+    }
+}
+
+/// Loads the session's trace, runs the suite, records the event. Returns the job's outcome.
+async fn analyse(
+    state: &AppState,
+    tx: &mut Transaction<'_, Postgres>,
+    session_id: Uuid,
+    trigger: &str,
+) -> anyhow::Result<String> {
+    let row: Option<(Uuid, Option<String>, Option<Uuid>, Option<i32>, Option<Json<ConsentScopes>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+        sqlx::query_as(
+            "SELECT org_id, status, assessment_id, assessment_version, consent_scopes, started_at,
+                    coalesce(submitted_at, expired_at)
+             FROM sessions WHERE session_id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some((org_id, status, assessment_id, assessment_version, consent_scopes, started_at, finished_at)) = row else {
+        anyhow::bail!("the session is not in the read model");
+    };
+    let s = SessionRow {
+        org_id,
+        status,
+        assessment_id,
+        assessment_version,
+        consent_scopes,
+        started_at,
+        finished_at,
+    };
+    let (Some(assessment_id), Some(version)) = (s.assessment_id, s.assessment_version) else {
+        anyhow::bail!("the session has no assessment yet");
+    };
+    let settings = state.config.integrity_settings();
+    let suite_version = suite::suite_version(&settings);
+    let already: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'CandidateSession'
+             AND aggregate_id = $1 AND event_type = 'IntegrityAnalysed'
+             AND payload -> 'IntegrityAnalysed' -> 'analysis' ->> 'suite_version' = $2)",
+    )
+    .bind(session_id.to_string())
+    .bind(&suite_version)
+    .fetch_one(&mut **tx)
+    .await?;
+    if already {
+        return Ok(format!("already analysed with {suite_version}"));
+    }
+    let spec: Option<Json<AssessmentSpec>> = sqlx::query_scalar(
+        "SELECT spec FROM catalogue_versions WHERE assessment_id = $1 AND version = $2",
+    )
+    .bind(assessment_id)
+    .bind(version)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(Json(spec)) = spec else {
+        anyhow::bail!("assessment {assessment_id} v{version} is not in the catalogue read model yet");
+    };
+    let events = load_telemetry(&state.pool, session_id).await?;
+    let trace = SessionTrace {
+        started_at: s.started_at,
+        events,
+        consent: s.consent_scopes.map(|j| j.0).unwrap_or_default(),
+        starter_files: spec
+            .tasks
+            .iter()
+            .flat_map(|t| &t.starter_files)
+            .map(|f| SubmittedFile {
+                path: f.path.clone(),
+                content: f.content.clone(),
+            })
+            .collect(),
+    };
+    let trace = std::sync::Arc::new(trace);
+    let own = {
+        let trace = trace.clone();
+        tokio::task::spawn_blocking(move || suite::prints(&trace)).await?
+    };
+    store_prints(tx, session_id, &s, assessment_id, version, &own).await?;
+    let cohort = load_cohort(tx, session_id, s.org_id, assessment_id, version).await?;
+    let task_threshold = similarity_threshold_for(assessment_id);
+    let policy = spec.integrity_policy;
+    let analysis_trigger = if trigger.starts_with("rerun") {
+        "rerun".to_string()
+    } else {
+        s.status.clone().unwrap_or_else(|| "finished".into())
+    };
+    let analysis = {
+        let trace = trace.clone();
+        tokio::task::spawn_blocking(move || {
+            suite::analyse(
+                &trace,
+                &policy,
+                &settings,
+                task_threshold,
+                &own,
+                &cohort,
+                &analysis_trigger,
+            )
+        })
+        .await?
+    };
+    let tier = analysis.tier;
+    let at = state.now();
+    let result = state
+        .sessions
+        .execute_with_metadata(
+            &session_id.to_string(),
+            SessionCommand::RecordIntegrityAnalysis {
+                analysis: Box::new(analysis),
+                at,
+            },
+            metadata(Some(s.org_id), "integrity-worker", at),
+        )
+        .await;
+    match result {
+        Ok(()) => Ok(format!("recorded {suite_version}: {}", tier.as_str())),
+        Err(AggregateError::UserError(SessionError::AnalysisAlreadyRecorded(v))) => {
+            Ok(format!("already analysed with {v}"))
+        }
+        Err(error) => Err(anyhow::anyhow!("recording the analysis failed: {error}")),
+    }
+}
+
+/// The session's telemetry in `seq` order, without duplicates.
+async fn load_telemetry(pool: &PgPool, session_id: Uuid) -> anyhow::Result<Vec<TelemetryEvent>> {
+    let rows: Vec<(i64, DateTime<Utc>, Json<TelemetryData>)> = sqlx::query_as(
+        "SELECT seq, occurred_at, data FROM session_events
+         WHERE session_id = $1 AND stream_kind = 'telemetry' ORDER BY seq",
+    )
+    .bind(session_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, ts, Json(data))| TelemetryEvent {
+            seq: seq as u64,
+            ts,
+            data,
+        })
+        .collect())
+}
+
+async fn store_prints(
+    tx: &mut Transaction<'_, Postgres>,
+    session_id: Uuid,
+    s: &SessionRow,
+    assessment_id: Uuid,
+    version: i32,
+    own: &suite::Prints,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO integrity_prints (session_id, org_id, assessment_id, assessment_version, finished_at,
+             code_version, code_prints, timing_version, timing_prints, files)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (session_id) DO UPDATE SET code_version = EXCLUDED.code_version,
+             code_prints = EXCLUDED.code_prints, timing_version = EXCLUDED.timing_version,
+             timing_prints = EXCLUDED.timing_prints, files = EXCLUDED.files",
+    )
+    .bind(session_id)
+    .bind(s.org_id)
+    .bind(assessment_id)
+    .bind(version)
+    .bind(s.finished_at.unwrap_or_else(Utc::now))
+    .bind(similarity::VERSION)
+    .bind(Json(&own.code))
+    .bind(clarity_domain::integrity::keystroke::VERSION)
+    .bind(Json(&own.timing))
+    .bind(Json(&own.files))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn load_cohort(
+    tx: &mut Transaction<'_, Postgres>,
+    session_id: Uuid,
+    org_id: Uuid,
+    assessment_id: Uuid,
+    version: i32,
+) -> anyhow::Result<suite::Cohort> {
+    let code: Vec<(Uuid, Json<similarity::Fingerprints>)> = sqlx::query_as(
+        "SELECT session_id, code_prints FROM integrity_prints
+         WHERE org_id = $1 AND assessment_id = $2 AND assessment_version = $3 AND session_id <> $4
+           AND code_version = $5
+         ORDER BY finished_at DESC LIMIT $6",
+    )
+    .bind(org_id)
+    .bind(assessment_id)
+    .bind(version)
+    .bind(session_id)
+    .bind(similarity::VERSION)
+    .bind(COHORT_LIMIT)
+    .fetch_all(&mut **tx)
+    .await?;
+    let timing: Vec<(Uuid, Json<Vec<u64>>)> = sqlx::query_as(
+        "SELECT session_id, timing_prints FROM integrity_prints
+         WHERE org_id = $1 AND session_id <> $2 AND timing_version = $3
+           AND jsonb_array_length(timing_prints) > 0
+         ORDER BY finished_at DESC LIMIT $4",
+    )
+    .bind(org_id)
+    .bind(session_id)
+    .bind(clarity_domain::integrity::keystroke::VERSION)
+    .bind(COHORT_LIMIT)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(suite::Cohort {
+        code: code.into_iter().map(|(id, Json(f))| (id.to_string(), f)).collect(),
+        timing: timing
+            .into_iter()
+            .map(|(id, Json(t))| (id.to_string(), t))
+            .collect(),
+    })
+}
+
+/// The calibrated similarity threshold of a built-in task (see `docs/integrity-eval.md`); custom
+/// assessments use the most conservative built-in value.
+pub fn similarity_threshold_for(assessment_id: Uuid) -> f64 {
+    clarity_domain::integrity::similarity::task_threshold(assessment_id)
+}
+
+/// Enqueues a re-run of the current suite for every finished session of an organization
+/// (optionally one assessment) not yet analysed with it. Returns how many were enqueued.
+pub async fn enqueue_rerun(
+    pool: &PgPool,
+    org_id: Option<Uuid>,
+    assessment_id: Option<Uuid>,
+    suite_version: &str,
+) -> anyhow::Result<u64> {
+    let n = sqlx::query(
+        "INSERT INTO integrity_jobs (session_id, trigger, org_id)
+         SELECT s.session_id, 'rerun:' || $3, s.org_id FROM sessions s
+         WHERE s.status IN ('submitted', 'expired')
+           AND ($1::uuid IS NULL OR s.org_id = $1) AND ($2::uuid IS NULL OR s.assessment_id = $2)
+           AND NOT EXISTS (SELECT 1 FROM integrity_analyses a
+                           WHERE a.session_id = s.session_id AND a.suite_version = $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(assessment_id)
+    .bind(suite_version)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n)
+}

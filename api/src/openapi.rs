@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{assessments, candidate, members, ops, replay, sessions, telemetry};
+use crate::routes::{assessments, candidate, integrity, members, ops, replay, sessions, telemetry};
 
 /// The API description served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -18,6 +18,7 @@ use crate::routes::{assessments, candidate, members, ops, replay, sessions, tele
         candidate::workspace, candidate::consent, candidate::start, candidate::submit,
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream,
+        integrity::show, integrity::matched, integrity::diff, integrity::rerun,
     ),
     components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
     modifiers(&SecurityAddon),
@@ -27,6 +28,7 @@ use crate::routes::{assessments, candidate, members, ops, replay, sessions, tele
         (name = "sessions", description = "Candidate sessions (staff)"),
         (name = "candidate", description = "What the candidate does, with the session token"),
         (name = "replay", description = "Session replay for reviewers: seek, events, playback, diff, markers"),
+        (name = "integrity", description = "Integrity analysis: explainable findings with evidence, follow-up questions, re-runs"),
         (name = "ops", description = "Health, readiness, schemas"),
     )
 )]

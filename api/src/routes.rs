@@ -2,6 +2,7 @@
 
 pub mod assessments;
 pub mod candidate;
+pub mod integrity;
 pub mod members;
 pub mod ops;
 pub mod replay;
@@ -21,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assessments::router())
         .merge(sessions::router())
         .merge(replay::router())
+        .merge(integrity::router())
         .merge(review::router())
         .merge(candidate::router())
         .merge(telemetry::router(&state))

@@ -1,0 +1,406 @@
+//! Integrity analysis, staff side: a session's latest analysis (tier, reasons, every detector's
+//! checks and findings with the replay positions to jump to, follow-up questions), its history
+//! across suite versions, copied-code matches side by side, organisation-wide differences between
+//! two suite versions, and re-runs of the current suite over past sessions.
+//!
+//! Access: admins, hiring managers, reviewers and auditors of the session's organization read;
+//! admins start re-runs. Another organization's session answers 404.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use clarity_domain::integrity::{similarity, suite, IntegrityAnalysis};
+use clarity_domain::session::SubmittedFile;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json as SqlJson;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Member, Role};
+use crate::error::{ApiError, Result};
+use crate::extract::ApiJson;
+use crate::integrity_worker;
+use crate::state::AppState;
+
+const READERS: &[Role] = &[
+    Role::Admin,
+    Role::HiringManager,
+    Role::Reviewer,
+    Role::Auditor,
+];
+const RERUNNERS: &[Role] = &[Role::Admin];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions/{session_id}/integrity", get(show))
+        .route(
+            "/v1/sessions/{session_id}/integrity/matches/{other_session_id}",
+            get(matched),
+        )
+        .route("/v1/integrity/diff", get(diff))
+        .route("/v1/integrity/reruns", post(rerun))
+}
+
+/// One suite version's analysis of the session, in brief.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AnalysisVersion {
+    pub suite_version: String,
+    pub trigger: String,
+    pub tier: String,
+    pub finding_count: i32,
+    pub analysed_at: DateTime<Utc>,
+}
+
+/// A later session whose analysis found this one's code (or timing) in its own.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct MatchedBy {
+    pub session_id: Uuid,
+    pub suite_version: String,
+    pub detector: String,
+    pub rule: String,
+    pub measured: f64,
+    pub summary: String,
+}
+
+/// A session's integrity analysis.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrityView {
+    pub session_id: Uuid,
+    /// `not_finished` (analysis runs at submission or expiry), `pending` (queued or running),
+    /// `analysed`, or `failed` (set aside after repeated errors; see `error`).
+    pub state: String,
+    /// The tier of the analysis shown: `none`, `review_suggested` or `major_concerns`. Never a
+    /// verdict: it says where a human should look first.
+    pub tier: Option<String>,
+    pub analysed_at: Option<DateTime<Utc>>,
+    /// The analysis shown: the latest, or the one asked for with `suite_version`.
+    pub analysis: Option<IntegrityAnalysis>,
+    /// Every suite version that analysed this session, oldest first.
+    pub versions: Vec<AnalysisVersion>,
+    /// Later sessions whose analyses point at this one.
+    pub matched_by: Vec<MatchedBy>,
+    /// The reviewer page; add `&seq=<replay_seq>` to open the replay at a finding.
+    pub replay_page: String,
+    pub error: Option<String>,
+}
+
+/// Which analysis to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ShowParams {
+    /// A suite version from `versions`; the latest when omitted.
+    pub suite_version: Option<String>,
+}
+
+/// The integrity analysis of a session (admin, hiring manager, reviewer, auditor).
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/integrity", tag = "integrity", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path), ShowParams),
+    responses((status = 200, body = IntegrityView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    Query(params): Query<ShowParams>,
+) -> Result<Json<IntegrityView>> {
+    member.require(READERS)?;
+    let status: Option<Option<String>> =
+        sqlx::query_scalar("SELECT status FROM sessions WHERE session_id = $1 AND org_id = $2")
+            .bind(id)
+            .bind(member.org_id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let status = status.ok_or_else(|| ApiError::not_found("session"))?;
+    let versions: Vec<AnalysisVersion> = sqlx::query_as(
+        "SELECT suite_version, trigger, tier, finding_count, analysed_at FROM integrity_analyses
+         WHERE session_id = $1 AND org_id = $2 ORDER BY event_sequence",
+    )
+    .bind(id)
+    .bind(member.org_id)
+    .fetch_all(&state.pool)
+    .await?;
+    let chosen = match &params.suite_version {
+        Some(v) => Some(
+            versions
+                .iter()
+                .find(|a| &a.suite_version == v)
+                .ok_or_else(|| ApiError::not_found("analysis with that suite version"))?,
+        ),
+        None => versions.last(),
+    };
+    let (analysis, tier, analysed_at) = match chosen {
+        Some(v) => {
+            let SqlJson(a): SqlJson<IntegrityAnalysis> = sqlx::query_scalar(
+                "SELECT analysis FROM integrity_analyses WHERE session_id = $1 AND suite_version = $2",
+            )
+            .bind(id)
+            .bind(&v.suite_version)
+            .fetch_one(&state.pool)
+            .await?;
+            (Some(a), Some(v.tier.clone()), Some(v.analysed_at))
+        }
+        None => (None, None, None),
+    };
+    let job: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT status, last_error FROM integrity_jobs WHERE session_id = $1 AND status <> 'done'
+         ORDER BY enqueued_at DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let finished = matches!(status.as_deref(), Some("submitted" | "expired"));
+    let (job_state, error) = match job {
+        Some((s, e)) if s == "failed" => ("failed", e),
+        Some(_) => ("pending", None),
+        None => ("", None),
+    };
+    let state_name = if !finished {
+        "not_finished"
+    } else if analysis.is_some() && params.suite_version.is_some() {
+        "analysed"
+    } else if !job_state.is_empty() {
+        job_state
+    } else if analysis.is_some() {
+        "analysed"
+    } else {
+        "pending"
+    };
+    let matched_by: Vec<MatchedBy> = sqlx::query_as(
+        "SELECT session_id, suite_version, detector, rule, measured, summary FROM integrity_findings
+         WHERE related_session = $1 AND org_id = $2 ORDER BY session_id, suite_version",
+    )
+    .bind(id)
+    .bind(member.org_id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(IntegrityView {
+        session_id: id,
+        state: state_name.to_string(),
+        tier,
+        analysed_at,
+        analysis,
+        versions,
+        matched_by,
+        replay_page: format!("/review/sessions/{id}"),
+        error,
+    }))
+}
+
+/// One matched region, both sides' text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SideBySide {
+    pub file_a: String,
+    pub lines_a: (u32, u32),
+    pub file_b: String,
+    pub lines_b: (u32, u32),
+    pub tokens: usize,
+    pub text_a: String,
+    pub text_b: String,
+}
+
+/// Two sessions' code compared.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchView {
+    pub session_id: Uuid,
+    pub other_session_id: Uuid,
+    /// Share of fingerprints the two submissions have in common (starter code excluded).
+    pub score: f64,
+    pub regions: Vec<SideBySide>,
+}
+
+/// The code two sessions share, side by side (admin, hiring manager, reviewer, auditor; both
+/// sessions must belong to the caller's organization).
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/integrity/matches/{other_session_id}", tag = "integrity", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path), ("other_session_id" = Uuid, Path)),
+    responses((status = 200, body = MatchView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn matched(
+    State(state): State<AppState>,
+    member: Member,
+    Path((id, other)): Path<(Uuid, Uuid)>,
+) -> Result<Json<MatchView>> {
+    member.require(READERS)?;
+    let load = |session: Uuid| {
+        let pool = state.pool.clone();
+        let org = member.org_id;
+        async move {
+            let row: Option<(SqlJson<similarity::Fingerprints>, SqlJson<Vec<SubmittedFile>>)> =
+                sqlx::query_as(
+                    "SELECT code_prints, files FROM integrity_prints WHERE session_id = $1 AND org_id = $2",
+                )
+                .bind(session)
+                .bind(org)
+                .fetch_optional(&pool)
+                .await?;
+            row.map(|(SqlJson(p), SqlJson(f))| (p, f))
+                .ok_or_else(|| ApiError::not_found("analysed session"))
+        }
+    };
+    let (a_prints, a_files) = load(id).await?;
+    let (b_prints, b_files) = load(other).await?;
+    let m = similarity::compare(&a_prints, &b_prints);
+    let regions = m
+        .regions
+        .iter()
+        .map(|r| {
+            let (text_a, text_b) = similarity::side_by_side(r, &a_files, &b_files);
+            SideBySide {
+                file_a: r.file_a.clone(),
+                lines_a: r.lines_a,
+                file_b: r.file_b.clone(),
+                lines_b: r.lines_b,
+                tokens: r.tokens,
+                text_a,
+                text_b,
+            }
+        })
+        .collect();
+    Ok(Json(MatchView {
+        session_id: id,
+        other_session_id: other,
+        score: m.score,
+        regions,
+    }))
+}
+
+/// Two suite versions to compare.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DiffParams {
+    pub from: String,
+    pub to: String,
+}
+
+/// How one session's analysis changed between two suite versions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDiff {
+    pub session_id: Uuid,
+    pub tier_from: String,
+    pub tier_to: String,
+    /// `detector/rule` that fire only in `to`.
+    pub added: Vec<String>,
+    /// `detector/rule` that fire only in `from`.
+    pub removed: Vec<String>,
+}
+
+/// What changed between two suite versions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuiteDiff {
+    pub from: String,
+    pub to: String,
+    /// Sessions analysed by both versions.
+    pub compared: usize,
+    /// The ones whose tier or fired rules differ.
+    pub changed: Vec<SessionDiff>,
+}
+
+/// Differences between two suite versions over every session of the organization both analysed
+/// (admin, hiring manager, auditor).
+#[utoipa::path(get, path = "/v1/integrity/diff", tag = "integrity", security(("api_key" = [])),
+    params(DiffParams), responses((status = 200, body = SuiteDiff), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn diff(
+    State(state): State<AppState>,
+    member: Member,
+    Query(params): Query<DiffParams>,
+) -> Result<Json<SuiteDiff>> {
+    member.require(&[Role::Admin, Role::HiringManager, Role::Auditor])?;
+    Ok(Json(
+        suite_diff(&state.pool, member.org_id, &params.from, &params.to).await?,
+    ))
+}
+
+/// Computes the difference between two suite versions for an organization.
+pub async fn suite_diff(
+    pool: &sqlx::PgPool,
+    org_id: Uuid,
+    from: &str,
+    to: &str,
+) -> Result<SuiteDiff> {
+    if from == to {
+        return Err(ApiError::invalid(
+            "same_suite_version",
+            "`from` and `to` must be different suite versions",
+        ));
+    }
+    let rows: Vec<(Uuid, String, String, Vec<String>, Vec<String>)> = sqlx::query_as(
+        "SELECT a.session_id, a.tier, b.tier,
+                ARRAY(SELECT DISTINCT detector || '/' || rule FROM integrity_findings f
+                      WHERE f.session_id = a.session_id AND f.suite_version = a.suite_version ORDER BY 1),
+                ARRAY(SELECT DISTINCT detector || '/' || rule FROM integrity_findings f
+                      WHERE f.session_id = b.session_id AND f.suite_version = b.suite_version ORDER BY 1)
+         FROM integrity_analyses a JOIN integrity_analyses b USING (session_id)
+         WHERE a.org_id = $1 AND a.suite_version = $2 AND b.suite_version = $3
+         ORDER BY a.session_id",
+    )
+    .bind(org_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    let compared = rows.len();
+    let changed = rows
+        .into_iter()
+        .filter_map(|(session_id, tier_from, tier_to, a, b)| {
+            let added: Vec<String> = b.iter().filter(|r| !a.contains(r)).cloned().collect();
+            let removed: Vec<String> = a.iter().filter(|r| !b.contains(r)).cloned().collect();
+            (tier_from != tier_to || !added.is_empty() || !removed.is_empty()).then_some(
+                SessionDiff {
+                    session_id,
+                    tier_from,
+                    tier_to,
+                    added,
+                    removed,
+                },
+            )
+        })
+        .collect();
+    Ok(SuiteDiff {
+        from: from.to_string(),
+        to: to.to_string(),
+        compared,
+        changed,
+    })
+}
+
+/// Which sessions to re-analyse.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RerunRequest {
+    /// Only sessions of this assessment.
+    #[serde(default)]
+    pub assessment_id: Option<Uuid>,
+}
+
+/// A re-run that was queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RerunQueued {
+    /// The suite version the sessions will be analysed with.
+    pub suite_version: String,
+    /// Finished sessions queued (those already analysed with this version are skipped).
+    pub enqueued: u64,
+}
+
+/// Re-runs the current detector suite over the organization's finished sessions (admin). The new
+/// findings are stored beside the old ones; compare them with `GET /v1/integrity/diff`.
+#[utoipa::path(post, path = "/v1/integrity/reruns", tag = "integrity", security(("api_key" = [])),
+    request_body = RerunRequest,
+    responses((status = 202, body = RerunQueued), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn rerun(
+    State(state): State<AppState>,
+    member: Member,
+    ApiJson(req): ApiJson<RerunRequest>,
+) -> Result<(StatusCode, Json<RerunQueued>)> {
+    member.require(RERUNNERS)?;
+    let suite_version = suite::suite_version(&state.config.integrity_settings());
+    let enqueued =
+        integrity_worker::enqueue_rerun(&state.pool, Some(member.org_id), req.assessment_id, &suite_version)
+            .await
+            .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RerunQueued {
+            suite_version,
+            enqueued,
+        }),
+    ))
+}

@@ -54,6 +54,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::bench::BenchCommand,
     },
+    /// Integrity analysis: evaluation on labelled synthetic sessions, re-runs, differences.
+    Integrity {
+        #[command(subcommand)]
+        command: IntegrityCommand,
+    },
     /// Write the event JSON Schemas, the AsyncAPI and the OpenAPI documents to a directory.
     Docs {
         #[arg(long, default_value = "docs/schemas")]
@@ -73,6 +78,47 @@ pub enum OrgCommand {
         #[arg(long)]
         admin_email: String,
     },
+}
+
+/// `clarity integrity …`
+#[derive(Debug, Subcommand)]
+pub enum IntegrityCommand {
+    /// Measure the detectors on labelled synthetic sessions (honest work and adversaries) and print
+    /// the false-positive rate and recall per adversary as a Markdown table.
+    Eval {
+        /// Honest sessions per honest profile.
+        #[arg(long, default_value_t = 200)]
+        honest: usize,
+        /// Sessions per adversary.
+        #[arg(long, default_value_t = 60)]
+        adversaries: usize,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Also write the table to this file (e.g. docs/integrity-eval.md).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Queue the current suite version over past finished sessions; the new findings are stored
+    /// beside the old ones. Needs a running `serve` process (its workers do the analysis).
+    Rerun {
+        /// Only this organization (default: all).
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+        /// Only this assessment.
+        #[arg(long)]
+        assessment: Option<uuid::Uuid>,
+    },
+    /// List the sessions whose tier or fired rules differ between two suite versions.
+    Diff {
+        #[arg(long)]
+        org: uuid::Uuid,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Print the current suite version.
+    Version,
 }
 
 fn projections(names: &[String]) -> anyhow::Result<Vec<Projection>> {
@@ -166,6 +212,7 @@ pub async fn run() -> anyhow::Result<()> {
             println!("(the key is stored hashed and cannot be shown again)");
             Ok(())
         }
+        Command::Integrity { command } => integrity(config, command).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Bench { command } => crate::bench::run(config, command).await,
         Command::Docs { out } => {
@@ -186,6 +233,53 @@ pub async fn run() -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&crate::schemas::asyncapi())? + "\n",
             )?;
             println!("wrote {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<()> {
+    use clarity_domain::integrity::{eval, suite};
+    let suite_version = suite::suite_version(&config.integrity_settings());
+    match command {
+        IntegrityCommand::Eval {
+            honest,
+            adversaries,
+            seed,
+            out,
+        } => {
+            let settings = eval::EvalSettings {
+                honest_per_profile: honest,
+                per_adversary: adversaries,
+                seed,
+            };
+            let started = std::time::Instant::now();
+            let report = tokio::task::spawn_blocking(move || eval::run(&settings)).await?;
+            let table = eval::markdown(&report, &format!("clarity integrity eval --honest {honest} --adversaries {adversaries} --seed {seed}"));
+            print!("{table}");
+            eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+            if let Some(path) = out {
+                std::fs::write(&path, &table)?;
+                eprintln!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        IntegrityCommand::Rerun { org, assessment } => {
+            let pool = crate::connect(&config).await?;
+            let n = crate::integrity_worker::enqueue_rerun(&pool, org, assessment, &suite_version).await?;
+            println!("queued {n} sessions for {suite_version}");
+            Ok(())
+        }
+        IntegrityCommand::Diff { org, from, to } => {
+            let pool = crate::connect(&config).await?;
+            let diff = crate::routes::integrity::suite_diff(&pool, org, &from, &to)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+            println!("{}", serde_json::to_string_pretty(&diff)?);
+            Ok(())
+        }
+        IntegrityCommand::Version => {
+            println!("{suite_version}");
             Ok(())
         }
     }

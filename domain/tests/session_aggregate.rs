@@ -12,6 +12,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use clarity_domain::assessment::Format;
+use clarity_domain::integrity::{IntegrityAnalysis, Tier};
 use clarity_domain::session::{
     AssessmentRef, Candidate, ConsentScopes, SessionCommand, SessionError, SessionEvent,
     SessionStatus,
@@ -839,6 +840,102 @@ async fn expiring_twice_is_rejected() {
 
     // Assert
     result.then_expect_error(SessionError::AlreadyFinished("expired"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integrity analysis
+// ---------------------------------------------------------------------------------------------
+
+fn analysis(suite_version: &str) -> Box<IntegrityAnalysis> {
+    Box::new(IntegrityAnalysis {
+        suite_version: suite_version.to_string(),
+        trigger: "submitted".to_string(),
+        tier: Tier::ReviewSuggested,
+        reasons: vec!["provenance: 62% of the final code arrived in pastes".to_string()],
+        reports: Vec::new(),
+        followups: Vec::new(),
+        events_analysed: 4_210,
+        last_seq: 4_210,
+    })
+}
+
+fn analysed(suite_version: &str) -> SessionEvent {
+    SessionEvent::IntegrityAnalysed {
+        analysis: analysis(suite_version),
+        at: submitted_at() + Duration::seconds(3),
+    }
+}
+
+fn record_analysis(suite_version: &str) -> SessionCommand {
+    SessionCommand::RecordIntegrityAnalysis {
+        analysis: analysis(suite_version),
+        at: submitted_at() + Duration::seconds(3),
+    }
+}
+
+#[tokio::test]
+async fn a_finished_session_records_its_integrity_analysis() {
+    for history in [until_submitted(), until_expired()] {
+        // Arrange
+        let tester = SessionTester::with(()).given(history);
+
+        // Act
+        let result = tester.when_async(record_analysis("suite@1")).await;
+
+        // Assert
+        result.then_expect_events(vec![analysed("suite@1")]);
+    }
+}
+
+#[tokio::test]
+async fn a_session_is_analysed_only_once_it_is_finished() {
+    for (history, status) in [
+        (until_invited(), "invited"),
+        (until_consented(), "consented"),
+        (until_started(), "in_progress"),
+    ] {
+        // Arrange
+        let tester = SessionTester::with(()).given(history);
+
+        // Act
+        let result = tester.when_async(record_analysis("suite@1")).await;
+
+        // Assert
+        result.then_expect_error(SessionError::NotFinished(status));
+    }
+}
+
+#[tokio::test]
+async fn the_same_suite_version_is_recorded_once_and_a_new_one_beside_it() {
+    // Arrange
+    let mut history = until_submitted();
+    history.push(analysed("suite@1"));
+
+    // Act + Assert
+    SessionTester::with(())
+        .given(history.clone())
+        .when_async(record_analysis("suite@1"))
+        .await
+        .then_expect_error(SessionError::AnalysisAlreadyRecorded("suite@1".to_string()));
+    SessionTester::with(())
+        .given(history)
+        .when_async(record_analysis("suite@2"))
+        .await
+        .then_expect_events(vec![analysed("suite@2")]);
+}
+
+#[tokio::test]
+async fn nothing_else_happens_to_a_session_after_its_analysis() {
+    // Arrange
+    let mut history = until_submitted();
+    history.push(analysed("suite@1"));
+    let tester = SessionTester::with(()).given(history);
+
+    // Act
+    let result = tester.when_async(expire_at(deadline())).await;
+
+    // Assert
+    result.then_expect_error(SessionError::AlreadyFinished("submitted"));
 }
 
 // ---------------------------------------------------------------------------------------------

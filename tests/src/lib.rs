@@ -56,6 +56,8 @@ impl TestEnv {
             scheduler_interval_ms: 200,
             producer_linger_ms: 2,
             clock_offset_seconds: 0,
+            integrity_workers: 1,
+            integrity_similarity_threshold: None,
         };
         clarity_api::migrate(&config)
             .await

@@ -27,10 +27,12 @@ async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> any
 
     // Assert
     env.wait_for::<bool>("the submission in the read model", &format!("SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = '{session}' AND status = 'submitted' AND telemetry_events = 100)"), |d| *d).await?;
+    // The finished session is analysed once; the analysis is the fifth lifecycle event.
+    env.wait_for::<bool>("the integrity analysis in the read model", &format!("SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = '{session}' AND integrity_tier IS NOT NULL AND lifecycle_events = 5)"), |d| *d).await?;
     let view = client
         .get(&format!("/v1/sessions/{session}"), &admin)
         .await?;
-    assert_eq!(view.body["lifecycle_events"], 4);
+    assert_eq!(view.body["lifecycle_events"], 5);
     assert_eq!(view.body["edits"], 100);
     assert_eq!(view.body["candidate_name"], "Ada Lovelace");
     let log = client
@@ -47,7 +49,7 @@ async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> any
             )
         })
         .collect();
-    assert_eq!(kinds.len(), 104);
+    assert_eq!(kinds.len(), 105);
     let telemetry: Vec<i64> = kinds
         .iter()
         .filter(|(k, _)| k == "telemetry")
@@ -61,8 +63,8 @@ async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> any
     );
     assert_eq!(
         kinds.last().unwrap(),
-        &("lifecycle".to_string(), 4),
-        "the submission comes last"
+        &("lifecycle".to_string(), 5),
+        "the integrity analysis comes last"
     );
     // Catalogue projection has the seven built-in assessments.
     let list = client.get("/v1/assessments", &admin).await?;

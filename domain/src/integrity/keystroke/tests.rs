@@ -75,18 +75,33 @@ const ADVERSARIES: [TimingAdversary; 4] = [
 #[test]
 #[ignore]
 fn calibration_table() {
-    let n = 150u64;
+    let n = 300u64;
     let mut rows: Vec<(String, DetectorReport)> = Vec::new();
     for kind in HonestTyping::ALL {
         for seed in 0..n {
             let chars = 1500 + (seed as usize * 37) % 1500;
-            rows.push((kind.name().to_string(), analyse(&honest_trace(kind, seed, chars))));
+            rows.push((
+                kind.name().to_string(),
+                analyse(&honest_trace(kind, seed, chars)),
+            ));
         }
     }
     for kind in ADVERSARIES {
         for seed in 0..n {
-            rows.push((kind.name().to_string(), analyse(&adversary_trace(kind.clone(), 10_000 + seed, 2000))));
+            if seed < 200 {
+                rows.push((
+                    kind.name().to_string(),
+                    analyse(&adversary_trace(kind.clone(), 10_000 + seed, 2000)),
+                ));
+            }
         }
+    }
+    for seed in 0..100u64 {
+        let source = honest_trace(HonestTyping::ALL[(seed % 5) as usize], 20_000 + seed, 2500);
+        rows.push((
+            "replay (per-session rules)".to_string(),
+            analyse(&replay_of(&source, 30_000 + seed, 2000)),
+        ));
     }
     let rules = [
         "log_iki_sd_low",
@@ -102,18 +117,45 @@ fn calibration_table() {
     let mut labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     labels.dedup();
     for label in labels {
-        let reports: Vec<&DetectorReport> = rows.iter().filter(|r| r.0 == label).map(|r| &r.1).collect();
+        let reports: Vec<&DetectorReport> =
+            rows.iter().filter(|r| r.0 == label).map(|r| &r.1).collect();
         let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
         let fl = reports.iter().filter(|r| flagged(r)).count();
-        let major = reports.iter().filter(|r| r.findings.iter().any(|f| f.level == FindingLevel::Major)).count();
-        println!("== {label}: n={} skipped={skipped} flagged={fl} major={major}", reports.len());
+        let major = reports
+            .iter()
+            .filter(|r| r.findings.iter().any(|f| f.level == FindingLevel::Major))
+            .count();
+        println!(
+            "== {label}: n={} skipped={skipped} flagged={fl} major={major}",
+            reports.len()
+        );
         for rule in rules {
-            let mut vals: Vec<f64> = reports.iter().filter_map(|r| check(r, rule)).map(|c| c.measured).collect();
-            let fired = reports.iter().filter_map(|r| check(r, rule)).filter(|c| c.fired).count();
+            let mut vals: Vec<f64> = reports
+                .iter()
+                .filter_map(|r| check(r, rule))
+                .map(|c| c.measured)
+                .collect();
+            let fired = reports
+                .iter()
+                .filter_map(|r| check(r, rule))
+                .filter(|c| c.fired)
+                .count();
             vals.sort_by(f64::total_cmp);
-            if vals.is_empty() { println!("  {rule:28} n/a"); continue; }
+            if vals.is_empty() {
+                println!("  {rule:28} n/a");
+                continue;
+            }
             let q = |p: f64| stats::quantile_sorted(&vals, p);
-            println!("  {rule:28} n={:4} fired={:4} min={:.3} p5={:.3} p50={:.3} p95={:.3} max={:.3}", vals.len(), fired, q(0.0), q(0.05), q(0.5), q(0.95), q(1.0));
+            println!(
+                "  {rule:28} n={:4} fired={:4} min={:.3} p5={:.3} p50={:.3} p95={:.3} max={:.3}",
+                vals.len(),
+                fired,
+                q(0.0),
+                q(0.05),
+                q(0.5),
+                q(0.95),
+                q(1.0)
+            );
         }
     }
 }
@@ -152,12 +194,77 @@ fn replay_calibration() {
         for j in 0..fps.len() {
             if i != j {
                 let o = replay_overlap(&fps[i].1, &fps[j].1);
-                if o > honest_max { println!("honest {:?} vs {:?}: {o:.3}", fps[i].0, fps[j].0); }
+                if o > honest_max {
+                    println!("honest {:?} vs {:?}: {o:.3}", fps[i].0, fps[j].0);
+                }
                 honest_max = honest_max.max(o);
             }
         }
     }
-    println!("honest max overlap {honest_max:.4}; fingerprint len {}", fps[0].1.len());
+    println!(
+        "honest max overlap {honest_max:.4}; fingerprint len {}",
+        fps[0].1.len()
+    );
+    // Recall on 100 replays against a pool of their 100 sources plus the 60 honest sessions.
+    let sources: Vec<(String, Vec<u64>, SessionTrace)> = (0..100u64)
+        .map(|s| {
+            let t = honest_trace(HonestTyping::ALL[(s % 5) as usize], 20_000 + s, 2500);
+            (format!("src{s}"), timing_fingerprint(&t), t)
+        })
+        .collect();
+    let pool: Vec<(String, Vec<u64>)> = sources
+        .iter()
+        .map(|(id, fp, _)| (id.clone(), fp.clone()))
+        .chain(
+            fps.iter()
+                .enumerate()
+                .map(|(i, f)| (format!("h{i}"), f.1.clone())),
+        )
+        .collect();
+    let scaled = |t: &SessionTrace, f: f64| {
+        let mut out = t.clone();
+        for e in &mut out.events {
+            if let TelemetryData::Keystroke { down_ms, up_ms, .. } = &mut e.data {
+                *down_ms *= f;
+                *up_ms = up_ms.map(|u| u * f);
+            }
+        }
+        out
+    };
+    type Variant<'a> = (&'a str, Box<dyn Fn(&SessionTrace) -> SessionTrace>);
+    let variants: [Variant; 5] = [
+        ("exact", Box::new(|t: &SessionTrace| t.clone())),
+        (
+            "jitter_1ms",
+            Box::new(|t: &SessionTrace| jittered(t, 1, 1.0, false)),
+        ),
+        (
+            "rounded_1ms",
+            Box::new(|t: &SessionTrace| jittered(t, 2, 0.0, true)),
+        ),
+        (
+            "jitter_3ms",
+            Box::new(|t: &SessionTrace| jittered(t, 3, 3.0, false)),
+        ),
+        (
+            "scaled_1.1",
+            Box::new(move |t: &SessionTrace| scaled(t, 1.1)),
+        ),
+    ];
+    for (name, f) in &variants {
+        let mut hits = 0;
+        let mut wrong = 0;
+        for (k, (id, _, t)) in sources.iter().enumerate() {
+            let r = f(&replay_of(t, 30_000 + k as u64, 2000));
+            if let Some(finding) = replay_check(&timing_fingerprint(&r), &pool) {
+                hits += 1;
+                if !finding.evidence[0].note.contains(&format!("session {id};")) {
+                    wrong += 1;
+                }
+            }
+        }
+        println!("replay {name}: {hits}/100 caught, {wrong} naming the wrong session");
+    }
     for (k, (kind, fp, t)) in fps.iter().enumerate().take(15) {
         let r = replay_of(t, 9000 + k as u64, 1800);
         let exact = replay_overlap(&timing_fingerprint(&r), fp);
@@ -271,16 +378,22 @@ fn interval_spread_fires_on_a_constant_interval_and_not_on_a_fast_typist() {
 fn negative_log_skew_fires_on_uniform_gaps_and_not_on_a_slow_typist() {
     // Arrange: gaps uniform in 60..400 ms, a bounded range with no tail.
     use rand::Rng;
-    let bot = scripted_trace(4, |r| r.random_range(60.0..400.0), |r, _| {
-        Some(r.random_range(40.0..120.0))
-    });
+    let bot = scripted_trace(
+        4,
+        |r| r.random_range(60.0..400.0),
+        |r, _| Some(r.random_range(40.0..120.0)),
+    );
     let human = honest_trace(HonestTyping::Slow, 4, 2000);
 
     // Act
     let (bot, human) = (analyse(&bot), analyse(&human));
 
     // Assert
-    assert!(fired(&bot, "log_iki_skew_negative"), "{:?}", check(&bot, "log_iki_skew_negative"));
+    assert!(
+        fired(&bot, "log_iki_skew_negative"),
+        "{:?}",
+        check(&bot, "log_iki_skew_negative")
+    );
     assert_silent(&human, "log_iki_skew_negative");
 }
 
@@ -301,7 +414,11 @@ fn discrete_values_fire_on_a_bot_choosing_from_three_delays_and_not_on_a_coarse_
     let bot = analyse(&bot);
 
     // Assert
-    assert!(fired(&bot, "iki_values_discrete"), "{:?}", check(&bot, "iki_values_discrete"));
+    assert!(
+        fired(&bot, "iki_values_discrete"),
+        "{:?}",
+        check(&bot, "iki_values_discrete")
+    );
     for trace in &coarse {
         let report = analyse(trace);
         assert_silent(&report, "iki_values_discrete");
@@ -393,7 +510,11 @@ fn absent_rollover_fires_on_fast_sequential_automation_and_not_on_slow_or_fast_t
     let (bot, slow, fast) = (analyse(&bot), analyse(&slow), analyse(&fast));
 
     // Assert
-    assert!(fired(&bot, "rollover_absent"), "{:?}", check(&bot, "rollover_absent"));
+    assert!(
+        fired(&bot, "rollover_absent"),
+        "{:?}",
+        check(&bot, "rollover_absent")
+    );
     assert_silent(&slow, "rollover_absent");
     assert_silent(&fast, "rollover_absent");
 }
@@ -466,7 +587,10 @@ fn the_composite_never_fires_on_300_honest_traces_of_mixed_profiles() {
     // Arrange
     let traces = (0..300u64).map(|s| {
         let kind = HonestTyping::ALL[(s % 5) as usize];
-        (kind, honest_trace(kind, 1_000 + s, 1500 + (s as usize * 53) % 1500))
+        (
+            kind,
+            honest_trace(kind, 1_000 + s, 1500 + (s as usize * 53) % 1500),
+        )
     });
 
     // Act
@@ -533,7 +657,13 @@ fn a_finding_names_its_rules_and_cites_bursts_a_reviewer_can_replay() {
 fn two_agreeing_families_give_review_and_three_give_major() {
     // Arrange: an overlapping independent sampler fires serial correlation and context pauses.
     let reports: Vec<DetectorReport> = (0..20u64)
-        .map(|s| analyse(&adversary_trace(TimingAdversary::IndependentHumanLike, 3_000 + s, 2000)))
+        .map(|s| {
+            analyse(&adversary_trace(
+                TimingAdversary::IndependentHumanLike,
+                3_000 + s,
+                2000,
+            ))
+        })
         .collect();
 
     // Act
@@ -546,7 +676,11 @@ fn two_agreeing_families_give_review_and_three_give_major() {
     // Assert
     assert!(levels.iter().any(|(n, _)| *n == 2));
     for (n, level) in levels {
-        let expected = if n >= 3 { FindingLevel::Major } else { FindingLevel::Review };
+        let expected = if n >= 3 {
+            FindingLevel::Major
+        } else {
+            FindingLevel::Review
+        };
         assert_eq!(level, expected);
     }
 }
@@ -559,7 +693,10 @@ fn a_replayed_session_is_caught_and_names_the_source() {
     let source = honest_trace(HonestTyping::Typical, 13, 2500);
     let replay = replay_of(&source, 14, 2000);
     let others = vec![
-        ("honest-1".to_string(), timing_fingerprint(&honest_trace(HonestTyping::Fast, 15, 2000))),
+        (
+            "honest-1".to_string(),
+            timing_fingerprint(&honest_trace(HonestTyping::Fast, 15, 2000)),
+        ),
         ("source-session".to_string(), timing_fingerprint(&source)),
     ];
 
@@ -581,8 +718,14 @@ fn a_replay_with_one_ms_jitter_or_rounding_is_still_caught() {
     let others = vec![("source".to_string(), timing_fingerprint(&source))];
 
     // Act
-    let with_jitter = replay_check(&timing_fingerprint(&jittered(&replay, 1, 1.0, false)), &others);
-    let rounded = replay_check(&timing_fingerprint(&jittered(&replay, 2, 0.0, true)), &others);
+    let with_jitter = replay_check(
+        &timing_fingerprint(&jittered(&replay, 1, 1.0, false)),
+        &others,
+    );
+    let rounded = replay_check(
+        &timing_fingerprint(&jittered(&replay, 2, 0.0, true)),
+        &others,
+    );
 
     // Assert
     assert!(with_jitter.is_some() && rounded.is_some());
@@ -594,7 +737,10 @@ fn independent_honest_sessions_do_not_match_each_other() {
     let fingerprints: Vec<(String, Vec<u64>)> = (0..40u64)
         .map(|s| {
             let kind = HonestTyping::ALL[(s % 5) as usize];
-            (format!("s{s}"), timing_fingerprint(&honest_trace(kind, 4_000 + s, 2000)))
+            (
+                format!("s{s}"),
+                timing_fingerprint(&honest_trace(kind, 4_000 + s, 2000)),
+            )
         })
         .collect();
 

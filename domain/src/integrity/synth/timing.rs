@@ -579,7 +579,14 @@ pub fn keystroke_trace_with_corrections(
             let wrong = rng.random_range(1..=3);
             let mut prev = previous;
             for i in 0..wrong {
-                press(rng, KeyClass::Letter, prev, statement_start && i == 0, i == 0, &mut events);
+                press(
+                    rng,
+                    KeyClass::Letter,
+                    prev,
+                    statement_start && i == 0,
+                    i == 0,
+                    &mut events,
+                );
                 prev = Some(KeyClass::Letter);
             }
             for _ in 0..wrong {
@@ -685,4 +692,223 @@ pub fn code_like_text(rng: &mut StdRng, chars: usize) -> String {
         text.push_str("}\n");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn start() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
+    }
+
+    fn keystrokes(events: &[TelemetryEvent]) -> Vec<(f64, Option<f64>, KeyClass)> {
+        events
+            .iter()
+            .map(|e| match e.data {
+                TelemetryData::Keystroke {
+                    down_ms,
+                    up_ms,
+                    key_class,
+                } => (down_ms, up_ms, key_class),
+                _ => panic!("only keystrokes expected"),
+            })
+            .collect()
+    }
+
+    fn trace(kind: HonestTyping, seed: u64) -> Vec<TelemetryEvent> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let text = code_like_text(&mut rng, 1500);
+        let mut typist = honest(kind, &mut rng);
+        keystroke_trace(&mut rng, typist.as_mut(), &text, start())
+    }
+
+    fn overlap_share(events: &[TelemetryEvent]) -> f64 {
+        let keys = keystrokes(events);
+        let overlaps = keys
+            .windows(2)
+            .filter(|w| w[0].1.is_some_and(|up| w[1].0 < up))
+            .count();
+        overlaps as f64 / (keys.len() - 1) as f64
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_trace() {
+        // Arrange / Act
+        let (a, b) = (
+            trace(HonestTyping::Typical, 1),
+            trace(HonestTyping::Typical, 1),
+        );
+
+        // Assert
+        assert_eq!(a, b);
+        assert_ne!(a, trace(HonestTyping::Typical, 2));
+    }
+
+    #[test]
+    fn a_trace_numbers_keystrokes_from_one_with_times_consistent_with_down_ms() {
+        // Arrange
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut typist = honest(HonestTyping::Fast, &mut rng);
+
+        // Act
+        let events = keystroke_trace(&mut rng, typist.as_mut(), "let x = 1;\n    y", start());
+
+        // Assert: indentation after a newline is auto-indent, not typed.
+        let classes: Vec<KeyClass> = keystrokes(&events).iter().map(|k| k.2).collect();
+        use KeyClass::*;
+        assert_eq!(
+            classes,
+            vec![
+                Letter,
+                Letter,
+                Letter,
+                Whitespace,
+                Letter,
+                Whitespace,
+                Punctuation,
+                Whitespace,
+                Digit,
+                Punctuation,
+                Enter,
+                Letter
+            ]
+        );
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.seq, i as u64 + 1);
+            let TelemetryData::Keystroke { down_ms, up_ms, .. } = e.data else {
+                unreachable!()
+            };
+            assert_eq!(
+                (e.ts - start()).num_microseconds(),
+                Some((down_ms * 1000.0).round() as i64)
+            );
+            assert!(up_ms.is_none_or(|u| u >= down_ms));
+        }
+        assert!(keystrokes(&events).windows(2).all(|w| w[1].0 > w[0].0));
+    }
+
+    #[test]
+    fn corrections_add_backspaces() {
+        // Arrange
+        let mut rng = StdRng::seed_from_u64(4);
+        let text = code_like_text(&mut rng, 2000);
+        let mut typist = honest(HonestTyping::NonNative, &mut rng);
+
+        // Act
+        let events =
+            keystroke_trace_with_corrections(&mut rng, typist.as_mut(), &text, start(), 0.1);
+
+        // Assert
+        let backspaces = keystrokes(&events)
+            .iter()
+            .filter(|k| k.2 == KeyClass::Backspace)
+            .count();
+        assert!(backspaces > 20);
+        assert_eq!(
+            events.len() - 2 * backspaces,
+            text.len()
+                - text
+                    .lines()
+                    .map(|l| l.len() - l.trim_start().len())
+                    .sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn honest_medians_follow_the_profile() {
+        // Arrange
+        let median_gap = |kind| {
+            let keys = keystrokes(&trace(kind, 5));
+            let mut gaps: Vec<f64> = keys.windows(2).map(|w| w[1].0 - w[0].0).collect();
+            gaps.sort_by(f64::total_cmp);
+            gaps[gaps.len() / 2]
+        };
+
+        // Act
+        let (fast, typical, slow) = (
+            median_gap(HonestTyping::Fast),
+            median_gap(HonestTyping::Typical),
+            median_gap(HonestTyping::Slow),
+        );
+
+        // Assert
+        assert!(fast < typical && typical < slow, "{fast} {typical} {slow}");
+        assert!((80.0..200.0).contains(&fast) && (300.0..900.0).contains(&slow));
+    }
+
+    #[test]
+    fn fast_typists_roll_over_more_than_slow_ones() {
+        // Arrange / Act
+        let fast = overlap_share(&trace(HonestTyping::Fast, 6));
+        let slow = overlap_share(&trace(HonestTyping::Slow, 6));
+
+        // Assert
+        assert!(fast > 0.08 && slow < 0.05, "{fast} {slow}");
+    }
+
+    #[test]
+    fn a_coarse_timer_puts_every_time_on_its_grid() {
+        for seed in 0..6 {
+            // Arrange / Act
+            let keys = keystrokes(&trace(HonestTyping::CoarseTimer, 10 + seed));
+
+            // Assert: some grid in {1, 16.67, 100} holds every time.
+            let on = |g: f64, v: f64| ((v / g) - (v / g).round()).abs() < 1e-6;
+            let fits = |g: f64| {
+                keys.iter()
+                    .all(|k| on(g, k.0) && k.1.is_none_or(|u| on(g, u)))
+            };
+            assert!(fits(1.0) || fits(50.0 / 3.0) || fits(100.0));
+        }
+    }
+
+    #[test]
+    fn a_replay_adversary_reproduces_the_recorded_timing_and_cycles() {
+        // Arrange
+        let source = trace(HonestTyping::Typical, 7);
+        let timings = timings_from_events(&source);
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut typist = adversary(TimingAdversary::Replay(timings.clone()), &mut rng);
+        let text = code_like_text(&mut rng, timings.len() + 400);
+
+        // Act
+        let replay =
+            timings_from_events(&keystroke_trace(&mut rng, typist.as_mut(), &text, start()));
+
+        // Assert
+        let close = |a: &KeyTiming, b: &KeyTiming| {
+            (a.gap_ms - b.gap_ms).abs() < 1e-6
+                && match (a.hold_ms, b.hold_ms) {
+                    (Some(x), Some(y)) => (x - y).abs() < 1e-6,
+                    (x, y) => x == y,
+                }
+        };
+        assert!(replay.len() > timings.len());
+        for (i, r) in replay.iter().enumerate().skip(1) {
+            assert!(close(r, &timings[i % timings.len()]), "key {i}");
+        }
+    }
+
+    #[test]
+    fn constant_and_jitter_adversaries_never_roll_over() {
+        for kind in [
+            TimingAdversary::ConstantInterval,
+            TimingAdversary::UniformJitter,
+        ] {
+            // Arrange
+            let mut rng = StdRng::seed_from_u64(9);
+            let text = code_like_text(&mut rng, 1000);
+            let mut typist = adversary(kind, &mut rng);
+
+            // Act
+            let events = keystroke_trace(&mut rng, typist.as_mut(), &text, start());
+
+            // Assert
+            assert_eq!(overlap_share(&events), 0.0);
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //!    dropped, every identifier becomes one token class and every literal another, so renaming
 //!    variables or changing strings, numbers and comments changes nothing. Keywords and
 //!    punctuation are kept: they carry the structure.
-//! 2. Every run of `k` consecutive tokens of a file (a k-gram; k-grams never span two files) is
+//! 2. Every run of `k` consecutive tokens of a file (a k-gram; k-grams never span two files, nor
+//!    two SQL statements) is
 //!    hashed, and winnowing keeps, in every window of `w` consecutive k-gram hashes, the minimum
 //!    (the rightmost one on ties). Two guarantees follow:
 //!    - any run of at least `t = w + k − 1` tokens shared by two submissions contains a whole
@@ -44,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use self::lexer::{lang_of, lex};
+use self::lexer::{lang_of, lex, Lang};
 use crate::integrity::{Comparison, DetectorReport, Evidence, Finding, FindingLevel, RuleCheck};
 use crate::session::SubmittedFile;
 
@@ -204,6 +205,12 @@ pub fn fingerprint(
         if let Some(lang) = lang_of(&file.path) {
             let norm: Vec<u64> = lex(&file.content, lang).iter().map(|t| t.norm).collect();
             starter_hashes.extend(kgram_hashes(&norm, params.k));
+            if lang == Lang::Sql {
+                // Statement-bounded k-grams too (see below).
+                for stmt in norm.split_inclusive(|h| *h == lexer::fnv1a(b";")) {
+                    starter_hashes.extend(kgram_hashes(stmt, params.k));
+                }
+            }
         }
     }
 
@@ -228,9 +235,29 @@ pub fn fingerprint(
         let tokens = lex(&file.content, lang);
         out.tokens += tokens.len();
         let norm: Vec<u64> = tokens.iter().map(|t| t.norm).collect();
-        let hashes = kgram_hashes(&norm, params.k);
-        for pos in winnow(&hashes, params.w) {
-            let hash = hashes[pos];
+        // SQL statements are short and independent: k-grams do not span two statements, so
+        // reordering statements or inserting others between them changes nothing.
+        let mut segments: Vec<(usize, usize)> = Vec::new();
+        let mut from = 0;
+        if lang == Lang::Sql {
+            for (i, t) in tokens.iter().enumerate() {
+                if &file.content[t.span.clone()] == ";" {
+                    segments.push((from, i + 1));
+                    from = i + 1;
+                }
+            }
+        }
+        segments.push((from, tokens.len()));
+        let mut selected: Vec<(u64, usize)> = Vec::new();
+        for (from, to) in segments {
+            let hashes = kgram_hashes(&norm[from..to], params.k);
+            selected.extend(
+                winnow(&hashes, params.w)
+                    .into_iter()
+                    .map(|i| (hashes[i], from + i)),
+            );
+        }
+        for (hash, pos) in selected {
             if starter_hashes.contains(&hash) {
                 out.starter_excluded += 1;
                 continue;

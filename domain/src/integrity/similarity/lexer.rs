@@ -468,7 +468,7 @@ pub fn lex(source: &str, lang: Lang) -> Vec<Token> {
     let mut tokens = Vec::new();
     let mut i = 0;
     let mut line: u32 = 1;
-    let mut push = |tokens: &mut Vec<Token>, kind: TokenKind, span: Range<usize>, line: u32| {
+    let push = |tokens: &mut Vec<Token>, kind: TokenKind, span: Range<usize>, line: u32| {
         let norm = match kind {
             TokenKind::Ident => fnv1a(IDENT_CLASS),
             TokenKind::Literal => fnv1a(LITERAL_CLASS),
@@ -569,20 +569,18 @@ pub fn lex(source: &str, lang: Lang) -> Vec<Token> {
             i += 1;
             while i < n {
                 let c = s[i];
-                if c.is_ascii_alphanumeric() || c == b'_' {
-                    i += 1;
-                } else if c == b'.' && i + 1 < n && s[i + 1].is_ascii_digit() {
-                    i += 1;
-                } else if (c == b'+' || c == b'-')
-                    && matches!(s[i - 1], b'e' | b'E')
-                    && i + 1 < n
-                    && s[i + 1].is_ascii_digit()
-                    && !(s[start..i].starts_with(b"0x") || s[start..i].starts_with(b"0X"))
-                {
-                    i += 1;
-                } else {
+                let digit_next = i + 1 < n && s[i + 1].is_ascii_digit();
+                let part = c.is_ascii_alphanumeric()
+                    || c == b'_'
+                    || (c == b'.' && digit_next)
+                    || ((c == b'+' || c == b'-')
+                        && matches!(s[i - 1], b'e' | b'E')
+                        && digit_next
+                        && !(s[start..i].starts_with(b"0x") || s[start..i].starts_with(b"0X")));
+                if !part {
                     break;
                 }
+                i += 1;
             }
             push(&mut tokens, TokenKind::Literal, start..i, start_line);
             continue;

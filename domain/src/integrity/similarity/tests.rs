@@ -301,3 +301,30 @@ fn honest_pairs_score_well_below_disguised_copies_on_every_task() {
         }
     }
 }
+
+#[test]
+fn analyse_files_a_finding_with_regions_for_a_disguised_copy_and_none_for_honest_work() {
+    use crate::integrity::synth::code::{disguise, solution, starter_files, Disguise};
+    let p = Params::default();
+    let starter = starter_files(0);
+    let mut rng = StdRng::seed_from_u64(42);
+    let original = solution(&mut rng, 0);
+    let honest = solution(&mut rng, 0);
+    let copy = disguise(&mut rng, &original, Disguise::ALL);
+    let own = fingerprint(&copy, &starter, &p);
+    let others = vec![
+        ("original".to_string(), fingerprint(&original, &starter, &p)),
+        ("honest".to_string(), fingerprint(&honest, &starter, &p)),
+    ];
+    let report = analyse(&own, &others, 0.75);
+    assert_eq!(report.skipped, None);
+    assert_eq!(report.findings.len(), 1, "{:?}", report.checks);
+    let finding = &report.findings[0];
+    assert_eq!(finding.rule, RULE_SHARED);
+    assert!(finding.summary.contains("original"));
+    assert!(!finding.evidence.is_empty());
+    assert!(finding.evidence[0].note.contains("session original"));
+    let m = compare(&own, &others[0].1);
+    let (a, b) = side_by_side(&m.regions[0], &copy, &original);
+    assert!(!a.is_empty() && !b.is_empty());
+}

@@ -16,9 +16,9 @@
 
 pub mod face;
 pub mod followup;
-// pub mod keystroke;
+pub mod keystroke;
 // pub mod provenance;
-// pub mod similarity;
+pub mod similarity;
 // pub mod suite;
 pub mod synth;
 // pub mod transcription;

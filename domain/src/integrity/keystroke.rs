@@ -574,6 +574,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
                 fired_families.len(),
                 names.join(", ")
             ),
+            related_session: None,
             supporting,
             evidence: evidence(trace, &keys, &in_burst, &bursts, grid, &fired_families),
         });

@@ -578,10 +578,30 @@ fn finding(session: &str, m: &Match, threshold: f64) -> Finding {
             m.score * 100.0,
             m.regions.len()
         ),
+        related_session: Some(session.to_string()),
         supporting: Vec::new(),
         evidence,
     }
 }
+
+/// The calibrated threshold for a built-in task (catalogue ids `c1a71700-…-00000000000N`, in
+/// catalogue order), from `clarity integrity eval`: above the highest score of any independent
+/// honest pair of that task in the evaluation, so that honest work is not flagged (see
+/// `docs/integrity-eval.md`). Custom assessments, never calibrated, use the strictest value.
+pub fn task_threshold(assessment_id: uuid::Uuid) -> f64 {
+    let base = 0xc1a7_1700_0000_4000_8000_0000_0000_0001_u128;
+    let n = assessment_id.as_u128().wrapping_sub(base);
+    TASK_THRESHOLDS
+        .get(n as usize)
+        .copied()
+        .filter(|_| n < TASK_THRESHOLDS.len() as u128)
+        .unwrap_or(UNCALIBRATED_THRESHOLD)
+}
+
+/// Per built-in task, in catalogue order.
+pub const TASK_THRESHOLDS: [f64; 7] = [0.75, 1.0, 0.75, 0.8, 0.8, 0.7, 0.75];
+/// For assessments without a calibration.
+pub const UNCALIBRATED_THRESHOLD: f64 = 0.85;
 
 /// A per-task threshold from the scores of independent honest pairs: the `quantile` (in [0, 1],
 /// nearest rank) of the scores plus `margin`, clamped to [0, 1]. NaN scores are ignored; with no

@@ -13,10 +13,10 @@
 //! - [`code`]: solutions per task, and copies disguised with renames, reordering and dead code.
 //! - [`face`]: face-check series, honest and with an impersonation swap at a known time.
 
-// pub mod code;
+pub mod code;
 pub mod face;
 // pub mod sessions;
-// pub mod timing;
+pub mod timing;
 
 use rand::rngs::StdRng;
 

@@ -149,6 +149,7 @@ pub fn replay_check(own: &[u64], others: &[(String, Vec<u64>)]) -> Option<Findin
              timing (which one is the original is not known from timing alone).",
             100.0 * best
         ),
+        related_session: Some(best_id.to_string()),
         supporting: Vec::new(),
         evidence: matches
             .iter()

@@ -662,3 +662,330 @@ fn report(trace: &SessionTrace, p: &Provenance) -> DetectorReport {
         metrics,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::synth::sessions::test_support::*;
+    use crate::integrity::synth::sessions::{honest_session, pasted_whole_session, HonestStyle};
+    use crate::telemetry::{KeyClass, TelemetryEvent};
+    use chrono::Duration;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Builds a trace from (ms since start, data), numbering from seq 1.
+    fn script(starter: &[SubmittedFile], steps: Vec<(i64, TelemetryData)>) -> SessionTrace {
+        let events = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ms, data))| TelemetryEvent {
+                seq: i as u64 + 1,
+                ts: start() + Duration::milliseconds(ms),
+                data,
+            })
+            .collect();
+        trace(starter, events)
+    }
+
+    fn key() -> TelemetryData {
+        TelemetryData::Keystroke {
+            down_ms: 0.0,
+            up_ms: None,
+            key_class: KeyClass::Letter,
+        }
+    }
+
+    fn edit(file: &str, position: i64, deleted: i64, inserted: &str, origin: EditOrigin) -> TelemetryData {
+        TelemetryData::Edit {
+            file: file.into(),
+            position,
+            deleted,
+            inserted: inserted.into(),
+            origin,
+        }
+    }
+
+    fn renumber(events: Vec<TelemetryEvent>) -> Vec<TelemetryEvent> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut e)| {
+                e.seq = i as u64 + 1;
+                e
+            })
+            .collect()
+    }
+
+    fn fired(r: &DetectorReport, rule: &str) -> Option<FindingLevel> {
+        r.findings.iter().find(|f| f.rule == rule).map(|f| f.level)
+    }
+
+    #[test]
+    fn a_hand_built_edit_script_gives_the_hand_computed_counts_in_unicode_scalar_values() {
+        use EditOrigin::*;
+        let starter = vec![file("a.rs", "fn main() {}\n")];
+        let t = script(
+            &starter,
+            vec![
+                (1_000, key()),
+                // "é😀x": 3 characters, 4 UTF-16 units.
+                (1_001, edit("a.rs", 11, 0, "é😀x", Typed)),
+                (2_000, TelemetryData::FileCreated { file: "b.rs".into(), content: String::new() }),
+                (2_100, key()),
+                (2_101, edit("b.rs", 0, 0, "hello", Typed)),
+                (10_000, TelemetryData::FocusLost {}),
+                (40_000, TelemetryData::FocusRegained {}),
+                // External: 12 characters, 5 s after a 30 s focus-away.
+                (45_000, edit("b.rs", 5, 0, " WORLD_PASTE", Paste)),
+                // Own code: already in the workspace.
+                (46_000, edit("b.rs", 17, 0, "hello", Paste)),
+                // Typed with no key press since the previous edit.
+                (47_000, edit("b.rs", 0, 0, "zz", Typed)),
+                (48_000, edit("a.rs", 15, 0, "fmt", Autocomplete)),
+                (49_000, edit("a.rs", 999, 0, "q", Typed)),
+                (49_100, edit("a.rs", 13, 0, "q", Typed)),
+                (50_000, key()),
+                // Deletes "WOR" of the paste.
+                (50_001, edit("b.rs", 8, 3, "", Typed)),
+                (51_000, TelemetryData::FileRenamed { file: "b.rs".into(), new_file: "c.rs".into() }),
+                (52_000, key()),
+                (52_001, edit("c.rs", 21, 0, "!", Typed)),
+                (53_000, TelemetryData::FileCreated { file: "d.rs".into(), content: "junk".into() }),
+                (54_000, TelemetryData::FileDeleted { file: "d.rs".into() }),
+                (55_000, edit("d.rs", 0, 0, "x", Other)),
+            ],
+        );
+        let p = provenance(&t);
+        assert_eq!(
+            p.files,
+            vec![
+                file("a.rs", "fn main() {é😀xfmt}\n"),
+                file("c.rs", "zzhello LD_PASTEhello!"),
+            ]
+        );
+        let a = OriginCounts { starter: 13, typed: 3, autocompleted: 3, ..Default::default() };
+        let c = OriginCounts {
+            typed: 6,
+            pasted: 9,
+            internal_paste: 5,
+            unattributed: 2,
+            ..Default::default()
+        };
+        assert_eq!(p.per_file[0].counts, a);
+        assert_eq!(p.per_file[1].counts, c);
+        let total = OriginCounts {
+            starter: 13,
+            typed: 9,
+            pasted: 9,
+            internal_paste: 5,
+            autocompleted: 3,
+            unattributed: 2,
+            other: 0,
+        };
+        assert_eq!(p.totals, total);
+        assert_eq!(p.totals.non_starter(), 28);
+        assert_eq!(p.shares.typed, 9.0 / 28.0);
+        assert_eq!(p.shares.pasted, 9.0 / 28.0);
+        assert_eq!(p.shares.internal_paste, 5.0 / 28.0);
+        assert_eq!(p.shares.autocompleted, 3.0 / 28.0);
+        assert_eq!(p.shares.unattributed, 2.0 / 28.0);
+        assert_eq!(p.anomalies, 3);
+        assert_eq!(
+            p.anomaly_samples,
+            vec![
+                (12, "position_out_of_range".to_string()),
+                (13, "splits_surrogate_pair".to_string()),
+                (21, "unknown_file".to_string()),
+            ]
+        );
+        assert_eq!(p.internal_pastes, 1);
+        assert_eq!(p.unattributed_edits, vec![(10, 2)]);
+        assert_eq!(
+            p.pastes,
+            vec![PasteRecord {
+                seq: 8,
+                at_ms: 45_000,
+                file: "b.rs".into(),
+                inserted_chars: 12,
+                surviving_chars: 9,
+                focus_away: Some(FocusAway {
+                    lost_seq: 6,
+                    regained_seq: Some(7),
+                    lost_at_ms: 10_000,
+                    duration_ms: 30_000,
+                    before_paste_ms: 5_000,
+                }),
+            }]
+        );
+        // Small pastes in a small session: every rule stays silent.
+        let r = analyse(&t);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert_eq!(r.checks.len(), 5);
+        serde_json::to_string(&r).unwrap();
+    }
+
+    #[test]
+    fn cutting_and_pasting_back_an_external_paste_keeps_it_external() {
+        use EditOrigin::*;
+        let starter = vec![file("a.rs", "")];
+        let text = "let answer = compute_everything(42);";
+        let t = script(
+            &starter,
+            vec![
+                (0, key()),
+                (1, edit("a.rs", 0, 0, text, Paste)),
+                (1_000, key()),
+                (1_001, edit("a.rs", 0, text.len() as i64, "", Other)),
+                (2_000, key()),
+                (2_001, edit("a.rs", 0, 0, &format!("  {text}\n"), Paste)),
+            ],
+        );
+        let p = provenance(&t);
+        assert_eq!(p.internal_pastes, 1);
+        assert_eq!(p.pastes.len(), 1);
+        assert_eq!(p.pastes[0].surviving_chars, text.len() as u64);
+        assert_eq!(p.totals.pasted, text.len() as u64);
+        assert_eq!(p.totals.internal_paste, 3, "the added whitespace is own work");
+    }
+
+    #[test]
+    fn an_undo_restores_the_origin_of_the_text_it_brings_back() {
+        use EditOrigin::*;
+        let starter = vec![file("a.rs", "x\n")];
+        let t = script(
+            &starter,
+            vec![
+                (0, key()),
+                (1, edit("a.rs", 0, 0, "abc", Typed)),
+                (100, key()),
+                (101, edit("a.rs", 0, 4, "", Typed)),
+                (200, key()),
+                (201, edit("a.rs", 0, 0, "abcx", Undo)),
+                (300, edit("a.rs", 4, 0, "zz", Undo)),
+            ],
+        );
+        let p = provenance(&t);
+        assert_eq!(p.files[0].content, "abcxzz\n");
+        assert_eq!(
+            p.totals,
+            OriginCounts { starter: 2, typed: 3, other: 2, ..Default::default() }
+        );
+    }
+
+    #[test]
+    fn without_any_keystroke_event_typed_edits_count_as_typed_and_the_unattributed_rule_is_not_measured(
+    ) {
+        let starter = vec![file("a.rs", "")];
+        let t = script(&starter, vec![(0, edit("a.rs", 0, 0, "fn main() {}", EditOrigin::Typed))]);
+        let p = provenance(&t);
+        assert!(!p.keystrokes_recorded);
+        assert_eq!(p.totals.typed, 12);
+        let r = analyse(&t);
+        assert!(r.checks.iter().all(|c| !c.rule.starts_with("unattributed")));
+    }
+
+    #[test]
+    fn a_hundred_kilobyte_file_with_twenty_thousand_edits_replays_quickly_and_exactly() {
+        let line = "let value = compute(alpha, beta); // comment\n";
+        let content: String = line.repeat(100_000 / line.len());
+        let starter = vec![file("big.rs", &content)];
+        let mut model: Vec<u8> = content.clone().into_bytes();
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut steps = Vec::new();
+        for i in 0..20_000i64 {
+            steps.push((i * 100, key()));
+            if i % 5 == 4 && model.len() > 10 {
+                let pos = rng.random_range(0..model.len() - 3);
+                model.drain(pos..pos + 3);
+                steps.push((i * 100 + 1, edit("big.rs", pos as i64, 3, "", EditOrigin::Typed)));
+            } else {
+                let pos = rng.random_range(0..=model.len());
+                let c = (b'a' + rng.random_range(0..26u8)) as char;
+                model.insert(pos, c as u8);
+                steps.push((i * 100 + 1, edit("big.rs", pos as i64, 0, &c.to_string(), EditOrigin::Typed)));
+            }
+        }
+        let t = script(&starter, steps);
+        let clock = std::time::Instant::now();
+        let p = provenance(&t);
+        let elapsed = clock.elapsed();
+        eprintln!("100 KB, 20 000 edits: {elapsed:?}");
+        assert_eq!(p.files[0].content.as_bytes(), &model[..]);
+        assert_eq!(p.anomalies, 0);
+        assert!(elapsed.as_secs() < 20);
+    }
+
+    #[test]
+    fn a_large_paste_after_a_tab_away_fires_and_a_docs_sized_one_does_not() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (starter, target) = task(0);
+        let honest = honest_session(&mut rng, &mut TestTypist, &starter, &target, HonestStyle::Typical, start());
+        let with_paste = |size: usize| {
+            let mut events = honest.clone();
+            let last = events.last().unwrap().ts;
+            let pasted: String = "// from elsewhere: fold the counts into a ranking table\n"
+                .repeat(size / 56 + 1)[..size]
+                .to_string();
+            let end = target[0].content.encode_utf16().count() as i64;
+            for (k, data) in [
+                TelemetryData::FocusLost {},
+                TelemetryData::FocusRegained {},
+                key(),
+                edit("src/lib.rs", end, 0, &pasted, EditOrigin::Paste),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let ms = [1_000, 61_000, 64_000, 64_001][k];
+                events.push(TelemetryEvent { seq: 0, ts: last + Duration::milliseconds(ms), data });
+            }
+            analyse(&trace(&starter, renumber(events)))
+        };
+        let big = with_paste(320);
+        assert_eq!(fired(&big, "large_paste_after_focus_loss"), Some(FindingLevel::Review));
+        assert_eq!(fired(&big, "pasted_share_high"), None);
+        let f = big.findings.iter().find(|f| f.rule == "large_paste_after_focus_loss").unwrap();
+        assert_eq!(f.evidence.len(), 1);
+        assert_eq!(f.evidence[0].from_seq, f.evidence[0].replay_seq);
+        assert!(f.evidence[0].note.contains("60.0 s away"), "{}", f.evidence[0].note);
+        let small = with_paste(95);
+        assert!(small.findings.is_empty(), "{:?}", small.findings);
+    }
+
+    #[test]
+    fn a_pasted_solution_without_tab_away_is_a_review_and_with_tab_aways_a_major_finding() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let (starter, target) = task(1);
+        let events = pasted_whole_session(&mut rng, &mut TestTypist, &starter, &target, start());
+        let r = analyse(&trace(&starter, events.clone()));
+        assert_eq!(fired(&r, "pasted_share_high"), Some(FindingLevel::Major));
+        assert_eq!(fired(&r, "large_paste_after_focus_loss"), Some(FindingLevel::Major));
+        let no_focus: Vec<TelemetryEvent> = events
+            .into_iter()
+            .filter(|e| !matches!(e.data, TelemetryData::FocusLost {} | TelemetryData::FocusRegained {}))
+            .collect();
+        let r = analyse(&trace(&starter, renumber(no_focus)));
+        assert_eq!(fired(&r, "pasted_share_high"), Some(FindingLevel::Review));
+        assert_eq!(fired(&r, "large_paste_after_focus_loss"), None);
+    }
+
+    #[test]
+    fn typing_without_key_presses_fires_the_unattributed_rule_and_honest_typing_does_not() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let (starter, target) = task(0);
+        let events = honest_session(&mut rng, &mut TestTypist, &starter, &target, HonestStyle::Typical, start());
+        let honest = analyse(&trace(&starter, events.clone()));
+        assert!(honest.findings.is_empty());
+        let cut = events.len() / 3;
+        let scripted: Vec<TelemetryEvent> = events
+            .into_iter()
+            .enumerate()
+            .filter(|(i, e)| *i < cut || !matches!(e.data, TelemetryData::Keystroke { .. }))
+            .map(|(_, e)| e)
+            .collect();
+        let r = analyse(&trace(&starter, renumber(scripted)));
+        assert_eq!(fired(&r, "unattributed_share_high"), Some(FindingLevel::Review));
+        let f = r.findings.iter().find(|f| f.rule == "unattributed_share_high").unwrap();
+        assert!(!f.evidence.is_empty());
+    }
+}

@@ -63,6 +63,9 @@ pub(crate) struct Applied {
 pub(crate) struct FileLedger {
     pub text: Vec<u16>,
     pub runs: Vec<Run>,
+    /// A run index and its start (in units), valid for the current runs: lookups start there, so
+    /// edits near the previous one (the common case) do not scan the file's runs from the top.
+    hint: (usize, usize),
 }
 
 impl FileLedger {
@@ -70,6 +73,7 @@ impl FileLedger {
         let mut f = Self {
             text,
             runs: Vec::new(),
+            hint: (0, 0),
         };
         let len = f.text.len() as u32;
         if len > 0 {
@@ -78,30 +82,41 @@ impl FileLedger {
         f
     }
 
+    /// The run containing unit `pos` (or `runs.len()` at the end) and that run's start.
+    fn seek(&self, pos: usize) -> (usize, usize) {
+        let (mut i, mut start) = self.hint;
+        if i > self.runs.len() {
+            (i, start) = (0, 0);
+        }
+        while start > pos && i > 0 {
+            i -= 1;
+            start -= self.runs[i].len as usize;
+        }
+        while i < self.runs.len() && start + self.runs[i].len as usize <= pos {
+            start += self.runs[i].len as usize;
+            i += 1;
+        }
+        (i, start)
+    }
+
     /// Index of the first run starting at unit `pos`, splitting a run if `pos` falls inside it.
     fn split_at(&mut self, pos: usize) -> usize {
-        let mut start = 0usize;
-        for i in 0..self.runs.len() {
-            let len = self.runs[i].len as usize;
-            if pos == start {
-                return i;
-            }
-            if pos < start + len {
-                let head = (pos - start) as u32;
-                let tag = self.runs[i].tag;
-                self.runs[i].len = head;
-                self.runs.insert(
-                    i + 1,
-                    Run {
-                        len: len as u32 - head,
-                        tag,
-                    },
-                );
-                return i + 1;
-            }
-            start += len;
+        let (i, start) = self.seek(pos);
+        self.hint = (i, start);
+        if i == self.runs.len() || pos == start {
+            return i;
         }
-        self.runs.len()
+        let head = (pos - start) as u32;
+        let Run { len, tag } = self.runs[i];
+        self.runs[i].len = head;
+        self.runs.insert(
+            i + 1,
+            Run {
+                len: len - head,
+                tag,
+            },
+        );
+        i + 1
     }
 
     fn merge_around(&mut self, i: usize) {
@@ -115,8 +130,8 @@ impl FileLedger {
     /// The runs covering `[start, end)`.
     pub fn runs_in(&self, start: usize, end: usize) -> Vec<Run> {
         let mut out = Vec::new();
-        let mut at = 0usize;
-        for run in &self.runs {
+        let (first, mut at) = self.seek(start);
+        for run in &self.runs[first..] {
             let (a, b) = (at, at + run.len as usize);
             at = b;
             let (lo, hi) = (a.max(start), b.min(end));
@@ -136,11 +151,18 @@ impl FileLedger {
         let removed_runs = self.runs_in(start, end);
         let removed_text: Vec<u16> = self.text.splice(start..end, text.iter().copied()).collect();
         let a = self.split_at(start);
+        // Runs before `a - 1` and the start of run `a - 1` survive the changes below.
+        let keep = if a > 0 {
+            (a - 1, start - self.runs[a - 1].len as usize)
+        } else {
+            (0, 0)
+        };
         let b = self.split_at(end);
         self.runs.splice(a..b, runs.iter().copied());
         let after = a + runs.len();
         self.merge_around(after);
         self.merge_around(a);
+        self.hint = keep;
         Chunk {
             text: removed_text,
             runs: removed_runs,
@@ -170,6 +192,7 @@ impl Chunk {
         let f = FileLedger {
             text: Vec::new(),
             runs: self.runs.clone(),
+            hint: (0, 0),
         };
         f.runs_in(start, end)
     }
@@ -362,7 +385,14 @@ impl Ledger {
         } else {
             self.tags_for(&text, insert).0
         };
-        self.files.insert(file.to_string(), FileLedger { text, runs });
+        self.files.insert(
+            file.to_string(),
+            FileLedger {
+                text,
+                runs,
+                hint: (0, 0),
+            },
+        );
         Ok(())
     }
 
@@ -407,6 +437,55 @@ impl Ledger {
                 visit(path, run.tag, chars_in(&f.text[at..end]));
                 at = end;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn runs_agree_with_a_tag_per_unit_model_under_random_edits() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let origins = [Origin::Typed, Origin::Autocompleted, Origin::Other, Origin::Unattributed];
+        let starter = "abcdefghij\n".repeat(30);
+        let mut ledger = Ledger::new(&[SubmittedFile {
+            path: "f".into(),
+            content: starter.clone(),
+        }]);
+        let mut model: Vec<(u16, Origin)> =
+            starter.encode_utf16().map(|u| (u, Origin::Starter)).collect();
+        for step in 0..3000 {
+            // Mostly local edits near a wandering cursor, sometimes anywhere.
+            let len = model.len();
+            let pos = if step % 7 == 0 {
+                rng.random_range(0..=len)
+            } else {
+                (len / 2 + rng.random_range(0..20)).min(len)
+            };
+            let del = rng.random_range(0..4usize).min(len - pos);
+            let ins: String = (0..rng.random_range(0..4))
+                .map(|_| if rng.random::<f64>() < 0.2 { 'é' } else { 'x' })
+                .collect();
+            let origin = origins[rng.random_range(0..origins.len())];
+            ledger
+                .edit("f", pos as i64, del as i64, &ins, Insert::Tagged(Tag::new(origin, 0)))
+                .unwrap();
+            model.splice(pos..pos + del, ins.encode_utf16().map(|u| (u, origin)));
+            let f = &ledger.files["f"];
+            assert!(f.runs.iter().all(|r| r.len > 0));
+            assert!(f.runs.windows(2).all(|w| w[0].tag != w[1].tag), "runs are merged");
+            let expanded: Vec<Origin> = f
+                .runs
+                .iter()
+                .flat_map(|r| std::iter::repeat_n(r.tag.origin, r.len as usize))
+                .collect();
+            let expected: Vec<Origin> = model.iter().map(|(_, o)| *o).collect();
+            assert_eq!(expanded, expected, "step {step}");
+            assert!(f.text.iter().copied().eq(model.iter().map(|(u, _)| *u)));
         }
     }
 }

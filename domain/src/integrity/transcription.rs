@@ -359,12 +359,16 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         Comparison::AtLeast,
         CHARS_THRESHOLD,
     );
-    let c_del = RuleCheck::new(
+    let mut c_del = RuleCheck::new(
         "typed_deletion_ratio",
         deletion_ratio,
         Comparison::AtMost,
         DELETION_RATIO_THRESHOLD,
     );
+    if inserted == 0 {
+        // No long stretch: nothing to measure, never fired.
+        c_del.fired = false;
+    }
     let mut c_pause = RuleCheck::new(
         "line_start_pause_ratio",
         ratio,
@@ -441,5 +445,89 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         checks,
         findings,
         metrics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::synth::sessions::test_support::*;
+    use crate::integrity::synth::sessions::{honest_session, transcribed_session, HonestStyle};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn fired(r: &DetectorReport) -> bool {
+        r.findings.iter().any(|f| f.rule == "linear_transcription")
+    }
+
+    #[test]
+    fn steps_follow_the_cursor_down_the_file_and_break_when_going_back() {
+        assert_eq!(step(10, 10, 0, "a"), Some(Step::Linear));
+        assert_eq!(step(10, 9, 1, ""), Some(Step::Correction));
+        assert_eq!(step(10, 10, 2, ""), Some(Step::Correction));
+        assert_eq!(step(10, 40, 0, "a"), Some(Step::Forward));
+        assert_eq!(step(10, 40, 9, ""), Some(Step::Forward));
+        assert_eq!(step(10, 3, 0, "a"), None);
+        assert_eq!(step(10, 3, 2, ""), None);
+    }
+
+    #[test]
+    fn a_transcription_is_flagged_with_its_stretch_as_evidence() {
+        let mut rng = StdRng::seed_from_u64(21);
+        let (starter, target) = task(1);
+        let events = transcribed_session(&mut rng, &mut TestTypist, &starter, &target, start());
+        let r = analyse(&trace(&starter, events));
+        assert!(fired(&r), "{:?}", r.checks);
+        let f = &r.findings[0];
+        assert_eq!(f.level, FindingLevel::Review);
+        assert_eq!(f.supporting.len(), 4);
+        assert!(f.supporting.iter().all(|c| c.fired));
+        assert!(!f.evidence.is_empty());
+        assert!(f.evidence.iter().all(|e| e.from_seq < e.to_seq && e.file.is_some()));
+        assert_eq!(r.checks.len(), 5);
+        serde_json::to_string(&r).unwrap();
+    }
+
+    #[test]
+    fn without_keystroke_consent_edit_times_give_the_same_verdicts() {
+        let mut rng = StdRng::seed_from_u64(22);
+        for i in 0..6 {
+            let (starter, target) = task(i);
+            let transcribed = transcribed_session(&mut rng, &mut TestTypist, &starter, &target, start());
+            let honest = honest_session(
+                &mut rng,
+                &mut TestTypist,
+                &starter,
+                &target,
+                HonestStyle::LinearComposer,
+                start(),
+            );
+            for (events, expected) in [(transcribed, true), (honest, false)] {
+                let mut t = trace(&starter, events);
+                t.consent.keystroke_dynamics = false;
+                assert_eq!(fired(&analyse(&t)), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_transcription_is_not_enough_to_flag() {
+        let mut rng = StdRng::seed_from_u64(23);
+        let starter = vec![file("a.rs", "")];
+        let target = vec![file(
+            "a.rs",
+            "fn add(a: i64, b: i64) -> i64 {\n    a + b\n}\n\nfn sub(a: i64, b: i64) -> i64 {\n    a - b\n}\n",
+        )];
+        let events = transcribed_session(&mut rng, &mut TestTypist, &starter, &target, start());
+        let r = analyse(&trace(&starter, events));
+        assert!(!fired(&r));
+        assert!(r.checks.iter().any(|c| c.rule == "linear_chars" && !c.fired));
+    }
+
+    #[test]
+    fn a_session_with_no_typing_measures_nothing_and_flags_nothing() {
+        let r = analyse(&trace(&[file("a.rs", "x")], Vec::new()));
+        assert!(r.findings.is_empty());
+        assert!(r.checks.iter().all(|c| !c.fired && c.measured.is_finite()));
     }
 }

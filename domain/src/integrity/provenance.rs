@@ -34,9 +34,7 @@ pub(crate) mod ledger;
 
 use serde::Serialize;
 
-use super::{
-    Comparison, DetectorReport, Evidence, Finding, FindingLevel, RuleCheck, SessionTrace,
-};
+use super::{Comparison, DetectorReport, Evidence, Finding, FindingLevel, RuleCheck, SessionTrace};
 use crate::session::SubmittedFile;
 use crate::telemetry::{EditOrigin, TelemetryData};
 use ledger::{Insert, Ledger, Tag};
@@ -224,16 +222,17 @@ impl Provenance {
     }
 }
 
-/// Focus-away intervals (lost seq, lost ms, regained seq, regained ms).
-fn focus_intervals(trace: &SessionTrace) -> Vec<(u64, i64, Option<(u64, i64)>)> {
-    let mut out: Vec<(u64, i64, Option<(u64, i64)>)> = Vec::new();
+/// A focus-away: (lost seq, lost ms) and, once focus came back, (regained seq, regained ms).
+type Interval = (u64, i64, Option<(u64, i64)>);
+
+/// The focus-away intervals, in order.
+fn focus_intervals(trace: &SessionTrace) -> Vec<Interval> {
+    let mut out: Vec<Interval> = Vec::new();
     let mut open: Option<(u64, i64)> = None;
     for e in &trace.events {
         match e.data {
-            TelemetryData::FocusLost {} => {
-                if open.is_none() {
-                    open = Some((e.seq, trace.at_ms(e.ts)));
-                }
+            TelemetryData::FocusLost {} if open.is_none() => {
+                open = Some((e.seq, trace.at_ms(e.ts)));
             }
             TelemetryData::FocusRegained {} => {
                 if let Some((s, ms)) = open.take() {
@@ -250,11 +249,7 @@ fn focus_intervals(trace: &SessionTrace) -> Vec<(u64, i64, Option<(u64, i64)>)> 
 }
 
 /// The focus-away preceding a paste at `seq` / `at_ms`.
-fn preceding_focus_away(
-    intervals: &[(u64, i64, Option<(u64, i64)>)],
-    seq: u64,
-    at_ms: i64,
-) -> Option<FocusAway> {
+fn preceding_focus_away(intervals: &[Interval], seq: u64, at_ms: i64) -> Option<FocusAway> {
     intervals
         .iter()
         .filter(|(lost, _, _)| *lost < seq)
@@ -315,9 +310,7 @@ pub fn provenance(trace: &SessionTrace) -> Provenance {
                     EditOrigin::Paste => Insert::Paste {
                         external: Tag::new(Origin::Pasted, pastes.len() as u32 + 1),
                     },
-                    EditOrigin::Autocomplete => {
-                        Insert::Tagged(Tag::new(Origin::Autocompleted, 0))
-                    }
+                    EditOrigin::Autocomplete => Insert::Tagged(Tag::new(Origin::Autocompleted, 0)),
                     EditOrigin::Undo => Insert::Restore {
                         fallback: Tag::new(Origin::Other, 0),
                     },
@@ -695,7 +688,13 @@ mod tests {
         }
     }
 
-    fn edit(file: &str, position: i64, deleted: i64, inserted: &str, origin: EditOrigin) -> TelemetryData {
+    fn edit(
+        file: &str,
+        position: i64,
+        deleted: i64,
+        inserted: &str,
+        origin: EditOrigin,
+    ) -> TelemetryData {
         TelemetryData::Edit {
             file: file.into(),
             position,
@@ -730,7 +729,13 @@ mod tests {
                 (1_000, key()),
                 // "é😀x": 3 characters, 4 UTF-16 units.
                 (1_001, edit("a.rs", 11, 0, "é😀x", Typed)),
-                (2_000, TelemetryData::FileCreated { file: "b.rs".into(), content: String::new() }),
+                (
+                    2_000,
+                    TelemetryData::FileCreated {
+                        file: "b.rs".into(),
+                        content: String::new(),
+                    },
+                ),
                 (2_100, key()),
                 (2_101, edit("b.rs", 0, 0, "hello", Typed)),
                 (10_000, TelemetryData::FocusLost {}),
@@ -747,11 +752,28 @@ mod tests {
                 (50_000, key()),
                 // Deletes "WOR" of the paste.
                 (50_001, edit("b.rs", 8, 3, "", Typed)),
-                (51_000, TelemetryData::FileRenamed { file: "b.rs".into(), new_file: "c.rs".into() }),
+                (
+                    51_000,
+                    TelemetryData::FileRenamed {
+                        file: "b.rs".into(),
+                        new_file: "c.rs".into(),
+                    },
+                ),
                 (52_000, key()),
                 (52_001, edit("c.rs", 21, 0, "!", Typed)),
-                (53_000, TelemetryData::FileCreated { file: "d.rs".into(), content: "junk".into() }),
-                (54_000, TelemetryData::FileDeleted { file: "d.rs".into() }),
+                (
+                    53_000,
+                    TelemetryData::FileCreated {
+                        file: "d.rs".into(),
+                        content: "junk".into(),
+                    },
+                ),
+                (
+                    54_000,
+                    TelemetryData::FileDeleted {
+                        file: "d.rs".into(),
+                    },
+                ),
                 (55_000, edit("d.rs", 0, 0, "x", Other)),
             ],
         );
@@ -763,7 +785,12 @@ mod tests {
                 file("c.rs", "zzhello LD_PASTEhello!"),
             ]
         );
-        let a = OriginCounts { starter: 13, typed: 3, autocompleted: 3, ..Default::default() };
+        let a = OriginCounts {
+            starter: 13,
+            typed: 3,
+            autocompleted: 3,
+            ..Default::default()
+        };
         let c = OriginCounts {
             typed: 6,
             pasted: 9,
@@ -845,7 +872,10 @@ mod tests {
         assert_eq!(p.pastes.len(), 1);
         assert_eq!(p.pastes[0].surviving_chars, text.len() as u64);
         assert_eq!(p.totals.pasted, text.len() as u64);
-        assert_eq!(p.totals.internal_paste, 3, "the added whitespace is own work");
+        assert_eq!(
+            p.totals.internal_paste, 3,
+            "the added whitespace is own work"
+        );
     }
 
     #[test]
@@ -868,7 +898,12 @@ mod tests {
         assert_eq!(p.files[0].content, "abcxzz\n");
         assert_eq!(
             p.totals,
-            OriginCounts { starter: 2, typed: 3, other: 2, ..Default::default() }
+            OriginCounts {
+                starter: 2,
+                typed: 3,
+                other: 2,
+                ..Default::default()
+            }
         );
     }
 
@@ -876,7 +911,10 @@ mod tests {
     fn without_any_keystroke_event_typed_edits_count_as_typed_and_the_unattributed_rule_is_not_measured(
     ) {
         let starter = vec![file("a.rs", "")];
-        let t = script(&starter, vec![(0, edit("a.rs", 0, 0, "fn main() {}", EditOrigin::Typed))]);
+        let t = script(
+            &starter,
+            vec![(0, edit("a.rs", 0, 0, "fn main() {}", EditOrigin::Typed))],
+        );
         let p = provenance(&t);
         assert!(!p.keystrokes_recorded);
         assert_eq!(p.totals.typed, 12);
@@ -897,12 +935,18 @@ mod tests {
             if i % 5 == 4 && model.len() > 10 {
                 let pos = rng.random_range(0..model.len() - 3);
                 model.drain(pos..pos + 3);
-                steps.push((i * 100 + 1, edit("big.rs", pos as i64, 3, "", EditOrigin::Typed)));
+                steps.push((
+                    i * 100 + 1,
+                    edit("big.rs", pos as i64, 3, "", EditOrigin::Typed),
+                ));
             } else {
                 let pos = rng.random_range(0..=model.len());
                 let c = (b'a' + rng.random_range(0..26u8)) as char;
                 model.insert(pos, c as u8);
-                steps.push((i * 100 + 1, edit("big.rs", pos as i64, 0, &c.to_string(), EditOrigin::Typed)));
+                steps.push((
+                    i * 100 + 1,
+                    edit("big.rs", pos as i64, 0, &c.to_string(), EditOrigin::Typed),
+                ));
             }
         }
         let t = script(&starter, steps);
@@ -919,7 +963,14 @@ mod tests {
     fn a_large_paste_after_a_tab_away_fires_and_a_docs_sized_one_does_not() {
         let mut rng = StdRng::seed_from_u64(11);
         let (starter, target) = task(0);
-        let honest = honest_session(&mut rng, &mut TestTypist, &starter, &target, HonestStyle::Typical, start());
+        let honest = honest_session(
+            &mut rng,
+            &mut TestTypist,
+            &starter,
+            &target,
+            HonestStyle::Typical,
+            start(),
+        );
         let with_paste = |size: usize| {
             let mut events = honest.clone();
             let last = events.last().unwrap().ts;
@@ -937,17 +988,32 @@ mod tests {
             .enumerate()
             {
                 let ms = [1_000, 61_000, 64_000, 64_001][k];
-                events.push(TelemetryEvent { seq: 0, ts: last + Duration::milliseconds(ms), data });
+                events.push(TelemetryEvent {
+                    seq: 0,
+                    ts: last + Duration::milliseconds(ms),
+                    data,
+                });
             }
             analyse(&trace(&starter, renumber(events)))
         };
         let big = with_paste(320);
-        assert_eq!(fired(&big, "large_paste_after_focus_loss"), Some(FindingLevel::Review));
+        assert_eq!(
+            fired(&big, "large_paste_after_focus_loss"),
+            Some(FindingLevel::Review)
+        );
         assert_eq!(fired(&big, "pasted_share_high"), None);
-        let f = big.findings.iter().find(|f| f.rule == "large_paste_after_focus_loss").unwrap();
+        let f = big
+            .findings
+            .iter()
+            .find(|f| f.rule == "large_paste_after_focus_loss")
+            .unwrap();
         assert_eq!(f.evidence.len(), 1);
         assert_eq!(f.evidence[0].from_seq, f.evidence[0].replay_seq);
-        assert!(f.evidence[0].note.contains("60.0 s away"), "{}", f.evidence[0].note);
+        assert!(
+            f.evidence[0].note.contains("60.0 s away"),
+            "{}",
+            f.evidence[0].note
+        );
         let small = with_paste(95);
         assert!(small.findings.is_empty(), "{:?}", small.findings);
     }
@@ -959,10 +1025,18 @@ mod tests {
         let events = pasted_whole_session(&mut rng, &mut TestTypist, &starter, &target, start());
         let r = analyse(&trace(&starter, events.clone()));
         assert_eq!(fired(&r, "pasted_share_high"), Some(FindingLevel::Major));
-        assert_eq!(fired(&r, "large_paste_after_focus_loss"), Some(FindingLevel::Major));
+        assert_eq!(
+            fired(&r, "large_paste_after_focus_loss"),
+            Some(FindingLevel::Major)
+        );
         let no_focus: Vec<TelemetryEvent> = events
             .into_iter()
-            .filter(|e| !matches!(e.data, TelemetryData::FocusLost {} | TelemetryData::FocusRegained {}))
+            .filter(|e| {
+                !matches!(
+                    e.data,
+                    TelemetryData::FocusLost {} | TelemetryData::FocusRegained {}
+                )
+            })
             .collect();
         let r = analyse(&trace(&starter, renumber(no_focus)));
         assert_eq!(fired(&r, "pasted_share_high"), Some(FindingLevel::Review));
@@ -973,7 +1047,14 @@ mod tests {
     fn typing_without_key_presses_fires_the_unattributed_rule_and_honest_typing_does_not() {
         let mut rng = StdRng::seed_from_u64(13);
         let (starter, target) = task(0);
-        let events = honest_session(&mut rng, &mut TestTypist, &starter, &target, HonestStyle::Typical, start());
+        let events = honest_session(
+            &mut rng,
+            &mut TestTypist,
+            &starter,
+            &target,
+            HonestStyle::Typical,
+            start(),
+        );
         let honest = analyse(&trace(&starter, events.clone()));
         assert!(honest.findings.is_empty());
         let cut = events.len() / 3;
@@ -984,8 +1065,15 @@ mod tests {
             .map(|(_, e)| e)
             .collect();
         let r = analyse(&trace(&starter, renumber(scripted)));
-        assert_eq!(fired(&r, "unattributed_share_high"), Some(FindingLevel::Review));
-        let f = r.findings.iter().find(|f| f.rule == "unattributed_share_high").unwrap();
+        assert_eq!(
+            fired(&r, "unattributed_share_high"),
+            Some(FindingLevel::Review)
+        );
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.rule == "unattributed_share_high")
+            .unwrap();
         assert!(!f.evidence.is_empty());
     }
 }

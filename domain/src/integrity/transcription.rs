@@ -212,11 +212,11 @@ pub fn stretches(trace: &SessionTrace) -> (Vec<Stretch>, u64) {
             TelemetryData::FileCreated { file, content } => {
                 let _ = ledger.create(file, content, Insert::Tagged(Tag::new(Origin::Other, 0)));
             }
-            TelemetryData::FileRenamed { file, new_file } => {
-                if ledger.rename(file, new_file).is_ok() {
-                    if let Some(c) = cur.as_mut().filter(|c| &c.file == file) {
-                        c.file = new_file.clone();
-                    }
+            TelemetryData::FileRenamed { file, new_file }
+                if ledger.rename(file, new_file).is_ok() =>
+            {
+                if let Some(c) = cur.as_mut().filter(|c| &c.file == file) {
+                    c.file = new_file.clone();
                 }
             }
             TelemetryData::FileDeleted { file } => {
@@ -345,7 +345,11 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
     let enough_pauses = line.len() >= MIN_LINE_STARTS && mid.len() >= MIN_MID_LINE;
     let line_gm = geo_mean(&line);
     let mid_gm = geo_mean(&mid);
-    let ratio = if enough_pauses { line_gm / mid_gm } else { f64::NAN };
+    let ratio = if enough_pauses {
+        line_gm / mid_gm
+    } else {
+        f64::NAN
+    };
 
     let c_cov = RuleCheck::new(
         "linear_coverage",
@@ -381,7 +385,12 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         c_pause.measured = 0.0;
         c_pause.fired = false;
     }
-    let parts = [c_cov.clone(), c_chars.clone(), c_del.clone(), c_pause.clone()];
+    let parts = [
+        c_cov.clone(),
+        c_chars.clone(),
+        c_del.clone(),
+        c_pause.clone(),
+    ];
     let agreeing = parts.iter().filter(|c| c.fired).count();
     let composite = RuleCheck::new(
         "linear_transcription",
@@ -392,7 +401,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
     let mut findings = Vec::new();
     if composite.fired {
         let mut ev: Vec<&Stretch> = long.clone();
-        ev.sort_by(|a, b| b.surviving_chars.cmp(&a.surviving_chars));
+        ev.sort_by_key(|s| std::cmp::Reverse(s.surviving_chars));
         let evidence = ev
             .iter()
             .take(5)
@@ -483,7 +492,10 @@ mod tests {
         assert_eq!(f.supporting.len(), 4);
         assert!(f.supporting.iter().all(|c| c.fired));
         assert!(!f.evidence.is_empty());
-        assert!(f.evidence.iter().all(|e| e.from_seq < e.to_seq && e.file.is_some()));
+        assert!(f
+            .evidence
+            .iter()
+            .all(|e| e.from_seq < e.to_seq && e.file.is_some()));
         assert_eq!(r.checks.len(), 5);
         serde_json::to_string(&r).unwrap();
     }
@@ -493,7 +505,8 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(22);
         for i in 0..6 {
             let (starter, target) = task(i);
-            let transcribed = transcribed_session(&mut rng, &mut TestTypist, &starter, &target, start());
+            let transcribed =
+                transcribed_session(&mut rng, &mut TestTypist, &starter, &target, start());
             let honest = honest_session(
                 &mut rng,
                 &mut TestTypist,
@@ -521,7 +534,10 @@ mod tests {
         let events = transcribed_session(&mut rng, &mut TestTypist, &starter, &target, start());
         let r = analyse(&trace(&starter, events));
         assert!(!fired(&r));
-        assert!(r.checks.iter().any(|c| c.rule == "linear_chars" && !c.fired));
+        assert!(r
+            .checks
+            .iter()
+            .any(|c| c.rule == "linear_chars" && !c.fired));
     }
 
     #[test]

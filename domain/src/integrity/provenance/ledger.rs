@@ -281,14 +281,15 @@ impl Ledger {
     /// Finds `needle` in the workspace or the memory (in the given order) and returns its runs.
     fn locate(&self, needle: &[u16], memory_first: bool) -> Option<Vec<Run>> {
         let in_files = || {
-            self.files.values().find_map(|f| {
-                find(&f.text, needle).map(|i| f.runs_in(i, i + needle.len()))
-            })
+            self.files
+                .values()
+                .find_map(|f| find(&f.text, needle).map(|i| f.runs_in(i, i + needle.len())))
         };
         let in_memory = || {
-            self.memory.iter().rev().find_map(|c| {
-                find(&c.text, needle).map(|i| c.runs_in(i, i + needle.len()))
-            })
+            self.memory
+                .iter()
+                .rev()
+                .find_map(|c| find(&c.text, needle).map(|i| c.runs_in(i, i + needle.len())))
         };
         if memory_first {
             in_memory().or_else(in_files)
@@ -304,7 +305,11 @@ impl Ledger {
             Insert::Tagged(tag) => (vec![Run { len, tag }], false),
             Insert::Paste { external } => {
                 let lead = text.iter().take_while(|&&u| is_space(u)).count();
-                let trail = text[lead..].iter().rev().take_while(|&&u| is_space(u)).count();
+                let trail = text[lead..]
+                    .iter()
+                    .rev()
+                    .take_while(|&&u| is_space(u))
+                    .count();
                 let core = &text[lead..text.len() - trail];
                 let internal = Tag::new(Origin::InternalPaste, 0);
                 if core.is_empty() {
@@ -325,24 +330,12 @@ impl Ledger {
                         push_run(&mut runs, trail as u32, internal);
                         (runs, true)
                     }
-                    None => (
-                        vec![Run {
-                            len,
-                            tag: external,
-                        }],
-                        false,
-                    ),
+                    None => (vec![Run { len, tag: external }], false),
                 }
             }
             Insert::Restore { fallback } => match self.locate(text, true) {
                 Some(found) => (found, true),
-                None => (
-                    vec![Run {
-                        len,
-                        tag: fallback,
-                    }],
-                    false,
-                ),
+                None => (vec![Run { len, tag: fallback }], false),
             },
         }
     }
@@ -375,7 +368,12 @@ impl Ledger {
         Ok(Applied { copied })
     }
 
-    pub fn create(&mut self, file: &str, content: &str, insert: Insert) -> Result<(), &'static str> {
+    pub fn create(
+        &mut self,
+        file: &str,
+        content: &str,
+        insert: Insert,
+    ) -> Result<(), &'static str> {
         if self.files.contains_key(file) {
             return Err("file_exists");
         }
@@ -450,14 +448,21 @@ mod tests {
     #[test]
     fn runs_agree_with_a_tag_per_unit_model_under_random_edits() {
         let mut rng = StdRng::seed_from_u64(5);
-        let origins = [Origin::Typed, Origin::Autocompleted, Origin::Other, Origin::Unattributed];
+        let origins = [
+            Origin::Typed,
+            Origin::Autocompleted,
+            Origin::Other,
+            Origin::Unattributed,
+        ];
         let starter = "abcdefghij\n".repeat(30);
         let mut ledger = Ledger::new(&[SubmittedFile {
             path: "f".into(),
             content: starter.clone(),
         }]);
-        let mut model: Vec<(u16, Origin)> =
-            starter.encode_utf16().map(|u| (u, Origin::Starter)).collect();
+        let mut model: Vec<(u16, Origin)> = starter
+            .encode_utf16()
+            .map(|u| (u, Origin::Starter))
+            .collect();
         for step in 0..3000 {
             // Mostly local edits near a wandering cursor, sometimes anywhere.
             let len = model.len();
@@ -472,12 +477,21 @@ mod tests {
                 .collect();
             let origin = origins[rng.random_range(0..origins.len())];
             ledger
-                .edit("f", pos as i64, del as i64, &ins, Insert::Tagged(Tag::new(origin, 0)))
+                .edit(
+                    "f",
+                    pos as i64,
+                    del as i64,
+                    &ins,
+                    Insert::Tagged(Tag::new(origin, 0)),
+                )
                 .unwrap();
             model.splice(pos..pos + del, ins.encode_utf16().map(|u| (u, origin)));
             let f = &ledger.files["f"];
             assert!(f.runs.iter().all(|r| r.len > 0));
-            assert!(f.runs.windows(2).all(|w| w[0].tag != w[1].tag), "runs are merged");
+            assert!(
+                f.runs.windows(2).all(|w| w[0].tag != w[1].tag),
+                "runs are merged"
+            );
             let expanded: Vec<Origin> = f
                 .runs
                 .iter()

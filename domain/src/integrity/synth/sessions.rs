@@ -1096,7 +1096,7 @@ pub fn parse_line(line: &str) -> Result<Entry, String> {
 
     /// (starter, target) of task `i % 2`.
     pub(crate) fn task(i: usize) -> (Vec<SubmittedFile>, Vec<SubmittedFile>) {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             (
                 vec![file("src/lib.rs", STARTER_A)],
                 vec![file("src/lib.rs", TARGET_A)],
@@ -1153,7 +1153,11 @@ mod tests {
         for (i, e) in events.iter().enumerate() {
             assert_eq!(e.seq, i as u64 + 1);
             if i > 0 {
-                assert!(e.ts >= events[i - 1].ts, "time goes backwards at seq {}", e.seq);
+                assert!(
+                    e.ts >= events[i - 1].ts,
+                    "time goes backwards at seq {}",
+                    e.seq
+                );
             }
         }
         let downs: Vec<f64> = events
@@ -1252,7 +1256,8 @@ mod tests {
         for (k, style) in HonestStyle::ALL.into_iter().enumerate() {
             let (prov, major, trans) = count(N, 100 + k as u64, |rng, i| {
                 let (starter, target) = task(i);
-                let events = honest_session(rng, &mut TestTypist, &starter, &target, style, start());
+                let events =
+                    honest_session(rng, &mut TestTypist, &starter, &target, style, start());
                 (starter, events)
             });
             eprintln!(

@@ -266,7 +266,8 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
         }
         IntegrityCommand::Rerun { org, assessment } => {
             let pool = crate::connect(&config).await?;
-            let n = crate::integrity_worker::enqueue_rerun(&pool, org, assessment, &suite_version).await?;
+            let n = crate::integrity_worker::enqueue_rerun(&pool, org, assessment, &suite_version)
+                .await?;
             println!("queued {n} sessions for {suite_version}");
             Ok(())
         }

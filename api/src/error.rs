@@ -139,6 +139,8 @@ impl From<SessionError> for ApiError {
             E::DeadlineNotReached(_) => (StatusCode::CONFLICT, "deadline_not_reached"),
             E::InvalidDigest => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_digest"),
             E::InvalidCandidate => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_candidate"),
+            E::NotFinished(_) => (StatusCode::CONFLICT, "session_not_finished"),
+            E::AnalysisAlreadyRecorded(_) => (StatusCode::CONFLICT, "analysis_already_recorded"),
         };
         Self::new(status, code, error.to_string())
     }

@@ -138,16 +138,32 @@ async fn analyse(
     session_id: Uuid,
     trigger: &str,
 ) -> anyhow::Result<String> {
-    let row: Option<(Uuid, Option<String>, Option<Uuid>, Option<i32>, Option<Json<ConsentScopes>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-        sqlx::query_as(
-            "SELECT org_id, status, assessment_id, assessment_version, consent_scopes, started_at,
+    let row: Option<(
+        Uuid,
+        Option<String>,
+        Option<Uuid>,
+        Option<i32>,
+        Option<Json<ConsentScopes>>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    )> = sqlx::query_as(
+        "SELECT org_id, status, assessment_id, assessment_version, consent_scopes, started_at,
                     coalesce(submitted_at, expired_at)
              FROM sessions WHERE session_id = $1",
-        )
-        .bind(session_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some((org_id, status, assessment_id, assessment_version, consent_scopes, started_at, finished_at)) = row else {
+    )
+    .bind(session_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((
+        org_id,
+        status,
+        assessment_id,
+        assessment_version,
+        consent_scopes,
+        started_at,
+        finished_at,
+    )) = row
+    else {
         anyhow::bail!("the session is not in the read model");
     };
     let s = SessionRow {
@@ -184,7 +200,9 @@ async fn analyse(
     .fetch_optional(&mut **tx)
     .await?;
     let Some(Json(spec)) = spec else {
-        anyhow::bail!("assessment {assessment_id} v{version} is not in the catalogue read model yet");
+        anyhow::bail!(
+            "assessment {assessment_id} v{version} is not in the catalogue read model yet"
+        );
     };
     let events = load_telemetry(&state.pool, session_id).await?;
     let trace = SessionTrace {
@@ -336,7 +354,10 @@ async fn load_cohort(
     .fetch_all(&mut **tx)
     .await?;
     Ok(suite::Cohort {
-        code: code.into_iter().map(|(id, Json(f))| (id.to_string(), f)).collect(),
+        code: code
+            .into_iter()
+            .map(|(id, Json(f))| (id.to_string(), f))
+            .collect(),
         timing: timing
             .into_iter()
             .map(|(id, Json(t))| (id.to_string(), t))

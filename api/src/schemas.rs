@@ -145,6 +145,7 @@ mod tests {
             "SessionStarted",
             "SessionSubmitted",
             "SessionExpired",
+            "IntegrityAnalysed",
         ] {
             assert!(
                 schemas.contains_key(&event_type("CandidateSession", name, "1")),

@@ -14,14 +14,15 @@
 //! difficulty) and `eval` measures the detectors on them; `clarity integrity eval` prints the
 //! table committed in `docs/integrity-eval.md`.
 
+pub mod eval;
 pub mod face;
 pub mod followup;
 pub mod keystroke;
-// pub mod provenance;
+pub mod provenance;
 pub mod similarity;
-// pub mod suite;
+pub mod suite;
 pub mod synth;
-// pub mod transcription;
+pub mod transcription;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

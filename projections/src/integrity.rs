@@ -80,13 +80,21 @@ pub async fn record_analysis(
         .bind(&f.detector)
         .bind(&f.detector_version)
         .bind(&f.rule)
-        .bind(serde_json::to_value(f.level).ok().and_then(|v| v.as_str().map(String::from)))
+        .bind(
+            serde_json::to_value(f.level)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from)),
+        )
         .bind(finite(f.measured))
         .bind(finite(f.threshold))
         .bind(&f.summary)
         .bind(first.map(|e| e.replay_seq as i64))
         .bind(first.map(|e| e.at_ms))
-        .bind(f.related_session.as_deref().and_then(|s| s.parse::<Uuid>().ok()))
+        .bind(
+            f.related_session
+                .as_deref()
+                .and_then(|s| s.parse::<Uuid>().ok()),
+        )
         .bind(Json(&f.evidence))
         .execute(&mut *conn)
         .await?;

@@ -161,7 +161,11 @@ async fn insert_lifecycle(
     Ok(inserted == 1)
 }
 
-async fn lifecycle_counted(conn: &mut PgConnection, id: Uuid, org_id: Uuid) -> Result<(), sqlx::Error> {
+async fn lifecycle_counted(
+    conn: &mut PgConnection,
+    id: Uuid,
+    org_id: Uuid,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO sessions (session_id, org_id, lifecycle_events) VALUES ($1, $2, 1)
          ON CONFLICT (session_id) DO UPDATE SET lifecycle_events = sessions.lifecycle_events + 1",

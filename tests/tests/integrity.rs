@@ -16,14 +16,22 @@ fn pasting_script(paste_chars: usize) -> Vec<Value> {
     let mut script = vec![json!({"type": "file_created", "file": "src/limiter.ts", "content": ""})];
     let typed = "// limiter\n";
     for (i, c) in typed.chars().enumerate() {
-        let class = if c == '\n' { "enter" } else if c == ' ' { "whitespace" } else { "punctuation" };
+        let class = if c == '\n' {
+            "enter"
+        } else if c == ' ' {
+            "whitespace"
+        } else {
+            "punctuation"
+        };
         script.push(json!({"type": "keystroke", "down_ms": (i * 180) as f64, "up_ms": (i * 180 + 90) as f64, "key_class": class}));
         script.push(json!({"type": "edit", "file": "src/limiter.ts", "position": i, "deleted": 0, "inserted": c.to_string(), "origin": "typed"}));
     }
     script.push(json!({"type": "focus_lost"}));
     script.push(json!({"type": "focus_regained"}));
     let body: String = (0..)
-        .map(|i| format!("export function bucket{i}(rate: number): number {{ return rate * {i}; }}\n"))
+        .map(|i| {
+            format!("export function bucket{i}(rate: number): number {{ return rate * {i}; }}\n")
+        })
         .flat_map(|line| line.chars().collect::<Vec<_>>())
         .take(paste_chars)
         .collect();
@@ -54,7 +62,11 @@ async fn run_script(
         .collect();
     for chunk in events.chunks(500) {
         let r = client
-            .post(&format!("/v1/sessions/{session}/telemetry"), token, &json!({ "events": chunk }))
+            .post(
+                &format!("/v1/sessions/{session}/telemetry"),
+                token,
+                &json!({ "events": chunk }),
+            )
             .await?;
         anyhow::ensure!(r.status == 200, "telemetry refused: {r:?}");
     }
@@ -79,7 +91,8 @@ async fn analyses(env: &TestEnv, session: &str) -> anyhow::Result<i64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow() -> anyhow::Result<()> {
+async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
+) -> anyhow::Result<()> {
     // Arrange: one candidate pastes 1,500 characters after a tab-away, another types a little.
     let env = TestEnv::new().await?;
     let product = env.spawn_product().await?;
@@ -93,11 +106,18 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
 
     // Act: the worker analyses both once they are finished.
     for s in [&paster, &typist] {
-        env.wait_for::<bool>("the integrity analysis", &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{s}'"), |d| *d).await?;
+        env.wait_for::<bool>(
+            "the integrity analysis",
+            &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{s}'"),
+            |d| *d,
+        )
+        .await?;
     }
 
     // Assert: the paste is a finding with the numbers and the place to look.
-    let view = client.get(&format!("/v1/sessions/{paster}/integrity"), &admin).await?;
+    let view = client
+        .get(&format!("/v1/sessions/{paster}/integrity"), &admin)
+        .await?;
     assert_eq!(view.status, 200, "{view:?}");
     assert_eq!(view.body["state"], "analysed");
     assert_ne!(view.body["tier"], "none", "{}", view.body);
@@ -118,33 +138,59 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
     let questions = view.body["analysis"]["followups"].as_array().unwrap();
     assert!(
         questions.iter().any(|q| q["replay_seq"] == paste_seq
-            && q["question"].as_str().unwrap().contains("pasted 1,500 characters into limiter.ts")),
+            && q["question"]
+                .as_str()
+                .unwrap()
+                .contains("pasted 1,500 characters into limiter.ts")),
         "{questions:?}"
     );
     // Keystroke dynamics had too little to measure, and face checks were not consented to: both
     // say so rather than staying silent.
     let reports = view.body["analysis"]["reports"].as_array().unwrap();
     let skipped = |d: &str| reports.iter().find(|r| r["detector"] == d).unwrap()["skipped"].clone();
-    assert!(skipped("face_continuity").as_str().unwrap().contains("switched off") || skipped("face_continuity").as_str().unwrap().contains("consent"));
+    assert!(
+        skipped("face_continuity")
+            .as_str()
+            .unwrap()
+            .contains("switched off")
+            || skipped("face_continuity")
+                .as_str()
+                .unwrap()
+                .contains("consent")
+    );
     assert!(!skipped("keystroke_timing").is_null());
     // The small paste alone raises nothing.
-    let quiet = client.get(&format!("/v1/sessions/{typist}/integrity"), &admin).await?;
+    let quiet = client
+        .get(&format!("/v1/sessions/{typist}/integrity"), &admin)
+        .await?;
     assert_eq!(quiet.body["tier"], "none", "{}", quiet.body);
     // The replay timeline carries the flag at the paste.
     env.wait_for::<i64>("the integrity flag on the replay timeline", &format!("SELECT count(*) FROM replay_markers WHERE session_id = '{paster}' AND kind = 'integrity_flag' AND seq = {paste_seq}"), |n| *n == 1).await?;
     // Exactly one analysis each, also when the job is queued again (a worker crash between the
     // event and the job's completion looks like this).
-    let version = view.body["analysis"]["suite_version"].as_str().unwrap().to_string();
+    let version = view.body["analysis"]["suite_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
     sqlx::query("INSERT INTO integrity_jobs (session_id, trigger, org_id) SELECT session_id, 'rerun:' || $2, org_id FROM sessions WHERE session_id = $1::uuid")
         .bind(&paster)
         .bind(&version)
         .execute(&env.pool)
         .await?;
-    env.wait_for::<i64>("the repeated job to finish", &format!("SELECT count(*) FROM integrity_jobs WHERE session_id = '{paster}' AND status = 'done'"), |n| *n == 2).await?;
-    let outcome: String = sqlx::query_scalar("SELECT outcome FROM integrity_jobs WHERE session_id = $1::uuid AND trigger LIKE 'rerun:%'")
-        .bind(&paster)
-        .fetch_one(&env.pool)
-        .await?;
+    env.wait_for::<i64>(
+        "the repeated job to finish",
+        &format!(
+            "SELECT count(*) FROM integrity_jobs WHERE session_id = '{paster}' AND status = 'done'"
+        ),
+        |n| *n == 2,
+    )
+    .await?;
+    let outcome: String = sqlx::query_scalar(
+        "SELECT outcome FROM integrity_jobs WHERE session_id = $1::uuid AND trigger LIKE 'rerun:%'",
+    )
+    .bind(&paster)
+    .fetch_one(&env.pool)
+    .await?;
     assert!(outcome.starts_with("already analysed"), "{outcome}");
     assert_eq!(analyses(&env, &paster).await?, 1);
     assert_eq!(analyses(&env, &typist).await?, 1);
@@ -155,28 +201,57 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
     config.integrity_similarity_threshold = Some(0.99);
     let second = env.spawn_api_with(config).await?;
     let second_client = clarity_tests::Client::new(&second.base);
-    let r = second_client.post("/v1/integrity/reruns", &admin, &json!({})).await?;
+    let r = second_client
+        .post("/v1/integrity/reruns", &admin, &json!({}))
+        .await?;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["enqueued"], 2);
     let new_version = r.body["suite_version"].as_str().unwrap().to_string();
     assert_ne!(new_version, version);
     for s in [&paster, &typist] {
-        env.wait_for::<i64>("the re-run analysis", &format!("SELECT count(*) FROM integrity_analyses WHERE session_id = '{s}'"), |n| *n == 2).await?;
+        env.wait_for::<i64>(
+            "the re-run analysis",
+            &format!("SELECT count(*) FROM integrity_analyses WHERE session_id = '{s}'"),
+            |n| *n == 2,
+        )
+        .await?;
     }
-    let view = client.get(&format!("/v1/sessions/{paster}/integrity"), &admin).await?;
+    let view = client
+        .get(&format!("/v1/sessions/{paster}/integrity"), &admin)
+        .await?;
     assert_eq!(view.body["versions"].as_array().unwrap().len(), 2);
     assert_eq!(view.body["analysis"]["suite_version"], new_version.as_str());
     let old = client
-        .get(&format!("/v1/sessions/{paster}/integrity?suite_version={}", urlencode(&version)), &admin)
+        .get(
+            &format!(
+                "/v1/sessions/{paster}/integrity?suite_version={}",
+                urlencode(&version)
+            ),
+            &admin,
+        )
         .await?;
     assert_eq!(old.body["analysis"]["suite_version"], version.as_str());
     let diff = client
-        .get(&format!("/v1/integrity/diff?from={}&to={}", urlencode(&version), urlencode(&new_version)), &admin)
+        .get(
+            &format!(
+                "/v1/integrity/diff?from={}&to={}",
+                urlencode(&version),
+                urlencode(&new_version)
+            ),
+            &admin,
+        )
         .await?;
     assert_eq!(diff.status, 200, "{diff:?}");
     assert_eq!(diff.body["compared"], 2);
     let same = client
-        .get(&format!("/v1/integrity/diff?from={}&to={}", urlencode(&version), urlencode(&version)), &admin)
+        .get(
+            &format!(
+                "/v1/integrity/diff?from={}&to={}",
+                urlencode(&version),
+                urlencode(&version)
+            ),
+            &admin,
+        )
         .await?;
     assert_eq!((same.status, same.code()), (400, "same_suite_version"));
     second.stop().await?;
@@ -184,20 +259,43 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
     // Access: another organization sees nothing; analysts and candidates read no findings;
     // only admins start re-runs.
     let other_admin = new_org(&env, "Globex").await?;
-    let r = client.get(&format!("/v1/sessions/{paster}/integrity"), &other_admin).await?;
+    let r = client
+        .get(&format!("/v1/sessions/{paster}/integrity"), &other_admin)
+        .await?;
     assert_eq!((r.status, r.code()), (404, "not_found"), "{r:?}");
-    let r = client.get(&format!("/v1/sessions/{paster}/integrity/matches/{typist}"), &other_admin).await?;
+    let r = client
+        .get(
+            &format!("/v1/sessions/{paster}/integrity/matches/{typist}"),
+            &other_admin,
+        )
+        .await?;
     assert_eq!(r.status, 404, "{r:?}");
-    let r = client.get(&format!("/v1/sessions/{paster}/integrity"), &paster_token).await?;
+    let r = client
+        .get(&format!("/v1/sessions/{paster}/integrity"), &paster_token)
+        .await?;
     assert_eq!(r.status, 401, "{r:?}");
-    for (role, status) in [("analyst", 403), ("reviewer", 200), ("auditor", 200), ("hiring_manager", 200)] {
+    for (role, status) in [
+        ("analyst", 403),
+        ("reviewer", 200),
+        ("auditor", 200),
+        ("hiring_manager", 200),
+    ] {
         let key = member_key(&client, &admin, role).await?;
-        let r = client.get(&format!("/v1/sessions/{paster}/integrity"), &key).await?;
+        let r = client
+            .get(&format!("/v1/sessions/{paster}/integrity"), &key)
+            .await?;
         assert_eq!(r.status, status, "{role}: {r:?}");
-        let r = client.post("/v1/integrity/reruns", &key, &json!({})).await?;
+        let r = client
+            .post("/v1/integrity/reruns", &key, &json!({}))
+            .await?;
         assert_eq!(r.status, 403, "{role} may not re-run: {r:?}");
     }
-    let r = client.get(&format!("/v1/sessions/{paster}/integrity/matches/{typist}"), &admin).await?;
+    let r = client
+        .get(
+            &format!("/v1/sessions/{paster}/integrity/matches/{typist}"),
+            &admin,
+        )
+        .await?;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body["score"].as_f64().is_some());
 
@@ -207,13 +305,19 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
-async fn member_key(client: &clarity_tests::Client, admin: &str, role: &str) -> anyhow::Result<String> {
+async fn member_key(
+    client: &clarity_tests::Client,
+    admin: &str,
+    role: &str,
+) -> anyhow::Result<String> {
     let r = client
         .post("/v1/members", admin, &json!({"name": format!("A {role}"), "email": format!("{role}@acme.test"), "role": role}))
         .await?;

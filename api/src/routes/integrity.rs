@@ -392,10 +392,14 @@ pub async fn rerun(
 ) -> Result<(StatusCode, Json<RerunQueued>)> {
     member.require(RERUNNERS)?;
     let suite_version = suite::suite_version(&state.config.integrity_settings());
-    let enqueued =
-        integrity_worker::enqueue_rerun(&state.pool, Some(member.org_id), req.assessment_id, &suite_version)
-            .await
-            .map_err(ApiError::internal)?;
+    let enqueued = integrity_worker::enqueue_rerun(
+        &state.pool,
+        Some(member.org_id),
+        req.assessment_id,
+        &suite_version,
+    )
+    .await
+    .map_err(ApiError::internal)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RerunQueued {

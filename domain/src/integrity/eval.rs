@@ -146,7 +146,11 @@ fn start_time(rng: &mut StdRng) -> chrono::DateTime<Utc> {
         + Duration::minutes(rng.random_range(0..60 * 24 * 50))
 }
 
-fn with_face(rng: &mut StdRng, events: Vec<TelemetryEvent>, scenario: FaceScenario) -> Vec<TelemetryEvent> {
+fn with_face(
+    rng: &mut StdRng,
+    events: Vec<TelemetryEvent>,
+    scenario: FaceScenario,
+) -> Vec<TelemetryEvent> {
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return events;
     };
@@ -257,7 +261,10 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
             honest.hits += usize::from(hit);
             honest_major.n += 1;
             honest_major.hits += usize::from(analysis.tier == Tier::MajorConcerns);
-            for (key, map) in [(profile.name(), &mut by_profile), (style.name(), &mut by_style)] {
+            for (key, map) in [
+                (profile.name(), &mut by_profile),
+                (style.name(), &mut by_style),
+            ] {
                 let r = map.entry(key).or_insert(Rate { n: 0, hits: 0 });
                 r.n += 1;
                 r.hits += usize::from(hit);
@@ -324,7 +331,11 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
                 code::disguise(rng, source, how)
             };
             let events = match name {
-                "constant_interval" | "uniform_jitter" | "independent_human_like" | "per_key_pair" | "replayed_timing" => {
+                "constant_interval"
+                | "uniform_jitter"
+                | "independent_human_like"
+                | "per_key_pair"
+                | "replayed_timing" => {
                     let adversary = match name {
                         "constant_interval" => TimingAdversary::ConstantInterval,
                         "uniform_jitter" => TimingAdversary::UniformJitter,
@@ -337,19 +348,45 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
                     };
                     let mut typist = timing::adversary(adversary, &mut rng);
                     let target = code::solution(&mut rng, task);
-                    sessions::honest_session(&mut rng, typist.as_mut(), starter, &target, sessions::HonestStyle::Typical, start)
+                    sessions::honest_session(
+                        &mut rng,
+                        typist.as_mut(),
+                        starter,
+                        &target,
+                        sessions::HonestStyle::Typical,
+                        start,
+                    )
                 }
                 "pasted_whole" => {
                     let target = code::solution(&mut rng, task);
-                    sessions::pasted_whole_session(&mut rng, honest_typist.as_mut(), starter, &target, start)
+                    sessions::pasted_whole_session(
+                        &mut rng,
+                        honest_typist.as_mut(),
+                        starter,
+                        &target,
+                        start,
+                    )
                 }
                 "transcribed" => {
                     let target = code::solution(&mut rng, task);
-                    sessions::transcribed_session(&mut rng, honest_typist.as_mut(), starter, &target, start)
+                    sessions::transcribed_session(
+                        &mut rng,
+                        honest_typist.as_mut(),
+                        starter,
+                        &target,
+                        start,
+                    )
                 }
                 "impersonation" | "lookalike_impersonation" => {
                     let target = code::solution(&mut rng, task);
-                    let events = sessions::honest_session(&mut rng, honest_typist.as_mut(), starter, &target, sessions::HonestStyle::Typical, start);
+                    let events = sessions::honest_session(
+                        &mut rng,
+                        honest_typist.as_mut(),
+                        starter,
+                        &target,
+                        sessions::HonestStyle::Typical,
+                        start,
+                    );
                     let swap_at = rng.random_range(0.3..0.7);
                     let scenario = if name == "impersonation" {
                         FaceScenario::Impersonation { swap_at }
@@ -361,13 +398,30 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
                 _ => {
                     let how = match name {
                         "copied_verbatim_retyped" => code::Disguise::default(),
-                        "copied_renamed" => code::Disguise { rename: true, ..Default::default() },
-                        "copied_renamed_reordered" => code::Disguise { rename: true, reorder: true, dead_code: false },
-                        "copied_dead_code_only" => code::Disguise { dead_code: true, ..Default::default() },
+                        "copied_renamed" => code::Disguise {
+                            rename: true,
+                            ..Default::default()
+                        },
+                        "copied_renamed_reordered" => code::Disguise {
+                            rename: true,
+                            reorder: true,
+                            dead_code: false,
+                        },
+                        "copied_dead_code_only" => code::Disguise {
+                            dead_code: true,
+                            ..Default::default()
+                        },
                         _ => code::Disguise::ALL,
                     };
                     let target = copy_of(&mut rng, how);
-                    sessions::honest_session(&mut rng, honest_typist.as_mut(), starter, &target, sessions::HonestStyle::Typical, start)
+                    sessions::honest_session(
+                        &mut rng,
+                        honest_typist.as_mut(),
+                        starter,
+                        &target,
+                        sessions::HonestStyle::Typical,
+                        start,
+                    )
                 }
             };
             let events = if name.contains("impersonation") {
@@ -389,7 +443,8 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
                 copy_scores[task].push(best);
             }
             row.caught.n += 1;
-            row.caught.hits += usize::from(flagged(&analysis) && detector_fired(&analysis, detector));
+            row.caught.hits +=
+                usize::from(flagged(&analysis) && detector_fired(&analysis, detector));
             row.flagged.n += 1;
             row.flagged.hits += usize::from(flagged(&analysis));
             row.major.n += 1;
@@ -421,7 +476,10 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
             honest_max: scores.last().copied().unwrap_or(0.0),
             honest_p99: p99,
             copies: copy_scores[task].len(),
-            copies_min: copy_scores[task].iter().copied().fold(f64::INFINITY, f64::min),
+            copies_min: copy_scores[task]
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min),
             threshold: similarity::task_threshold(task_assessment_id(task)),
         });
     }
@@ -501,7 +559,9 @@ pub fn markdown(r: &EvalReport, command: &str) -> String {
         ));
     }
     s.push_str("\nBy detector (a review- or major-level finding from it, on honest sessions):\n\n");
-    s.push_str("| detector | honest sessions | fired | rate | 95% CI |\n|---|---:|---:|---:|---|\n");
+    s.push_str(
+        "| detector | honest sessions | fired | rate | 95% CI |\n|---|---:|---:|---:|---|\n",
+    );
     for (name, rate) in &r.honest_by_detector {
         s.push_str(&format!(
             "| {name} | {} | {} | {} | {} |\n",
@@ -538,7 +598,11 @@ pub fn markdown(r: &EvalReport, command: &str) -> String {
             t.honest_max,
             t.honest_p99,
             t.copies,
-            if t.copies == 0 { "–".to_string() } else { format!("{:.3}", t.copies_min) },
+            if t.copies == 0 {
+                "–".to_string()
+            } else {
+                format!("{:.3}", t.copies_min)
+            },
             t.threshold
         ));
     }
@@ -553,7 +617,7 @@ mod tests {
     fn wilson_intervals_match_hand_computed_values() {
         // 0 of 1000: upper bound 0.38% (the "rule of three" gives 0.3%).
         let (lo, hi) = wilson(0, 1000);
-        assert_eq!(lo, 0.0);
+        assert!(lo.abs() < 1e-12, "{lo}");
         assert!((hi - 0.003_826).abs() < 1e-5, "{hi}");
         // 10 of 100: 5.5% – 17.4%.
         let (lo, hi) = wilson(10, 100);

@@ -14,9 +14,10 @@
 //!   at least [`M`] of the last [`N`] good checks fall below the threshold (rule
 //!   `below_threshold_m_of_n`, level major: a sustained mismatch is what an impersonation swap looks
 //!   like);
-//! - "no face" is its own signal and never counts as a mismatch: a long stretch with no face in
-//!   frame (rule `no_face_extended`) or repeated checks with several faces (rule `multiple_faces`)
-//!   suggests a look, nothing more.
+//! - "no face" is its own signal and never counts as a mismatch: a stretch with no face in frame
+//!   over two minutes is a hint (rule `no_face_extended`; people take breaks), over ten minutes a
+//!   reason to look (rule `no_face_very_long`); repeated checks with several faces (rule
+//!   `multiple_faces`: at least 5% of checks and at least 3) suggest a look, nothing more.
 //!
 //! The detector runs only when the candidate's consent covers face continuity.
 
@@ -33,10 +34,14 @@ pub const MIN_QUALITY: f64 = 0.5;
 /// A mismatch needs `M` of the last `N` good checks below the threshold.
 pub const M: usize = 3;
 pub const N: usize = 5;
-/// A stretch with no face longer than this (ms) is worth a look.
+/// A stretch with no face longer than this (ms) is shown as a hint (people take breaks).
 pub const NO_FACE_MS: f64 = 120_000.0;
-/// Checks with more than one face, at least this many times.
-pub const MULTIPLE_FACES_MIN: f64 = 2.0;
+/// A stretch with no face longer than this (ms) is worth a reviewer's look.
+pub const NO_FACE_LONG_MS: f64 = 600_000.0;
+/// Share of checks with more than one face worth a look...
+pub const MULTIPLE_FACES_SHARE: f64 = 0.05;
+/// ...if there are at least this many (a poster or a passer-by once is not a signal).
+pub const MULTIPLE_FACES_MIN: usize = 3;
 
 /// Calibrated similarity thresholds per (model id, model version). A model version absent here is
 /// not interpreted: its scores have no known operating point.
@@ -214,19 +219,30 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         Comparison::Above,
         NO_FACE_MS,
     );
+    let no_face_long = RuleCheck::new(
+        "no_face_very_long",
+        no_face_ms as f64,
+        Comparison::Above,
+        NO_FACE_LONG_MS,
+    );
     if no_face.fired {
         let (a, b) = longest.unwrap_or((0, 0));
+        let (check, level) = if no_face_long.fired {
+            (&no_face_long, FindingLevel::Review)
+        } else {
+            (&no_face, FindingLevel::Hint)
+        };
         report.findings.push(Finding {
             detector: DETECTOR.into(),
             detector_version: VERSION.into(),
-            rule: no_face.rule.clone(),
-            level: FindingLevel::Review,
-            measured: no_face.measured,
-            threshold: no_face.threshold,
-            comparison: no_face.comparison,
+            rule: check.rule.clone(),
+            level,
+            measured: check.measured,
+            threshold: check.threshold,
+            comparison: check.comparison,
             summary: format!(
                 "no face in front of the camera for {} (not a mismatch: the candidate may have stepped away)",
-                crate::integrity::followup::clock(no_face_ms)
+                crate::integrity::followup::duration(no_face_ms)
             ),
             related_session: None,
             supporting: Vec::new(),
@@ -241,15 +257,17 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         });
     }
     report.checks.push(no_face);
+    report.checks.push(no_face_long);
 
     let multi: Vec<&Check> = checks.iter().filter(|c| c.face_count > 1).collect();
+    let share = multi.len() as f64 / checks.len() as f64;
     let multiple = RuleCheck::new(
         "multiple_faces",
-        multi.len() as f64,
+        share,
         Comparison::AtLeast,
-        MULTIPLE_FACES_MIN,
+        MULTIPLE_FACES_SHARE,
     );
-    if multiple.fired {
+    if multiple.fired && multi.len() >= MULTIPLE_FACES_MIN {
         report.findings.push(Finding {
             detector: DETECTOR.into(),
             detector_version: VERSION.into(),
@@ -259,8 +277,9 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
             threshold: multiple.threshold,
             comparison: multiple.comparison,
             summary: format!(
-                "{} face checks saw more than one face",
-                multi.len()
+                "{} of {} face checks saw more than one face",
+                multi.len(),
+                checks.len()
             ),
             related_session: None,
             supporting: Vec::new(),
@@ -338,7 +357,6 @@ mod tests {
 
     #[test]
     fn a_swap_to_another_person_is_found_after_the_swap() {
-        let start = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
         let report = analyse(&trace_for(FaceScenario::Impersonation { swap_at: 0.5 }, 7));
         let finding = report
             .findings
@@ -380,8 +398,13 @@ mod tests {
         };
         let report = analyse(&trace);
         assert!(fired(&report, "no_face_extended"));
+        assert_eq!(report.findings[0].level, FindingLevel::Hint);
         assert!(!fired(&report, "below_threshold_m_of_n"));
-        let no_face = report.checks.iter().find(|c| c.rule == "no_face_extended").unwrap();
+        let no_face = report
+            .checks
+            .iter()
+            .find(|c| c.rule == "no_face_extended")
+            .unwrap();
         assert_eq!(no_face.measured, 300_000.0);
     }
 
@@ -429,12 +452,20 @@ mod tests {
         }
         let report = analyse(&bumped);
         assert!(report.findings.is_empty());
-        assert!(report.skipped.as_deref().unwrap().contains("several model versions"));
+        assert!(report
+            .skipped
+            .as_deref()
+            .unwrap()
+            .contains("several model versions"));
 
         trace.consent.face_continuity = false;
         let report = analyse(&trace);
         assert!(report.findings.is_empty());
-        assert!(report.skipped.as_deref().unwrap().contains("did not consent"));
+        assert!(report
+            .skipped
+            .as_deref()
+            .unwrap()
+            .contains("did not consent"));
     }
 
     #[test]
@@ -447,6 +478,10 @@ mod tests {
         }
         let report = analyse(&trace);
         assert!(report.findings.is_empty());
-        assert!(report.skipped.as_deref().unwrap().contains("no calibrated threshold"));
+        assert!(report
+            .skipped
+            .as_deref()
+            .unwrap()
+            .contains("no calibrated threshold"));
     }
 }

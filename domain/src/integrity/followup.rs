@@ -123,7 +123,9 @@ pub fn generate(trace: &SessionTrace, reports: &[DetectorReport]) -> Vec<FollowU
                         .map(|x| (x.ts - e.ts).num_milliseconds());
                     let away = last_away
                         .filter(|(end, _)| at - end <= 30_000)
-                        .map(|(_, gone)| format!(" right after {} away from the editor", duration(gone)))
+                        .map(|(_, gone)| {
+                            format!(" right after {} away from the editor", duration(gone))
+                        })
                         .unwrap_or_default();
                     let run = run_after
                         .map(|ms| format!(" and ran the code {} later", duration(ms)))
@@ -153,7 +155,8 @@ pub fn generate(trace: &SessionTrace, reports: &[DetectorReport]) -> Vec<FollowU
                 ..
             } => {
                 if let Some(failed) = last_run_failed {
-                    if failed > 0 && *tests_failed == 0 && *tests_passed > 0 && chars_since_run > 0 {
+                    if failed > 0 && *tests_failed == 0 && *tests_passed > 0 && chars_since_run > 0
+                    {
                         let file = last_edit_file.map(short_file).unwrap_or("the code");
                         out.push((
                             2,
@@ -210,8 +213,15 @@ pub fn generate(trace: &SessionTrace, reports: &[DetectorReport]) -> Vec<FollowU
         }
     }
     // Most telling first: pastes by size, then the rest by weight; ties by time.
-    out.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.at_ms.cmp(&b.2.at_ms)));
-    out.into_iter().take(MAX_QUESTIONS).map(|(_, _, f)| f).collect()
+    out.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(b.1.cmp(&a.1))
+            .then(a.2.at_ms.cmp(&b.2.at_ms))
+    });
+    out.into_iter()
+        .take(MAX_QUESTIONS)
+        .map(|(_, _, f)| f)
+        .collect()
 }
 
 #[cfg(test)]
@@ -223,7 +233,8 @@ mod tests {
     fn ev(seq: u64, secs: i64, data: TelemetryData) -> TelemetryEvent {
         TelemetryEvent {
             seq,
-            ts: Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap() + chrono::Duration::seconds(secs),
+            ts: Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+                + chrono::Duration::seconds(secs),
             data,
         }
     }

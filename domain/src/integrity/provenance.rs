@@ -509,6 +509,7 @@ fn report(trace: &SessionTrace, p: &Provenance) -> DetectorReport {
         threshold: rule.threshold,
         comparison: rule.comparison,
         summary,
+        related_session: None,
         supporting,
         evidence,
     };

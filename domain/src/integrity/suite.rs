@@ -73,11 +73,8 @@ pub struct Cohort {
 /// Computes the session's prints.
 pub fn prints(trace: &SessionTrace) -> Prints {
     let files = provenance::provenance(trace).files;
-    let code = similarity::fingerprint(
-        &files,
-        &trace.starter_files,
-        &similarity::Params::default(),
-    );
+    let code =
+        similarity::fingerprint(&files, &trace.starter_files, &similarity::Params::default());
     let timing = if trace.consent.keystroke_dynamics {
         keystroke::timing_fingerprint(trace)
     } else {

@@ -15,7 +15,7 @@
 
 pub mod code;
 pub mod face;
-// pub mod sessions;
+pub mod sessions;
 pub mod timing;
 
 use rand::rngs::StdRng;

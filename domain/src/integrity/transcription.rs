@@ -431,6 +431,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
                 deletion_ratio * 100.0,
                 ratio
             ),
+            related_session: None,
             supporting: parts.to_vec(),
             evidence,
         });

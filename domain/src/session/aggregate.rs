@@ -139,7 +139,9 @@ impl CandidateSession {
                 return Err(SessionError::NotFinished(self.status.as_str()));
             }
             if self.analysed_with.contains(&analysis.suite_version) {
-                return Err(SessionError::AnalysisAlreadyRecorded(analysis.suite_version));
+                return Err(SessionError::AnalysisAlreadyRecorded(
+                    analysis.suite_version,
+                ));
             }
             return Ok(vec![E::IntegrityAnalysed { analysis, at }]);
         }
@@ -210,7 +212,9 @@ impl CandidateSession {
                     at,
                 }])
             }
-            C::RecordIntegrityAnalysis { .. } => Err(SessionError::NotFinished(self.status.as_str())),
+            C::RecordIntegrityAnalysis { .. } => {
+                Err(SessionError::NotFinished(self.status.as_str()))
+            }
             C::Expire { at } => {
                 let (started_at, deadline) = self.running()?;
                 if at < deadline {

@@ -41,7 +41,8 @@ pub fn face_checks(
 ) -> (Vec<(DateTime<Utc>, TelemetryData)>, Option<DateTime<Utc>>) {
     let total_ms = (end - start).num_milliseconds().max(1);
     let swap = match scenario {
-        FaceScenario::Impersonation { swap_at } | FaceScenario::LookalikeImpersonation { swap_at } => {
+        FaceScenario::Impersonation { swap_at }
+        | FaceScenario::LookalikeImpersonation { swap_at } => {
             Some(start + Duration::milliseconds((total_ms as f64 * swap_at) as i64))
         }
         _ => None,
@@ -112,7 +113,12 @@ pub fn merge(
     let mut all: Vec<(DateTime<Utc>, u8, u64, TelemetryData)> = events
         .into_iter()
         .map(|e| (e.ts, 0u8, e.seq, e.data))
-        .chain(extra.into_iter().enumerate().map(|(i, (ts, d))| (ts, 1u8, i as u64, d)))
+        .chain(
+            extra
+                .into_iter()
+                .enumerate()
+                .map(|(i, (ts, d))| (ts, 1u8, i as u64, d)),
+        )
         .collect();
     // Stable: the session's own order is kept; an extra event goes after events at the same time.
     all.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));

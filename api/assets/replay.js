@@ -25,6 +25,7 @@ const MARKER_NAMES = {
   face_anomaly: 'Face anomaly',
   submission: 'Submission',
   edit_anomaly: 'Edit anomaly',
+  integrity_flag: 'Integrity flag',
 };
 
 const el = (id) => document.getElementById(id);

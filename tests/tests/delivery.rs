@@ -100,7 +100,8 @@ async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retrie
     relay = env.spawn_process(&["relay"], &[])?;
 
     // Assert: every session submitted with every event, once, in order.
-    let expected_rows = (SESSIONS as i64) * (EVENTS_PER_SESSION as i64 + 4);
+    // Four lifecycle events per session and, once submitted, its integrity analysis.
+    let expected_rows = (SESSIONS as i64) * (EVENTS_PER_SESSION as i64 + 5);
     env.wait_for::<i64>(
         "every submission",
         "SELECT count(*) FROM sessions WHERE status = 'submitted'",
@@ -110,6 +111,12 @@ async fn every_event_reaches_the_log_exactly_once_in_client_order_through_retrie
     env.wait_for::<i64>("every event", "SELECT count(*) FROM session_events", |n| {
         *n >= expected_rows
     })
+    .await?;
+    env.wait_for::<i64>(
+        "every integrity analysis",
+        "SELECT count(*) FROM integrity_analyses",
+        |n| *n == SESSIONS as i64,
+    )
     .await?;
     assert_log_is_exact(&env, &sessions).await?;
 
@@ -206,13 +213,19 @@ async fn assert_log_is_exact(env: &TestEnv, sessions: &[(String, String)]) -> an
             .collect();
         assert_eq!(
             lifecycle,
-            vec![1, 2, 3, 4],
-            "session {id}: lifecycle exactly once, in order"
+            vec![1, 2, 3, 4, 5],
+            "session {id}: lifecycle (invited, consent, started, submitted, analysed) exactly once, in order"
+        );
+        let submission = log.iter().position(|(k, q)| k == "lifecycle" && *q == 4);
+        let last_telemetry = log.iter().rposition(|(k, _)| k == "telemetry");
+        assert!(
+            submission > last_telemetry,
+            "session {id}: submission after the telemetry"
         );
         assert_eq!(
             log.last().map(|(k, q)| (k.as_str(), *q)),
-            Some(("lifecycle", 4)),
-            "submission after the telemetry"
+            Some(("lifecycle", 5)),
+            "session {id}: the integrity analysis comes last"
         );
     }
     Ok(())

@@ -20,6 +20,13 @@ async fn dump_all(env: &TestEnv) -> anyhow::Result<Vec<Vec<String>>> {
         dump(env, "session_events", "session_id, stream_kind, seq").await?,
         dump(env, "catalogue_assessments", "assessment_id").await?,
         dump(env, "catalogue_versions", "assessment_id, version").await?,
+        dump(env, "integrity_analyses", "session_id, suite_version").await?,
+        dump(
+            env,
+            "integrity_findings",
+            "session_id, suite_version, ordinal",
+        )
+        .await?,
         // Only the projections this test rebuilds; the replay projection keeps running meanwhile.
         dump(
             env,
@@ -53,9 +60,16 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
         )
         .await?;
     client.invite(&admin, "Not Started").await?;
+    // Every record, including the integrity analysis of the submitted session.
     env.wait_for::<i64>("projection", "SELECT count(*) FROM session_events", |n| {
-        *n == 4 * 200 + 4 * 3 + 1 + 1
+        *n == 4 * 200 + 4 * 3 + 1 + 1 + 1
     })
+    .await?;
+    env.wait_for::<i64>(
+        "the integrity analysis",
+        "SELECT count(*) FROM integrity_analyses",
+        |n| *n == 1,
+    )
     .await?;
     let live = dump_all(&env).await?;
 
@@ -77,7 +91,7 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
     .await?;
 
     // Assert: byte-identical rows and offsets.
-    assert_eq!(sessions_report.records, 4 * 200 + 4 * 3 + 1 + 1);
+    assert_eq!(sessions_report.records, 4 * 200 + 4 * 3 + 1 + 1 + 1);
     let rebuilt = dump_all(&env).await?;
     for (a, b) in live.iter().zip(&rebuilt) {
         assert_eq!(a, b);
@@ -96,7 +110,7 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM session_events")
         .fetch_one(&env.pool)
         .await?;
-    assert_eq!(total, 4 * 200 + 4 * 3 + 1 + 1 + 10);
+    assert_eq!(total, 4 * 200 + 4 * 3 + 1 + 1 + 1 + 10);
 
     product.stop().await?;
     Ok(())

@@ -233,7 +233,15 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
     let r = client.get(&format!("{base}/state?seq=1"), &other).await?;
     assert_eq!((r.status, r.code()), (404, "not_found"));
 
-    // Rebuilding the replay projection from offset 0 gives identical keyframes and markers.
+    // Rebuilding the replay projection from offset 0 gives identical keyframes and markers —
+    // once the session's integrity analysis (which adds flags) has reached the replay projection.
+    env.wait_for::<bool>(
+        "the integrity analysis",
+        &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{session}'"),
+        |d| *d,
+    )
+    .await?;
+    env.wait_for::<bool>("the replay projection to catch up", "SELECT (SELECT sum(next_offset) FROM projection_offsets WHERE projection = 'replay') = (SELECT sum(next_offset) FROM projection_offsets WHERE projection = 'sessions')", |d| *d).await?;
     let dump = |t: &'static str| {
         let pool = env.pool.clone();
         async move {

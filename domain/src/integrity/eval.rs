@@ -118,6 +118,8 @@ pub struct EvalReport {
     pub honest_by_style: BTreeMap<&'static str, Rate>,
     /// How often each detector fired (any finding of level review or major) on honest sessions.
     pub honest_by_detector: BTreeMap<String, Rate>,
+    /// How often each `detector/rule` finding (review or major) appeared on honest sessions.
+    pub honest_by_rule: BTreeMap<String, usize>,
     pub adversaries: Vec<AdversaryRow>,
     pub similarity: Vec<TaskSimilarity>,
     /// Events generated in total.
@@ -201,6 +203,106 @@ fn analyse(g: &Generated, pool: &Pool) -> (super::IntegrityAnalysis, suite::Prin
     (analysis, own)
 }
 
+/// One adversary's session for `task`: its process, on an honest-looking face series unless the
+/// adversary is about the face.
+fn adversary_events(
+    name: &str,
+    rng: &mut StdRng,
+    pool: &Pool,
+    task: usize,
+    starter: &[SubmittedFile],
+    start: chrono::DateTime<Utc>,
+) -> Vec<TelemetryEvent> {
+    let profile = HonestTyping::ALL[rng.random_range(0..HonestTyping::ALL.len())];
+    let mut honest_typist = timing::honest(profile, rng);
+    let typical = sessions::HonestStyle::Typical;
+    let copy_of = |rng: &mut StdRng, how: code::Disguise| -> Vec<SubmittedFile> {
+        let sources = &pool.files[task];
+        let source = &sources[rng.random_range(0..sources.len())];
+        code::disguise(rng, source, how)
+    };
+    let events = match name {
+        "constant_interval"
+        | "uniform_jitter"
+        | "independent_human_like"
+        | "per_key_pair"
+        | "replayed_timing" => {
+            let adversary = match name {
+                "constant_interval" => TimingAdversary::ConstantInterval,
+                "uniform_jitter" => TimingAdversary::UniformJitter,
+                "independent_human_like" => TimingAdversary::IndependentHumanLike,
+                "per_key_pair" => TimingAdversary::PerKeyPair,
+                _ => {
+                    let source = &pool.timings[rng.random_range(0..pool.timings.len())];
+                    TimingAdversary::Replay(timing::timings_from_events(source))
+                }
+            };
+            let mut typist = timing::adversary(adversary, rng);
+            let target = code::solution(rng, task);
+            sessions::honest_session(rng, typist.as_mut(), starter, &target, typical, start)
+        }
+        "pasted_whole" => {
+            let target = code::solution(rng, task);
+            sessions::pasted_whole_session(rng, honest_typist.as_mut(), starter, &target, start)
+        }
+        "transcribed" => {
+            let target = code::solution(rng, task);
+            sessions::transcribed_session(rng, honest_typist.as_mut(), starter, &target, start)
+        }
+        "impersonation" | "lookalike_impersonation" => {
+            let target = code::solution(rng, task);
+            let events = sessions::honest_session(
+                rng,
+                honest_typist.as_mut(),
+                starter,
+                &target,
+                typical,
+                start,
+            );
+            let swap_at = rng.random_range(0.3..0.7);
+            let scenario = if name == "impersonation" {
+                FaceScenario::Impersonation { swap_at }
+            } else {
+                FaceScenario::LookalikeImpersonation { swap_at }
+            };
+            with_face(rng, events, scenario)
+        }
+        _ => {
+            let how = match name {
+                "copied_verbatim_retyped" => code::Disguise::default(),
+                "copied_renamed" => code::Disguise {
+                    rename: true,
+                    ..Default::default()
+                },
+                "copied_renamed_reordered" => code::Disguise {
+                    rename: true,
+                    reorder: true,
+                    dead_code: false,
+                },
+                "copied_dead_code_only" => code::Disguise {
+                    dead_code: true,
+                    ..Default::default()
+                },
+                _ => code::Disguise::ALL,
+            };
+            let target = copy_of(rng, how);
+            sessions::honest_session(
+                rng,
+                honest_typist.as_mut(),
+                starter,
+                &target,
+                typical,
+                start,
+            )
+        }
+    };
+    if name.contains("impersonation") {
+        events
+    } else {
+        with_face(rng, events, FaceScenario::Honest)
+    }
+}
+
 fn flagged(a: &super::IntegrityAnalysis) -> bool {
     a.tier >= Tier::ReviewSuggested
 }
@@ -226,6 +328,7 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
     let mut by_profile: BTreeMap<&'static str, Rate> = BTreeMap::new();
     let mut by_style: BTreeMap<&'static str, Rate> = BTreeMap::new();
     let mut by_detector: BTreeMap<String, Rate> = BTreeMap::new();
+    let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
     let faces = [
         FaceScenario::Honest,
         FaceScenario::PoorConditions,
@@ -268,6 +371,17 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
                 let r = map.entry(key).or_insert(Rate { n: 0, hits: 0 });
                 r.n += 1;
                 r.hits += usize::from(hit);
+            }
+            for f in analysis
+                .findings()
+                .filter(|f| f.level >= super::FindingLevel::Review)
+            {
+                let mut key = format!("{}/{}", f.detector, f.rule);
+                if !f.supporting.is_empty() {
+                    let parts: Vec<&str> = f.supporting.iter().map(|c| c.rule.as_str()).collect();
+                    key = format!("{key} ({})", parts.join(" + "));
+                }
+                *by_rule.entry(key).or_default() += 1;
             }
             for report in &analysis.reports {
                 let r = by_detector
@@ -323,112 +437,7 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
             let task = k % code::TASKS;
             let starter = &starters[task];
             let start = start_time(&mut rng);
-            let profile = HonestTyping::ALL[k % HonestTyping::ALL.len()];
-            let mut honest_typist = timing::honest(profile, &mut rng);
-            let copy_of = |rng: &mut StdRng, how: code::Disguise| -> Vec<SubmittedFile> {
-                let sources = &pool.files[task];
-                let source = &sources[rng.random_range(0..sources.len())];
-                code::disguise(rng, source, how)
-            };
-            let events = match name {
-                "constant_interval"
-                | "uniform_jitter"
-                | "independent_human_like"
-                | "per_key_pair"
-                | "replayed_timing" => {
-                    let adversary = match name {
-                        "constant_interval" => TimingAdversary::ConstantInterval,
-                        "uniform_jitter" => TimingAdversary::UniformJitter,
-                        "independent_human_like" => TimingAdversary::IndependentHumanLike,
-                        "per_key_pair" => TimingAdversary::PerKeyPair,
-                        _ => {
-                            let source = &pool.timings[rng.random_range(0..pool.timings.len())];
-                            TimingAdversary::Replay(timing::timings_from_events(source))
-                        }
-                    };
-                    let mut typist = timing::adversary(adversary, &mut rng);
-                    let target = code::solution(&mut rng, task);
-                    sessions::honest_session(
-                        &mut rng,
-                        typist.as_mut(),
-                        starter,
-                        &target,
-                        sessions::HonestStyle::Typical,
-                        start,
-                    )
-                }
-                "pasted_whole" => {
-                    let target = code::solution(&mut rng, task);
-                    sessions::pasted_whole_session(
-                        &mut rng,
-                        honest_typist.as_mut(),
-                        starter,
-                        &target,
-                        start,
-                    )
-                }
-                "transcribed" => {
-                    let target = code::solution(&mut rng, task);
-                    sessions::transcribed_session(
-                        &mut rng,
-                        honest_typist.as_mut(),
-                        starter,
-                        &target,
-                        start,
-                    )
-                }
-                "impersonation" | "lookalike_impersonation" => {
-                    let target = code::solution(&mut rng, task);
-                    let events = sessions::honest_session(
-                        &mut rng,
-                        honest_typist.as_mut(),
-                        starter,
-                        &target,
-                        sessions::HonestStyle::Typical,
-                        start,
-                    );
-                    let swap_at = rng.random_range(0.3..0.7);
-                    let scenario = if name == "impersonation" {
-                        FaceScenario::Impersonation { swap_at }
-                    } else {
-                        FaceScenario::LookalikeImpersonation { swap_at }
-                    };
-                    with_face(&mut rng, events, scenario)
-                }
-                _ => {
-                    let how = match name {
-                        "copied_verbatim_retyped" => code::Disguise::default(),
-                        "copied_renamed" => code::Disguise {
-                            rename: true,
-                            ..Default::default()
-                        },
-                        "copied_renamed_reordered" => code::Disguise {
-                            rename: true,
-                            reorder: true,
-                            dead_code: false,
-                        },
-                        "copied_dead_code_only" => code::Disguise {
-                            dead_code: true,
-                            ..Default::default()
-                        },
-                        _ => code::Disguise::ALL,
-                    };
-                    let target = copy_of(&mut rng, how);
-                    sessions::honest_session(
-                        &mut rng,
-                        honest_typist.as_mut(),
-                        starter,
-                        &target,
-                        sessions::HonestStyle::Typical,
-                        start,
-                    )
-                }
-            };
-            let events = if name.contains("impersonation") {
-                events
-            } else {
-                with_face(&mut rng, events, FaceScenario::Honest)
-            };
+            let events = adversary_events(name, &mut rng, &pool, task, starter, start);
             events_total += events.len();
             let g = Generated {
                 trace: trace(events, starter),
@@ -492,6 +501,7 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
         honest_by_profile: by_profile,
         honest_by_style: by_style,
         honest_by_detector: by_detector,
+        honest_by_rule: by_rule,
         adversaries,
         similarity: tasks,
         events: events_total,
@@ -571,6 +581,14 @@ pub fn markdown(r: &EvalReport, command: &str) -> String {
             ci(rate)
         ));
     }
+    if !r.honest_by_rule.is_empty() {
+        s.push_str(
+            "\nThe rules behind them:\n\n| finding on honest sessions | count |\n|---|---:|\n",
+        );
+        for (rule, n) in &r.honest_by_rule {
+            s.push_str(&format!("| {rule} | {n} |\n"));
+        }
+    }
     s.push_str("\n## Recall per adversary\n\n");
     s.push_str("| adversary | difficulty | meant for | n | caught | recall | 95% CI | flagged (any) | major concerns |\n|---|---|---|---:|---:|---:|---|---:|---:|\n");
     for a in &r.adversaries {
@@ -587,8 +605,16 @@ pub fn markdown(r: &EvalReport, command: &str) -> String {
             pct(a.major.rate())
         ));
     }
+    s.push_str(concat!(
+        "\nReading it: *easy* adversaries are what naive scripts and copy-paste do; *hard* ones are ",
+        "built to pass the rules (timing sampled per key pair, retyping a source, a look-alike in ",
+        "front of the camera, copies disguised three ways). A low recall is reported, not hidden: ",
+        "the per-key-pair sampler defeats the timing rules (only its serial correlation stands out, ",
+        "and one family never flags), and disguised copies mostly fall under thresholds set to keep ",
+        "honest solutions of the same task unflagged.\n"
+    ));
     s.push_str("\n## Similarity per task\n\n");
-    s.push_str("Scores are the share of fingerprints two submissions have in common (starter code excluded). Honest pairs are independent honest solutions of the same task; copies are the copy adversaries' best score against the pool.\n\n");
+    s.push_str("Scores are the share of fingerprints two submissions have in common (starter code excluded). Honest pairs are independent honest solutions of the same task; copies are the copy adversaries' best score against the pool. Thresholds were calibrated on another seed (`--seed 1`: the highest honest pair plus 0.05), so the false-positive rate above is measured out of sample. On the schema task honest solutions coincide (a fixed schema leaves one way to write each statement), so similarity is switched off there.\n\n");
     s.push_str("| task | honest pairs | honest max | honest p99 | copies | copies min | threshold |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for t in &r.similarity {
         s.push_str(&format!(

@@ -469,6 +469,53 @@ mod tests {
     }
 
     #[test]
+    fn several_faces_need_a_share_of_the_checks_not_one_passer_by() {
+        let start = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+        let series = |multi_every: Option<i64>| {
+            let checks: Vec<_> = (0..40)
+                .map(|i| {
+                    let faces = match multi_every {
+                        Some(k) if i % k == 0 => 2,
+                        _ if i == 7 => 2,
+                        _ => 1,
+                    };
+                    (
+                        start + Duration::seconds(i * 30),
+                        TelemetryData::FaceCheck {
+                            similarity: 0.86,
+                            model_id: "clarity-face".into(),
+                            model_version: "1".into(),
+                            face_count: faces,
+                            quality: 0.9,
+                        },
+                    )
+                })
+                .collect();
+            SessionTrace {
+                started_at: Some(start),
+                events: merge(Vec::new(), checks),
+                consent: ConsentScopes {
+                    keystroke_dynamics: false,
+                    face_continuity: true,
+                },
+                starter_files: Vec::new(),
+            }
+        };
+        // One check with two faces (someone walked past): nothing.
+        assert!(analyse(&series(None)).findings.is_empty());
+        // Every fifth check (plus one): 9 of 40 = 22.5% — worth a look, and never a mismatch.
+        let report = analyse(&series(Some(5)));
+        assert!(fired(&report, "multiple_faces"));
+        assert!(!fired(&report, "below_threshold_m_of_n"));
+        let check = report
+            .checks
+            .iter()
+            .find(|c| c.rule == "multiple_faces")
+            .unwrap();
+        assert_eq!(check.measured, 9.0 / 40.0);
+    }
+
+    #[test]
     fn an_uncalibrated_model_is_not_interpreted() {
         let mut trace = trace_for(FaceScenario::Impersonation { swap_at: 0.3 }, 4);
         for e in &mut trace.events {

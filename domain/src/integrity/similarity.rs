@@ -585,8 +585,9 @@ fn finding(session: &str, m: &Match, threshold: f64) -> Finding {
 }
 
 /// The calibrated threshold for a built-in task (catalogue ids `c1a71700-…-00000000000N`, in
-/// catalogue order), from `clarity integrity eval`: above the highest score of any independent
-/// honest pair of that task in the evaluation, so that honest work is not flagged (see
+/// catalogue order): the highest score of any independent honest pair of that task in a
+/// calibration run (`clarity integrity eval --seed 1`, ~10,000 pairs per task) plus 0.05, so that
+/// the published evaluation (another seed) measures it out of sample (see
 /// `docs/integrity-eval.md`). Custom assessments, never calibrated, use the strictest value.
 pub fn task_threshold(assessment_id: uuid::Uuid) -> f64 {
     let base = 0xc1a7_1700_0000_4000_8000_0000_0000_0001_u128;
@@ -598,10 +599,12 @@ pub fn task_threshold(assessment_id: uuid::Uuid) -> f64 {
         .unwrap_or(UNCALIBRATED_THRESHOLD)
 }
 
-/// Per built-in task, in catalogue order.
-pub const TASK_THRESHOLDS: [f64; 7] = [0.75, 1.0, 0.75, 0.8, 0.8, 0.7, 0.75];
+/// Per built-in task, in catalogue order. A value above 1 switches the detector off for the task:
+/// on the schema-optimization task (SQL against a fixed schema) independent honest solutions
+/// coincide, so a match says nothing.
+pub const TASK_THRESHOLDS: [f64; 7] = [0.82, 1.01, 0.77, 0.91, 0.87, 0.88, 0.87];
 /// For assessments without a calibration.
-pub const UNCALIBRATED_THRESHOLD: f64 = 0.85;
+pub const UNCALIBRATED_THRESHOLD: f64 = 0.91;
 
 /// A per-task threshold from the scores of independent honest pairs: the `quantile` (in [0, 1],
 /// nearest rank) of the scores plus `margin`, clamped to [0, 1]. NaN scores are ignored; with no

@@ -128,8 +128,14 @@ pub fn analyse(
     } else {
         reports.push(off(face::DETECTOR, face::VERSION));
     }
-    if policy.similarity {
-        let threshold = settings.similarity_threshold.unwrap_or(task_threshold);
+    let threshold = settings.similarity_threshold.unwrap_or(task_threshold);
+    if policy.similarity && threshold > 1.0 {
+        reports.push(DetectorReport::skipped(
+            similarity::DETECTOR,
+            similarity::VERSION,
+            "not meaningful for this task: independent honest solutions coincide (see docs/integrity-eval.md)",
+        ));
+    } else if policy.similarity {
         reports.push(similarity::analyse(&own.code, &cohort.code, threshold));
     } else {
         reports.push(off(similarity::DETECTOR, similarity::VERSION));
@@ -190,4 +196,116 @@ pub fn has_telemetry(trace: &SessionTrace) -> bool {
         .events
         .iter()
         .any(|e| !matches!(e.data, TelemetryData::Cursor { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::{Comparison, Finding};
+
+    fn report(detector: &str, levels: &[FindingLevel]) -> DetectorReport {
+        DetectorReport {
+            detector: detector.into(),
+            detector_version: "1".into(),
+            skipped: None,
+            checks: Vec::new(),
+            findings: levels
+                .iter()
+                .map(|&level| Finding {
+                    detector: detector.into(),
+                    detector_version: "1".into(),
+                    rule: "r".into(),
+                    level,
+                    measured: 1.0,
+                    threshold: 0.5,
+                    comparison: Comparison::Above,
+                    summary: format!("{detector} {level:?}"),
+                    related_session: None,
+                    supporting: Vec::new(),
+                    evidence: Vec::new(),
+                })
+                .collect(),
+            metrics: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn hints_alone_never_raise_the_tier() {
+        let (tier, reasons) = tier(&[
+            report("a", &[FindingLevel::Hint, FindingLevel::Hint]),
+            report("b", &[FindingLevel::Hint]),
+        ]);
+        assert_eq!(tier, Tier::None);
+        assert!(reasons.is_empty());
+    }
+
+    #[test]
+    fn one_detectors_review_findings_suggest_a_review() {
+        let (tier, reasons) = tier(&[
+            report("provenance", &[FindingLevel::Review, FindingLevel::Review]),
+            report("face_continuity", &[FindingLevel::Hint]),
+        ]);
+        assert_eq!(tier, Tier::ReviewSuggested);
+        assert_eq!(reasons.len(), 2);
+    }
+
+    #[test]
+    fn two_detectors_agreeing_or_one_major_finding_are_major_concerns() {
+        let (tier_two, reasons) = tier(&[
+            report("provenance", &[FindingLevel::Review]),
+            report("transcription", &[FindingLevel::Review]),
+        ]);
+        assert_eq!(tier_two, Tier::MajorConcerns);
+        assert_eq!(
+            reasons.last().unwrap(),
+            "independent detectors agree: provenance, transcription"
+        );
+        let (tier_major, _) = tier(&[report("face_continuity", &[FindingLevel::Major])]);
+        assert_eq!(tier_major, Tier::MajorConcerns);
+    }
+
+    #[test]
+    fn the_suite_version_names_every_detector_and_the_settings_that_differ() {
+        let default = suite_version(&SuiteSettings::default());
+        assert_eq!(
+            default,
+            "keystroke_timing@1+provenance@1+transcription@1+face_continuity@1+similarity@1"
+        );
+        let custom = suite_version(&SuiteSettings {
+            similarity_threshold: Some(0.9),
+        });
+        assert_eq!(custom, format!("{default}+similarity_threshold=0.9"));
+    }
+
+    #[test]
+    fn detectors_switched_off_by_the_policy_say_so_and_find_nothing() {
+        let trace = SessionTrace::default();
+        let policy = IntegrityPolicy {
+            keystroke_dynamics: false,
+            paste_tracking: false,
+            focus_tracking: false,
+            face_continuity: false,
+            similarity: false,
+        };
+        let own = prints(&trace);
+        let analysis = analyse(
+            &trace,
+            &policy,
+            &SuiteSettings::default(),
+            0.8,
+            &own,
+            &Cohort::default(),
+            "submitted",
+        );
+        assert_eq!(analysis.reports.len(), 5);
+        for r in &analysis.reports {
+            assert_eq!(
+                r.skipped.as_deref(),
+                Some("switched off by the assessment's integrity policy"),
+                "{}",
+                r.detector
+            );
+        }
+        assert_eq!(analysis.tier, Tier::None);
+    }
 }

@@ -38,7 +38,8 @@ pub struct KeyContext {
 /// The timing of one key press.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KeyTiming {
-    /// Milliseconds from the previous key-down to this key-down (> 0).
+    /// Milliseconds from the previous key-down to this key-down (≥ 0: on a coarse timer two
+    /// key-downs can fall in one tick).
     pub gap_ms: f64,
     /// Milliseconds the key was held (`None`: the client never saw the key-up).
     pub hold_ms: Option<f64>,
@@ -48,6 +49,12 @@ pub struct KeyTiming {
 pub trait Typist {
     /// The timing of the next key press.
     fn next_key(&mut self, rng: &mut StdRng, context: KeyContext) -> KeyTiming;
+
+    /// The timer grid (ms) this typist's browser rounds `performance.now()` to, if it is coarse.
+    /// Session builders round every absolute key time to it, as the browser would.
+    fn timer_grid(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Box-Muller standard normal sample.

@@ -420,8 +420,8 @@ fn declared_names(src: &str, lang: Lang) -> Vec<String> {
             let declared = matches!(before(1).as_str(), "index" | "view" | "as")
                 || (matches!(before(1).as_str(), "concurrently" | "exists")
                     && next.is_some_and(|t| t.eq_ignore_ascii_case("on")))
-                || (tokens[i - 1].kind == TokenKind::Ident
-                    && i >= 2
+                || (i >= 2
+                    && tokens[i - 1].kind == TokenKind::Ident
                     && matches!(before(2).as_str(), "from" | "join"));
             if declared {
                 names.push(text(i).to_string());

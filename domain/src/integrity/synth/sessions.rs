@@ -208,13 +208,22 @@ impl<'a> Builder<'a> {
                 word_start,
             },
         );
-        let gap = timing.gap_ms.max(5.0) + extra_ms.max(0.0);
+        let grid = self.typist.timer_grid();
+        // A coarse browser timer puts every absolute time on its grid: two key-downs may share a
+        // tick and a short hold may read 0.
+        let (min_gap, min_hold) = if grid.is_some() {
+            (0.0, 0.0)
+        } else {
+            (5.0, 1.0)
+        };
+        let gap = timing.gap_ms.max(min_gap) + extra_ms.max(0.0);
         self.last_down += gap;
         self.clock = self.clock.max(self.last_down);
-        let down = self.mono + self.last_down;
+        let round = |t: f64| grid.map_or(t, |g| (t / g).round() * g);
+        let down = round(self.mono + self.last_down);
         self.push(TelemetryData::Keystroke {
             down_ms: down,
-            up_ms: timing.hold_ms.map(|h| down + h.max(1.0)),
+            up_ms: timing.hold_ms.map(|h| round(down + h.max(min_hold))),
             key_class: key,
         });
         self.prev_key = Some(key);

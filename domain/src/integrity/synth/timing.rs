@@ -314,6 +314,10 @@ impl Typist for HumanTypist {
             hold_ms: raw.hold_ms.map(|h| round(self.clock + h) - down),
         }
     }
+
+    fn timer_grid(&self) -> Option<f64> {
+        self.grid
+    }
 }
 
 /// An honest typist of the given profile, with per-person parameters drawn from `rng`.

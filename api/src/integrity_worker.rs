@@ -7,7 +7,8 @@
 //! several workers share the queue) while the analysis runs, and the aggregate refuses a second
 //! analysis with the same suite version. A worker that dies after the event committed but before
 //! the job was marked done leaves the job to another worker, whose command is refused as already
-//! recorded — and the job is then marked done.
+//! recorded — and the job is then marked done. A re-run job (`rerun:<suite version>`) is taken
+//! only by workers running that suite version.
 
 use std::time::Duration;
 
@@ -82,11 +83,16 @@ struct SessionRow {
 /// Takes one ready job and works it.
 pub async fn work_one(state: &AppState) -> anyhow::Result<Outcome> {
     let mut tx = state.pool.begin().await?;
+    // A re-run is for one suite version: during a rolling upgrade, a worker of another version
+    // leaves it to the workers that run that version.
+    let version = suite::suite_version(&state.config.integrity_settings());
     let job: Option<(Uuid, String, i32)> = sqlx::query_as(
         "SELECT session_id, trigger, attempts FROM integrity_jobs
          WHERE status = 'pending' AND available_at <= now()
+           AND (trigger NOT LIKE 'rerun:%' OR trigger = 'rerun:' || $1)
          ORDER BY available_at, enqueued_at LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
+    .bind(&version)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((session_id, trigger, attempts)) = job else {

@@ -253,7 +253,7 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
             &admin,
         )
         .await?;
-    assert_eq!((same.status, same.code()), (400, "same_suite_version"));
+    assert_eq!((same.status, same.code()), (422, "same_suite_version"));
     second.stop().await?;
 
     // Access: another organization sees nothing; analysts and candidates read no findings;

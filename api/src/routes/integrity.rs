@@ -297,7 +297,7 @@ pub struct SuiteDiff {
 /// Differences between two suite versions over every session of the organization both analysed
 /// (admin, hiring manager, auditor).
 #[utoipa::path(get, path = "/v1/integrity/diff", tag = "integrity", security(("api_key" = [])),
-    params(DiffParams), responses((status = 200, body = SuiteDiff), (status = 400, body = crate::error::ErrorBody)))]
+    params(DiffParams), responses((status = 200, body = SuiteDiff), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn diff(
     State(state): State<AppState>,
     member: Member,

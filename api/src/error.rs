@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use clarity_domain::assessment::AssessmentError;
-use clarity_domain::session::SessionError;
+use clarity_domain::session::{ReviewError, SessionError};
 use cqrs_es::AggregateError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -141,8 +141,36 @@ impl From<SessionError> for ApiError {
             E::InvalidCandidate => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_candidate"),
             E::NotFinished(_) => (StatusCode::CONFLICT, "session_not_finished"),
             E::AnalysisAlreadyRecorded(_) => (StatusCode::CONFLICT, "analysis_already_recorded"),
+            E::Review(review) => review_status(review),
         };
         Self::new(status, code, error.to_string())
+    }
+}
+
+/// Status and stable code of a refused review command.
+fn review_status(error: &ReviewError) -> (StatusCode, &'static str) {
+    use ReviewError as R;
+    use StatusCode as S;
+    match error {
+        R::NotFinished => (S::CONFLICT, "session_not_finished"),
+        R::NoReviewers => (S::UNPROCESSABLE_ENTITY, "no_new_reviewers"),
+        R::NotAReviewer(_) => (S::FORBIDDEN, "not_a_reviewer"),
+        R::UnknownCriterion(_) => (S::UNPROCESSABLE_ENTITY, "unknown_criterion"),
+        R::UnknownLevel { .. } => (S::UNPROCESSABLE_ENTITY, "unknown_level"),
+        R::JustificationRequired => (S::UNPROCESSABLE_ENTITY, "justification_required"),
+        R::AlreadyScored(_) => (S::CONFLICT, "already_scored"),
+        R::NotCurrentScore(_) => (S::CONFLICT, "not_current_score"),
+        R::IncompleteReview(_) => (S::CONFLICT, "review_incomplete"),
+        R::ReviewAlreadyCompleted => (S::CONFLICT, "review_already_completed"),
+        R::InvalidComment => (S::UNPROCESSABLE_ENTITY, "invalid_comment"),
+        R::UnknownFinding { .. } => (S::NOT_FOUND, "unknown_finding"),
+        R::ReasonRequired => (S::UNPROCESSABLE_ENTITY, "reason_required"),
+        R::NoCompletedReview => (S::CONFLICT, "no_completed_review"),
+        R::ReviewerMayNotDecide => (S::FORBIDDEN, "reviewer_may_not_decide"),
+        R::RationaleRequired => (S::UNPROCESSABLE_ENTITY, "rationale_required"),
+        R::InvalidReportHash => (S::UNPROCESSABLE_ENTITY, "invalid_report_hash"),
+        R::DecisionAlreadyRecorded => (S::CONFLICT, "decision_already_recorded"),
+        R::NotCurrentDecision(_) => (S::CONFLICT, "not_current_decision"),
     }
 }
 

@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{assessments, candidate, integrity, members, ops, replay, sessions, telemetry};
+use crate::routes::{
+    assessments, candidate, integrity, members, ops, replay, reviews, sessions, telemetry,
+};
 
 /// The API description served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -19,6 +21,7 @@ use crate::routes::{assessments, candidate, integrity, members, ops, replay, ses
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream,
         integrity::show, integrity::matched, integrity::diff, integrity::rerun,
+        reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,
     ),
     components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
     modifiers(&SecurityAddon),
@@ -29,6 +32,7 @@ use crate::routes::{assessments, candidate, integrity, members, ops, replay, ses
         (name = "candidate", description = "What the candidate does, with the session token"),
         (name = "replay", description = "Session replay for reviewers: seek, events, playback, diff, markers"),
         (name = "integrity", description = "Integrity analysis: explainable findings with evidence, follow-up questions, re-runs"),
+        (name = "reviews", description = "Reviews and hiring decisions: reviewers, rubric scores (blind until your own review is complete), comments at replay positions, finding resolutions, decisions"),
         (name = "ops", description = "Health, readiness, schemas"),
     )
 )]

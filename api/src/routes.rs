@@ -7,6 +7,7 @@ pub mod members;
 pub mod ops;
 pub mod replay;
 pub mod review;
+pub mod reviews;
 pub mod sessions;
 pub mod telemetry;
 
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(replay::router())
         .merge(integrity::router())
+        .merge(reviews::router())
         .merge(review::router())
         .merge(candidate::router())
         .merge(telemetry::router(&state))

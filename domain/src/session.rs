@@ -8,10 +8,12 @@
 mod aggregate;
 mod commands;
 mod events;
+pub mod review;
 
 pub use aggregate::{CandidateSession, SessionError, SessionStatus};
 pub use commands::SessionCommand;
 pub use events::{AssessmentRef, Candidate, ConsentScopes, SessionEvent};
+pub use review::{DecisionOutcome, FindingResolution, ReviewError, ReviewState};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

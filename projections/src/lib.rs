@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod integrity;
 pub mod replay;
 pub mod replay_engine;
+pub mod review;
 pub mod sessions;
 
 use clarity_domain::wire::WireEvent;
@@ -127,6 +128,11 @@ impl Projection {
         match self {
             Self::Catalogue => &["catalogue_versions", "catalogue_assessments"],
             Self::Sessions => &[
+                "decisions",
+                "finding_resolutions",
+                "review_comments",
+                "review_scores",
+                "review_reviewers",
                 "integrity_findings",
                 "integrity_analyses",
                 "session_events",

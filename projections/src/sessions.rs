@@ -10,7 +10,7 @@ use clarity_domain::wire::StreamKind;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{integrity, ProjectionError, Record};
+use crate::{integrity, review, ProjectionError, Record};
 
 /// Applies a batch: telemetry in bulk, lifecycle events one by one.
 pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
@@ -38,6 +38,16 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                                 at,
                             )
                             .await?;
+                            lifecycle_counted(conn, session_id, org_id).await?;
+                        }
+                        event @ (SessionEvent::ReviewersAssigned { .. }
+                        | SessionEvent::CriterionScored { .. }
+                        | SessionEvent::ReviewCompleted { .. }
+                        | SessionEvent::CommentAdded { .. }
+                        | SessionEvent::FindingResolved { .. }
+                        | SessionEvent::DecisionRecorded { .. }) => {
+                            review::apply(conn, session_id, org_id, wire.sequence as i64, event)
+                                .await?;
                             lifecycle_counted(conn, session_id, org_id).await?;
                         }
                         event => apply_lifecycle(conn, session_id, org_id, event).await?,
@@ -237,7 +247,8 @@ async fn apply_lifecycle(
         .bind(id)
         .bind(at)
         .bind(time_used_seconds),
-        SessionEvent::IntegrityAnalysed { .. } => return Ok(()),
+        // Recorded by `integrity` and `review` before this function is reached.
+        _ => return Ok(()),
     };
     query.execute(conn).await?;
     Ok(())

@@ -6,6 +6,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::review::{ReviewError, ReviewState};
 use super::{AssessmentRef, SessionCommand, SessionEvent};
 
 /// Where a session is in its life.
@@ -70,6 +71,8 @@ pub enum SessionError {
     NotFinished(&'static str),
     #[error("the session was already analysed with suite version {0}")]
     AnalysisAlreadyRecorded(String),
+    #[error(transparent)]
+    Review(#[from] ReviewError),
 }
 
 /// The aggregate state.
@@ -85,6 +88,9 @@ pub struct CandidateSession {
     /// Suite versions the session has been analysed with.
     #[serde(default)]
     pub analysed_with: Vec<String>,
+    /// Reviewers, scores, reviews and the decision.
+    #[serde(default)]
+    pub review: ReviewState,
 }
 
 impl CandidateSession {
@@ -133,6 +139,9 @@ impl CandidateSession {
                 invited_by,
                 at,
             }]);
+        }
+        if command.is_review() {
+            return self.decide_review(command);
         }
         if let C::RecordIntegrityAnalysis { analysis, at } = command {
             if self.finished().is_none() {
@@ -215,6 +224,13 @@ impl CandidateSession {
             C::RecordIntegrityAnalysis { .. } => {
                 Err(SessionError::NotFinished(self.status.as_str()))
             }
+            // Decided by `decide_review` before this match.
+            C::AssignReviewers { .. }
+            | C::ScoreCriterion { .. }
+            | C::CompleteReview { .. }
+            | C::AddComment { .. }
+            | C::ResolveFinding { .. }
+            | C::RecordDecision { .. } => self.decide_review(command),
             C::Expire { at } => {
                 let (started_at, deadline) = self.running()?;
                 if at < deadline {
@@ -228,6 +244,149 @@ impl CandidateSession {
                 }])
             }
         }
+    }
+
+    fn decide_review(&self, command: SessionCommand) -> Result<Vec<SessionEvent>, SessionError> {
+        use SessionCommand as C;
+        use SessionEvent as E;
+        let finished = self.finished().is_some();
+        let event = match command {
+            C::AssignReviewers {
+                reviewers,
+                assigned_by,
+                at,
+            } => {
+                let new: Vec<Uuid> = reviewers
+                    .into_iter()
+                    .filter(|r| !self.review.reviewers.contains(r))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                if new.is_empty() {
+                    return Err(ReviewError::NoReviewers.into());
+                }
+                E::ReviewersAssigned {
+                    reviewers: new,
+                    assigned_by,
+                    at,
+                }
+            }
+            _ if !finished => return Err(ReviewError::NotFinished.into()),
+            C::ScoreCriterion {
+                score_id,
+                reviewer,
+                criterion,
+                score,
+                justification,
+                supersedes,
+                rubric,
+                at,
+            } => {
+                self.review.check_score(
+                    &rubric,
+                    reviewer,
+                    &criterion,
+                    score,
+                    &justification,
+                    supersedes,
+                )?;
+                E::CriterionScored {
+                    score_id,
+                    reviewer,
+                    criterion,
+                    score,
+                    justification,
+                    supersedes,
+                    at,
+                }
+            }
+            C::CompleteReview {
+                reviewer,
+                rubric,
+                at,
+            } => {
+                self.review.check_complete(&rubric, reviewer)?;
+                E::ReviewCompleted { reviewer, at }
+            }
+            C::AddComment {
+                comment_id,
+                author,
+                replay_seq,
+                text,
+                at,
+            } => {
+                if text.trim().is_empty() || text.chars().count() > 10_000 {
+                    return Err(ReviewError::InvalidComment.into());
+                }
+                E::CommentAdded {
+                    comment_id,
+                    author,
+                    replay_seq,
+                    text,
+                    at,
+                }
+            }
+            C::ResolveFinding {
+                suite_version,
+                ordinal,
+                resolution,
+                reason,
+                by,
+                at,
+            } => {
+                let known = self.review.findings.get(&suite_version).copied();
+                if known.is_none_or(|n| ordinal >= n) {
+                    return Err(ReviewError::UnknownFinding {
+                        suite_version,
+                        ordinal,
+                    }
+                    .into());
+                }
+                if reason.trim().is_empty() {
+                    return Err(ReviewError::ReasonRequired.into());
+                }
+                E::FindingResolved {
+                    suite_version,
+                    ordinal,
+                    resolution,
+                    reason,
+                    by,
+                    at,
+                }
+            }
+            C::RecordDecision {
+                decision_id,
+                outcome,
+                rationale,
+                decided_by,
+                report_hash,
+                supersedes,
+                reviewers_may_decide,
+                at,
+            } => {
+                self.review.check_decision(
+                    decided_by,
+                    reviewers_may_decide,
+                    &rationale,
+                    &report_hash,
+                    supersedes,
+                )?;
+                E::DecisionRecorded {
+                    decision_id,
+                    outcome,
+                    rationale,
+                    decided_by,
+                    report_hash,
+                    supersedes,
+                    at,
+                }
+            }
+            other => {
+                // Not a review command: the caller routes only review commands here.
+                return self.decide(other);
+            }
+        };
+        Ok(vec![event])
     }
 
     fn check_invite_open(&self, at: DateTime<Utc>) -> Result<(), SessionError> {
@@ -297,8 +456,28 @@ impl Aggregate for CandidateSession {
             SessionEvent::SessionSubmitted { .. } => self.status = SessionStatus::Submitted,
             SessionEvent::SessionExpired { .. } => self.status = SessionStatus::Expired,
             SessionEvent::IntegrityAnalysed { analysis, .. } => {
+                let findings = analysis.findings().count() as u32;
+                self.review
+                    .findings
+                    .insert(analysis.suite_version.clone(), findings);
                 self.analysed_with.push(analysis.suite_version)
             }
+            SessionEvent::ReviewersAssigned { reviewers, .. } => {
+                self.review.reviewers.extend(reviewers)
+            }
+            SessionEvent::CriterionScored {
+                score_id,
+                reviewer,
+                criterion,
+                ..
+            } => self.review.apply_score(score_id, reviewer, &criterion),
+            SessionEvent::ReviewCompleted { reviewer, .. } => {
+                self.review.completed.insert(reviewer);
+            }
+            SessionEvent::DecisionRecorded { decision_id, .. } => {
+                self.review.current_decision = Some(decision_id)
+            }
+            SessionEvent::CommentAdded { .. } | SessionEvent::FindingResolved { .. } => {}
         }
     }
 }

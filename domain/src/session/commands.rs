@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::review::{DecisionOutcome, FindingResolution};
 use super::{AssessmentRef, Candidate, ConsentScopes};
+use crate::assessment::Rubric;
 
 /// A request to move a session forward. Each carries the time it was issued at.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,4 +42,72 @@ pub enum SessionCommand {
         analysis: Box<crate::integrity::IntegrityAnalysis>,
         at: DateTime<Utc>,
     },
+    /// Make members reviewers of the session.
+    AssignReviewers {
+        reviewers: Vec<Uuid>,
+        assigned_by: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// A reviewer scores a criterion (or amends their score with `supersedes`). `rubric` is the
+    /// session's assessment version's rubric, looked up by the caller.
+    ScoreCriterion {
+        score_id: Uuid,
+        reviewer: Uuid,
+        criterion: String,
+        score: u8,
+        justification: String,
+        supersedes: Option<Uuid>,
+        rubric: Rubric,
+        at: DateTime<Utc>,
+    },
+    /// A reviewer submits their review.
+    CompleteReview {
+        reviewer: Uuid,
+        rubric: Rubric,
+        at: DateTime<Utc>,
+    },
+    /// A comment at a replay position.
+    AddComment {
+        comment_id: Uuid,
+        author: Uuid,
+        replay_seq: u64,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    /// Confirm or dismiss an integrity finding.
+    ResolveFinding {
+        suite_version: String,
+        ordinal: u32,
+        resolution: FindingResolution,
+        reason: String,
+        by: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Record (or amend) the hiring decision. `reviewers_may_decide` is the organization's setting.
+    RecordDecision {
+        decision_id: Uuid,
+        outcome: DecisionOutcome,
+        rationale: String,
+        decided_by: Uuid,
+        report_hash: String,
+        supersedes: Option<Uuid>,
+        reviewers_may_decide: bool,
+        at: DateTime<Utc>,
+    },
+}
+
+impl SessionCommand {
+    /// Whether the command belongs to the review part of the session (reviewers, scores,
+    /// comments, finding resolutions, decisions).
+    pub fn is_review(&self) -> bool {
+        matches!(
+            self,
+            Self::AssignReviewers { .. }
+                | Self::ScoreCriterion { .. }
+                | Self::CompleteReview { .. }
+                | Self::AddComment { .. }
+                | Self::ResolveFinding { .. }
+                | Self::RecordDecision { .. }
+        )
+    }
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::assessment::Format;
 use crate::integrity::IntegrityAnalysis;
+use crate::session::review::{DecisionOutcome, FindingResolution};
 
 /// Who is being assessed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -85,6 +86,55 @@ pub enum SessionEvent {
         analysis: Box<IntegrityAnalysis>,
         at: DateTime<Utc>,
     },
+    /// Members were made reviewers of the session.
+    ReviewersAssigned {
+        reviewers: Vec<Uuid>,
+        assigned_by: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// A reviewer scored one rubric criterion at one of its levels. With `supersedes`, this score
+    /// amends the reviewer's earlier one, which no longer counts.
+    CriterionScored {
+        score_id: Uuid,
+        reviewer: Uuid,
+        criterion: String,
+        score: u8,
+        justification: String,
+        #[serde(default)]
+        supersedes: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    /// A reviewer scored every criterion and submitted their review.
+    ReviewCompleted { reviewer: Uuid, at: DateTime<Utc> },
+    /// A comment anchored to a replay position (telemetry `seq`).
+    CommentAdded {
+        comment_id: Uuid,
+        author: Uuid,
+        replay_seq: u64,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    /// A human confirmed or dismissed an integrity finding, with the reason.
+    FindingResolved {
+        suite_version: String,
+        ordinal: u32,
+        resolution: FindingResolution,
+        reason: String,
+        by: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// A hiring decision, with the hash of the report version the decider was looking at. With
+    /// `supersedes`, it amends the earlier decision, which no longer counts.
+    DecisionRecorded {
+        decision_id: Uuid,
+        outcome: DecisionOutcome,
+        rationale: String,
+        decided_by: Uuid,
+        report_hash: String,
+        #[serde(default)]
+        supersedes: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl SessionEvent {
@@ -97,6 +147,12 @@ impl SessionEvent {
             Self::SessionSubmitted { .. } => "SessionSubmitted",
             Self::SessionExpired { .. } => "SessionExpired",
             Self::IntegrityAnalysed { .. } => "IntegrityAnalysed",
+            Self::ReviewersAssigned { .. } => "ReviewersAssigned",
+            Self::CriterionScored { .. } => "CriterionScored",
+            Self::ReviewCompleted { .. } => "ReviewCompleted",
+            Self::CommentAdded { .. } => "CommentAdded",
+            Self::FindingResolved { .. } => "FindingResolved",
+            Self::DecisionRecorded { .. } => "DecisionRecorded",
         }
     }
 }

@@ -1,0 +1,528 @@
+//! Reviews and hiring decisions: assign reviewers, score rubric criteria (and amend scores),
+//! complete a review, comment at a replay position, confirm or dismiss integrity findings, record
+//! (and amend) the decision, and read it all back under the blind-review rule.
+//!
+//! Every action is an event on the session; nothing is edited in place. Access: admins and hiring
+//! managers assign reviewers and decide; assigned reviewers score and complete their own review;
+//! reviewers, hiring managers and admins comment and resolve findings; auditors read.
+//!
+//! **Blind review**: a reviewer sees other reviewers' scores only after completing their own.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use clarity_domain::assessment::Rubric;
+use clarity_domain::session::{DecisionOutcome, FindingResolution, SessionCommand};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{Member, Role};
+use crate::error::{ApiError, Result};
+use crate::extract::ApiJson;
+use crate::state::{metadata, AppState};
+
+const DECIDERS: &[Role] = &[Role::Admin, Role::HiringManager];
+const REVIEW_WRITERS: &[Role] = &[Role::Admin, Role::HiringManager, Role::Reviewer];
+const READERS: &[Role] = &[
+    Role::Admin,
+    Role::HiringManager,
+    Role::Reviewer,
+    Role::Auditor,
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions/{session_id}/review", get(show))
+        .route("/v1/sessions/{session_id}/reviewers", post(assign))
+        .route("/v1/sessions/{session_id}/scores", post(score))
+        .route("/v1/sessions/{session_id}/review/complete", post(complete))
+        .route("/v1/sessions/{session_id}/comments", post(comment))
+        .route(
+            "/v1/sessions/{session_id}/integrity/resolutions",
+            post(resolve),
+        )
+        .route("/v1/sessions/{session_id}/decisions", post(decide))
+}
+
+/// The session's organization (404 for another organization's or an unknown session) and the
+/// rubric of its assessment version.
+async fn session_rubric(state: &AppState, member: &Member, id: Uuid) -> Result<Rubric> {
+    let session = state.load_session(id).await?;
+    if session.org_id != Some(member.org_id) {
+        return Err(ApiError::not_found("session"));
+    }
+    let a = session
+        .assessment
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    let assessment = state.load_assessment(a.assessment_id).await?;
+    let spec = assessment
+        .version(a.version)
+        .ok_or_else(|| ApiError::internal("the session's assessment version is missing"))?;
+    Ok(spec.rubric.clone())
+}
+
+async fn run(state: &AppState, member: &Member, id: Uuid, command: SessionCommand) -> Result<()> {
+    let at = state.now();
+    state
+        .sessions
+        .execute_with_metadata(
+            &id.to_string(),
+            command,
+            metadata(
+                Some(member.org_id),
+                &format!("member:{}", member.member_id),
+                at,
+            ),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Reviewers to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignReviewers {
+    /// Member ids of the organization (role reviewer, hiring manager or admin).
+    pub reviewers: Vec<Uuid>,
+}
+
+/// An accepted review action.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub session_id: Uuid,
+    /// The id of what was created (score, comment, decision), if any.
+    pub id: Option<Uuid>,
+}
+
+/// Makes members reviewers of a session (admin, hiring manager).
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/reviewers", tag = "reviews", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)), request_body = AssignReviewers,
+    responses((status = 202, body = Accepted), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn assign(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<AssignReviewers>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    member.require(DECIDERS)?;
+    session_rubric(&state, &member, id).await?;
+    let known: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM members WHERE org_id = $1 AND id = ANY($2)
+           AND role IN ('reviewer', 'hiring_manager', 'admin')",
+    )
+    .bind(member.org_id)
+    .bind(&req.reviewers)
+    .fetch_all(&state.pool)
+    .await?;
+    if let Some(unknown) = req.reviewers.iter().find(|r| !known.contains(r)) {
+        return Err(ApiError::invalid(
+            "unknown_reviewer",
+            format!("{unknown} is not a reviewer, hiring manager or admin of this organization"),
+        ));
+    }
+    run(
+        &state,
+        &member,
+        id,
+        SessionCommand::AssignReviewers {
+            reviewers: req.reviewers,
+            assigned_by: member.member_id,
+            at: state.now(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            session_id: id,
+            id: None,
+        }),
+    ))
+}
+
+/// A score for one rubric criterion.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewScore {
+    /// The criterion's `key` in the rubric.
+    pub criterion: String,
+    /// One of the criterion's level scores.
+    pub score: u8,
+    pub justification: String,
+    /// To amend: the id of your current score for this criterion.
+    #[serde(default)]
+    pub supersedes: Option<Uuid>,
+}
+
+/// Scores a criterion as the calling reviewer, or amends their score (assigned reviewers).
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/scores", tag = "reviews", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)), request_body = NewScore,
+    responses((status = 202, body = Accepted), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn score(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<NewScore>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    member.require(REVIEW_WRITERS)?;
+    let rubric = session_rubric(&state, &member, id).await?;
+    let score_id = Uuid::now_v7();
+    run(
+        &state,
+        &member,
+        id,
+        SessionCommand::ScoreCriterion {
+            score_id,
+            reviewer: member.member_id,
+            criterion: req.criterion,
+            score: req.score,
+            justification: req.justification,
+            supersedes: req.supersedes,
+            rubric,
+            at: state.now(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            session_id: id,
+            id: Some(score_id),
+        }),
+    ))
+}
+
+/// Submits the calling reviewer's review (every criterion must be scored).
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/review/complete", tag = "reviews", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)),
+    responses((status = 202, body = Accepted), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn complete(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    member.require(REVIEW_WRITERS)?;
+    let rubric = session_rubric(&state, &member, id).await?;
+    run(
+        &state,
+        &member,
+        id,
+        SessionCommand::CompleteReview {
+            reviewer: member.member_id,
+            rubric,
+            at: state.now(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            session_id: id,
+            id: None,
+        }),
+    ))
+}
+
+/// A comment at a replay position.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    /// The telemetry `seq` the comment is about (open the replay there).
+    pub replay_seq: u64,
+    pub text: String,
+}
+
+/// Comments at a replay position (reviewer, hiring manager, admin).
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/comments", tag = "reviews", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)), request_body = NewComment,
+    responses((status = 202, body = Accepted), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn comment(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<NewComment>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    member.require(REVIEW_WRITERS)?;
+    session_rubric(&state, &member, id).await?;
+    let last_seq: Option<i64> =
+        sqlx::query_scalar("SELECT last_seq FROM sessions WHERE session_id = $1")
+            .bind(id)
+            .fetch_optional(&state.pool)
+            .await?;
+    if req.replay_seq as i64 > last_seq.unwrap_or(0) {
+        return Err(ApiError::invalid(
+            "replay_seq_out_of_range",
+            format!("the session's last position is {}", last_seq.unwrap_or(0)),
+        ));
+    }
+    let comment_id = Uuid::now_v7();
+    run(
+        &state,
+        &member,
+        id,
+        SessionCommand::AddComment {
+            comment_id,
+            author: member.member_id,
+            replay_seq: req.replay_seq,
+            text: req.text,
+            at: state.now(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            session_id: id,
+            id: Some(comment_id),
+        }),
+    ))
+}
+
+/// A human's verdict on one integrity finding.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewResolution {
+    pub suite_version: String,
+    /// The finding's position in the analysis (as in `integrity_findings.ordinal`).
+    pub ordinal: u32,
+    pub resolution: FindingResolution,
+    pub reason: String,
+}
+
+/// Confirms or dismisses an integrity finding with a reason (reviewer, hiring manager, admin).
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/integrity/resolutions", tag = "reviews", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)), request_body = NewResolution,
+    responses((status = 202, body = Accepted), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<NewResolution>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    member.require(REVIEW_WRITERS)?;
+    session_rubric(&state, &member, id).await?;
+    run(
+        &state,
+        &member,
+        id,
+        SessionCommand::ResolveFinding {
+            suite_version: req.suite_version,
+            ordinal: req.ordinal,
+            resolution: req.resolution,
+            reason: req.reason,
+            by: member.member_id,
+            at: state.now(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            session_id: id,
+            id: None,
+        }),
+    ))
+}
+
+/// A hiring decision.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDecision {
+    pub outcome: DecisionOutcome,
+    pub rationale: String,
+    /// The content hash of the report version the decider was looking at.
+    pub report_hash: String,
+    /// To amend: the id of the current decision.
+    #[serde(default)]
+    pub supersedes: Option<Uuid>,
+}
+
+/// Records or amends the hiring decision (hiring manager, admin). Needs a completed review; a
+/// reviewer of the session may decide only if the organization allows it.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/decisions", tag = "reviews", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)), request_body = NewDecision,
+    responses((status = 202, body = Accepted), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn decide(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<NewDecision>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    member.require(DECIDERS)?;
+    session_rubric(&state, &member, id).await?;
+    let reviewers_may_decide: bool =
+        sqlx::query_scalar("SELECT reviewers_may_decide FROM organizations WHERE id = $1")
+            .bind(member.org_id)
+            .fetch_one(&state.pool)
+            .await?;
+    let decision_id = Uuid::now_v7();
+    run(
+        &state,
+        &member,
+        id,
+        SessionCommand::RecordDecision {
+            decision_id,
+            outcome: req.outcome,
+            rationale: req.rationale,
+            decided_by: member.member_id,
+            report_hash: req.report_hash,
+            supersedes: req.supersedes,
+            reviewers_may_decide,
+            at: state.now(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            session_id: id,
+            id: Some(decision_id),
+        }),
+    ))
+}
+
+/// One score as the read model has it.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ScoreView {
+    pub score_id: Uuid,
+    pub reviewer: Uuid,
+    pub criterion: String,
+    pub score: i16,
+    pub justification: String,
+    pub supersedes: Option<Uuid>,
+    /// False when a later score of the same reviewer amended it.
+    pub current: bool,
+    pub scored_at: DateTime<Utc>,
+}
+
+/// A reviewer and whether they completed their review.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ReviewerView {
+    pub reviewer: Uuid,
+    pub assigned_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A comment.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct CommentView {
+    pub comment_id: Uuid,
+    pub author: Uuid,
+    pub replay_seq: i64,
+    pub text: String,
+    pub commented_at: DateTime<Utc>,
+}
+
+/// A finding resolution.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ResolutionView {
+    pub suite_version: String,
+    pub ordinal: i32,
+    pub resolution: String,
+    pub reason: String,
+    pub resolved_by: Uuid,
+    pub resolved_at: DateTime<Utc>,
+}
+
+/// A decision (all of them, amendments included; `current` marks the one that counts).
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct DecisionView {
+    pub decision_id: Uuid,
+    pub outcome: String,
+    pub rationale: String,
+    pub decided_by: Uuid,
+    pub report_hash: String,
+    pub supersedes: Option<Uuid>,
+    pub current: bool,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// The review of a session as the caller may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewView {
+    pub session_id: Uuid,
+    pub reviewers: Vec<ReviewerView>,
+    /// Scores the caller may see: a reviewer who has not completed their review sees only their
+    /// own (blind review).
+    pub scores: Vec<ScoreView>,
+    /// True when other reviewers' scores are withheld from the caller.
+    pub blinded: bool,
+    pub comments: Vec<CommentView>,
+    pub resolutions: Vec<ResolutionView>,
+    pub decisions: Vec<DecisionView>,
+}
+
+/// The session's review (admin, hiring manager, reviewer, auditor), blind for reviewers who have
+/// not completed their own review.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/review", tag = "reviews", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)),
+    responses((status = 200, body = ReviewView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ReviewView>> {
+    member.require(READERS)?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1 AND org_id = $2)",
+    )
+    .bind(id)
+    .bind(member.org_id)
+    .fetch_one(&state.pool)
+    .await?;
+    if !exists {
+        return Err(ApiError::not_found("session"));
+    }
+    let reviewers: Vec<ReviewerView> = sqlx::query_as(
+        "SELECT reviewer, assigned_at, completed_at FROM review_reviewers WHERE session_id = $1 ORDER BY assigned_at, reviewer",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    // Blind review: a member who is a reviewer of this session and has not completed their review
+    // sees only their own scores, whatever their role.
+    let blinded = reviewers
+        .iter()
+        .any(|r| r.reviewer == member.member_id && r.completed_at.is_none());
+    let scores: Vec<ScoreView> = sqlx::query_as(
+        "SELECT score_id, reviewer, criterion, score, justification, supersedes, current, scored_at
+         FROM review_scores WHERE session_id = $1 AND (NOT $2 OR reviewer = $3)
+         ORDER BY reviewer, criterion, event_sequence",
+    )
+    .bind(id)
+    .bind(blinded)
+    .bind(member.member_id)
+    .fetch_all(&state.pool)
+    .await?;
+    let comments: Vec<CommentView> = sqlx::query_as(
+        "SELECT comment_id, author, replay_seq, text, commented_at FROM review_comments WHERE session_id = $1 ORDER BY replay_seq, event_sequence",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    let resolutions: Vec<ResolutionView> = sqlx::query_as(
+        "SELECT suite_version, ordinal, resolution, reason, resolved_by, resolved_at FROM finding_resolutions WHERE session_id = $1 ORDER BY event_sequence",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    let decisions: Vec<DecisionView> = sqlx::query_as(
+        "SELECT decision_id, outcome, rationale, decided_by, report_hash, supersedes, current, decided_at FROM decisions WHERE session_id = $1 ORDER BY event_sequence",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(ReviewView {
+        session_id: id,
+        reviewers,
+        scores,
+        blinded,
+        comments,
+        resolutions,
+        decisions,
+    }))
+}

@@ -1,0 +1,340 @@
+//! Reviews and decisions end to end: blind review, amendments that never edit in place,
+//! decision preconditions, role and organization checks.
+
+use clarity_tests::{new_org, Client, TestEnv};
+use serde_json::{json, Value};
+
+async fn member(
+    client: &Client,
+    admin: &str,
+    name: &str,
+    role: &str,
+) -> anyhow::Result<(String, String)> {
+    let r = client
+        .post("/v1/members", admin, &json!({"name": name, "email": format!("{}@acme.test", name.to_lowercase()), "role": role}))
+        .await?;
+    anyhow::ensure!(r.status == 201, "member not created: {r:?}");
+    Ok((
+        r.body["member_id"]
+            .as_str()
+            .or(r.body["id"].as_str())
+            .unwrap()
+            .to_string(),
+        r.body["api_key"].as_str().unwrap().to_string(),
+    ))
+}
+
+fn criteria() -> Vec<(String, u8)> {
+    let rubric = &clarity_domain::catalogue::builtin()[0].spec.rubric;
+    rubric
+        .criteria
+        .iter()
+        .map(|c| (c.key.clone(), c.levels.last().unwrap().score))
+        .collect()
+}
+
+const REPORT_HASH: &str = "4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
+) -> anyhow::Result<()> {
+    // Arrange: a submitted session, two reviewers, a hiring manager, an auditor, an analyst.
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
+    let (alice, alice_key) = member(&client, &admin, "Alice", "reviewer").await?;
+    let (bob, bob_key) = member(&client, &admin, "Bob", "reviewer").await?;
+    let (_, hana_key) = member(&client, &admin, "Hana", "hiring_manager").await?;
+    let (_, auditor_key) = member(&client, &admin, "Audrey", "auditor").await?;
+    let (_, analyst_key) = member(&client, &admin, "Anil", "analyst").await?;
+    let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
+    assert_eq!(
+        client.send_events(&session, &token, 1, 30).await?.status,
+        200
+    );
+    let (running, _) = client.started_session(&admin, "Still Typing").await?;
+    let r = client
+        .post(
+            &format!("/v1/sessions/{session}/submit"),
+            &token,
+            &json!({"files": [{"path": "main.py", "content": "x"}]}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    let base = format!("/v1/sessions/{session}");
+    let criteria = criteria();
+    assert!(criteria.len() >= 2);
+
+    // Assigning: only the organization's reviewers, hiring managers and admins.
+    let r = client
+        .post(
+            &format!("{base}/reviewers"),
+            &admin,
+            &json!({"reviewers": [alice, uuid::Uuid::new_v4()]}),
+        )
+        .await?;
+    assert_eq!((r.status, r.code()), (422, "unknown_reviewer"), "{r:?}");
+    let r = client
+        .post(
+            &format!("{base}/reviewers"),
+            &bob_key,
+            &json!({"reviewers": [bob]}),
+        )
+        .await?;
+    assert_eq!(r.status, 403, "a reviewer does not assign: {r:?}");
+    let r = client
+        .post(
+            &format!("{base}/reviewers"),
+            &admin,
+            &json!({"reviewers": [alice, bob]}),
+        )
+        .await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    let r = client
+        .post(
+            &format!("/v1/sessions/{running}/reviewers"),
+            &admin,
+            &json!({"reviewers": [alice]}),
+        )
+        .await?;
+    assert_eq!(r.status, 202, "reviewers can be assigned early: {r:?}");
+    let r = client
+        .post(
+            &format!("/v1/sessions/{running}/scores"),
+            &alice_key,
+            &json!({"criterion": criteria[0].0, "score": criteria[0].1, "justification": "early"}),
+        )
+        .await?;
+    assert_eq!((r.status, r.code()), (409, "session_not_finished"), "{r:?}");
+
+    // Scoring: Alice scores everything, Bob one criterion.
+    let mut alice_scores = Vec::new();
+    for (key, top) in &criteria {
+        let r = client
+            .post(
+                &format!("{base}/scores"),
+                &alice_key,
+                &json!({"criterion": key, "score": top, "justification": format!("{key}: solid")}),
+            )
+            .await?;
+        assert_eq!(r.status, 202, "{r:?}");
+        alice_scores.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    let r = client.post(&format!("{base}/scores"), &bob_key, &json!({"criterion": criteria[0].0, "score": 1, "justification": "misses the edge cases"})).await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    // Bad scores change nothing.
+    for (body, status, code) in [
+        (
+            json!({"criterion": "nope", "score": 1, "justification": "x"}),
+            422,
+            "unknown_criterion",
+        ),
+        (
+            json!({"criterion": criteria[1].0, "score": 99, "justification": "x"}),
+            422,
+            "unknown_level",
+        ),
+        (
+            json!({"criterion": criteria[1].0, "score": 1, "justification": " "}),
+            422,
+            "justification_required",
+        ),
+        (
+            json!({"criterion": criteria[0].0, "score": 1, "justification": "again"}),
+            409,
+            "already_scored",
+        ),
+    ] {
+        let r = client
+            .post(&format!("{base}/scores"), &bob_key, &body)
+            .await?;
+        assert_eq!((r.status, r.code()), (status, code), "{body}: {r:?}");
+    }
+    let (stranger, stranger_key) = member(&client, &admin, "Sam", "reviewer").await?;
+    let r = client
+        .post(
+            &format!("{base}/scores"),
+            &stranger_key,
+            &json!({"criterion": criteria[0].0, "score": 1, "justification": "x"}),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "not_a_reviewer"),
+        "{r:?} ({stranger})"
+    );
+
+    // No decision before a completed review.
+    let decision = json!({"outcome": "advance", "rationale": "Strong on every criterion.", "report_hash": REPORT_HASH});
+    let r = client
+        .post(&format!("{base}/decisions"), &hana_key, &decision)
+        .await?;
+    assert_eq!((r.status, r.code()), (409, "no_completed_review"), "{r:?}");
+    // Bob cannot complete with a criterion unscored.
+    let r = client
+        .post(&format!("{base}/review/complete"), &bob_key, &json!({}))
+        .await?;
+    assert_eq!((r.status, r.code()), (409, "review_incomplete"), "{r:?}");
+
+    // Blind review: before completing, each reviewer sees only their own scores.
+    let scored_rows = (criteria.len() + 1) as i64;
+    env.wait_for::<i64>(
+        "the scores",
+        &format!("SELECT count(*) FROM review_scores WHERE session_id = '{session}'"),
+        |n| *n == scored_rows,
+    )
+    .await?;
+    let view = client.get(&format!("{base}/review"), &bob_key).await?;
+    assert_eq!(view.status, 200, "{view:?}");
+    assert_eq!(view.body["blinded"], true);
+    let reviewers_seen: Vec<&str> = view.body["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reviewer"].as_str().unwrap())
+        .collect();
+    assert_eq!(reviewers_seen, vec![bob.as_str()]);
+    let r = client
+        .post(&format!("{base}/review/complete"), &alice_key, &json!({}))
+        .await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    env.wait_for::<bool>("Alice's completed review", &format!("SELECT completed_at IS NOT NULL FROM review_reviewers WHERE session_id = '{session}' AND reviewer = '{alice}'"), |d| *d).await?;
+    let view = client.get(&format!("{base}/review"), &alice_key).await?;
+    assert_eq!(view.body["blinded"], false);
+    assert_eq!(
+        view.body["scores"].as_array().unwrap().len() as i64,
+        scored_rows
+    );
+    let view = client.get(&format!("{base}/review"), &bob_key).await?;
+    assert_eq!(
+        view.body["blinded"], true,
+        "Bob has still not completed his"
+    );
+
+    // Amending a score is a new event; the old one stays, marked not current.
+    let r = client.post(&format!("{base}/scores"), &alice_key, &json!({"criterion": criteria[0].0, "score": 1, "justification": "re-read the tests: they do not pass", "supersedes": alice_scores[0]})).await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    env.wait_for::<i64>(
+        "the amendment",
+        &format!(
+            "SELECT count(*) FROM review_scores WHERE session_id = '{session}' AND NOT current"
+        ),
+        |n| *n == 1,
+    )
+    .await?;
+
+    // Deciding: hiring managers and admins only, with the report hash.
+    let r = client
+        .post(&format!("{base}/decisions"), &alice_key, &decision)
+        .await?;
+    assert_eq!(r.status, 403, "a reviewer cannot decide: {r:?}");
+    let r = client
+        .post(
+            &format!("{base}/decisions"),
+            &hana_key,
+            &json!({"outcome": "advance", "rationale": "x", "report_hash": "nothex"}),
+        )
+        .await?;
+    assert_eq!((r.status, r.code()), (422, "invalid_report_hash"), "{r:?}");
+    let r = client
+        .post(&format!("{base}/decisions"), &hana_key, &decision)
+        .await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    let first = r.body["id"].as_str().unwrap().to_string();
+    let r = client
+        .post(&format!("{base}/decisions"), &hana_key, &decision)
+        .await?;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "decision_already_recorded"),
+        "{r:?}"
+    );
+    let r = client.post(&format!("{base}/decisions"), &admin, &json!({"outcome": "hold", "rationale": "Waiting for the walk-through interview.", "report_hash": REPORT_HASH, "supersedes": first})).await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    env.wait_for::<Option<String>>(
+        "the amended decision",
+        &format!("SELECT decision FROM sessions WHERE session_id = '{session}'"),
+        |d| d.as_deref() == Some("hold"),
+    )
+    .await?;
+    let view = client.get(&format!("{base}/review"), &auditor_key).await?;
+    assert_eq!(view.status, 200);
+    assert_eq!(view.body["blinded"], false, "auditors are not reviewers");
+    let decisions = view.body["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 2);
+    assert_eq!(
+        (
+            decisions[0]["current"].clone(),
+            decisions[1]["current"].clone()
+        ),
+        (json!(false), json!(true))
+    );
+    assert_eq!(decisions[1]["supersedes"], Value::String(first));
+    assert_eq!(decisions[1]["report_hash"], REPORT_HASH);
+
+    // Comments sit at replay positions inside the session; findings must exist to be resolved.
+    let r = client
+        .post(
+            &format!("{base}/comments"),
+            &bob_key,
+            &json!({"replay_seq": 31, "text": "past the end"}),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "replay_seq_out_of_range"),
+        "{r:?}"
+    );
+    let r = client
+        .post(
+            &format!("{base}/comments"),
+            &bob_key,
+            &json!({"replay_seq": 12, "text": "Starts with the handler, good instinct."}),
+        )
+        .await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    env.wait_for::<bool>("the integrity analysis", &format!("SELECT integrity_suite_version IS NOT NULL FROM sessions WHERE session_id = '{session}'"), |d| *d).await?;
+    let suite: String = sqlx::query_scalar(
+        "SELECT integrity_suite_version FROM sessions WHERE session_id = $1::uuid",
+    )
+    .bind(&session)
+    .fetch_one(&env.pool)
+    .await?;
+    let r = client.post(&format!("{base}/integrity/resolutions"), &bob_key, &json!({"suite_version": suite, "ordinal": 99, "resolution": "dismissed", "reason": "no such finding"})).await?;
+    assert_eq!((r.status, r.code()), (404, "unknown_finding"), "{r:?}");
+
+    // Access: analysts read no reviews, other organizations see nothing.
+    let r = client.get(&format!("{base}/review"), &analyst_key).await?;
+    assert_eq!(r.status, 403);
+    let globex = new_org(&env, "Globex").await?;
+    let r = client.get(&format!("{base}/review"), &globex).await?;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    let r = client
+        .post(&format!("{base}/decisions"), &globex, &decision)
+        .await?;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    let r = client
+        .post(
+            &format!("{base}/reviewers"),
+            &globex,
+            &json!({"reviewers": [alice]}),
+        )
+        .await?;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+
+    // Everything is an event on the session; nothing was edited in place.
+    let kinds: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, count(*) FROM events WHERE aggregate_id = $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind(&session)
+    .fetch_all(&env.pool)
+    .await?;
+    let count = |k: &str| kinds.iter().find(|(n, _)| n == k).map_or(0, |(_, c)| *c);
+    assert_eq!(count("CriterionScored"), criteria.len() as i64 + 2);
+    assert_eq!(count("DecisionRecorded"), 2);
+    assert_eq!(count("ReviewCompleted"), 1);
+    assert_eq!(count("ReviewersAssigned"), 1);
+    assert_eq!(count("CommentAdded"), 1);
+
+    product.stop().await
+}

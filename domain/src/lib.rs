@@ -9,6 +9,7 @@
 pub mod assessment;
 pub mod catalogue;
 pub mod integrity;
+pub mod scoring;
 pub mod session;
 pub mod telemetry;
 pub mod wire;

@@ -36,9 +36,9 @@
 //! * Numbers (the form serde_json 1.0.154 prints; pinned here, not delegated to serde_json,
 //!   whose float printer changed within 1.x):
 //!   * a number written without `.`, `e` or `E` that fits in i64 (if negative) or u64 is an
-//!     *integer* and is printed in plain decimal (`0`, `-7`, `18446744073709551615`);
-//!   * every other number is an IEEE-754 double (the nearest to its decimal text; `-0` is the
-//!     double -0.0) and is printed from its **shortest round-trip digits** `d1 d2 … dn` (no
+//!     *integer* and is printed in plain decimal (`0`, `-7`, `18446744073709551615`), except
+//!     `-0`, which is the double -0.0;
+//!   * every other number is an IEEE-754 double (the nearest to its decimal text) and is printed from its **shortest round-trip digits** `d1 d2 … dn` (no
 //!     trailing zeros; when several are shortest, the closest to the exact value, and of two
 //!     equally close the one whose last digit is even — as Ryū chooses) and the
 //!     exponent `e` of `d1`, so that `|v| = d1.d2…dn × 10^e`, after a `-` if negative:
@@ -116,9 +116,20 @@
 //! their values were also handed out elsewhere (a receipt, a webhook).
 //!
 //! A hash chain only tells *that* a recomputed prefix differs, not where: when the attacker also
-//! recomputed `hashes`, an edit is pinned to a range (`VerifyError::within`) bounded by the first
-//! seal or the checkpoint that fails; without recomputation (or with sequence changes) the exact
-//! entry is named.
+//! recomputed `hashes`, an edit is only pinned to the entries before the first seal, or the
+//! checkpoint, that fails (`VerifyError::within`); without recomputation, and for any change to
+//! the numbering (a dropped, duplicated or reordered event), the exact entry is named.
+//!
+//! # What the callers must do
+//!
+//! * The consumer keeps a [`Chain`] per session, appends every record of the partition in order
+//!   ([`ChainError::AlreadyChained`] = a duplicate: skip it), persists the head and next
+//!   sequences with the read model in one transaction, and signs checkpoints (at least at every
+//!   terminal or sealed event) with the key from configuration, storing them.
+//! * It stores each event's chain position (`count`) and its `data` exactly (a JSON text, not
+//!   `jsonb`, which rewrites numbers such as `1e+16`), so the export can rebuild the entries in
+//!   chain order and [`Bundle::assemble`] them with the latest stored checkpoint: signing at
+//!   export time ([`Bundle::sign_now`]) would vouch for whatever the database then holds.
 //!
 //! It does **not** prove:
 //! * anything if the signing key leaked: whoever holds the seed can sign any history (rotate the

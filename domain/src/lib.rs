@@ -7,6 +7,7 @@
 //! given / when / then tests and no database.
 
 pub mod assessment;
+pub mod audit;
 pub mod catalogue;
 pub mod integrity;
 pub mod scoring;

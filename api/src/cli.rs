@@ -59,6 +59,24 @@ pub enum Command {
         #[command(subcommand)]
         command: IntegrityCommand,
     },
+    /// The tamper-evident audit trail: export a session's bundle, make a signing key.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Verify an audit bundle offline (`clarity verify bundle.json`), or a session's live store
+    /// against Kafka and its signed checkpoints (`clarity verify session <id>`). Exits non-zero
+    /// and names the first failing event when the record is not intact.
+    Verify {
+        /// A bundle file, or the word `session`.
+        target: String,
+        /// With `session`: the session id.
+        id: Option<uuid::Uuid>,
+        /// Also require the bundle to be signed by this public key (hex), obtained separately
+        /// (e.g. from `GET /v1/audit/public-key`).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
     /// Write the event JSON Schemas, the AsyncAPI and the OpenAPI documents to a directory.
     Docs {
         #[arg(long, default_value = "docs/schemas")]
@@ -78,6 +96,21 @@ pub enum OrgCommand {
         #[arg(long)]
         admin_email: String,
     },
+}
+
+/// `clarity audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write a session's self-contained audit bundle (events, hashes, the latest signed
+    /// checkpoint, signature, public key), verifiable with `clarity verify` and nothing else.
+    Export {
+        session: uuid::Uuid,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print a new random signing key seed for `CLARITY_AUDIT_SIGNING_KEY` (keep it secret).
+    Keygen,
 }
 
 /// `clarity integrity …`
@@ -213,6 +246,12 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Integrity { command } => integrity(config, command).await,
+        Command::Audit { command } => audit(config, command).await,
+        Command::Verify {
+            target,
+            id,
+            public_key,
+        } => verify(config, target, id, public_key).await,
         Command::Simulate(args) => crate::simulate::run(args).await,
         Command::Bench { command } => crate::bench::run(config, command).await,
         Command::Docs { out } => {
@@ -283,5 +322,69 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
             println!("{suite_version}");
             Ok(())
         }
+    }
+}
+
+async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Export { session, out } => {
+            let pool = crate::connect(&config).await?;
+            let bundle = crate::audit::export(&pool, session).await?;
+            let json = bundle.to_json();
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, json)?;
+                    eprintln!(
+                        "wrote {} ({} events up to the checkpoint signed at {})",
+                        path.display(),
+                        bundle.checkpoint.count,
+                        bundle.checkpoint.signed_at
+                    );
+                }
+                None => println!("{json}"),
+            }
+            Ok(())
+        }
+        AuditCommand::Keygen => {
+            let seed: [u8; 32] = rand::random();
+            println!("{}", hex::encode(seed));
+            Ok(())
+        }
+    }
+}
+
+async fn verify(
+    config: Config,
+    target: String,
+    id: Option<uuid::Uuid>,
+    public_key: Option<String>,
+) -> anyhow::Result<()> {
+    use clarity_domain::audit;
+    if target == "session" {
+        let id = id.ok_or_else(|| anyhow::anyhow!("usage: clarity verify session <id>"))?;
+        let pool = crate::connect(&config).await?;
+        let check = crate::audit::check_session(&pool, &config.kafka(), id).await?;
+        println!("{}", serde_json::to_string_pretty(&check)?);
+        if check.problems.is_empty() {
+            eprintln!(
+                "intact: {} entries match the topic; {} signed checkpoints verified",
+                check.stored_entries, check.checkpoints_verified
+            );
+            return Ok(());
+        }
+        anyhow::bail!("NOT intact: {}", check.problems[0]);
+    }
+    let text = std::fs::read_to_string(&target)?;
+    let bundle = audit::Bundle::from_json(&text)?;
+    let result = match public_key {
+        Some(hex) => audit::verify_with_key(&bundle, &audit::verifying_key_from_hex(&hex)?),
+        None => audit::verify(&bundle),
+    };
+    match result {
+        Ok(v) => {
+            println!("intact: {v:?}");
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("NOT intact: {e}"),
     }
 }

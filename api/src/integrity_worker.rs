@@ -263,6 +263,9 @@ async fn analyse(
             SessionCommand::RecordIntegrityAnalysis {
                 analysis: Box::new(analysis),
                 at,
+                // The job exists because the submission was projected, and the chain head was
+                // saved in that same transaction: the seal covers every telemetry event read.
+                chain_seal: crate::audit::current_seal(&state.pool, session_id).await?,
             },
             metadata(Some(s.org_id), "integrity-worker", at),
         )

@@ -12,7 +12,7 @@ use crate::routes::{
 #[openapi(
     info(title = "Clarity API", description = "Event-sourced technical-hiring assessments: assessments, candidate sessions, telemetry ingestion. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}` with a stable `code`."),
     paths(
-        ops::healthz, ops::readyz, ops::event_schema_index, ops::event_schema,
+        ops::healthz, ops::readyz, ops::event_schema_index, ops::event_schema, ops::audit_public_key,
         members::me, members::list_members, members::create_member, members::create_key, members::revoke_key,
         assessments::list, assessments::show, assessments::show_version, assessments::create, assessments::revise,
         assessments::publish, assessments::retire,

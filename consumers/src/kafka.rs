@@ -91,3 +91,42 @@ impl KafkaSettings {
         Ok(())
     }
 }
+
+/// Every record with `key` on `topic`, in partition order, from the beginning to the end the
+/// topic had when called (used by `clarity verify session` to compare the store with the log).
+/// Scans all partitions: a verification tool, not a hot path.
+pub async fn read_key(
+    kafka: &KafkaSettings,
+    topic: &str,
+    key: &str,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    use rdkafka::consumer::StreamConsumer;
+    use rdkafka::Message;
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set(
+            "group.id",
+            format!("{}.verify.{}", kafka.group_prefix, uuid::Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    let (mut ends, _) = crate::projection_runner::assign_from_beginning(&consumer, topic)?;
+    let mut out = Vec::new();
+    while !ends.is_empty() {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out reading {topic}"))??;
+        let (partition, offset) = (message.partition(), message.offset());
+        if message.key() == Some(key.as_bytes()) {
+            if let Some(payload) = message.payload() {
+                out.push(payload.to_vec());
+            }
+        }
+        if ends.get(&partition).is_some_and(|end| offset + 1 >= *end) {
+            ends.remove(&partition);
+        }
+    }
+    Ok(out)
+}

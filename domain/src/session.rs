@@ -12,7 +12,7 @@ pub mod review;
 
 pub use aggregate::{CandidateSession, SessionError, SessionStatus};
 pub use commands::SessionCommand;
-pub use events::{AssessmentRef, Candidate, ConsentScopes, SessionEvent};
+pub use events::{AssessmentRef, Candidate, ChainSeal, ConsentScopes, SessionEvent};
 pub use review::{DecisionOutcome, FindingResolution, ReviewError, ReviewState};
 
 use serde::{Deserialize, Serialize};

@@ -863,6 +863,7 @@ fn analysed(suite_version: &str) -> SessionEvent {
     SessionEvent::IntegrityAnalysed {
         analysis: analysis(suite_version),
         at: submitted_at() + Duration::seconds(3),
+        chain_seal: None,
     }
 }
 
@@ -870,6 +871,7 @@ fn record_analysis(suite_version: &str) -> SessionCommand {
     SessionCommand::RecordIntegrityAnalysis {
         analysis: analysis(suite_version),
         at: submitted_at() + Duration::seconds(3),
+        chain_seal: None,
     }
 }
 

@@ -165,6 +165,7 @@ fn decide(decided_by: Uuid, supersedes: Option<Uuid>, may_decide: bool) -> Sessi
         supersedes,
         reviewers_may_decide: may_decide,
         at: at(10),
+        chain_seal: None,
     }
 }
 
@@ -361,6 +362,7 @@ async fn a_hiring_manager_records_the_decision_with_the_report_hash() {
             report_hash: REPORT_HASH.into(),
             supersedes: None,
             at: at(10),
+            chain_seal: None,
         }]);
 }
 
@@ -392,6 +394,7 @@ async fn a_decision_is_amended_only_by_naming_the_current_one() {
         report_hash: REPORT_HASH.into(),
         supersedes: None,
         at: at(5),
+        chain_seal: None,
     });
     Tester::with(())
         .given(history.clone())
@@ -468,6 +471,7 @@ fn analysed(findings: usize) -> SessionEvent {
             last_seq: 10,
         }),
         at: at(-94),
+        chain_seal: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! same transaction. Each projection de-duplicates by (stream, sequence) itself, so a record seen
 //! twice (relay re-publish, retried batch) changes nothing the second time.
 
+pub mod audit_chain;
 pub mod catalogue;
 pub mod integrity;
 pub mod replay;
@@ -128,6 +129,8 @@ impl Projection {
         match self {
             Self::Catalogue => &["catalogue_versions", "catalogue_assessments"],
             Self::Sessions => &[
+                "audit_checkpoints",
+                "audit_chain_heads",
                 "decisions",
                 "finding_resolutions",
                 "review_comments",

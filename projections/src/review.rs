@@ -133,6 +133,7 @@ pub async fn apply(
             report_hash,
             supersedes,
             at,
+            chain_seal,
         } => {
             sqlx::query("UPDATE decisions SET current = false WHERE session_id = $1")
                 .bind(session_id)
@@ -140,8 +141,8 @@ pub async fn apply(
                 .await?;
             sqlx::query(
                 "INSERT INTO decisions (decision_id, session_id, org_id, outcome, rationale, decided_by,
-                     report_hash, supersedes, current, decided_at, event_sequence)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $10) ON CONFLICT DO NOTHING",
+                     report_hash, supersedes, current, decided_at, event_sequence, chain_count, chain_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
             )
             .bind(decision_id)
             .bind(session_id)
@@ -153,6 +154,8 @@ pub async fn apply(
             .bind(supersedes)
             .bind(at)
             .bind(sequence)
+            .bind(chain_seal.as_ref().map(|c| c.count as i64))
+            .bind(chain_seal.map(|c| c.hash))
             .execute(&mut *conn)
             .await?;
             sqlx::query("UPDATE sessions SET decision = $2, decided_at = $3 WHERE session_id = $1")

@@ -10,25 +10,42 @@ use clarity_domain::wire::StreamKind;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{integrity, review, ProjectionError, Record};
+use crate::{audit_chain, integrity, review, ProjectionError, Record};
 
 /// Applies a batch: telemetry in bulk, lifecycle events one by one.
 pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
     let mut telemetry = TelemetryColumns::default();
+    let mut chains = audit_chain::Chains::default();
     for record in records {
         let wire = &record.event;
         let (session_id, org_id) = record.session_and_org()?;
         match wire.streamkind {
-            StreamKind::Telemetry => telemetry.push(session_id, org_id, record),
+            StreamKind::Telemetry => {
+                let link = chains.append(conn, session_id, org_id, record).await?;
+                telemetry.push(session_id, org_id, record, link);
+            }
             StreamKind::Lifecycle => {
                 // Keep partition order between the two kinds: flush telemetry gathered so far.
                 telemetry.flush(conn).await?;
                 let event: SessionEvent = wire
                     .decode()
                     .map_err(|e| record.undecodable(&e.to_string()))?;
-                if insert_lifecycle(conn, session_id, org_id, record).await? {
+                let link = chains.append(conn, session_id, org_id, record).await?;
+                let short_type = wire.type_parts().map_or("unknown", |(_, n)| n);
+                if let (Some(link), Some(reason)) = (
+                    &link,
+                    audit_chain::checkpoint_reason(wire.streamkind, short_type),
+                ) {
+                    let head = clarity_domain::audit::ChainHead {
+                        count: link.position as u64,
+                        hash: link.hash.clone(),
+                    };
+                    audit_chain::checkpoint(conn, session_id, org_id, &head, wire.time, reason)
+                        .await?;
+                }
+                if insert_lifecycle(conn, session_id, org_id, record, link).await? {
                     match event {
-                        SessionEvent::IntegrityAnalysed { analysis, at } => {
+                        SessionEvent::IntegrityAnalysed { analysis, at, .. } => {
                             integrity::record_analysis(
                                 conn,
                                 session_id,
@@ -57,6 +74,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
         }
     }
     telemetry.flush(conn).await?;
+    chains.save(conn).await?;
     Ok(())
 }
 
@@ -71,10 +89,19 @@ struct TelemetryColumns {
     partition: Vec<i32>,
     offset: Vec<i64>,
     data: Vec<String>,
+    ce_type: Vec<Option<String>>,
+    chain_position: Vec<Option<i64>>,
+    chain_hash: Vec<Option<String>>,
 }
 
 impl TelemetryColumns {
-    fn push(&mut self, session_id: Uuid, org_id: Uuid, record: &Record) {
+    fn push(
+        &mut self,
+        session_id: Uuid,
+        org_id: Uuid,
+        record: &Record,
+        link: Option<audit_chain::Link>,
+    ) {
         let wire = &record.event;
         self.session_id.push(session_id);
         self.org_id.push(org_id);
@@ -85,6 +112,9 @@ impl TelemetryColumns {
         self.partition.push(record.partition);
         self.offset.push(record.offset);
         self.data.push(wire.data.to_string());
+        self.ce_type.push(link.as_ref().map(|l| l.ce_type.clone()));
+        self.chain_position.push(link.as_ref().map(|l| l.position));
+        self.chain_hash.push(link.map(|l| l.hash));
     }
 
     async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -95,13 +125,14 @@ impl TelemetryColumns {
         sqlx::query(
             "WITH input AS (
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::timestamptz[],
-                                      $6::int[], $7::bigint[], $8::text[])
-                     AS t(session_id, org_id, seq, event_type, occurred_at, kafka_partition, kafka_offset, data)
+                                      $6::int[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[])
+                     AS t(session_id, org_id, seq, event_type, occurred_at, kafka_partition, kafka_offset, data,
+                          ce_type, chain_position, chain_hash)
              ), ins AS (
                  INSERT INTO session_events (session_id, org_id, stream_kind, seq, event_type, occurred_at,
-                                             kafka_partition, kafka_offset, data)
+                                             kafka_partition, kafka_offset, data, ce_type, chain_position, chain_hash)
                  SELECT session_id, org_id, 'telemetry', seq, event_type, occurred_at, kafka_partition,
-                        kafka_offset, data::jsonb
+                        kafka_offset, data::json, ce_type, chain_position, chain_hash
                  FROM input ORDER BY kafka_offset
                  ON CONFLICT DO NOTHING
                  RETURNING session_id, org_id, seq, event_type, occurred_at, data
@@ -137,6 +168,9 @@ impl TelemetryColumns {
         .bind(&cols.partition)
         .bind(&cols.offset)
         .bind(&cols.data)
+        .bind(&cols.ce_type)
+        .bind(&cols.chain_position)
+        .bind(&cols.chain_hash)
         .execute(conn)
         .await?;
         Ok(())
@@ -149,12 +183,13 @@ async fn insert_lifecycle(
     session_id: Uuid,
     org_id: Uuid,
     record: &Record,
+    link: Option<audit_chain::Link>,
 ) -> Result<bool, sqlx::Error> {
     let wire = &record.event;
     let inserted = sqlx::query(
         "INSERT INTO session_events (session_id, org_id, stream_kind, seq, event_type, occurred_at,
-                                     kafka_partition, kafka_offset, data)
-         VALUES ($1, $2, 'lifecycle', $3, $4, $5, $6, $7, $8)
+                                     kafka_partition, kafka_offset, data, ce_type, chain_position, chain_hash)
+         VALUES ($1, $2, 'lifecycle', $3, $4, $5, $6, $7, $8::json, $9, $10, $11)
          ON CONFLICT DO NOTHING",
     )
     .bind(session_id)
@@ -164,7 +199,10 @@ async fn insert_lifecycle(
     .bind(wire.time)
     .bind(record.partition)
     .bind(record.offset)
-    .bind(&wire.data)
+    .bind(wire.data.to_string())
+    .bind(link.as_ref().map(|l| l.ce_type.clone()))
+    .bind(link.as_ref().map(|l| l.position))
+    .bind(link.map(|l| l.hash))
     .execute(conn)
     .await?
     .rows_affected();

@@ -21,6 +21,9 @@ use uuid::Uuid;
 /// The id of the built-in "REST API Design & Implementation" assessment.
 pub const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
 
+/// The audit signing key seed the tests configure (never use it anywhere else).
+pub const TEST_AUDIT_KEY: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+
 /// An isolated database + topics + groups.
 pub struct TestEnv {
     pub config: Config,
@@ -36,6 +39,12 @@ fn server_url() -> String {
 impl TestEnv {
     /// Creates the database, applies migrations, creates the topics and seeds the catalogue.
     pub async fn new() -> anyhow::Result<Self> {
+        // Every role started by the tests signs audit checkpoints with this key (child processes
+        // inherit it).
+        std::env::set_var(
+            clarity_projections::audit_chain::SIGNING_KEY_ENV,
+            TEST_AUDIT_KEY,
+        );
         let id = Uuid::new_v4().simple().to_string()[..12].to_string();
         let config = Config {
             database_url: format!("{}/clarity_test_{id}", server_url()),

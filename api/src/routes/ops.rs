@@ -22,6 +22,38 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .route("/v1/schemas/events", get(event_schema_index))
         .route("/v1/schemas/events/{event_type}", get(event_schema))
+        .route("/v1/audit/public-key", get(audit_public_key))
+}
+
+/// The key that signs audit checkpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPublicKey {
+    /// Always `Ed25519`.
+    pub algorithm: &'static str,
+    /// The 32-byte public key, lowercase hex (`clarity verify --public-key`).
+    pub public_key: String,
+    /// First 16 hex characters of SHA-256(public key), as in every checkpoint.
+    pub key_id: String,
+}
+
+/// The public key that signs audit checkpoints, so an auditor can check bundles against a key
+/// obtained independently of the bundle (public; 404 `audit_key_not_configured` without a key).
+#[utoipa::path(get, path = "/v1/audit/public-key", tag = "ops",
+    responses((status = 200, body = AuditPublicKey), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn audit_public_key() -> Result<Json<AuditPublicKey>> {
+    use clarity_domain::audit;
+    let key = clarity_projections::audit_chain::signing_key().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "audit_key_not_configured",
+            "no audit signing key is configured (CLARITY_AUDIT_SIGNING_KEY)",
+        )
+    })?;
+    Ok(Json(AuditPublicKey {
+        algorithm: "Ed25519",
+        public_key: audit::public_key_hex(key),
+        key_id: audit::key_id(&key.verifying_key()),
+    }))
 }
 
 /// Health status.

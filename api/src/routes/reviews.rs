@@ -359,6 +359,15 @@ pub async fn decide(
             .bind(member.org_id)
             .fetch_one(&state.pool)
             .await?;
+    let chain_seal = crate::audit::decision_seal(&state.pool, id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "audit_chain_not_ready",
+                "the session's audit chain does not cover its submission yet; retry in a few seconds",
+            )
+        })?;
     let decision_id = Uuid::now_v7();
     run(
         &state,
@@ -373,6 +382,7 @@ pub async fn decide(
             supersedes: req.supersedes,
             reviewers_may_decide,
             at: state.now(),
+            chain_seal: Some(chain_seal),
         },
     )
     .await?;

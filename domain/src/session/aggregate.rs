@@ -143,7 +143,12 @@ impl CandidateSession {
         if command.is_review() {
             return self.decide_review(command);
         }
-        if let C::RecordIntegrityAnalysis { analysis, at } = command {
+        if let C::RecordIntegrityAnalysis {
+            analysis,
+            at,
+            chain_seal,
+        } = command
+        {
             if self.finished().is_none() {
                 return Err(SessionError::NotFinished(self.status.as_str()));
             }
@@ -152,7 +157,11 @@ impl CandidateSession {
                     analysis.suite_version,
                 ));
             }
-            return Ok(vec![E::IntegrityAnalysed { analysis, at }]);
+            return Ok(vec![E::IntegrityAnalysed {
+                analysis,
+                at,
+                chain_seal,
+            }]);
         }
         if let Some(err) = self.finished() {
             return Err(if matches!(command, C::Invite { .. }) {
@@ -363,6 +372,7 @@ impl CandidateSession {
                 supersedes,
                 reviewers_may_decide,
                 at,
+                chain_seal,
             } => {
                 self.review.check_decision(
                     decided_by,
@@ -379,6 +389,7 @@ impl CandidateSession {
                     report_hash,
                     supersedes,
                     at,
+                    chain_seal,
                 }
             }
             other => {

@@ -41,6 +41,7 @@ pub enum SessionCommand {
     RecordIntegrityAnalysis {
         analysis: Box<crate::integrity::IntegrityAnalysis>,
         at: DateTime<Utc>,
+        chain_seal: Option<super::ChainSeal>,
     },
     /// Make members reviewers of the session.
     AssignReviewers {
@@ -93,6 +94,7 @@ pub enum SessionCommand {
         supersedes: Option<Uuid>,
         reviewers_may_decide: bool,
         at: DateTime<Utc>,
+        chain_seal: Option<super::ChainSeal>,
     },
 }
 

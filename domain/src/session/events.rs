@@ -43,6 +43,16 @@ pub struct ConsentScopes {
     pub face_continuity: bool,
 }
 
+/// A chain head sealed into one of the session's own events: "when this was written, the
+/// session's audit chain had `count` entries ending in `hash`" (see `audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSeal {
+    pub count: u64,
+    /// Lowercase hex SHA-256.
+    pub hash: String,
+}
+
 /// Everything that can happen to a candidate session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub enum SessionEvent {
@@ -85,6 +95,10 @@ pub enum SessionEvent {
     IntegrityAnalysed {
         analysis: Box<IntegrityAnalysis>,
         at: DateTime<Utc>,
+        /// The audit chain head when the analysis was recorded: it covers the submission (or
+        /// expiry) and every telemetry event the analysis read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain_seal: Option<ChainSeal>,
     },
     /// Members were made reviewers of the session.
     ReviewersAssigned {
@@ -134,6 +148,10 @@ pub enum SessionEvent {
         #[serde(default)]
         supersedes: Option<Uuid>,
         at: DateTime<Utc>,
+        /// The audit chain head the decision rested on (all telemetry, the submission, the
+        /// analyses and reviews recorded before it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain_seal: Option<ChainSeal>,
     },
 }
 

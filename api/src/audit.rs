@@ -1,0 +1,230 @@
+//! The audit trail from the operator's side: chain seals for new events, `clarity audit export`
+//! (a self-contained bundle), `clarity verify <bundle>` (offline) and `clarity verify session`
+//! (the live store against Kafka and the signed checkpoints).
+
+use chrono::{DateTime, Utc};
+use clarity_domain::audit::{self, Bundle, ChainEntry, ChainHead, Checkpoint};
+use clarity_domain::session::ChainSeal;
+use clarity_domain::wire::StreamKind;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The current head of a session's chain, as a seal for a new event. `None` if the session has
+/// no chain yet.
+pub async fn current_seal(
+    pool: &PgPool,
+    session_id: Uuid,
+) -> Result<Option<ChainSeal>, sqlx::Error> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT count, head_hash FROM audit_chain_heads WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(count, hash)| ChainSeal {
+        count: count as u64,
+        hash,
+    }))
+}
+
+/// The seal for a decision: the current head, which must already cover the submission (or
+/// expiry) so that every telemetry event the decision rests on is pinned. `None` when the
+/// consumer has not chained the submission yet (retry shortly).
+pub async fn decision_seal(
+    pool: &PgPool,
+    session_id: Uuid,
+) -> Result<Option<ChainSeal>, sqlx::Error> {
+    let finished_at: Option<i64> = sqlx::query_scalar(
+        "SELECT chain_position FROM session_events WHERE session_id = $1 AND stream_kind = 'lifecycle'
+           AND event_type IN ('SessionSubmitted', 'SessionExpired') AND chain_position IS NOT NULL",
+    )
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await?;
+    let seal = current_seal(pool, session_id).await?;
+    Ok(match (finished_at, seal) {
+        (Some(position), Some(seal)) if seal.count as i64 >= position => Some(seal),
+        _ => None,
+    })
+}
+
+/// The session's chained entries in chain order, with their stored hashes.
+pub async fn stored_entries(
+    pool: &PgPool,
+    session_id: Uuid,
+) -> anyhow::Result<Vec<(ChainEntry, String)>> {
+    let rows: Vec<(String, i64, String, DateTime<Utc>, String, String)> = sqlx::query_as(
+        "SELECT stream_kind, seq, ce_type, occurred_at, data::text, chain_hash FROM session_events
+         WHERE session_id = $1 AND chain_position IS NOT NULL ORDER BY chain_position",
+    )
+    .bind(session_id)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(kind, seq, ce_type, time, data, hash)| {
+            let kind = if kind == "lifecycle" {
+                StreamKind::Lifecycle
+            } else {
+                StreamKind::Telemetry
+            };
+            let data: serde_json::Value = serde_json::from_str(&data)?;
+            Ok((
+                ChainEntry::new(session_id, kind, seq as u64, ce_type, time, data),
+                hash,
+            ))
+        })
+        .collect()
+}
+
+/// A self-contained bundle of a session as the store holds it, up to its latest signed
+/// checkpoint (entries after it are not covered by a signature and are left out).
+pub async fn export(pool: &PgPool, session_id: Uuid) -> anyhow::Result<Bundle> {
+    let checkpoint: Option<(i64, String, DateTime<Utc>, String, String, String)> = sqlx::query_as(
+        "SELECT count, head_hash, signed_at, key_id, public_key, signature FROM audit_checkpoints
+         WHERE session_id = $1 ORDER BY count DESC LIMIT 1",
+    )
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((count, head_hash, signed_at, key_id, public_key, signature)) = checkpoint else {
+        anyhow::bail!("session {session_id} has no signed checkpoint (is CLARITY_AUDIT_SIGNING_KEY set for the consumers, and is the session finished?)");
+    };
+    let entries: Vec<ChainEntry> = stored_entries(pool, session_id)
+        .await?
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    let checkpoint = Checkpoint {
+        session_id,
+        count: count as u64,
+        head_hash,
+        signed_at,
+        key_id,
+    };
+    Ok(Bundle::assemble(
+        entries, checkpoint, signature, public_key,
+    )?)
+}
+
+/// The outcome of checking a session's live store.
+#[derive(Debug, serde::Serialize)]
+pub struct SessionCheck {
+    pub session_id: Uuid,
+    /// Records of the session found on the topic (after de-duplication).
+    pub kafka_records: u64,
+    /// Entries chained in the store.
+    pub stored_entries: u64,
+    pub head: Option<ChainHead>,
+    pub checkpoints_verified: u64,
+    /// Every problem found, first first; empty when the record is intact.
+    pub problems: Vec<String>,
+}
+
+/// Checks a session's stored chain against the records on Kafka and its signed checkpoints.
+pub async fn check_session(
+    pool: &PgPool,
+    kafka: &clarity_consumers::kafka::KafkaSettings,
+    session_id: Uuid,
+) -> anyhow::Result<SessionCheck> {
+    let stored = stored_entries(pool, session_id).await?;
+    let from_kafka =
+        clarity_consumers::kafka::read_key(kafka, &kafka.sessions_topic, &session_id.to_string())
+            .await?;
+    let mut problems = Vec::new();
+    // The chain as a de-duplicating reader of the topic sees it.
+    let mut chain = audit::Chain::new(session_id);
+    let mut kafka_hashes = Vec::new();
+    for payload in &from_kafka {
+        let wire: clarity_domain::wire::WireEvent = match serde_json::from_slice(payload) {
+            Ok(w) => w,
+            Err(e) => {
+                problems.push(format!("a record on the topic is not a Clarity event: {e}"));
+                continue;
+            }
+        };
+        let entry = ChainEntry::from_wire(&wire)?;
+        match chain.append(&entry) {
+            Ok(head) => kafka_hashes.push((entry, head.hash)),
+            Err(audit::ChainError::AlreadyChained { .. }) => {}
+            Err(e) => problems.push(format!("topic: {e}")),
+        }
+    }
+    for (i, (stored_entry, stored_hash)) in stored.iter().enumerate() {
+        match kafka_hashes.get(i) {
+            None => {
+                problems.push(format!(
+                    "entry {} ({} #{}, {}) is in the store but not on the topic",
+                    i + 1,
+                    stored_entry.stream_kind.as_str(),
+                    stored_entry.sequence,
+                    stored_entry.event_type
+                ));
+                break;
+            }
+            Some((kafka_entry, kafka_hash)) => {
+                let recomputed = audit::chain_hashes(
+                    session_id,
+                    &stored
+                        .iter()
+                        .take(i + 1)
+                        .map(|(e, _)| e.clone())
+                        .collect::<Vec<_>>(),
+                );
+                let mine = recomputed.last().cloned().unwrap_or_default();
+                if kafka_entry != stored_entry || kafka_hash != stored_hash || &mine != stored_hash
+                {
+                    problems.push(format!(
+                        "entry {} ({} #{}, {}) differs between the store and the topic",
+                        i + 1,
+                        stored_entry.stream_kind.as_str(),
+                        stored_entry.sequence,
+                        stored_entry.event_type
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    if problems.is_empty() && kafka_hashes.len() > stored.len() {
+        problems.push(format!(
+            "the topic has {} entries the store has not chained yet (the consumer may be behind)",
+            kafka_hashes.len() - stored.len()
+        ));
+    }
+    let checkpoints: Vec<(i64, String, DateTime<Utc>, String, String, String)> = sqlx::query_as(
+        "SELECT count, head_hash, signed_at, key_id, public_key, signature FROM audit_checkpoints
+         WHERE session_id = $1 ORDER BY count",
+    )
+    .bind(session_id)
+    .fetch_all(pool)
+    .await?;
+    let mut verified = 0;
+    for (count, head_hash, signed_at, key_id, public_key, signature) in checkpoints {
+        let checkpoint = Checkpoint {
+            session_id,
+            count: count as u64,
+            head_hash: head_hash.clone(),
+            signed_at,
+            key_id,
+        };
+        let entries: Vec<ChainEntry> = kafka_hashes
+            .iter()
+            .take(count as usize)
+            .map(|(e, _)| e.clone())
+            .collect();
+        match Bundle::assemble(entries, checkpoint, signature, public_key)
+            .map(|b| audit::verify(&b))
+        {
+            Ok(Ok(_)) => verified += 1,
+            Ok(Err(e)) => problems.push(format!("checkpoint at {count}: {e}")),
+            Err(e) => problems.push(format!("checkpoint at {count}: {e}")),
+        }
+    }
+    Ok(SessionCheck {
+        session_id,
+        kafka_records: kafka_hashes.len() as u64,
+        stored_entries: stored.len() as u64,
+        head: (!kafka_hashes.is_empty()).then(|| chain.head()),
+        checkpoints_verified: verified,
+        problems,
+    })
+}

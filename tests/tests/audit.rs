@@ -1,0 +1,218 @@
+//! The tamper-evident audit trail end to end: the consumer chains every record of a session,
+//! signs checkpoints at submission, analysis and decisions, seals the head into the analysis and
+//! the decision; `clarity audit export` writes a bundle that `clarity verify` checks with no
+//! database and no network; changing, dropping or reordering stored events is caught and named.
+
+use clarity_domain::audit;
+use clarity_tests::{Client, TestEnv};
+use serde_json::json;
+use uuid::Uuid;
+
+async fn member(
+    client: &Client,
+    admin: &str,
+    name: &str,
+    role: &str,
+) -> anyhow::Result<(String, String)> {
+    let r = client
+        .post("/v1/members", admin, &json!({"name": name, "email": format!("{}@acme.test", name.to_lowercase()), "role": role}))
+        .await?;
+    anyhow::ensure!(r.status == 201, "member not created: {r:?}");
+    Ok((
+        r.body["member_id"].as_str().unwrap().to_string(),
+        r.body["api_key"].as_str().unwrap().to_string(),
+    ))
+}
+
+/// A finished, analysed, reviewed and decided session; returns its id.
+async fn decided_session(env: &TestEnv, client: &Client, admin: &str) -> anyhow::Result<String> {
+    let (reviewer, reviewer_key) = member(client, admin, "Rae", "reviewer").await?;
+    let (_, manager_key) = member(client, admin, "Max", "hiring_manager").await?;
+    let (session, token) = client.started_session(admin, "Ada Lovelace").await?;
+    assert_eq!(
+        client.send_events(&session, &token, 1, 120).await?.status,
+        200
+    );
+    let r = client
+        .post(
+            &format!("/v1/sessions/{session}/submit"),
+            &token,
+            &json!({"files": [{"path": "main.py", "content": "x"}]}),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{r:?}");
+    env.wait_for::<bool>(
+        "the integrity analysis",
+        &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{session}'"),
+        |d| *d,
+    )
+    .await?;
+    let base = format!("/v1/sessions/{session}");
+    assert_eq!(
+        client
+            .post(
+                &format!("{base}/reviewers"),
+                admin,
+                &json!({"reviewers": [reviewer]})
+            )
+            .await?
+            .status,
+        202
+    );
+    for c in &clarity_domain::catalogue::builtin()[0].spec.rubric.criteria {
+        let r = client.post(&format!("{base}/scores"), &reviewer_key, &json!({"criterion": c.key, "score": c.levels[0].score, "justification": "checked"})).await?;
+        assert_eq!(r.status, 202, "{r:?}");
+    }
+    assert_eq!(
+        client
+            .post(
+                &format!("{base}/review/complete"),
+                &reviewer_key,
+                &json!({})
+            )
+            .await?
+            .status,
+        202
+    );
+    let r = client
+        .post(&format!("{base}/decisions"), &manager_key, &json!({"outcome": "reject", "rationale": "Tests fail on the core path.", "report_hash": "4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"}))
+        .await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    env.wait_for::<i64>("the decision's checkpoint", &format!("SELECT count(*) FROM audit_checkpoints WHERE session_id = '{session}' AND reason = 'decision'"), |n| *n == 1).await?;
+    Ok(session)
+}
+
+fn run_verify(args: &[&str]) -> anyhow::Result<(bool, String)> {
+    // No database and no network: the URL and the broker point nowhere.
+    let output = std::process::Command::new(clarity_tests::clarity_binary()?)
+        .args(args)
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decided_session_exports_a_bundle_that_verifies_offline_and_tampering_is_named(
+) -> anyhow::Result<()> {
+    // Arrange
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
+    let session = decided_session(&env, &client, &admin).await?;
+    let id: Uuid = session.parse()?;
+
+    // Act: export, then verify with the published key.
+    let bundle = clarity_api::audit::export(&env.pool, id).await?;
+    let key = client.get("/v1/audit/public-key", "").await?;
+    assert_eq!(key.status, 200, "{key:?}");
+    assert_eq!(key.body["public_key"], bundle.public_key.as_str());
+    let verified = audit::verify_with_key(
+        &bundle,
+        &audit::verifying_key_from_hex(key.body["public_key"].as_str().unwrap())?,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Assert: the whole stream — every lifecycle event up to the decision and all 120 telemetry
+    // events — with the analysis and decision seals.
+    assert_eq!(verified.telemetry_events, 120);
+    let criteria = clarity_domain::catalogue::builtin()[0]
+        .spec
+        .rubric
+        .criteria
+        .len() as u64;
+    // Invited, consent, started, submitted, analysed, reviewers assigned, one score per
+    // criterion, review completed, decision.
+    assert_eq!(
+        verified.lifecycle_events,
+        4 + 1 + 1 + criteria + 1 + 1,
+        "{verified:?}"
+    );
+    assert_eq!(
+        verified.seals, 2,
+        "the analysis and the decision each seal the head"
+    );
+    let decision_seal: (i64, String) =
+        sqlx::query_as("SELECT chain_count, chain_hash FROM decisions WHERE session_id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await?;
+    assert!(
+        decision_seal.0 >= 125,
+        "the decision pins the telemetry and the submission: {decision_seal:?}"
+    );
+    let live = clarity_api::audit::check_session(&env.pool, &env.config.kafka(), id).await?;
+    assert!(live.problems.is_empty(), "{:?}", live.problems);
+    assert!(
+        live.checkpoints_verified >= 3,
+        "submitted, analysed, decision: {live:?}"
+    );
+
+    // The CLI verifies the file alone.
+    let dir = std::env::temp_dir().join(format!("clarity-audit-{}", env.id));
+    std::fs::create_dir_all(&dir)?;
+    let good = dir.join("bundle.json");
+    std::fs::write(&good, bundle.to_json())?;
+    let (ok, text) = run_verify(&["verify", good.to_str().unwrap()])?;
+    assert!(ok, "{text}");
+    assert!(text.contains("intact"), "{text}");
+
+    // Tampering with the store: change one telemetry event's text.
+    sqlx::query("UPDATE session_events SET data = json_build_object('type', 'edit', 'file', 'main.py', 'position', 0, 'deleted', 0, 'inserted', 'Y', 'origin', 'typed') WHERE session_id = $1 AND stream_kind = 'telemetry' AND seq = 40")
+        .bind(id)
+        .execute(&env.pool)
+        .await?;
+    let live = clarity_api::audit::check_session(&env.pool, &env.config.kafka(), id).await?;
+    assert!(
+        live.problems
+            .first()
+            .is_some_and(|p| p.contains("telemetry #40")),
+        "{:?}",
+        live.problems
+    );
+    let tampered = clarity_api::audit::export(&env.pool, id).await?;
+    let error = audit::verify(&tampered).expect_err("a changed event fails verification");
+    let message = error.to_string();
+    assert!(
+        message.contains("head") || message.contains("seal") || message.contains("signature"),
+        "{message}"
+    );
+    let bad = dir.join("tampered.json");
+    std::fs::write(&bad, tampered.to_json())?;
+    let (ok, text) = run_verify(&["verify", bad.to_str().unwrap()])?;
+    assert!(!ok, "{text}");
+    assert!(text.contains("NOT intact"), "{text}");
+
+    // Editing the bundle instead: change one byte of one event and keep the hashes — named.
+    let mut edited = bundle.clone();
+    edited.entries[57].data["inserted"] = json!("Z");
+    let error = audit::verify(&edited).expect_err("an edited entry fails");
+    assert_eq!(error.index, Some(57), "{error}");
+    // Dropping an event from the bundle: the gap is named at the entry after it.
+    let mut dropped = bundle.clone();
+    dropped.entries.remove(30);
+    dropped.hashes.remove(30);
+    let error = audit::verify(&dropped).expect_err("a dropped entry fails");
+    assert_eq!(error.index, Some(30), "{error}");
+    // Reordering two telemetry events.
+    let mut reordered = bundle.clone();
+    reordered.entries.swap(20, 21);
+    let error = audit::verify(&reordered).expect_err("reordered entries fail");
+    assert_eq!(error.index, Some(20), "{error}");
+
+    // Dropping a stored event: the live check names it.
+    sqlx::query("DELETE FROM session_events WHERE session_id = $1 AND stream_kind = 'telemetry' AND seq = 90")
+        .bind(id)
+        .execute(&env.pool)
+        .await?;
+    let live = clarity_api::audit::check_session(&env.pool, &env.config.kafka(), id).await?;
+    assert!(!live.problems.is_empty());
+
+    std::fs::remove_dir_all(&dir).ok();
+    product.stop().await
+}

@@ -359,6 +359,20 @@ pub async fn decide(
             .bind(member.org_id)
             .fetch_one(&state.pool)
             .await?;
+    // The decision's own preconditions are answered first; only then whether the audit chain is
+    // ready to be sealed into it.
+    state
+        .load_session(id)
+        .await?
+        .review
+        .check_decision(
+            member.member_id,
+            reviewers_may_decide,
+            &req.rationale,
+            &req.report_hash,
+            req.supersedes,
+        )
+        .map_err(clarity_domain::session::SessionError::from)?;
     let chain_seal = crate::audit::decision_seal(&state.pool, id)
         .await?
         .ok_or_else(|| {

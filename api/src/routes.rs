@@ -6,6 +6,7 @@ pub mod integrity;
 pub mod members;
 pub mod ops;
 pub mod replay;
+pub mod reports;
 pub mod review;
 pub mod reviews;
 pub mod sessions;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(replay::router())
         .merge(integrity::router())
         .merge(reviews::router())
+        .merge(reports::router())
         .merge(review::router())
         .merge(candidate::router())
         .merge(telemetry::router(&state))

@@ -11,6 +11,7 @@ pub mod integrity;
 pub mod replay;
 pub mod replay_engine;
 pub mod review;
+pub mod scores;
 pub mod sessions;
 
 use clarity_domain::wire::WireEvent;
@@ -129,6 +130,8 @@ impl Projection {
         match self {
             Self::Catalogue => &["catalogue_versions", "catalogue_assessments"],
             Self::Sessions => &[
+                "score_histogram",
+                "session_scores",
                 "audit_checkpoints",
                 "audit_chain_heads",
                 "decisions",

@@ -10,7 +10,7 @@ use clarity_domain::wire::StreamKind;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{audit_chain, integrity, review, ProjectionError, Record};
+use crate::{audit_chain, integrity, review, scores, ProjectionError, Record};
 
 /// Applies a batch: telemetry in bulk, lifecycle events one by one.
 pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
@@ -56,6 +56,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                             )
                             .await?;
                             lifecycle_counted(conn, session_id, org_id).await?;
+                            scores::refresh(conn, session_id).await?;
                         }
                         event @ (SessionEvent::ReviewersAssigned { .. }
                         | SessionEvent::CriterionScored { .. }
@@ -63,9 +64,17 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                         | SessionEvent::CommentAdded { .. }
                         | SessionEvent::FindingResolved { .. }
                         | SessionEvent::DecisionRecorded { .. }) => {
+                            let rescore = matches!(
+                                event,
+                                SessionEvent::ReviewCompleted { .. }
+                                    | SessionEvent::CriterionScored { .. }
+                            );
                             review::apply(conn, session_id, org_id, wire.sequence as i64, event)
                                 .await?;
                             lifecycle_counted(conn, session_id, org_id).await?;
+                            if rescore {
+                                scores::refresh(conn, session_id).await?;
+                            }
                         }
                         event => apply_lifecycle(conn, session_id, org_id, event).await?,
                     }

@@ -74,8 +74,16 @@ async fn decided_session(env: &TestEnv, client: &Client, admin: &str) -> anyhow:
             .status,
         202
     );
+    env.wait_for::<i64>(
+        "the session's score",
+        &format!("SELECT count(*) FROM session_scores WHERE session_id = '{session}'"),
+        |n| *n == 1,
+    )
+    .await?;
+    let report = client.get(&format!("{base}/report"), &manager_key).await?;
+    let served = report.body["content_hash"].as_str().unwrap().to_string();
     let r = client
-        .post(&format!("{base}/decisions"), &manager_key, &json!({"outcome": "reject", "rationale": "Tests fail on the core path.", "report_hash": "4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"}))
+        .post(&format!("{base}/decisions"), &manager_key, &json!({"outcome": "reject", "rationale": "Tests fail on the core path.", "report_hash": served}))
         .await?;
     assert_eq!(r.status, 202, "{r:?}");
     env.wait_for::<i64>("the decision's checkpoint", &format!("SELECT count(*) FROM audit_checkpoints WHERE session_id = '{session}' AND reason = 'decision'"), |n| *n == 1).await?;

@@ -236,6 +236,62 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         )
         .await?;
     assert_eq!((r.status, r.code()), (422, "invalid_report_hash"), "{r:?}");
+    // A well-formed hash of a report nobody was served is refused: the decision must name the
+    // report version its decider looked at.
+    let r = client
+        .post(&format!("{base}/decisions"), &hana_key, &decision)
+        .await?;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "unknown_report_version"),
+        "{r:?}"
+    );
+    env.wait_for::<i64>(
+        "the session's score",
+        &format!("SELECT count(*) FROM session_scores WHERE session_id = '{session}'"),
+        |n| *n == 1,
+    )
+    .await?;
+    let report = client.get(&format!("{base}/report"), &hana_key).await?;
+    assert_eq!(report.status, 200, "{report:?}");
+    let served = report.body["content_hash"].as_str().unwrap().to_string();
+    // Only Alice completed: the aggregate is her (amended) scores, and the cohort is this session.
+    assert_eq!(report.body["content"]["cohort"]["size"], 1);
+    assert_eq!(report.body["content"]["cohort"]["percentile"], 50.0);
+    assert_eq!(report.body["content"]["cohort"]["rank"], 1);
+    let again = client.get(&format!("{base}/report"), &hana_key).await?;
+    assert_eq!(
+        again.body["content_hash"],
+        served.as_str(),
+        "same content, same hash"
+    );
+    let board = client
+        .get(
+            &format!(
+                "/v1/assessments/{}/versions/1/leaderboard",
+                clarity_tests::REST_API
+            ),
+            &hana_key,
+        )
+        .await?;
+    assert_eq!(board.status, 200, "{board:?}");
+    assert_eq!(board.body["cohort_size"], 1);
+    assert_eq!(board.body["rows"][0]["session_id"], session.as_str());
+    assert_eq!(
+        board.body["rows"][0]["score"],
+        report.body["content"]["scores"]["aggregate"]
+    );
+    let r = client
+        .get(
+            &format!(
+                "/v1/assessments/{}/versions/1/leaderboard",
+                clarity_tests::REST_API
+            ),
+            &alice_key,
+        )
+        .await?;
+    assert_eq!(r.status, 403, "reviewers do not see leaderboards");
+    let decision = json!({"outcome": "advance", "rationale": "Strong on every criterion.", "report_hash": served});
     let r = client
         .post(&format!("{base}/decisions"), &hana_key, &decision)
         .await?;
@@ -249,7 +305,7 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         (409, "decision_already_recorded"),
         "{r:?}"
     );
-    let r = client.post(&format!("{base}/decisions"), &admin, &json!({"outcome": "hold", "rationale": "Waiting for the walk-through interview.", "report_hash": REPORT_HASH, "supersedes": first})).await?;
+    let r = client.post(&format!("{base}/decisions"), &admin, &json!({"outcome": "hold", "rationale": "Waiting for the walk-through interview.", "report_hash": served, "supersedes": first})).await?;
     assert_eq!(r.status, 202, "{r:?}");
     env.wait_for::<Option<String>>(
         "the amended decision",
@@ -270,7 +326,13 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         (json!(false), json!(true))
     );
     assert_eq!(decisions[1]["supersedes"], Value::String(first));
-    assert_eq!(decisions[1]["report_hash"], REPORT_HASH);
+    assert_eq!(decisions[1]["report_hash"], served.as_str());
+    // What the decider saw can be shown again exactly.
+    let seen = client
+        .get(&format!("{base}/report?version={served}"), &auditor_key)
+        .await?;
+    assert_eq!(seen.status, 200, "{seen:?}");
+    assert_eq!(seen.body["content"], report.body["content"]);
 
     // Comments sit at replay positions inside the session; findings must exist to be resolved.
     let r = client

@@ -373,6 +373,19 @@ pub async fn decide(
             req.supersedes,
         )
         .map_err(clarity_domain::session::SessionError::from)?;
+    let served: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM report_versions WHERE session_id = $1 AND content_hash = $2)",
+    )
+    .bind(id)
+    .bind(&req.report_hash)
+    .fetch_one(&state.pool)
+    .await?;
+    if !served {
+        return Err(ApiError::invalid(
+            "unknown_report_version",
+            "report_hash must be the content hash of a report version served for this session (GET /v1/sessions/{id}/report)",
+        ));
+    }
     let chain_seal = crate::audit::decision_seal(&state.pool, id)
         .await?
         .ok_or_else(|| {

@@ -1,0 +1,195 @@
+//! Leaderboard arithmetic over the `session_scores` read model: top-k, ranks and percentiles in a
+//! cohort (an assessment version within an organization, optionally only integrity-cleared
+//! sessions, optionally a finishing-date range).
+//!
+//! Without a date range every count comes from `score_histogram` (one row per distinct score), so
+//! a percentile in a cohort of a million sessions sums a few thousand rows; with a date range the
+//! counts are exact index range counts over `session_scores` (slower; see `clarity bench
+//! leaderboard`). Percentile is mid-rank: `100 × (below + ½·equal) / n`; rank is competition
+//! ranking ("1224").
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Which sessions are compared.
+#[derive(Debug, Clone)]
+pub struct Cohort {
+    pub org_id: Uuid,
+    pub assessment_id: Uuid,
+    pub version: i32,
+    /// Only sessions whose integrity analysis found nothing to review.
+    pub cleared_only: bool,
+    pub finished_from: Option<DateTime<Utc>>,
+    pub finished_to: Option<DateTime<Utc>>,
+}
+
+impl Cohort {
+    fn dated(&self) -> bool {
+        self.finished_from.is_some() || self.finished_to.is_some()
+    }
+}
+
+/// (sessions strictly below `score`, sessions equal to it, cohort size).
+pub async fn counts(
+    pool: &PgPool,
+    cohort: &Cohort,
+    score: f64,
+) -> Result<(i64, i64, i64), sqlx::Error> {
+    if cohort.dated() {
+        return sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE score < $5), count(*) FILTER (WHERE score = $5), count(*)
+             FROM session_scores WHERE org_id = $1 AND assessment_id = $2 AND assessment_version = $3
+               AND (cleared OR NOT $4)
+               AND ($6::timestamptz IS NULL OR finished_at >= $6) AND ($7::timestamptz IS NULL OR finished_at < $7)",
+        )
+        .bind(cohort.org_id)
+        .bind(cohort.assessment_id)
+        .bind(cohort.version)
+        .bind(cohort.cleared_only)
+        .bind(score)
+        .bind(cohort.finished_from)
+        .bind(cohort.finished_to)
+        .fetch_one(pool)
+        .await;
+    }
+    sqlx::query_as(
+        "SELECT coalesce(sum(sessions) FILTER (WHERE score < $5), 0)::bigint,
+                coalesce(sum(sessions) FILTER (WHERE score = $5), 0)::bigint,
+                coalesce(sum(sessions), 0)::bigint
+         FROM score_histogram WHERE org_id = $1 AND assessment_id = $2 AND assessment_version = $3
+           AND (cleared OR NOT $4)",
+    )
+    .bind(cohort.org_id)
+    .bind(cohort.assessment_id)
+    .bind(cohort.version)
+    .bind(cohort.cleared_only)
+    .bind(score)
+    .fetch_one(pool)
+    .await
+}
+
+/// Mid-rank percentile and competition rank from the counts.
+pub fn standing(below: i64, equal: i64, n: i64) -> (Option<f64>, i64) {
+    let percentile = (n > 0).then(|| 100.0 * (below as f64 + 0.5 * equal as f64) / n as f64);
+    (percentile, n - below - equal + 1)
+}
+
+/// One row of a leaderboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Row {
+    pub rank: i64,
+    pub session_id: Uuid,
+    pub candidate_name: Option<String>,
+    /// Weighted rubric score 0–100 over the completed reviews.
+    pub score: f64,
+    pub percentile: Option<f64>,
+    pub time_used_seconds: Option<i64>,
+    pub integrity_tier: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A leaderboard page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Board {
+    pub cohort_size: i64,
+    pub rows: Vec<Row>,
+}
+
+/// The top `limit` sessions of the cohort, best first (ties by session id), with rank and
+/// percentile.
+pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sqlx::Error> {
+    type R = (
+        Uuid,
+        Option<String>,
+        f64,
+        Option<i64>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<R> = sqlx::query_as(
+        "SELECT session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at
+         FROM session_scores WHERE org_id = $1 AND assessment_id = $2 AND assessment_version = $3
+           AND (cleared OR NOT $4)
+           AND ($5::timestamptz IS NULL OR finished_at >= $5) AND ($6::timestamptz IS NULL OR finished_at < $6)
+         ORDER BY score DESC, session_id LIMIT $7",
+    )
+    .bind(cohort.org_id)
+    .bind(cohort.assessment_id)
+    .bind(cohort.version)
+    .bind(cohort.cleared_only)
+    .bind(cohort.finished_from)
+    .bind(cohort.finished_to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut size = None;
+    for (session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at) in rows
+    {
+        let (below, equal, n) = counts(pool, cohort, score).await?;
+        size = Some(n);
+        let (percentile, rank) = standing(below, equal, n);
+        out.push(Row {
+            rank,
+            session_id,
+            candidate_name,
+            score,
+            percentile,
+            time_used_seconds,
+            integrity_tier,
+            finished_at,
+        });
+    }
+    let cohort_size = match size {
+        Some(n) => n,
+        None => counts(pool, cohort, 0.0).await?.2,
+    };
+    Ok(Board {
+        cohort_size,
+        rows: out,
+    })
+}
+
+/// One session's place in its cohort: (score, percentile, rank, cohort size); `None` if the
+/// session has no score in this cohort.
+pub async fn standing_of(
+    pool: &PgPool,
+    cohort: &Cohort,
+    session_id: Uuid,
+) -> Result<Option<(f64, Option<f64>, i64, i64)>, sqlx::Error> {
+    let score: Option<(f64, bool)> = sqlx::query_as(
+        "SELECT score, cleared FROM session_scores WHERE session_id = $1 AND org_id = $2",
+    )
+    .bind(session_id)
+    .bind(cohort.org_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((score, cleared)) = score else {
+        return Ok(None);
+    };
+    if cohort.cleared_only && !cleared {
+        return Ok(None);
+    }
+    let (below, equal, n) = counts(pool, cohort, score).await?;
+    let (percentile, rank) = standing(below, equal, n);
+    Ok(Some((score, percentile, rank, n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::standing;
+
+    #[test]
+    fn standing_is_mid_rank_percentile_and_competition_rank() {
+        // Cohort {10, 20, 20, 30}: for 20, one below, two equal.
+        assert_eq!(standing(1, 2, 4), (Some(50.0), 2));
+        // The best of four: 3 below.
+        assert_eq!(standing(3, 1, 4), (Some(87.5), 1));
+        // A cohort of one.
+        assert_eq!(standing(0, 1, 1), (Some(50.0), 1));
+        assert_eq!(standing(0, 0, 0), (None, 1));
+    }
+}

@@ -1,0 +1,302 @@
+//! Candidate reports and leaderboards, for hiring managers, admins and auditors.
+//!
+//! A report is computed from the read models when asked for; each distinct content is stored once
+//! in `report_versions` under its content hash (SHA-256 of the canonical JSON, as in the audit
+//! trail), and a decision must name the hash of a version that was served, so what the decider saw
+//! can be shown again exactly (`?version=<hash>`).
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use clarity_domain::assessment::AssessmentSpec;
+use clarity_domain::audit::canonical_json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::types::Json as SqlJson;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Member, Role};
+use crate::error::{ApiError, Result};
+use crate::leaderboard::{self, Board, Cohort};
+use crate::state::AppState;
+
+const READERS: &[Role] = &[Role::Admin, Role::HiringManager, Role::Auditor];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions/{session_id}/report", get(report))
+        .route(
+            "/v1/assessments/{assessment_id}/versions/{version}/leaderboard",
+            get(board),
+        )
+}
+
+/// A served report version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Report {
+    pub session_id: Uuid,
+    /// SHA-256 (hex) of the canonical JSON of `content`; name it when recording a decision.
+    pub content_hash: String,
+    /// When this exact content was first served.
+    pub first_served_at: DateTime<Utc>,
+    /// Status, time used, per-criterion scores (each reviewer and the aggregate), code runs,
+    /// integrity summary with replay links, cohort percentile and rank, the current decision.
+    #[schema(value_type = Object)]
+    pub content: Value,
+}
+
+/// Which version to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// A content hash served earlier (e.g. the one a decision names); the current report when
+    /// omitted.
+    pub version: Option<String>,
+}
+
+/// The candidate report (admin, hiring manager, auditor).
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/report", tag = "reports", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path), ReportParams),
+    responses((status = 200, body = Report), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn report(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+    Query(params): Query<ReportParams>,
+) -> Result<Json<Report>> {
+    member.require(READERS)?;
+    if let Some(hash) = params.version {
+        let row: Option<(SqlJson<Value>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT content, first_served_at FROM report_versions WHERE session_id = $1 AND org_id = $2 AND content_hash = $3",
+        )
+        .bind(id)
+        .bind(member.org_id)
+        .bind(&hash)
+        .fetch_optional(&state.pool)
+        .await?;
+        let (SqlJson(content), first_served_at) =
+            row.ok_or_else(|| ApiError::not_found("report version"))?;
+        return Ok(Json(Report {
+            session_id: id,
+            content_hash: hash,
+            first_served_at,
+            content,
+        }));
+    }
+    let content = build(&state, &member, id).await?;
+    let content_hash = hex::encode(Sha256::digest(canonical_json(&content)));
+    sqlx::query(
+        "INSERT INTO report_versions (session_id, content_hash, org_id, content, first_served_to)
+         VALUES ($1, $2, $3, $4::json, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(&content_hash)
+    .bind(member.org_id)
+    .bind(content.to_string())
+    .bind(member.member_id)
+    .execute(&state.pool)
+    .await?;
+    let first_served_at: DateTime<Utc> = sqlx::query_scalar(
+        "SELECT first_served_at FROM report_versions WHERE session_id = $1 AND content_hash = $2",
+    )
+    .bind(id)
+    .bind(&content_hash)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(Json(Report {
+        session_id: id,
+        content_hash,
+        first_served_at,
+        content,
+    }))
+}
+
+type SessionFacts = (
+    Option<String>,
+    Option<String>,
+    Option<Uuid>,
+    Option<i32>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn build(state: &AppState, member: &Member, id: Uuid) -> Result<Value> {
+    let facts: Option<SessionFacts> = sqlx::query_as(
+        "SELECT status, candidate_name, assessment_id, assessment_version, assessment_title, started_at,
+                coalesce(submitted_at, expired_at), time_used_seconds, integrity_tier, integrity_suite_version
+         FROM sessions WHERE session_id = $1 AND org_id = $2",
+    )
+    .bind(id)
+    .bind(member.org_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (
+        status,
+        candidate,
+        assessment_id,
+        version,
+        title,
+        started_at,
+        finished_at,
+        time_used,
+        tier,
+        suite,
+    ) = facts.ok_or_else(|| ApiError::not_found("session"))?;
+    let spec: Option<SqlJson<AssessmentSpec>> = match (assessment_id, version) {
+        (Some(a), Some(v)) => {
+            sqlx::query_scalar(
+                "SELECT spec FROM catalogue_versions WHERE assessment_id = $1 AND version = $2",
+            )
+            .bind(a)
+            .bind(v)
+            .fetch_optional(&state.pool)
+            .await?
+        }
+        _ => None,
+    };
+    let scores: Vec<(Uuid, String, i16, String, bool)> = sqlx::query_as(
+        "SELECT sc.reviewer, sc.criterion, sc.score, sc.justification, r.completed_at IS NOT NULL
+         FROM review_scores sc JOIN review_reviewers r ON r.session_id = sc.session_id AND r.reviewer = sc.reviewer
+         WHERE sc.session_id = $1 AND sc.current ORDER BY sc.criterion, sc.reviewer",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    let criteria: Vec<Value> = spec
+        .as_ref()
+        .map(|s| {
+            s.0.rubric
+                .criteria
+                .iter()
+                .map(|c| {
+                    let by: Vec<Value> = scores
+                        .iter()
+                        .filter(|(_, k, _, _, done)| k == &c.key && *done)
+                        .map(|(r, _, s, j, _)| json!({"reviewer": r, "score": s, "justification": j}))
+                        .collect();
+                    let mean = (!by.is_empty()).then(|| {
+                        by.iter().map(|b| b["score"].as_f64().unwrap_or(0.0)).sum::<f64>() / by.len() as f64
+                    });
+                    json!({"criterion": c.key, "name": c.name, "weight": c.weight, "completed_reviews": by, "mean": mean})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let runs: (i64, Option<SqlJson<Value>>) = sqlx::query_as(
+        "SELECT count(*), (array_agg(data ORDER BY seq DESC))[1] FROM session_events
+         WHERE session_id = $1 AND stream_kind = 'telemetry' AND event_type = 'code_run'",
+    )
+    .bind(id)
+    .fetch_one(&state.pool)
+    .await?;
+    let findings: Vec<(String, String, String, String, Option<i64>)> = match &suite {
+        Some(v) => {
+            sqlx::query_as(
+                "SELECT detector, rule, level, summary, replay_seq FROM integrity_findings
+             WHERE session_id = $1 AND suite_version = $2 ORDER BY ordinal",
+            )
+            .bind(id)
+            .bind(v)
+            .fetch_all(&state.pool)
+            .await?
+        }
+        None => Vec::new(),
+    };
+    let standing = match (assessment_id, version) {
+        (Some(a), Some(v)) => {
+            let cohort = Cohort {
+                org_id: member.org_id,
+                assessment_id: a,
+                version: v,
+                cleared_only: false,
+                finished_from: None,
+                finished_to: None,
+            };
+            leaderboard::standing_of(&state.pool, &cohort, id).await?
+        }
+        _ => None,
+    };
+    let decision: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT outcome, rationale, decided_at FROM decisions WHERE session_id = $1 AND current",
+    )
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(json!({
+        "session_id": id,
+        "candidate": candidate,
+        "assessment": {"id": assessment_id, "version": version, "title": title,
+                       "time_limit_minutes": spec.as_ref().map(|s| s.0.time_limit_minutes)},
+        "status": status,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "time_used_seconds": time_used,
+        "scores": {
+            "aggregate": standing.map(|s| s.0),
+            "criteria": criteria,
+        },
+        "code_runs": {"total": runs.0, "last": runs.1.map(|j| j.0)},
+        "integrity": {
+            "tier": tier,
+            "suite_version": suite,
+            "findings": findings.iter().map(|(d, r, l, s, seq)| json!({
+                "detector": d, "rule": r, "level": l, "summary": s, "replay_seq": seq,
+                "replay": seq.map(|q| format!("/review/sessions/{id}?seq={q}")),
+            })).collect::<Vec<_>>(),
+        },
+        "cohort": standing.map(|(_, percentile, rank, n)| json!({"size": n, "percentile": percentile, "rank": rank})),
+        "decision": decision.map(|(o, r, at)| json!({"outcome": o, "rationale": r, "decided_at": at})),
+    }))
+}
+
+/// Leaderboard filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BoardParams {
+    /// Rows to return (1–500, default 50).
+    pub limit: Option<i64>,
+    /// Only sessions whose integrity analysis found nothing to review.
+    #[serde(default)]
+    pub cleared: bool,
+    /// Finished at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Finished before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The leaderboard of an assessment version in the caller's organization: rank, score,
+/// percentile, time used (admin, hiring manager, auditor).
+#[utoipa::path(get, path = "/v1/assessments/{assessment_id}/versions/{version}/leaderboard", tag = "reports", security(("api_key" = [])),
+    params(("assessment_id" = Uuid, Path), ("version" = i32, Path), BoardParams),
+    responses((status = 200, body = Board), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn board(
+    State(state): State<AppState>,
+    member: Member,
+    Path((assessment_id, version)): Path<(Uuid, i32)>,
+    Query(params): Query<BoardParams>,
+) -> Result<Json<Board>> {
+    member.require(READERS)?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let cohort = Cohort {
+        org_id: member.org_id,
+        assessment_id,
+        version,
+        cleared_only: params.cleared,
+        finished_from: params.from,
+        finished_to: params.to,
+    };
+    Ok(Json(leaderboard::top(&state.pool, &cohort, limit).await?))
+}

@@ -47,6 +47,7 @@ use crate::state::AppState;
 /// The built-in "REST API Design & Implementation" assessment (120 minutes).
 const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
 
+mod leaderboard;
 mod replay;
 
 /// `clarity bench …`
@@ -58,6 +59,8 @@ pub enum BenchCommand {
     Rebuild(RebuildArgs),
     /// Seek latency in a long session against replaying from the start.
     Replay(replay::ReplayArgs),
+    /// Leaderboard top-k and single-candidate percentile latency over a million scored sessions.
+    Leaderboard(leaderboard::LeaderboardArgs),
 }
 
 /// `clarity bench ingest`
@@ -109,6 +112,7 @@ pub async fn run(config: Config, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest(config, args).await,
         BenchCommand::Rebuild(args) => rebuild(config, args).await,
         BenchCommand::Replay(args) => replay::run(config, args).await,
+        BenchCommand::Leaderboard(args) => leaderboard::run(config, args).await,
     }
 }
 

@@ -99,7 +99,9 @@ pub struct Board {
 }
 
 /// The top `limit` sessions of the cohort, best first (ties by session id), with rank and
-/// percentile.
+/// percentile. Three queries whatever the cohort size: the rows; the cohort size; and how many
+/// sessions share the last row's score (the rows before a row are exactly the sessions scoring
+/// higher, so ranks and "below" counts follow from the list itself).
 pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sqlx::Error> {
     type R = (
         Uuid,
@@ -125,12 +127,20 @@ pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sq
     .bind(limit)
     .fetch_all(pool)
     .await?;
+    let last = rows.last().map(|r| r.2).unwrap_or(f64::MAX);
+    // One query: the cohort size and the sessions sharing the last row's score.
+    let (_, last_equal, n) = counts(pool, cohort, last).await?;
     let mut out = Vec::with_capacity(rows.len());
-    let mut size = None;
-    for (session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at) in rows
+    for (i, (session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at)) in
+        rows.iter().cloned().enumerate()
     {
-        let (below, equal, n) = counts(pool, cohort, score).await?;
-        size = Some(n);
+        let higher = rows.iter().take(i).filter(|r| r.2 > score).count() as i64;
+        let equal = if score == last {
+            last_equal
+        } else {
+            rows.iter().filter(|r| r.2 == score).count() as i64
+        };
+        let below = n - higher - equal;
         let (percentile, rank) = standing(below, equal, n);
         out.push(Row {
             rank,
@@ -143,12 +153,8 @@ pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sq
             finished_at,
         });
     }
-    let cohort_size = match size {
-        Some(n) => n,
-        None => counts(pool, cohort, 0.0).await?.2,
-    };
     Ok(Board {
-        cohort_size,
+        cohort_size: n,
         rows: out,
     })
 }

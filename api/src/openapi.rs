@@ -4,7 +4,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    assessments, candidate, integrity, members, ops, replay, reviews, sessions, telemetry,
+    access, assessments, candidate, integrity, members, ops, replay, reviews, sessions, telemetry,
 };
 
 /// The API description served at `/openapi.json`.
@@ -22,6 +22,7 @@ use crate::routes::{
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream,
         integrity::show, integrity::matched, integrity::diff, integrity::rerun,
         reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,
+        access::list,
     ),
     components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
     modifiers(&SecurityAddon),
@@ -33,6 +34,7 @@ use crate::routes::{
         (name = "replay", description = "Session replay for reviewers: seek, events, playback, diff, markers"),
         (name = "integrity", description = "Integrity analysis: explainable findings with evidence, follow-up questions, re-runs"),
         (name = "reviews", description = "Reviews and hiring decisions: reviewers, rubric scores (blind until your own review is complete), comments at replay positions, finding resolutions, decisions"),
+        (name = "access", description = "Access audit: who read a candidate's replay, event log, integrity analysis or review, and when (auditors, admins)"),
         (name = "ops", description = "Health, readiness, schemas"),
     )
 )]

@@ -2,6 +2,7 @@
 //! routes, the deadline scheduler, catalogue seeding, and the process roles (`serve`, `relay`,
 //! `consume`, `all`).
 
+pub mod access_log;
 pub mod audit;
 pub mod auth;
 pub mod bench;

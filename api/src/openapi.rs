@@ -4,7 +4,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    assessments, candidate, integrity, members, ops, replay, reports, reviews, sessions, telemetry,
+    access, assessments, candidate, integrity, members, ops, replay, reports, reviews, sessions,
+    telemetry,
 };
 
 /// The API description served at `/openapi.json`.
@@ -21,8 +22,9 @@ use crate::routes::{
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream,
         integrity::show, integrity::matched, integrity::diff, integrity::rerun,
-        reports::report, reports::board,
+        reports::report, reports::board, reports::bundle,
         reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,
+        access::list,
     ),
     components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
     modifiers(&SecurityAddon),
@@ -35,6 +37,7 @@ use crate::routes::{
         (name = "integrity", description = "Integrity analysis: explainable findings with evidence, follow-up questions, re-runs"),
         (name = "reviews", description = "Reviews and hiring decisions: reviewers, rubric scores (blind until your own review is complete), comments at replay positions, finding resolutions, decisions"),
         (name = "reports", description = "Candidate reports (content-hashed versions) and leaderboards"),
+        (name = "access", description = "Access audit: who read a candidate's replay, event log, integrity analysis or review, and when (auditors, admins)"),
         (name = "ops", description = "Health, readiness, schemas"),
     )
 )]

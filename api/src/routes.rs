@@ -1,5 +1,6 @@
 //! The HTTP API: one router per resource, merged here.
 
+pub mod access;
 pub mod assessments;
 pub mod candidate;
 pub mod integrity;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reviews::router())
         .merge(reports::router())
         .merge(review::router())
+        .merge(access::router())
         .merge(candidate::router())
         .merge(telemetry::router(&state))
         .fallback(|| async { crate::error::ApiError::not_found("route") })

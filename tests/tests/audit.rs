@@ -161,6 +161,33 @@ async fn a_decided_session_exports_a_bundle_that_verifies_offline_and_tampering_
         "submitted, analysed, decision: {live:?}"
     );
 
+    // Auditors download the same bundle through the API; the download is in the access log.
+    let (_, auditor_key) = member(&client, &admin, "Audra", "auditor").await?;
+    let downloaded = client
+        .get(
+            &format!("/v1/sessions/{session}/audit/bundle"),
+            &auditor_key,
+        )
+        .await?;
+    assert_eq!(downloaded.status, 200, "{downloaded:?}");
+    let downloaded = audit::Bundle::from_json(&downloaded.body.to_string())?;
+    assert!(audit::verify(&downloaded).is_ok());
+    assert_eq!(downloaded.checkpoint, bundle.checkpoint);
+    let log = client
+        .get(
+            &format!("/v1/audit/access?session_id={session}"),
+            &auditor_key,
+        )
+        .await?;
+    let actions: Vec<&str> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"audit_bundle.export"), "{actions:?}");
+    assert!(actions.contains(&"report.read"), "{actions:?}");
+
     // The CLI verifies the file alone.
     let dir = std::env::temp_dir().join(format!("clarity-audit-{}", env.id));
     std::fs::create_dir_all(&dir)?;

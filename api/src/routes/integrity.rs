@@ -174,6 +174,7 @@ pub async fn show(
     .bind(member.org_id)
     .fetch_all(&state.pool)
     .await?;
+    crate::access_log::record(&state.pool, &member, crate::access_log::INTEGRITY_READ, Some(id), serde_json::json!({"suite_version": chosen.map(|v| v.suite_version.clone()), "requested_suite_version": params.suite_version})).await?;
     Ok(Json(IntegrityView {
         session_id: id,
         state: state_name.to_string(),
@@ -255,6 +256,14 @@ pub async fn matched(
             }
         })
         .collect();
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::INTEGRITY_MATCHES_READ,
+        Some(id),
+        serde_json::json!({"other_session_id": other}),
+    )
+    .await?;
     Ok(Json(MatchView {
         session_id: id,
         other_session_id: other,

@@ -110,6 +110,14 @@ pub async fn summary(
         .bind(id)
         .fetch_all(&state.pool)
         .await?;
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::REPLAY_READ,
+        Some(id),
+        serde_json::json!({"view": "summary"}),
+    )
+    .await?;
     Ok(Json(ReplaySummary {
         session_id: id,
         status,
@@ -287,6 +295,14 @@ pub async fn state_at(
     let seq = resolve(&state, id, &h, &pos).await?;
     let (workspace, event) = workspace_at(&state, id, h.started_at, seq).await?;
     let at = event.as_ref().map_or(0, |e| e.at_ms);
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::REPLAY_READ,
+        Some(id),
+        serde_json::json!({"view": "state", "seq": seq, "at_ms": pos.at_ms}),
+    )
+    .await?;
     Ok(Json(ReplayState {
         seq,
         at_ms: at,
@@ -381,6 +397,14 @@ pub async fn events(
         .last()
         .map(|e| e.seq + 1)
         .filter(|n| *n <= h.last_seq);
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::REPLAY_READ,
+        Some(id),
+        serde_json::json!({"view": "events", "from_seq": from, "to_seq": to, "limit": limit}),
+    )
+    .await?;
     Ok(Json(EventsPage {
         events,
         markers,
@@ -424,6 +448,14 @@ pub async fn diff(
     }
     let (before, _) = workspace_at(&state, id, h.started_at, q.from_seq).await?;
     let (after, _) = workspace_at(&state, id, h.started_at, q.to_seq).await?;
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::REPLAY_READ,
+        Some(id),
+        serde_json::json!({"view": "diff", "from_seq": q.from_seq, "to_seq": q.to_seq}),
+    )
+    .await?;
     Ok(Json(DiffResult {
         files: replay_engine::diff(&before, &after),
     }))
@@ -486,6 +518,14 @@ pub async fn stream(
         )));
     }
     let skip_idle = q.skip_idle_ms.unwrap_or(2000).max(0);
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::REPLAY_STREAM,
+        Some(id),
+        serde_json::json!({"from_seq": from, "speed": speed, "skip_idle_ms": skip_idle}),
+    )
+    .await?;
     let stream = async_stream(state, id, h, from, speed, skip_idle);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -32,6 +32,48 @@ pub fn router() -> Router<AppState> {
             "/v1/assessments/{assessment_id}/versions/{version}/leaderboard",
             get(board),
         )
+        .route("/v1/sessions/{session_id}/audit/bundle", get(bundle))
+}
+
+/// The session's self-contained audit bundle (auditor, admin): every event up to the latest
+/// signed checkpoint, their hashes, the checkpoint, its signature and the public key. Check it
+/// offline with `clarity verify bundle.json --public-key <GET /v1/audit/public-key>`.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/audit/bundle", tag = "reports", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn bundle(
+    State(state): State<AppState>,
+    member: Member,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Value>> {
+    member.require(&[Role::Admin, Role::Auditor])?;
+    let mine: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1 AND org_id = $2)",
+    )
+    .bind(id)
+    .bind(member.org_id)
+    .fetch_one(&state.pool)
+    .await?;
+    if !mine {
+        return Err(ApiError::not_found("session"));
+    }
+    let bundle = crate::audit::export(&state.pool, id).await.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "no_signed_checkpoint",
+            e.to_string(),
+        )
+    })?;
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::AUDIT_BUNDLE_EXPORT,
+        Some(id),
+        json!({"count": bundle.checkpoint.count}),
+    )
+    .await?;
+    let value: Value = serde_json::from_str(&bundle.to_json()).map_err(ApiError::internal)?;
+    Ok(Json(value))
 }
 
 /// A served report version.
@@ -79,6 +121,14 @@ pub async fn report(
         .await?;
         let (SqlJson(content), first_served_at) =
             row.ok_or_else(|| ApiError::not_found("report version"))?;
+        crate::access_log::record(
+            &state.pool,
+            &member,
+            crate::access_log::REPORT_READ,
+            Some(id),
+            json!({"version": hash}),
+        )
+        .await?;
         return Ok(Json(Report {
             session_id: id,
             content_hash: hash,
@@ -105,6 +155,14 @@ pub async fn report(
     .bind(id)
     .bind(&content_hash)
     .fetch_one(&state.pool)
+    .await?;
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::REPORT_READ,
+        Some(id),
+        json!({"version": content_hash}),
+    )
     .await?;
     Ok(Json(Report {
         session_id: id,

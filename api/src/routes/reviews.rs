@@ -553,6 +553,14 @@ pub async fn show(
     .bind(id)
     .fetch_all(&state.pool)
     .await?;
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::REVIEW_READ,
+        Some(id),
+        serde_json::json!({"blinded": blinded}),
+    )
+    .await?;
     Ok(Json(ReviewView {
         session_id: id,
         reviewers,

@@ -314,6 +314,7 @@ pub async fn events(
     let next_after_offset = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.kafka_offset))
         .flatten();
+    crate::access_log::record(&state.pool, &member, crate::access_log::SESSION_EVENTS_READ, Some(id), serde_json::json!({"after_offset": q.after_offset, "limit": limit, "returned": entries.len()})).await?;
     Ok(Json(LogPage {
         entries,
         next_after_offset,

@@ -72,9 +72,9 @@ async fn measure(env: &BenchEnv, args: &LeaderboardArgs) -> anyhow::Result<Value
              time_used_seconds, finished_at, integrity_tier, cleared, candidate_name)
          SELECT gen_random_uuid(), $1, $2, 1, floor(random() * 1001) / 10.0, 1 + (i % 3),
                 1800 + (random() * 7200)::bigint, now() - random() * interval '365 days',
-                CASE WHEN random() < 0.85 THEN 'none' ELSE 'review_suggested' END, false,
+                CASE WHEN flagged THEN 'review_suggested' ELSE 'none' END, NOT flagged,
                 'Candidate ' || i
-         FROM generate_series(1, $3) AS i",
+         FROM (SELECT i, random() < 0.15 AS flagged FROM generate_series(1, $3) AS i) AS g",
     )
     .bind(org)
     .bind(assessment)
@@ -82,9 +82,6 @@ async fn measure(env: &BenchEnv, args: &LeaderboardArgs) -> anyhow::Result<Value
     .execute(&pool)
     .await
     .context("inserting sessions")?;
-    sqlx::query("UPDATE session_scores SET cleared = (integrity_tier = 'none')")
-        .execute(&pool)
-        .await?;
     sqlx::query(
         "INSERT INTO score_histogram (org_id, assessment_id, assessment_version, cleared, score, sessions)
          SELECT org_id, assessment_id, assessment_version, cleared, score, count(*)

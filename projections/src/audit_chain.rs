@@ -64,9 +64,8 @@ impl Chains {
         org_id: Uuid,
         record: &Record,
     ) -> Result<Option<Link>, sqlx::Error> {
-        if !self.chains.contains_key(&session_id) {
-            let chain = load(conn, session_id).await?;
-            self.chains.insert(session_id, (org_id, chain));
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.chains.entry(session_id) {
+            slot.insert((org_id, load(conn, session_id).await?));
         }
         let (_, chain) = self.chains.get_mut(&session_id).expect("inserted above");
         let entry = match ChainEntry::from_wire(&record.event) {

@@ -318,6 +318,23 @@ impl Client {
             .await
     }
 
+    /// Creates a member of the admin's organization; returns (member id, API key).
+    pub async fn member(
+        &self,
+        admin_key: &str,
+        name: &str,
+        role: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let r = self
+            .post("/v1/members", admin_key, &json!({"name": name, "email": format!("{}@acme.test", name.to_lowercase().replace(' ', ".")), "role": role}))
+            .await?;
+        anyhow::ensure!(r.status == 201, "member not created: {r:?}");
+        Ok((
+            r.body["member_id"].as_str().unwrap().to_string(),
+            r.body["api_key"].as_str().unwrap().to_string(),
+        ))
+    }
+
     /// Invites a candidate to the REST API assessment; returns (session id, candidate token).
     pub async fn invite(&self, admin_key: &str, name: &str) -> anyhow::Result<(String, String)> {
         let r = self

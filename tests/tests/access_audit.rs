@@ -6,26 +6,6 @@
 use clarity_tests::{new_org, Client, TestEnv};
 use serde_json::{json, Value};
 
-async fn member(
-    client: &Client,
-    admin: &str,
-    name: &str,
-    role: &str,
-) -> anyhow::Result<(String, String)> {
-    let r = client
-        .post("/v1/members", admin, &json!({"name": name, "email": format!("{}@acme.test", name.to_lowercase()), "role": role}))
-        .await?;
-    anyhow::ensure!(r.status == 201, "member not created: {r:?}");
-    Ok((
-        r.body["member_id"]
-            .as_str()
-            .or(r.body["id"].as_str())
-            .unwrap()
-            .to_string(),
-        r.body["api_key"].as_str().unwrap().to_string(),
-    ))
-}
-
 /// The entries of a listing (asserting 200).
 async fn listing(client: &Client, key: &str, query: &str) -> anyhow::Result<(Vec<Value>, Value)> {
     let r = client
@@ -80,10 +60,10 @@ async fn successful_reads_are_logged_per_session_and_member_and_only_auditors_li
     let env = TestEnv::new().await?;
     let product = env.spawn_product().await?;
     let (client, admin) = (product.client.clone(), product.admin.clone());
-    let (rita, rita_key) = member(&client, &admin, "Rita", "reviewer").await?;
-    let (audrey, audrey_key) = member(&client, &admin, "Audrey", "auditor").await?;
-    let (_, hana_key) = member(&client, &admin, "Hana", "hiring_manager").await?;
-    let (_, anil_key) = member(&client, &admin, "Anil", "analyst").await?;
+    let (rita, rita_key) = client.member(&admin, "Rita", "reviewer").await?;
+    let (audrey, audrey_key) = client.member(&admin, "Audrey", "auditor").await?;
+    let (_, hana_key) = client.member(&admin, "Hana", "hiring_manager").await?;
+    let (_, anil_key) = client.member(&admin, "Anil", "analyst").await?;
     let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
     assert_eq!(
         client.send_events(&session, &token, 1, 20).await?.status,

@@ -670,6 +670,8 @@ async fn the_analyst_role_reads_the_analytics_views_and_nothing_else_and_writes_
     let public_tables: Vec<(String, String)> = sqlx::query_as(
         "SELECT c.table_name, (SELECT column_name FROM information_schema.columns AS k
                                WHERE k.table_schema = c.table_schema AND k.table_name = c.table_name
+                                 -- An identity column refuses UPDATE before privileges are checked.
+                                 AND k.is_identity = 'NO' AND k.is_generated = 'NEVER'
                                ORDER BY ordinal_position LIMIT 1)
          FROM information_schema.tables AS c
          WHERE c.table_schema = 'public' AND c.table_type = 'BASE TABLE' ORDER BY 1",

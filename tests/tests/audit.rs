@@ -8,26 +8,10 @@ use clarity_tests::{Client, TestEnv};
 use serde_json::json;
 use uuid::Uuid;
 
-async fn member(
-    client: &Client,
-    admin: &str,
-    name: &str,
-    role: &str,
-) -> anyhow::Result<(String, String)> {
-    let r = client
-        .post("/v1/members", admin, &json!({"name": name, "email": format!("{}@acme.test", name.to_lowercase()), "role": role}))
-        .await?;
-    anyhow::ensure!(r.status == 201, "member not created: {r:?}");
-    Ok((
-        r.body["member_id"].as_str().unwrap().to_string(),
-        r.body["api_key"].as_str().unwrap().to_string(),
-    ))
-}
-
 /// A finished, analysed, reviewed and decided session; returns its id.
 async fn decided_session(env: &TestEnv, client: &Client, admin: &str) -> anyhow::Result<String> {
-    let (reviewer, reviewer_key) = member(client, admin, "Rae", "reviewer").await?;
-    let (_, manager_key) = member(client, admin, "Max", "hiring_manager").await?;
+    let (reviewer, reviewer_key) = client.member(admin, "Rae", "reviewer").await?;
+    let (_, manager_key) = client.member(admin, "Max", "hiring_manager").await?;
     let (session, token) = client.started_session(admin, "Ada Lovelace").await?;
     assert_eq!(
         client.send_events(&session, &token, 1, 120).await?.status,
@@ -162,7 +146,7 @@ async fn a_decided_session_exports_a_bundle_that_verifies_offline_and_tampering_
     );
 
     // Auditors download the same bundle through the API; the download is in the access log.
-    let (_, auditor_key) = member(&client, &admin, "Audra", "auditor").await?;
+    let (_, auditor_key) = client.member(&admin, "Audra", "auditor").await?;
     let downloaded = client
         .get(
             &format!("/v1/sessions/{session}/audit/bundle"),

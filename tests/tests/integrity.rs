@@ -280,7 +280,7 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
         ("auditor", 200),
         ("hiring_manager", 200),
     ] {
-        let key = member_key(&client, &admin, role).await?;
+        let (_, key) = client.member(&admin, &format!("A {role}"), role).await?;
         let r = client
             .get(&format!("/v1/sessions/{paster}/integrity"), &key)
             .await?;
@@ -311,16 +311,4 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-async fn member_key(
-    client: &clarity_tests::Client,
-    admin: &str,
-    role: &str,
-) -> anyhow::Result<String> {
-    let r = client
-        .post("/v1/members", admin, &json!({"name": format!("A {role}"), "email": format!("{role}@acme.test"), "role": role}))
-        .await?;
-    anyhow::ensure!(r.status == 201, "member not created: {r:?}");
-    Ok(r.body["api_key"].as_str().unwrap().to_string())
 }

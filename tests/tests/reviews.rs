@@ -1,28 +1,8 @@
 //! Reviews and decisions end to end: blind review, amendments that never edit in place,
 //! decision preconditions, role and organization checks.
 
-use clarity_tests::{new_org, Client, TestEnv};
+use clarity_tests::{new_org, TestEnv};
 use serde_json::{json, Value};
-
-async fn member(
-    client: &Client,
-    admin: &str,
-    name: &str,
-    role: &str,
-) -> anyhow::Result<(String, String)> {
-    let r = client
-        .post("/v1/members", admin, &json!({"name": name, "email": format!("{}@acme.test", name.to_lowercase()), "role": role}))
-        .await?;
-    anyhow::ensure!(r.status == 201, "member not created: {r:?}");
-    Ok((
-        r.body["member_id"]
-            .as_str()
-            .or(r.body["id"].as_str())
-            .unwrap()
-            .to_string(),
-        r.body["api_key"].as_str().unwrap().to_string(),
-    ))
-}
 
 fn criteria() -> Vec<(String, u8)> {
     let rubric = &clarity_domain::catalogue::builtin()[0].spec.rubric;
@@ -42,11 +22,11 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
     let env = TestEnv::new().await?;
     let product = env.spawn_product().await?;
     let (client, admin) = (product.client.clone(), product.admin.clone());
-    let (alice, alice_key) = member(&client, &admin, "Alice", "reviewer").await?;
-    let (bob, bob_key) = member(&client, &admin, "Bob", "reviewer").await?;
-    let (_, hana_key) = member(&client, &admin, "Hana", "hiring_manager").await?;
-    let (_, auditor_key) = member(&client, &admin, "Audrey", "auditor").await?;
-    let (_, analyst_key) = member(&client, &admin, "Anil", "analyst").await?;
+    let (alice, alice_key) = client.member(&admin, "Alice", "reviewer").await?;
+    let (bob, bob_key) = client.member(&admin, "Bob", "reviewer").await?;
+    let (_, hana_key) = client.member(&admin, "Hana", "hiring_manager").await?;
+    let (_, auditor_key) = client.member(&admin, "Audrey", "auditor").await?;
+    let (_, analyst_key) = client.member(&admin, "Anil", "analyst").await?;
     let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
     assert_eq!(
         client.send_events(&session, &token, 1, 30).await?.status,
@@ -150,7 +130,7 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
             .await?;
         assert_eq!((r.status, r.code()), (status, code), "{body}: {r:?}");
     }
-    let (stranger, stranger_key) = member(&client, &admin, "Sam", "reviewer").await?;
+    let (stranger, stranger_key) = client.member(&admin, "Sam", "reviewer").await?;
     let r = client
         .post(
             &format!("{base}/scores"),

@@ -121,7 +121,7 @@ pub fn merge(
         )
         .collect();
     // Stable: the session's own order is kept; an extra event goes after events at the same time.
-    all.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    all.sort_by_key(|a| (a.0, a.1, a.2));
     all.into_iter()
         .enumerate()
         .map(|(i, (ts, _, _, data))| TelemetryEvent {

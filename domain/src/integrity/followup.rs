@@ -120,9 +120,10 @@ pub fn generate(trace: &SessionTrace, reports: &[DetectorReport]) -> Vec<FollowU
                         .iter()
                         .take_while(|x| (x.ts - e.ts).num_milliseconds() <= 300_000)
                         .find(|x| matches!(x.data, TelemetryData::CodeRun { .. }))
-                        .map(|x| (x.ts - e.ts).num_milliseconds());
+                        .map(|x| (x.ts - e.ts).num_milliseconds())
+                        .filter(|ms| *ms >= 1_000);
                     let away = last_away
-                        .filter(|(end, _)| at - end <= 30_000)
+                        .filter(|(end, gone)| at - end <= 30_000 && *gone >= 5_000)
                         .map(|(_, gone)| {
                             format!(" right after {} away from the editor", duration(gone))
                         })

@@ -11,6 +11,9 @@ use crate::state::AppState;
 const HTML: &str = include_str!("../../assets/replay.html");
 const JS: &str = include_str!("../../assets/replay.js");
 const CSS: &str = include_str!("../../assets/replay.css");
+const REPORT_HTML: &str = include_str!("../../assets/report.html");
+const REPORT_JS: &str = include_str!("../../assets/report.js");
+const REPORT_CSS: &str = include_str!("../../assets/report.css");
 
 /// Headers that keep the page self-contained: no third-party origins, no framing, no referrer.
 const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
@@ -18,6 +21,25 @@ const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/review/sessions/{session_id}", get(page))
+        .route("/review/sessions/{session_id}/report", get(report_page))
+        .route(
+            "/review/assets/report.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    REPORT_JS,
+                )
+            }),
+        )
+        .route(
+            "/review/assets/report.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    REPORT_CSS,
+                )
+            }),
+        )
         .route(
             "/review/assets/replay.js",
             get(|| async {
@@ -34,6 +56,14 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn page() -> impl IntoResponse {
+    html(HTML)
+}
+
+async fn report_page() -> impl IntoResponse {
+    html(REPORT_HTML)
+}
+
+fn html(body: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -41,6 +71,6 @@ async fn page() -> impl IntoResponse {
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
-        HTML,
+        body,
     )
 }

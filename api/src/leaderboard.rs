@@ -14,11 +14,12 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Which sessions are compared.
+/// Which sessions are compared: one assessment version of an organization, or (with
+/// `assessment_id: None`) every scored session of the organization.
 #[derive(Debug, Clone)]
 pub struct Cohort {
     pub org_id: Uuid,
-    pub assessment_id: Uuid,
+    pub assessment_id: Option<Uuid>,
     pub version: i32,
     /// Only sessions whose integrity analysis found nothing to review.
     pub cleared_only: bool,
@@ -41,7 +42,8 @@ pub async fn counts(
     if cohort.dated() {
         return sqlx::query_as(
             "SELECT count(*) FILTER (WHERE score < $5), count(*) FILTER (WHERE score = $5), count(*)
-             FROM session_scores WHERE org_id = $1 AND assessment_id = $2 AND assessment_version = $3
+             FROM session_scores WHERE org_id = $1
+               AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
                AND (cleared OR NOT $4)
                AND ($6::timestamptz IS NULL OR finished_at >= $6) AND ($7::timestamptz IS NULL OR finished_at < $7)",
         )
@@ -59,7 +61,8 @@ pub async fn counts(
         "SELECT coalesce(sum(sessions) FILTER (WHERE score < $5), 0)::bigint,
                 coalesce(sum(sessions) FILTER (WHERE score = $5), 0)::bigint,
                 coalesce(sum(sessions), 0)::bigint
-         FROM score_histogram WHERE org_id = $1 AND assessment_id = $2 AND assessment_version = $3
+         FROM score_histogram WHERE org_id = $1
+           AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
            AND (cleared OR NOT $4)",
     )
     .bind(cohort.org_id)
@@ -83,6 +86,8 @@ pub struct Row {
     pub rank: i64,
     pub session_id: Uuid,
     pub candidate_name: Option<String>,
+    pub assessment_id: Uuid,
+    pub assessment_version: i32,
     /// Weighted rubric score 0–100 over the completed reviews.
     pub score: f64,
     pub percentile: Option<f64>,
@@ -110,10 +115,14 @@ pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sq
         Option<i64>,
         Option<String>,
         Option<DateTime<Utc>>,
+        Uuid,
+        i32,
     );
     let rows: Vec<R> = sqlx::query_as(
-        "SELECT session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at
-         FROM session_scores WHERE org_id = $1 AND assessment_id = $2 AND assessment_version = $3
+        "SELECT session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at,
+                assessment_id, assessment_version
+         FROM session_scores WHERE org_id = $1
+           AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
            AND (cleared OR NOT $4)
            AND ($5::timestamptz IS NULL OR finished_at >= $5) AND ($6::timestamptz IS NULL OR finished_at < $6)
          ORDER BY score DESC, session_id LIMIT $7",
@@ -131,8 +140,19 @@ pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sq
     // One query: the cohort size and the sessions sharing the last row's score.
     let (_, last_equal, n) = counts(pool, cohort, last).await?;
     let mut out = Vec::with_capacity(rows.len());
-    for (i, (session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at)) in
-        rows.iter().cloned().enumerate()
+    for (
+        i,
+        (
+            session_id,
+            candidate_name,
+            score,
+            time_used_seconds,
+            integrity_tier,
+            finished_at,
+            assessment_id,
+            assessment_version,
+        ),
+    ) in rows.iter().cloned().enumerate()
     {
         let higher = rows.iter().take(i).filter(|r| r.2 > score).count() as i64;
         let equal = if score == last {
@@ -146,6 +166,8 @@ pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sq
             rank,
             session_id,
             candidate_name,
+            assessment_id,
+            assessment_version,
             score,
             percentile,
             time_used_seconds,
@@ -167,10 +189,13 @@ pub async fn standing_of(
     session_id: Uuid,
 ) -> Result<Option<(f64, Option<f64>, i64, i64)>, sqlx::Error> {
     let score: Option<(f64, bool)> = sqlx::query_as(
-        "SELECT score, cleared FROM session_scores WHERE session_id = $1 AND org_id = $2",
+        "SELECT score, cleared FROM session_scores WHERE session_id = $1 AND org_id = $2
+           AND ($3::uuid IS NULL OR (assessment_id = $3 AND assessment_version = $4))",
     )
     .bind(session_id)
     .bind(cohort.org_id)
+    .bind(cohort.assessment_id)
+    .bind(cohort.version)
     .fetch_optional(pool)
     .await?;
     let Some((score, cleared)) = score else {

@@ -22,7 +22,7 @@ use crate::routes::{
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream,
         integrity::show, integrity::matched, integrity::diff, integrity::rerun,
-        reports::report, reports::board, reports::bundle,
+        reports::report, reports::board, reports::org_board, reports::bundle,
         reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,
         access::list,
     ),

@@ -261,6 +261,20 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         board.body["rows"][0]["score"],
         report.body["content"]["scores"]["aggregate"]
     );
+    let org_board = client.get("/v1/leaderboard", &hana_key).await?;
+    assert_eq!(org_board.status, 200, "{org_board:?}");
+    assert_eq!(org_board.body["cohort_size"], 1);
+    assert_eq!(
+        org_board.body["rows"][0]["assessment_id"],
+        clarity_tests::REST_API
+    );
+    assert_eq!(org_board.body["rows"][0]["rank"], 1);
+    let other_org = new_org(&env, "Initech").await?;
+    let foreign = client.get("/v1/leaderboard", &other_org).await?;
+    assert_eq!(
+        foreign.body["cohort_size"], 0,
+        "nothing crosses organizations"
+    );
     let r = client
         .get(
             &format!(

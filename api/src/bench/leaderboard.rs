@@ -108,7 +108,7 @@ async fn measure(env: &BenchEnv, args: &LeaderboardArgs) -> anyhow::Result<Value
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let cohort = |cleared_only: bool, dated: bool| Cohort {
         org_id: org,
-        assessment_id: assessment,
+        assessment_id: Some(assessment),
         version: 1,
         cleared_only,
         finished_from: dated.then(|| Utc::now() - Duration::days(90)),

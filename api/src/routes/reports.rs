@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
             get(board),
         )
         .route("/v1/sessions/{session_id}/audit/bundle", get(bundle))
+        .route("/v1/leaderboard", get(org_board))
 }
 
 /// The session's self-contained audit bundle (auditor, admin): every event up to the latest
@@ -271,7 +272,7 @@ async fn build(state: &AppState, member: &Member, id: Uuid) -> Result<Value> {
         (Some(a), Some(v)) => {
             let cohort = Cohort {
                 org_id: member.org_id,
-                assessment_id: a,
+                assessment_id: Some(a),
                 version: v,
                 cleared_only: false,
                 finished_from: None,
@@ -350,8 +351,38 @@ pub async fn board(
     }
     let cohort = Cohort {
         org_id: member.org_id,
-        assessment_id,
+        assessment_id: Some(assessment_id),
         version,
+        cleared_only: params.cleared,
+        finished_from: params.from,
+        finished_to: params.to,
+    };
+    Ok(Json(leaderboard::top(&state.pool, &cohort, limit).await?))
+}
+
+/// The organization's leaderboard across all its assessments (admin, hiring manager, auditor):
+/// rank and percentile among every scored session of the organization. Scores are 0–100 on every
+/// rubric, but rubrics differ: compare within an assessment version where it matters.
+#[utoipa::path(get, path = "/v1/leaderboard", tag = "reports", security(("api_key" = [])),
+    params(BoardParams),
+    responses((status = 200, body = Board), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn org_board(
+    State(state): State<AppState>,
+    member: Member,
+    Query(params): Query<BoardParams>,
+) -> Result<Json<Board>> {
+    member.require(READERS)?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let cohort = Cohort {
+        org_id: member.org_id,
+        assessment_id: None,
+        version: 0,
         cleared_only: params.cleared,
         finished_from: params.from,
         finished_to: params.to,

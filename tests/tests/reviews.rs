@@ -378,6 +378,25 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         .await?;
     assert_eq!((r.status, r.code()), (404, "not_found"));
 
+    // Blind review holds for the report too: a hiring manager who is also a pending reviewer
+    // of the session does not see the others' scores there.
+    let (hugo, hugo_key) = client.member(&admin, "Hugo", "hiring_manager").await?;
+    let r = client
+        .post(
+            &format!("{base}/reviewers"),
+            &admin,
+            &json!({"reviewers": [hugo]}),
+        )
+        .await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    env.wait_for::<i64>("Hugo's assignment", &format!("SELECT count(*) FROM review_reviewers WHERE session_id = '{session}' AND reviewer = '{hugo}'"), |n| *n == 1).await?;
+    let r = client.get(&format!("{base}/report"), &hugo_key).await?;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "complete_your_review_first"),
+        "{r:?}"
+    );
+
     // Everything is an event on the session; nothing was edited in place.
     let kinds: Vec<(String, i64)> = sqlx::query_as(
         "SELECT event_type, count(*) FROM events WHERE aggregate_id = $1 GROUP BY 1 ORDER BY 1",
@@ -389,7 +408,7 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
     assert_eq!(count("CriterionScored"), criteria.len() as i64 + 2);
     assert_eq!(count("DecisionRecorded"), 2);
     assert_eq!(count("ReviewCompleted"), 1);
-    assert_eq!(count("ReviewersAssigned"), 1);
+    assert_eq!(count("ReviewersAssigned"), 2);
     assert_eq!(count("CommentAdded"), 1);
 
     product.stop().await

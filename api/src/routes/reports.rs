@@ -100,10 +100,11 @@ pub struct ReportParams {
     pub version: Option<String>,
 }
 
-/// The candidate report (admin, hiring manager, auditor).
+/// The candidate report (admin, hiring manager, auditor). A member who reviews the session sees
+/// it only after completing their review (403 `complete_your_review_first`).
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/report", tag = "reports", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), ReportParams),
-    responses((status = 200, body = Report), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Report), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     member: Member,
@@ -111,6 +112,22 @@ pub async fn report(
     Query(params): Query<ReportParams>,
 ) -> Result<Json<Report>> {
     member.require(READERS)?;
+    // Blind review: a member who reviews this session sees others' scores only after completing
+    // their own review, whatever their role.
+    let reviewing: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM review_reviewers WHERE session_id = $1 AND reviewer = $2 AND completed_at IS NULL)",
+    )
+    .bind(id)
+    .bind(member.member_id)
+    .fetch_one(&state.pool)
+    .await?;
+    if reviewing {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "complete_your_review_first",
+            "you review this session: the report (with the other reviewers' scores) opens once your review is completed",
+        ));
+    }
     if let Some(hash) = params.version {
         let row: Option<(SqlJson<Value>, DateTime<Utc>)> = sqlx::query_as(
             "SELECT content, first_served_at FROM report_versions WHERE session_id = $1 AND org_id = $2 AND content_hash = $3",

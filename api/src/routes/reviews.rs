@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use clarity_domain::assessment::Rubric;
 use clarity_domain::session::{DecisionOutcome, FindingResolution, SessionCommand};
+use clarity_domain::CandidateSession;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -47,13 +48,19 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions/{session_id}/decisions", post(decide))
 }
 
-/// The session's organization (404 for another organization's or an unknown session) and the
-/// rubric of its assessment version.
-async fn session_rubric(state: &AppState, member: &Member, id: Uuid) -> Result<Rubric> {
+/// The session, if it belongs to the caller's organization (404 otherwise, also for an unknown
+/// session).
+async fn owned_session(state: &AppState, member: &Member, id: Uuid) -> Result<CandidateSession> {
     let session = state.load_session(id).await?;
     if session.org_id != Some(member.org_id) {
         return Err(ApiError::not_found("session"));
     }
+    Ok(session)
+}
+
+/// The rubric of the session's assessment version (for scoring and completing a review).
+async fn session_rubric(state: &AppState, member: &Member, id: Uuid) -> Result<Rubric> {
+    let session = owned_session(state, member, id).await?;
     let a = session
         .assessment
         .as_ref()
@@ -65,7 +72,14 @@ async fn session_rubric(state: &AppState, member: &Member, id: Uuid) -> Result<R
     Ok(spec.rubric.clone())
 }
 
-async fn run(state: &AppState, member: &Member, id: Uuid, command: SessionCommand) -> Result<()> {
+/// Executes a review command as the member and answers 202 with the id of what it created.
+async fn run(
+    state: &AppState,
+    member: &Member,
+    id: Uuid,
+    command: SessionCommand,
+    created: Option<Uuid>,
+) -> Result<(StatusCode, Json<Accepted>)> {
     let at = state.now();
     state
         .sessions
@@ -79,7 +93,13 @@ async fn run(state: &AppState, member: &Member, id: Uuid, command: SessionComman
             ),
         )
         .await?;
-    Ok(())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            session_id: id,
+            id: created,
+        }),
+    ))
 }
 
 /// Reviewers to add.
@@ -109,7 +129,7 @@ pub async fn assign(
     ApiJson(req): ApiJson<AssignReviewers>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(DECIDERS)?;
-    session_rubric(&state, &member, id).await?;
+    owned_session(&state, &member, id).await?;
     let known: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM members WHERE org_id = $1 AND id = ANY($2)
            AND role IN ('reviewer', 'hiring_manager', 'admin')",
@@ -133,15 +153,9 @@ pub async fn assign(
             assigned_by: member.member_id,
             at: state.now(),
         },
+        None,
     )
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            session_id: id,
-            id: None,
-        }),
-    ))
+    .await
 }
 
 /// A score for one rubric criterion.
@@ -185,15 +199,9 @@ pub async fn score(
             rubric,
             at: state.now(),
         },
+        Some(score_id),
     )
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            session_id: id,
-            id: Some(score_id),
-        }),
-    ))
+    .await
 }
 
 /// Submits the calling reviewer's review (every criterion must be scored).
@@ -216,15 +224,9 @@ pub async fn complete(
             rubric,
             at: state.now(),
         },
+        None,
     )
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            session_id: id,
-            id: None,
-        }),
-    ))
+    .await
 }
 
 /// A comment at a replay position.
@@ -247,7 +249,7 @@ pub async fn comment(
     ApiJson(req): ApiJson<NewComment>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(REVIEW_WRITERS)?;
-    session_rubric(&state, &member, id).await?;
+    owned_session(&state, &member, id).await?;
     let last_seq: Option<i64> =
         sqlx::query_scalar("SELECT last_seq FROM sessions WHERE session_id = $1")
             .bind(id)
@@ -271,15 +273,9 @@ pub async fn comment(
             text: req.text,
             at: state.now(),
         },
+        Some(comment_id),
     )
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            session_id: id,
-            id: Some(comment_id),
-        }),
-    ))
+    .await
 }
 
 /// A human's verdict on one integrity finding.
@@ -304,7 +300,7 @@ pub async fn resolve(
     ApiJson(req): ApiJson<NewResolution>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(REVIEW_WRITERS)?;
-    session_rubric(&state, &member, id).await?;
+    owned_session(&state, &member, id).await?;
     run(
         &state,
         &member,
@@ -317,15 +313,9 @@ pub async fn resolve(
             by: member.member_id,
             at: state.now(),
         },
+        None,
     )
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            session_id: id,
-            id: None,
-        }),
-    ))
+    .await
 }
 
 /// A hiring decision.
@@ -353,7 +343,7 @@ pub async fn decide(
     ApiJson(req): ApiJson<NewDecision>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(DECIDERS)?;
-    session_rubric(&state, &member, id).await?;
+    let session = owned_session(&state, &member, id).await?;
     let reviewers_may_decide: bool =
         sqlx::query_scalar("SELECT reviewers_may_decide FROM organizations WHERE id = $1")
             .bind(member.org_id)
@@ -361,9 +351,7 @@ pub async fn decide(
             .await?;
     // The decision's own preconditions are answered first; only then whether the audit chain is
     // ready to be sealed into it.
-    state
-        .load_session(id)
-        .await?
+    session
         .review
         .check_decision(
             member.member_id,
@@ -411,15 +399,9 @@ pub async fn decide(
             at: state.now(),
             chain_seal: Some(chain_seal),
         },
+        Some(decision_id),
     )
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            session_id: id,
-            id: Some(decision_id),
-        }),
-    ))
+    .await
 }
 
 /// One score as the read model has it.

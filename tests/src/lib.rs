@@ -335,6 +335,38 @@ impl Client {
         ))
     }
 
+    /// Assigns `reviewer` to a finished REST API session, scores every rubric criterion at the
+    /// level `pick` chooses, and completes the review (every call must be accepted).
+    pub async fn complete_review(
+        &self,
+        admin_key: &str,
+        session: &str,
+        reviewer: (&str, &str),
+        pick: fn(&clarity_domain::assessment::Criterion) -> u8,
+    ) -> anyhow::Result<()> {
+        let (reviewer_id, reviewer_key) = reviewer;
+        let base = format!("/v1/sessions/{session}");
+        let r = self
+            .post(
+                &format!("{base}/reviewers"),
+                admin_key,
+                &json!({"reviewers": [reviewer_id]}),
+            )
+            .await?;
+        anyhow::ensure!(r.status == 202, "assigning failed: {r:?}");
+        for c in &clarity_domain::catalogue::builtin()[0].spec.rubric.criteria {
+            let r = self
+                .post(&format!("{base}/scores"), reviewer_key, &json!({"criterion": c.key, "score": pick(c), "justification": format!("{}: checked", c.name)}))
+                .await?;
+            anyhow::ensure!(r.status == 202, "scoring failed: {r:?}");
+        }
+        let r = self
+            .post(&format!("{base}/review/complete"), reviewer_key, &json!({}))
+            .await?;
+        anyhow::ensure!(r.status == 202, "completing failed: {r:?}");
+        Ok(())
+    }
+
     /// Invites a candidate to the REST API assessment; returns (session id, candidate token).
     pub async fn invite(&self, admin_key: &str, name: &str) -> anyhow::Result<(String, String)> {
         let r = self
@@ -433,4 +465,31 @@ impl Product {
         self.relay.stop().await?;
         self.api.stop().await
     }
+}
+
+/// Runs a headless-browser spec (`tests/browser/<name>`, a plain Node script using Debian's
+/// chromium and playwright-core, which scripts/test installs) with the given environment, and
+/// fails unless every check passed. Returns its output.
+pub async fn run_browser_spec(name: &str, vars: &[(&str, &str)]) -> anyhow::Result<String> {
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("browser")
+        .join(name);
+    let mut command = tokio::process::Command::new("node");
+    command.arg(&spec);
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    let output = command.output().await.map_err(|e| {
+        anyhow::anyhow!(
+            "running node {} (scripts/test installs Node deps and chromium): {e}",
+            spec.display()
+        )
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    anyhow::ensure!(
+        output.status.success() && stdout.contains(" passed, 0 failed"),
+        "browser spec {name} failed:\n{stdout}\n{stderr}"
+    );
+    Ok(stdout)
 }

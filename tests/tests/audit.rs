@@ -31,33 +31,12 @@ async fn decided_session(env: &TestEnv, client: &Client, admin: &str) -> anyhow:
         |d| *d,
     )
     .await?;
+    client
+        .complete_review(admin, &session, (&reviewer, &reviewer_key), |c| {
+            c.levels[0].score
+        })
+        .await?;
     let base = format!("/v1/sessions/{session}");
-    assert_eq!(
-        client
-            .post(
-                &format!("{base}/reviewers"),
-                admin,
-                &json!({"reviewers": [reviewer]})
-            )
-            .await?
-            .status,
-        202
-    );
-    for c in &clarity_domain::catalogue::builtin()[0].spec.rubric.criteria {
-        let r = client.post(&format!("{base}/scores"), &reviewer_key, &json!({"criterion": c.key, "score": c.levels[0].score, "justification": "checked"})).await?;
-        assert_eq!(r.status, 202, "{r:?}");
-    }
-    assert_eq!(
-        client
-            .post(
-                &format!("{base}/review/complete"),
-                &reviewer_key,
-                &json!({})
-            )
-            .await?
-            .status,
-        202
-    );
     env.wait_for::<i64>(
         "the session's score",
         &format!("SELECT count(*) FROM session_scores WHERE session_id = '{session}'"),

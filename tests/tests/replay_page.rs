@@ -71,31 +71,17 @@ async fn the_replay_page_plays_seeks_jumps_and_diffs_in_a_real_browser() -> anyh
         "candidate_name": "Ada Lovelace",
     });
 
-    // Act: run the browser spec against the live API.
-    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/replay.spec.mjs");
-    let output = tokio::process::Command::new("node")
-        .arg(&spec)
-        .env("BASE_URL", &client.base)
-        .env("SESSION_ID", &session)
-        .env("API_KEY", &reviewer_key)
-        .env("EXPECT_JSON", expect.to_string())
-        .output()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "running node {} (scripts/test installs Node deps and chromium): {e}",
-                spec.display()
-            )
-        })?;
-
-    // Assert
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser spec failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    // Act + Assert: run the browser spec against the live API.
+    clarity_tests::run_browser_spec(
+        "replay.spec.mjs",
+        &[
+            ("BASE_URL", &client.base),
+            ("SESSION_ID", &session),
+            ("API_KEY", &reviewer_key),
+            ("EXPECT_JSON", &expect.to_string()),
+        ],
+    )
+    .await?;
 
     product.stop().await?;
     Ok(())

@@ -45,41 +45,13 @@ async fn the_report_page_shows_the_served_version_scores_and_links_into_the_repl
         |d| *d,
     )
     .await?;
+    client
+        .complete_review(&admin, &session, (&reviewer, &reviewer_key), |c| {
+            c.levels.last().unwrap().score
+        })
+        .await?;
     let base = format!("/v1/sessions/{session}");
-    assert_eq!(
-        client
-            .post(
-                &format!("{base}/reviewers"),
-                &admin,
-                &json!({"reviewers": [reviewer]})
-            )
-            .await?
-            .status,
-        202
-    );
     let criteria = &clarity_domain::catalogue::builtin()[0].spec.rubric.criteria;
-    for c in criteria {
-        let top = c.levels.last().unwrap().score;
-        let r = client
-            .post(
-                &format!("{base}/scores"),
-                &reviewer_key,
-                &json!({"criterion": c.key, "score": top, "justification": "clear and tested"}),
-            )
-            .await?;
-        assert_eq!(r.status, 202, "{r:?}");
-    }
-    assert_eq!(
-        client
-            .post(
-                &format!("{base}/review/complete"),
-                &reviewer_key,
-                &json!({})
-            )
-            .await?
-            .status,
-        202
-    );
     env.wait_for::<i64>(
         "the session's score",
         &format!("SELECT count(*) FROM session_scores WHERE session_id = '{session}'"),
@@ -104,30 +76,16 @@ async fn the_report_page_shows_the_served_version_scores_and_links_into_the_repl
         "criteria": criteria.len(),
     });
 
-    // Act
-    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/report.spec.mjs");
-    let output = tokio::process::Command::new("node")
-        .arg(&spec)
-        .env("BASE_URL", &client.base)
-        .env("SESSION_ID", &session)
-        .env("API_KEY", &manager_key)
-        .env("EXPECT_JSON", expect.to_string())
-        .output()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "running node {} (scripts/test installs Node deps and chromium): {e}",
-                spec.display()
-            )
-        })?;
-
-    // Assert
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser spec failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    // Act + Assert
+    clarity_tests::run_browser_spec(
+        "report.spec.mjs",
+        &[
+            ("BASE_URL", &client.base),
+            ("SESSION_ID", &session),
+            ("API_KEY", &manager_key),
+            ("EXPECT_JSON", &expect.to_string()),
+        ],
+    )
+    .await?;
     product.stop().await
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use clarity_consumers::kafka::Overrides;
 use clarity_domain::telemetry::{EditOrigin, KeyClass, TelemetryData, TelemetryEvent};
 use clarity_domain::wire::WireEvent;
 use clarity_projections::Projection;
@@ -75,8 +76,9 @@ pub struct IngestArgs {
     /// Events per request.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
-    /// Concurrent client tasks (requests in flight).
-    #[arg(long, default_value_t = 64)]
+    /// Concurrent client tasks (requests in flight). 32 is where throughput stops growing on
+    /// the development machine; more only queues at the broker (see docs/benchmarks.md).
+    #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
     /// Sessions whose events are followed into `session_events` for the lag measurement.
     #[arg(long, default_value_t = 16)]
@@ -177,8 +179,12 @@ impl BenchEnv {
     /// Creates another topic with the same partition count as the sessions topic.
     async fn create_topic(&mut self, suffix: &str) -> anyhow::Result<String> {
         let name = format!("bench.{}.{suffix}", self.id);
-        let admin: AdminClient<DefaultClientContext> =
-            self.config.kafka().client_config().create()?;
+        let admin: AdminClient<DefaultClientContext> = self
+            .config
+            .kafka()
+            .client_config()
+            .overridden(&self.config.kafka())
+            .create()?;
         let topic = NewTopic::new(
             &name,
             self.config.topic_partitions,
@@ -597,18 +603,50 @@ fn memory_kib() -> (u64, u64) {
 
 /// CPU time (user + system) this process used so far, from `/proc/self/stat` (USER_HZ = 100).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    proc_cpu_seconds("/proc/self/stat").unwrap_or(0.0)
+}
+
+fn proc_cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     // After the command: state is field 3, utime 14 and stime 15 (1-based).
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// CPU seconds used so far by the broker (`tansu`) and by PostgreSQL (all `postgres`
+/// processes) on this machine, where they run locally: where the cores go during a phase.
+fn neighbour_cpu_seconds() -> HashMap<&'static str, f64> {
+    let mut totals = HashMap::from([("broker", 0.0), ("postgres", 0.0)]);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return totals;
     };
-    (ticks(11) + ticks(12)) / 100.0
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let who = match comm.trim() {
+            "tansu" => "broker",
+            c if c.starts_with("postgres") => "postgres",
+            _ => continue,
+        };
+        if let Some(cpu) = proc_cpu_seconds(&path.join("stat").to_string_lossy()) {
+            *totals.entry(who).or_default() += cpu;
+        }
+    }
+    totals
+}
+
+/// Average cores the broker and PostgreSQL used between two `neighbour_cpu_seconds` readings.
+fn neighbour_cores(
+    before: &HashMap<&'static str, f64>,
+    after: &HashMap<&'static str, f64>,
+    wall: Duration,
+) -> Value {
+    let cores = |k: &str| {
+        (after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0))
+            / wall.as_secs_f64().max(1e-9)
+    };
+    json!({ "broker_avg_cores": cores("broker"), "postgres_avg_cores": cores("postgres") })
 }
 
 /// CPU used by this process over a phase: average cores and microseconds per event.
@@ -653,6 +691,44 @@ fn diagnostics(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> V
     let batches = delta("clarity_projection_batch_seconds_count{projection=\"sessions\"}");
     let batch_sum = delta("clarity_projection_batch_seconds_sum{projection=\"sessions\"}");
     let records = delta("clarity_projection_records_total{projection=\"sessions\"}");
+    // Record ages on the sessions topic (the bucket counts give an upper bound per quantile).
+    let age = |metric: &str| {
+        let matching = |suffix: &str| {
+            after
+                .keys()
+                .filter(|k| k.starts_with(&format!("{metric}_{suffix}")) && k.contains("sessions"))
+                .map(|k| delta(k))
+                .sum::<f64>()
+        };
+        let (sum, count) = (matching("sum"), matching("count"));
+        let mut buckets: Vec<(f64, f64)> = after
+            .keys()
+            .filter(|k| k.starts_with(&format!("{metric}_bucket")) && k.contains("sessions"))
+            .filter_map(|k| {
+                let le = k.split("le=\"").nth(1)?.split('"').next()?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, delta(k)))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let quantile = |q: f64| {
+            buckets
+                .iter()
+                .find(|(_, n)| *n >= q * count)
+                .map_or(Value::Null, |(le, _)| json!(le * 1000.0))
+        };
+        json!({
+            "mean_ms": per(sum, count) * 1000.0,
+            "p50_at_most_ms": quantile(0.5),
+            "p99_at_most_ms": quantile(0.99),
+        })
+    };
+    let replay_batches = delta("clarity_projection_batch_seconds_count{projection=\"replay\"}");
+    let replay_sum = delta("clarity_projection_batch_seconds_sum{projection=\"replay\"}");
     json!({
         "telemetry_produce_calls": produce_count,
         "mean_broker_ack_ms_per_request": per(produce_sum, produce_count) * 1000.0,
@@ -660,6 +736,9 @@ fn diagnostics(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> V
         "mean_sessions_projection_batch_ms": per(batch_sum, batches) * 1000.0,
         "mean_sessions_projection_batch_records": per(records, batches),
         "sessions_projection_busy_seconds": batch_sum,
+        "mean_replay_projection_batch_ms": per(replay_sum, replay_batches) * 1000.0,
+        "record_age_at_fetch": age("clarity_consumer_record_age_at_fetch_seconds"),
+        "record_age_at_commit": age("clarity_projection_record_age_seconds"),
     })
 }
 
@@ -788,8 +867,14 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
         .collect();
     let send = raw_producer_send(producer, topic.clone(), org.org_id, bytes.clone());
     let raw_cpu_before = cpu_seconds();
+    let raw_neighbours_before = neighbour_cpu_seconds();
     let raw_elapsed = drive(works, args.batch, args.concurrency, send).await?;
     let raw_cpu = cpu_seconds() - raw_cpu_before;
+    let raw_neighbours = neighbour_cores(
+        &raw_neighbours_before,
+        &neighbour_cpu_seconds(),
+        raw_elapsed,
+    );
     let total = args.sessions as u64 * args.events_per_session;
     let raw_rate = rate(total, raw_elapsed);
     let ingest_rate = report["ingest"]["events_per_s"].as_f64().unwrap_or(0.0);
@@ -800,6 +885,7 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
         "events_per_s": raw_rate,
         "avg_record_bytes": bytes.load(Ordering::Relaxed) as f64 / total.max(1) as f64,
         "process_cpu": cpu_use(raw_cpu, raw_elapsed, args.sessions as u64 * args.events_per_session),
+        "neighbour_cpu": raw_neighbours,
         "in_flight": format!("{} tasks x {} records", args.concurrency.min(args.sessions), args.batch),
     });
     report["ratio_ingest_over_raw"] = json!(ingest_rate / raw_rate.max(1e-9));
@@ -816,6 +902,7 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
             remaining: args.events_per_session,
         })
         .collect();
+    let tailed_neighbours_before = neighbour_cpu_seconds();
     let tail = tokio::spawn(raw_tail(config.clone(), topic.clone(), total));
     let send = raw_producer_send(
         producer,
@@ -824,6 +911,11 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
         Arc::new(AtomicU64::new(0)),
     );
     let tailed_elapsed = drive(works, args.batch, args.concurrency, send).await?;
+    let tailed_neighbours = neighbour_cores(
+        &tailed_neighbours_before,
+        &neighbour_cpu_seconds(),
+        tailed_elapsed,
+    );
     let tailed = tail.await??;
     let tailed_rate = rate(total, tailed_elapsed);
     report["raw_produce_with_consumer"] = json!({
@@ -831,6 +923,8 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
         "events_per_s": tailed_rate,
         "seconds": tailed_elapsed.as_secs_f64(),
         "consumer_caught_up_s": tailed.elapsed.as_secs_f64(),
+        "record_age_at_receive_ms": tailed.age.as_ref().map_or(Value::Null, percentiles),
+        "neighbour_cpu": tailed_neighbours,
     });
     report["ratio_ingest_over_raw_with_consumer"] = json!(ingest_rate / tailed_rate.max(1e-9));
 
@@ -1019,10 +1113,12 @@ async fn load(
         .collect();
     let metrics_before = metric_snapshot();
     let cpu_before = cpu_seconds();
+    let neighbours_before = neighbour_cpu_seconds();
     let load_started = Instant::now();
     let sent = drive(works, args.batch, args.concurrency, send).await;
     sending_done.cancel();
     let elapsed = sent?;
+    let neighbours = neighbour_cores(&neighbours_before, &neighbour_cpu_seconds(), elapsed);
     let load_cpu = cpu_use(
         cpu_seconds() - cpu_before,
         elapsed,
@@ -1081,6 +1177,7 @@ async fn load(
             "retries": retries.load(Ordering::Relaxed),
             "latency_ms": percentiles(&latency),
             "process_cpu": load_cpu,
+            "neighbour_cpu": neighbours,
         },
         "end_to_end": {
             "lag_from_send_ms": lag.from_send.as_ref().map_or(Value::Null, percentiles),
@@ -1227,6 +1324,22 @@ fn print_ingest(r: &Value) {
             .unwrap_or(0.0),
         e["projected_events_per_s"].as_f64().unwrap_or(0.0)
     );
+    let neighbours = |phase: &Value| {
+        format!(
+            "broker {:.2} cores, PostgreSQL {:.2} cores",
+            phase["neighbour_cpu"]["broker_avg_cores"]
+                .as_f64()
+                .unwrap_or(0.0),
+            phase["neighbour_cpu"]["postgres_avg_cores"]
+                .as_f64()
+                .unwrap_or(0.0)
+        )
+    };
+    println!(
+        "  {:<38} {}",
+        "other processes during ingest",
+        neighbours(i)
+    );
     let d = &r["diagnostics"];
     println!(
         "  {:<38} broker ack {:.1} ms mean per request (of the request latency above)",
@@ -1246,6 +1359,29 @@ fn print_ingest(r: &Value) {
         d["sessions_projection_busy_seconds"]
             .as_f64()
             .unwrap_or(0.0)
+    );
+    let age = |v: &Value| {
+        format!(
+            "mean {:.0} ms, p50 <= {} ms, p99 <= {} ms",
+            v["mean_ms"].as_f64().unwrap_or(0.0),
+            v["p50_at_most_ms"],
+            v["p99_at_most_ms"]
+        )
+    };
+    println!(
+        "  {:<38} {}",
+        "record age when the consumer got it",
+        age(&d["record_age_at_fetch"])
+    );
+    println!(
+        "  {:<38} {}",
+        "record age when both projections had it",
+        age(&d["record_age_at_commit"])
+    );
+    println!(
+        "  {:<38} {:.1} ms per batch (applied side by side with sessions)",
+        "replay projection during the run",
+        d["mean_replay_projection_batch_ms"].as_f64().unwrap_or(0.0)
     );
     println!(
         "  {:<38} peak (VmHWM) {:.0} MiB, RSS {:.0} MiB after load, {:.0} MiB before load",
@@ -1269,6 +1405,11 @@ fn print_ingest(r: &Value) {
         raw["process_cpu"]["us_per_event"].as_f64().unwrap_or(0.0)
     );
     println!(
+        "  {:<38} {}",
+        "other processes during raw produce",
+        neighbours(raw)
+    );
+    println!(
         "  {:<38} {:.3}",
         "ratio ingest / raw",
         r["ratio_ingest_over_raw"].as_f64().unwrap_or(0.0)
@@ -1280,6 +1421,16 @@ fn print_ingest(r: &Value) {
         tailed["events_per_s"].as_f64().unwrap_or(0.0),
         tailed["seconds"].as_f64().unwrap_or(0.0),
         tailed["consumer_caught_up_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  {:<38} {}",
+        "other processes during that",
+        neighbours(tailed)
+    );
+    println!(
+        "  {:<38} {}",
+        "record age when the raw consumer got it",
+        pct_text(&tailed["record_age_at_receive_ms"])
     );
     println!(
         "  {:<38} {:.3}",
@@ -1436,6 +1587,8 @@ struct Consumed {
     records: u64,
     bytes: u64,
     elapsed: Duration,
+    /// Age of each record (now - its create time) when it was received, in microseconds.
+    age: Option<Histogram<u64>>,
 }
 
 /// Follows `topic` from the beginning until `expected` records were read (all partitions
@@ -1452,6 +1605,7 @@ async fn raw_tail(config: Config, topic: String, expected: u64) -> anyhow::Resul
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "50")
+        .overridden(&config.kafka())
         .create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..config.topic_partitions {
@@ -1459,10 +1613,15 @@ async fn raw_tail(config: Config, topic: String, expected: u64) -> anyhow::Resul
     }
     consumer.assign(&assignment)?;
     let (mut records, mut bytes) = (0u64, 0u64);
+    let mut age = histogram();
     while records < expected {
         let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
             .context("the tailing consumer got nothing for 60 s")??;
+        if let Some(created) = message.timestamp().to_millis() {
+            let now = Utc::now().timestamp_millis();
+            let _ = age.record(((now - created).max(0) as u64 * 1000).max(1));
+        }
         let payload = message.payload().unwrap_or_default();
         let _: WireEvent = serde_json::from_slice(payload)?;
         records += 1;
@@ -1472,6 +1631,7 @@ async fn raw_tail(config: Config, topic: String, expected: u64) -> anyhow::Resul
         records,
         bytes,
         elapsed: started.elapsed(),
+        age: Some(age),
     })
 }
 
@@ -1490,6 +1650,7 @@ async fn raw_consume(config: &Config, topic: &str, decode: bool) -> anyhow::Resu
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "50")
+        .overridden(&config.kafka())
         .create()?;
     // Exactly the partitions and ends a rebuild reads.
     let (mut ends, _) =
@@ -1520,6 +1681,7 @@ async fn raw_consume(config: &Config, topic: &str, decode: bool) -> anyhow::Resu
         records,
         bytes,
         elapsed: started.elapsed(),
+        age: None,
     })
 }
 

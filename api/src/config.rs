@@ -3,7 +3,26 @@
 
 use std::time::Duration;
 
+use clarity_consumers::projection_runner::ConsumerConfig;
 use clarity_consumers::KafkaSettings;
+use clarity_projections::Feed;
+
+/// Parsed `CLARITY_KAFKA_PROPERTIES`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaProperties(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for KafkaProperties {
+    // Values may be credentials: only the keys are ever printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=<redacted>")))
+            .finish()
+    }
+}
+
+fn parse_kafka_properties(text: &str) -> Result<KafkaProperties, String> {
+    clarity_consumers::kafka::parse_properties(text).map(KafkaProperties)
+}
 
 /// Settings shared by every role.
 #[derive(Debug, Clone, clap::Args)]
@@ -74,6 +93,25 @@ pub struct Config {
     /// integrity suite version (so a re-run stores its findings beside the old ones).
     #[arg(long, env = "CLARITY_INTEGRITY_SIMILARITY_THRESHOLD")]
     pub integrity_similarity_threshold: Option<f64>,
+    /// Extra librdkafka properties for every Kafka client, `key=value` separated by commas
+    /// (e.g. `security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512,...`). Applied after
+    /// Clarity's own settings, so they win.
+    #[arg(long, env = "CLARITY_KAFKA_PROPERTIES", hide_env_values = true, value_parser = parse_kafka_properties)]
+    pub kafka_properties: Option<KafkaProperties>,
+    /// Most records a projection applies in one transaction.
+    #[arg(long, env = "CLARITY_CONSUMER_BATCH_MAX", default_value_t = 2000)]
+    pub consumer_batch_max: usize,
+    /// Longest wait for a projection batch to fill once its first record arrived, in milliseconds.
+    #[arg(long, env = "CLARITY_CONSUMER_BATCH_WAIT_MS", default_value_t = 20)]
+    pub consumer_batch_wait_ms: u64,
+    /// Longest time the broker may hold a fetch of the sessions topic's consumer open, in
+    /// milliseconds (bounds how long a new event waits at the broker when traffic is light).
+    #[arg(long, env = "CLARITY_CONSUMER_FETCH_WAIT_MS", default_value_t = 50)]
+    pub consumer_fetch_wait_ms: u64,
+    /// The same for the low-volume assessments topic (catalogue changes): a longer wait means
+    /// fewer idle fetches for the broker to answer.
+    #[arg(long, env = "CLARITY_CATALOGUE_FETCH_WAIT_MS", default_value_t = 500)]
+    pub catalogue_fetch_wait_ms: u64,
     /// Producer linger for telemetry, in milliseconds (batches concurrent requests).
     #[arg(long, env = "CLARITY_PRODUCER_LINGER_MS", default_value_t = 2)]
     pub producer_linger_ms: u32,
@@ -99,6 +137,23 @@ impl Config {
             replication: self.topic_replication,
             group_prefix: self.group_prefix.clone(),
             instance_id: self.consumer_instance_id.clone(),
+            properties: self
+                .kafka_properties
+                .as_ref()
+                .map(|p| p.0.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Batch sizing and fetch settings of the projection consumer of a topic.
+    pub fn consumer(&self, feed: Feed) -> ConsumerConfig {
+        ConsumerConfig {
+            batch_max: self.consumer_batch_max.max(1),
+            batch_wait: Duration::from_millis(self.consumer_batch_wait_ms),
+            fetch_wait: Duration::from_millis(match feed {
+                Feed::Sessions => self.consumer_fetch_wait_ms,
+                Feed::Assessments => self.catalogue_fetch_wait_ms,
+            }),
         }
     }
 
@@ -136,4 +191,22 @@ pub fn load_config_file() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_properties_parse_and_never_print_their_values() {
+        let parsed = parse_kafka_properties("sasl.username=clarity,sasl.password=hunter2").unwrap();
+        assert_eq!(parsed.0[1], ("sasl.password".into(), "hunter2".into()));
+        let shown = format!("{parsed:?}");
+        assert!(shown.contains("sasl.password=<redacted>"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("clarity\""),
+            "{shown}"
+        );
+        assert!(parse_kafka_properties("no-equals-sign").is_err());
+    }
 }

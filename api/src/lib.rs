@@ -24,7 +24,7 @@ pub mod state;
 use std::time::Duration;
 
 use clarity_consumers::outbox_relay::{self, RelayConfig};
-use clarity_consumers::projection_runner::{self, ConsumerConfig};
+use clarity_consumers::projection_runner;
 use clarity_projections::Projection;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
@@ -122,10 +122,11 @@ pub async fn consume(
         }
     }
     let mut tasks = JoinSet::new();
-    for (_, group) in by_feed {
+    for (feed, group) in by_feed {
         let (pool, kafka, shutdown) = (pool.clone(), config.kafka(), shutdown.clone());
+        let consumer = config.consumer(feed);
         tasks.spawn(async move {
-            projection_runner::run(pool, &kafka, group, ConsumerConfig::default(), shutdown).await
+            projection_runner::run(pool, &kafka, group, consumer, shutdown).await
         });
     }
     join_all(tasks, &shutdown).await

@@ -27,6 +27,37 @@ pub struct KafkaSettings {
     /// Static group membership id of this consumer process (stable across restarts, unique
     /// among live processes), if any.
     pub instance_id: Option<String>,
+    /// Extra librdkafka properties applied to every client after Clarity's own (security
+    /// settings of a production cluster, tuning). Later entries win.
+    pub properties: Vec<(String, String)>,
+}
+
+/// Applies the operator's extra librdkafka properties last, so they win over Clarity's own.
+pub trait Overrides {
+    fn overridden(&mut self, kafka: &KafkaSettings) -> &mut Self;
+}
+
+impl Overrides for ClientConfig {
+    fn overridden(&mut self, kafka: &KafkaSettings) -> &mut Self {
+        for (key, value) in &kafka.properties {
+            self.set(key, value);
+        }
+        self
+    }
+}
+
+/// Parses `key=value` pairs separated by commas or newlines (`CLARITY_KAFKA_PROPERTIES`).
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split([',', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(format!("`{pair}` is not a `key=value` librdkafka property")),
+        })
+        .collect()
 }
 
 impl KafkaSettings {
@@ -65,12 +96,14 @@ impl KafkaSettings {
             .set("message.timeout.ms", "30000")
             .set("queue.buffering.max.messages", "1000000")
             .set("queue.buffering.max.kbytes", "1048576")
+            .overridden(self)
             .create()
     }
 
     /// Creates the topics if they are missing (brokers like Tansu do not auto-create).
     pub async fn ensure_topics(&self) -> anyhow::Result<()> {
-        let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().overridden(self).create()?;
         let topics: Vec<NewTopic<'_>> = [&self.assessments_topic, &self.sessions_topic]
             .into_iter()
             .map(|t| {
@@ -111,6 +144,7 @@ pub async fn read_key(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "50")
+        .overridden(kafka)
         .create()?;
     let (mut ends, _) = crate::projection_runner::assign_from_beginning(&consumer, topic)?;
     let mut out = Vec::new();
@@ -129,4 +163,28 @@ pub async fn read_key(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_properties;
+
+    #[test]
+    fn properties_are_key_value_pairs_separated_by_commas_or_lines() {
+        let parsed = parse_properties(
+            "security.protocol=SASL_SSL, sasl.password = a=b\nfetch.wait.max.ms=200,",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                ("sasl.password".to_string(), "a=b".to_string()),
+                ("fetch.wait.max.ms".to_string(), "200".to_string()),
+            ]
+        );
+        assert!(parse_properties("acks").is_err());
+        assert!(parse_properties("=1").is_err());
+        assert_eq!(parse_properties("  ").unwrap(), vec![]);
+    }
 }

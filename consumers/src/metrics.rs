@@ -47,3 +47,31 @@ pub static BATCH_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
     .expect("metric registers")
 });
+
+const AGE_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// How old records are (since the producer created them) when a consumer receives them from the
+/// broker, per topic: the broker's share of the end-to-end lag.
+pub static RECORD_AGE_AT_FETCH: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "clarity_consumer_record_age_at_fetch_seconds",
+        "Age of a record (now - its create time) when the consumer received it",
+        &["topic"],
+        AGE_BUCKETS.to_vec()
+    )
+    .expect("metric registers")
+});
+
+/// How old records are when every projection of their topic has committed them: the end-to-end
+/// lag from produce to visible in the read models.
+pub static RECORD_AGE_AT_COMMIT: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "clarity_projection_record_age_seconds",
+        "Age of a record (now - its create time) when all projections of its topic committed it",
+        &["topic"],
+        AGE_BUCKETS.to_vec()
+    )
+    .expect("metric registers")
+});

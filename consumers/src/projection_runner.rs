@@ -24,8 +24,10 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::kafka::KafkaSettings;
-use crate::metrics::{BATCH_SECONDS, CONSUMER_LAG, PROJECTION_RECORDS};
+use crate::kafka::{KafkaSettings, Overrides};
+use crate::metrics::{
+    BATCH_SECONDS, CONSUMER_LAG, PROJECTION_RECORDS, RECORD_AGE_AT_COMMIT, RECORD_AGE_AT_FETCH,
+};
 
 /// Batch sizing for a projection consumer.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct ConsumerConfig {
     pub batch_max: usize,
     /// Longest wait for a batch to fill once its first record arrived.
     pub batch_wait: Duration,
+    /// Longest time the broker may hold a fetch request open (`fetch.wait.max.ms`).
+    pub fetch_wait: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -41,6 +45,7 @@ impl Default for ConsumerConfig {
         Self {
             batch_max: 2000,
             batch_wait: Duration::from_millis(20),
+            fetch_wait: Duration::from_millis(50),
         }
     }
 }
@@ -52,6 +57,8 @@ pub struct RawRecord {
     pub partition: i32,
     pub offset: i64,
     pub payload: Vec<u8>,
+    /// The record's create time (ms since the epoch), when the broker reports one.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// What happened to a batch.
@@ -133,7 +140,10 @@ pub async fn run(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
-        .set("fetch.wait.max.ms", "50")
+        .set(
+            "fetch.wait.max.ms",
+            config.fetch_wait.as_millis().to_string(),
+        )
         // Bound librdkafka's read-ahead (default 64 MiB per consumer) so memory stays flat
         // when a projection falls behind.
         .set("queued.max.messages.kbytes", "16384")
@@ -151,7 +161,9 @@ pub async fn run(
         // back at once, without a rebalance waiting for the old member to be declared dead.
         client_config.set("group.instance.id", format!("{instance}.{}", feed.name()));
     }
-    let consumer: StreamConsumer<RunnerContext> = client_config.create_with_context(context)?;
+    let consumer: StreamConsumer<RunnerContext> = client_config
+        .overridden(kafka)
+        .create_with_context(context)?;
     consumer.subscribe(&[&topic])?;
     info!(projections = %names, %topic, "projection consumer started");
     let mut synced: HashSet<i32> = HashSet::new();
@@ -196,6 +208,7 @@ pub async fn run(
         if batch.is_empty() {
             continue;
         }
+        observe_ages(&RECORD_AGE_AT_FETCH, &topic, &batch);
         let mut pending = projections.clone();
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -229,6 +242,7 @@ pub async fn run(
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+        observe_ages(&RECORD_AGE_AT_COMMIT, &topic, &batch);
         let mut next: HashMap<i32, i64> = HashMap::new();
         for r in &batch {
             next.insert(r.partition, r.offset + 1);
@@ -290,6 +304,22 @@ fn raw<M: Message>(message: &M) -> RawRecord {
         partition: message.partition(),
         offset: message.offset(),
         payload: message.payload().unwrap_or_default().to_vec(),
+        timestamp_ms: message.timestamp().to_millis(),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Observes each record's age (now minus its create time) in `histogram`.
+fn observe_ages(histogram: &prometheus::HistogramVec, topic: &str, batch: &[RawRecord]) {
+    let now = now_ms();
+    let histogram = histogram.with_label_values(&[topic]);
+    for ts in batch.iter().filter_map(|r| r.timestamp_ms) {
+        histogram.observe((now - ts).max(0) as f64 / 1000.0);
     }
 }
 
@@ -501,6 +531,7 @@ pub async fn rebuild(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "50")
+        .overridden(kafka)
         .create()?;
     let (mut ends, total) = assign_from_beginning(&consumer, &topic)?;
     let bar = if show_progress {
@@ -519,6 +550,7 @@ pub async fn rebuild(
         let config = ConsumerConfig {
             batch_max: 5000,
             batch_wait: Duration::from_millis(50),
+            fetch_wait: Duration::from_millis(50),
         };
         let never = CancellationToken::new();
         while !ends.is_empty() {

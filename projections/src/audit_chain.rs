@@ -54,37 +54,68 @@ pub struct Chains {
 }
 
 impl Chains {
+    /// Loads the chains of the sessions `records` touch, in one query.
+    pub async fn load(conn: &mut PgConnection, records: &[Record]) -> Result<Self, sqlx::Error> {
+        let mut ids: Vec<Uuid> = Vec::new();
+        let mut orgs: HashMap<Uuid, Uuid> = HashMap::new();
+        for record in records {
+            if let Ok((session_id, org_id)) = record.session_and_org() {
+                if orgs.insert(session_id, org_id).is_none() {
+                    ids.push(session_id);
+                }
+            }
+        }
+        let rows: Vec<(Uuid, i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT session_id, count, head_hash, next_lifecycle, next_telemetry
+             FROM audit_chain_heads WHERE session_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut stored: HashMap<Uuid, Chain> = rows
+            .into_iter()
+            .map(|(session_id, count, hash, lifecycle, telemetry)| {
+                (
+                    session_id,
+                    resume(session_id, count, hash, lifecycle, telemetry),
+                )
+            })
+            .collect();
+        let chains = ids
+            .into_iter()
+            .map(|id| {
+                let chain = stored.remove(&id).unwrap_or_else(|| Chain::new(id));
+                (id, (orgs[&id], chain))
+            })
+            .collect();
+        Ok(Self { chains })
+    }
+
     /// Appends a record to its session's chain. `None` for a duplicate (already chained) or a
     /// record the chain cannot take (a sequence gap, which the API's contiguity check rules out;
     /// logged, and `clarity verify session` reports the session).
-    pub async fn append(
-        &mut self,
-        conn: &mut PgConnection,
-        session_id: Uuid,
-        org_id: Uuid,
-        record: &Record,
-    ) -> Result<Option<Link>, sqlx::Error> {
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.chains.entry(session_id) {
-            slot.insert((org_id, load(conn, session_id).await?));
-        }
-        let (_, chain) = self.chains.get_mut(&session_id).expect("inserted above");
+    pub fn append(&mut self, session_id: Uuid, org_id: Uuid, record: &Record) -> Option<Link> {
+        let (_, chain) = self
+            .chains
+            .entry(session_id)
+            .or_insert_with(|| (org_id, Chain::new(session_id)));
         let entry = match ChainEntry::from_wire(&record.event) {
             Ok(entry) => entry,
             Err(error) => {
                 tracing::warn!(%session_id, %error, "record not chained");
-                return Ok(None);
+                return None;
             }
         };
         match chain.append(&entry) {
-            Ok(head) => Ok(Some(Link {
+            Ok(head) => Some(Link {
                 position: head.count as i64,
                 hash: head.hash,
                 ce_type: record.event.event_type.clone(),
-            })),
-            Err(ChainError::AlreadyChained { .. }) => Ok(None),
+            }),
+            Err(ChainError::AlreadyChained { .. }) => None,
             Err(error) => {
                 tracing::error!(%session_id, %error, "record not chained: the session's chain is broken");
-                Ok(None)
+                None
             }
         }
     }
@@ -94,49 +125,60 @@ impl Chains {
         self.chains.get(&session_id).map(|(_, c)| c.head())
     }
 
-    /// Stores every touched chain's head.
+    /// Stores every touched chain's head, in one statement (in session order, so concurrent
+    /// writers of the same heads lock them in the same order).
     pub async fn save(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        for (session_id, (org_id, chain)) in &self.chains {
-            let head = chain.head();
-            sqlx::query(
-                "INSERT INTO audit_chain_heads (session_id, org_id, count, head_hash, next_lifecycle, next_telemetry)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (session_id) DO UPDATE SET count = EXCLUDED.count, head_hash = EXCLUDED.head_hash,
-                     next_lifecycle = EXCLUDED.next_lifecycle, next_telemetry = EXCLUDED.next_telemetry",
-            )
-            .bind(session_id)
-            .bind(org_id)
-            .bind(head.count as i64)
-            .bind(&head.hash)
-            .bind(chain.next_lifecycle() as i64)
-            .bind(chain.next_telemetry() as i64)
-            .execute(&mut *conn)
-            .await?;
+        if self.chains.is_empty() {
+            return Ok(());
         }
+        let mut heads: Vec<(&Uuid, &(Uuid, Chain))> = self.chains.iter().collect();
+        heads.sort_by_key(|(id, _)| **id);
+        let mut columns = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for (session_id, (org_id, chain)) in heads {
+            let head = chain.head();
+            columns.0.push(*session_id);
+            columns.1.push(*org_id);
+            columns.2.push(head.count as i64);
+            columns.3.push(head.hash);
+            columns.4.push(chain.next_lifecycle() as i64);
+            columns.5.push(chain.next_telemetry() as i64);
+        }
+        sqlx::query(
+            "INSERT INTO audit_chain_heads (session_id, org_id, count, head_hash, next_lifecycle, next_telemetry)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[])
+             ON CONFLICT (session_id) DO UPDATE SET count = EXCLUDED.count, head_hash = EXCLUDED.head_hash,
+                 next_lifecycle = EXCLUDED.next_lifecycle, next_telemetry = EXCLUDED.next_telemetry",
+        )
+        .bind(columns.0)
+        .bind(columns.1)
+        .bind(columns.2)
+        .bind(columns.3)
+        .bind(columns.4)
+        .bind(columns.5)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 }
 
-async fn load(conn: &mut PgConnection, session_id: Uuid) -> Result<Chain, sqlx::Error> {
-    let row: Option<(i64, String, i64, i64)> = sqlx::query_as(
-        "SELECT count, head_hash, next_lifecycle, next_telemetry FROM audit_chain_heads WHERE session_id = $1",
+fn resume(session_id: Uuid, count: i64, hash: String, lifecycle: i64, telemetry: i64) -> Chain {
+    Chain::resume(
+        session_id,
+        &ChainHead {
+            count: count as u64,
+            hash,
+        },
+        lifecycle as u64,
+        telemetry as u64,
     )
-    .bind(session_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(match row {
-        Some((count, hash, lifecycle, telemetry)) => Chain::resume(
-            session_id,
-            &ChainHead {
-                count: count as u64,
-                hash,
-            },
-            lifecycle as u64,
-            telemetry as u64,
-        )
-        .unwrap_or_else(|_| Chain::new(session_id)),
-        None => Chain::new(session_id),
-    })
+    .unwrap_or_else(|_| Chain::new(session_id))
 }
 
 /// Signs and stores a checkpoint of `head` (no-op without a signing key).

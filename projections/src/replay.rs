@@ -63,17 +63,18 @@ struct Marker {
 
 /// Applies a batch of session-topic records.
 pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
-    let mut sessions: HashMap<Uuid, Session> = HashMap::new();
+    let mut touched: HashMap<Uuid, Uuid> = HashMap::new();
+    for record in records {
+        let (session_id, org_id) = record.session_and_org()?;
+        touched.entry(session_id).or_insert(org_id);
+    }
+    let mut sessions = load(conn, &touched).await?;
     let mut keyframes: Vec<(Uuid, i64, i64, serde_json::Value)> = Vec::new();
     let mut markers: Vec<(Uuid, Uuid, Marker)> = Vec::new();
     for record in records {
         let wire = &record.event;
         let (session_id, org_id) = record.session_and_org()?;
-        if let std::collections::hash_map::Entry::Vacant(e) = sessions.entry(session_id) {
-            let loaded = load(conn, session_id, org_id).await?;
-            e.insert(loaded);
-        }
-        let s = sessions.get_mut(&session_id).expect("inserted above");
+        let s = sessions.get_mut(&session_id).expect("loaded above");
         match wire.streamkind {
             StreamKind::Lifecycle => match wire
                 .decode::<SessionEvent>()
@@ -258,8 +259,14 @@ fn marker_for(s: &mut Session, seq: i64, at_ms: i64, data: &TelemetryData) -> Op
     }
 }
 
-async fn load(conn: &mut PgConnection, id: Uuid, org_id: Uuid) -> Result<Session, sqlx::Error> {
+/// The stored state of every session in `touched` (session → organization), locked for the
+/// batch, in one query; sessions not seen before start empty.
+async fn load(
+    conn: &mut PgConnection,
+    touched: &HashMap<Uuid, Uuid>,
+) -> Result<HashMap<Uuid, Session>, sqlx::Error> {
     type Row = (
+        Uuid,
         Option<DateTime<Utc>>,
         i64,
         i64,
@@ -270,42 +277,53 @@ async fn load(conn: &mut PgConnection, id: Uuid, org_id: Uuid) -> Result<Session
         Option<i64>,
         i64,
     );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT started_at, last_seq, last_at_ms, workspace, events_since_keyframe, last_keyframe_at_ms,
-                focus_lost_seq, focus_lost_at_ms, anomalies
-         FROM replay_sessions WHERE session_id = $1 FOR UPDATE",
+    let mut ids: Vec<Uuid> = touched.keys().copied().collect();
+    ids.sort();
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT session_id, started_at, last_seq, last_at_ms, workspace, events_since_keyframe,
+                last_keyframe_at_ms, focus_lost_seq, focus_lost_at_ms, anomalies
+         FROM replay_sessions WHERE session_id = ANY($1) ORDER BY session_id FOR UPDATE",
     )
-    .bind(id)
-    .fetch_optional(&mut *conn)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(match row {
-        Some((
-            started_at,
-            last_seq,
-            last_at_ms,
-            workspace,
-            events_since_keyframe,
-            last_keyframe_at_ms,
-            fl_seq,
-            fl_at,
-            anomalies,
-        )) => Session {
-            org_id,
-            started_at,
-            last_seq,
-            last_at_ms,
-            replayer: KeyframeReplayer::resume(
-                *POLICY,
-                serde_json::from_value(workspace).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                events_since_keyframe.max(0) as u32,
-                last_keyframe_at_ms,
-            ),
-            focus_lost: fl_seq.zip(fl_at),
-            anomalies,
-            new: false,
-        },
-        None => Session {
-            org_id,
+    let mut sessions = HashMap::with_capacity(ids.len());
+    for (
+        id,
+        started_at,
+        last_seq,
+        last_at_ms,
+        workspace,
+        events_since_keyframe,
+        last_keyframe_at_ms,
+        fl_seq,
+        fl_at,
+        anomalies,
+    ) in rows
+    {
+        sessions.insert(
+            id,
+            Session {
+                org_id: touched[&id],
+                started_at,
+                last_seq,
+                last_at_ms,
+                replayer: KeyframeReplayer::resume(
+                    *POLICY,
+                    serde_json::from_value(workspace)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                    events_since_keyframe.max(0) as u32,
+                    last_keyframe_at_ms,
+                ),
+                focus_lost: fl_seq.zip(fl_at),
+                anomalies,
+                new: false,
+            },
+        );
+    }
+    for id in ids {
+        sessions.entry(id).or_insert_with(|| Session {
+            org_id: touched[&id],
             started_at: None,
             last_seq: 0,
             last_at_ms: 0,
@@ -313,8 +331,9 @@ async fn load(conn: &mut PgConnection, id: Uuid, org_id: Uuid) -> Result<Session
             focus_lost: None,
             anomalies: 0,
             new: true,
-        },
-    })
+        });
+    }
+    Ok(sessions)
 }
 
 async fn save(
@@ -323,55 +342,122 @@ async fn save(
     keyframes: &[(Uuid, i64, i64, serde_json::Value)],
     markers: &[(Uuid, Uuid, Marker)],
 ) -> Result<(), sqlx::Error> {
-    for (id, s) in sessions {
+    #[derive(Default)]
+    struct Rows {
+        id: Vec<Uuid>,
+        org: Vec<Uuid>,
+        started_at: Vec<Option<DateTime<Utc>>>,
+        last_seq: Vec<i64>,
+        last_at_ms: Vec<i64>,
+        workspace: Vec<serde_json::Value>,
+        since_keyframe: Vec<i32>,
+        keyframe_at_ms: Vec<i64>,
+        fl_seq: Vec<Option<i64>>,
+        fl_at: Vec<Option<i64>>,
+        anomalies: Vec<i64>,
+    }
+    let mut rows = Rows::default();
+    let mut ordered: Vec<(&Uuid, &Session)> = sessions.iter().collect();
+    ordered.sort_by_key(|(id, _)| **id);
+    for (id, s) in ordered {
         let (events_since_keyframe, last_keyframe_at_ms) = s.replayer.counters();
+        rows.id.push(*id);
+        rows.org.push(s.org_id);
+        rows.started_at.push(s.started_at);
+        rows.last_seq.push(s.last_seq);
+        rows.last_at_ms.push(s.last_at_ms);
+        rows.workspace
+            .push(serde_json::to_value(s.replayer.workspace()).expect("workspace serializes"));
+        rows.since_keyframe.push(events_since_keyframe as i32);
+        rows.keyframe_at_ms.push(last_keyframe_at_ms);
+        rows.fl_seq.push(s.focus_lost.map(|f| f.0));
+        rows.fl_at.push(s.focus_lost.map(|f| f.1));
+        rows.anomalies.push(s.anomalies);
+    }
+    if !rows.id.is_empty() {
         sqlx::query(
             "INSERT INTO replay_sessions (session_id, org_id, started_at, last_seq, last_at_ms, workspace,
                  events_since_keyframe, last_keyframe_at_ms, focus_lost_seq, focus_lost_at_ms, anomalies)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bigint[], $5::bigint[],
+                                  $6::jsonb[], $7::int[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
              ON CONFLICT (session_id) DO UPDATE SET started_at = EXCLUDED.started_at, last_seq = EXCLUDED.last_seq,
                  last_at_ms = EXCLUDED.last_at_ms, workspace = EXCLUDED.workspace,
                  events_since_keyframe = EXCLUDED.events_since_keyframe, last_keyframe_at_ms = EXCLUDED.last_keyframe_at_ms,
                  focus_lost_seq = EXCLUDED.focus_lost_seq, focus_lost_at_ms = EXCLUDED.focus_lost_at_ms,
                  anomalies = EXCLUDED.anomalies",
         )
-        .bind(id)
-        .bind(s.org_id)
-        .bind(s.started_at)
-        .bind(s.last_seq)
-        .bind(s.last_at_ms)
-        .bind(serde_json::to_value(s.replayer.workspace()).expect("workspace serializes"))
-        .bind(events_since_keyframe as i32)
-        .bind(last_keyframe_at_ms)
-        .bind(s.focus_lost.map(|f| f.0))
-        .bind(s.focus_lost.map(|f| f.1))
-        .bind(s.anomalies)
+        .bind(rows.id)
+        .bind(rows.org)
+        .bind(rows.started_at)
+        .bind(rows.last_seq)
+        .bind(rows.last_at_ms)
+        .bind(rows.workspace)
+        .bind(rows.since_keyframe)
+        .bind(rows.keyframe_at_ms)
+        .bind(rows.fl_seq)
+        .bind(rows.fl_at)
+        .bind(rows.anomalies)
         .execute(&mut *conn)
         .await?;
     }
-    for (id, seq, at_ms, workspace) in keyframes {
-        sqlx::query("INSERT INTO replay_keyframes (session_id, seq, at_ms, workspace) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-            .bind(id)
-            .bind(seq)
-            .bind(at_ms)
-            .bind(workspace)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for (id, org, m) in markers {
+    if !keyframes.is_empty() {
+        let (mut id, mut seq, mut at_ms, mut workspace) = (vec![], vec![], vec![], vec![]);
+        for (i, s, a, w) in keyframes {
+            id.push(*i);
+            seq.push(*s);
+            at_ms.push(*a);
+            workspace.push(w.clone());
+        }
         sqlx::query(
-            "INSERT INTO replay_markers (session_id, org_id, kind, seq, at_ms, end_seq, duration_ms, label, data)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            "INSERT INTO replay_keyframes (session_id, seq, at_ms, workspace)
+             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::jsonb[])
+             ON CONFLICT DO NOTHING",
         )
         .bind(id)
-        .bind(org)
-        .bind(m.kind)
-        .bind(m.seq)
-        .bind(m.at_ms)
-        .bind(m.end_seq)
-        .bind(m.duration_ms)
-        .bind(&m.label)
-        .bind(&m.data)
+        .bind(seq)
+        .bind(at_ms)
+        .bind(workspace)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !markers.is_empty() {
+        let mut cols = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for (id, org, m) in markers {
+            cols.0.push(*id);
+            cols.1.push(*org);
+            cols.2.push(m.kind);
+            cols.3.push(m.seq);
+            cols.4.push(m.at_ms);
+            cols.5.push(m.end_seq);
+            cols.6.push(m.duration_ms);
+            cols.7.push(m.label.as_str());
+            cols.8.push(m.data.clone());
+        }
+        sqlx::query(
+            "INSERT INTO replay_markers (session_id, org_id, kind, seq, at_ms, end_seq, duration_ms, label, data)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+                                  $7::bigint[], $8::text[], $9::jsonb[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(cols.0)
+        .bind(cols.1)
+        .bind(cols.2)
+        .bind(cols.3)
+        .bind(cols.4)
+        .bind(cols.5)
+        .bind(cols.6)
+        .bind(cols.7)
+        .bind(cols.8)
         .execute(&mut *conn)
         .await?;
     }

@@ -15,13 +15,13 @@ use crate::{audit_chain, integrity, review, scores, ProjectionError, Record};
 /// Applies a batch: telemetry in bulk, lifecycle events one by one.
 pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
     let mut telemetry = TelemetryColumns::default();
-    let mut chains = audit_chain::Chains::default();
+    let mut chains = audit_chain::Chains::load(conn, records).await?;
     for record in records {
         let wire = &record.event;
         let (session_id, org_id) = record.session_and_org()?;
         match wire.streamkind {
             StreamKind::Telemetry => {
-                let link = chains.append(conn, session_id, org_id, record).await?;
+                let link = chains.append(session_id, org_id, record);
                 telemetry.push(session_id, org_id, record, link);
             }
             StreamKind::Lifecycle => {
@@ -30,7 +30,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                 let event: SessionEvent = wire
                     .decode()
                     .map_err(|e| record.undecodable(&e.to_string()))?;
-                let link = chains.append(conn, session_id, org_id, record).await?;
+                let link = chains.append(session_id, org_id, record);
                 let short_type = wire.type_parts().map_or("unknown", |(_, n)| n);
                 if let (Some(link), Some(reason)) = (
                     &link,

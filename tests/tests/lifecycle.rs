@@ -84,6 +84,24 @@ async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> any
             .any(|l| l.starts_with("clarity_ingested_events_total{outcome=\"accepted\"}")),
         "{metrics}"
     );
+    // End-to-end lag: every record of the sessions topic had its age observed when both of the
+    // topic's projections had committed it (105 lifecycle + telemetry records, at least).
+    let aged = |name: &str| -> f64 {
+        let prefix = format!("{name}_count{{topic=\"{}\"}} ", env.config.topic_sessions);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        aged("clarity_projection_record_age_seconds") >= 105.0,
+        "{metrics}"
+    );
+    assert!(
+        aged("clarity_consumer_record_age_at_fetch_seconds") >= 105.0,
+        "{metrics}"
+    );
     let guarded = env
         .spawn_api_with(clarity_api::config::Config {
             metrics_token: Some("s3cret".into()),

@@ -125,16 +125,27 @@ pub async fn ingest(
     }
     let org_id = session.org_id.unwrap_or(token.org_id);
 
-    // One statement creates the cursor if needed and reads it; no transaction is held while the
-    // broker acknowledges (see the module comment for why order still holds).
-    let last_seq: i64 = sqlx::query_scalar(
-        "INSERT INTO telemetry_cursors (session_id) VALUES ($1)
-         ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
-         RETURNING last_seq",
-    )
-    .bind(session_id)
-    .fetch_one(&state.pool)
-    .await?;
+    // Read the cursor (created by the session's first batch); no transaction is held while the
+    // broker acknowledges (see the module comment for why order still holds). A plain read on
+    // the hot path: the row is written only when the cursor moves.
+    let cursor: Option<i64> =
+        sqlx::query_scalar("SELECT last_seq FROM telemetry_cursors WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let last_seq: i64 = match cursor {
+        Some(last_seq) => last_seq,
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO telemetry_cursors (session_id) VALUES ($1)
+                 ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
+                 RETURNING last_seq",
+            )
+            .bind(session_id)
+            .fetch_one(&state.pool)
+            .await?
+        }
+    };
     let fresh: Vec<&TelemetryEvent> = events.iter().filter(|e| e.seq as i64 > last_seq).collect();
     let duplicates = events.len() - fresh.len();
     if let Some(first) = fresh.first() {

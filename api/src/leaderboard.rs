@@ -99,15 +99,29 @@ pub struct Row {
 /// A leaderboard page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Board {
+    /// Sessions compared (those withheld from the caller not counted).
     pub cohort_size: i64,
     pub rows: Vec<Row>,
+    /// Sessions of the cohort the caller reviews and has not completed the review of: left out
+    /// of the rows, the ranks and the percentiles until they do (blind review), as if they were
+    /// not in the cohort.
+    pub withheld: i64,
 }
 
 /// The top `limit` sessions of the cohort, best first (ties by session id), with rank and
 /// percentile. Three queries whatever the cohort size: the rows; the cohort size; and how many
 /// sessions share the last row's score (the rows before a row are exactly the sessions scoring
 /// higher, so ranks and "below" counts follow from the list itself).
-pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sqlx::Error> {
+///
+/// `withheld` are sessions the caller must not see scored (their pending reviews): they are left
+/// out of the cohort entirely, so neither the rows nor the ranks and percentiles of the others
+/// (which would have gaps where they are) reveal anything about them.
+pub async fn top(
+    pool: &PgPool,
+    cohort: &Cohort,
+    limit: i64,
+    withheld: &[Uuid],
+) -> Result<Board, sqlx::Error> {
     type R = (
         Uuid,
         Option<String>,
@@ -125,6 +139,7 @@ pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sq
            AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
            AND (cleared OR NOT $4)
            AND ($5::timestamptz IS NULL OR finished_at >= $5) AND ($6::timestamptz IS NULL OR finished_at < $6)
+           AND session_id <> ALL($8)
          ORDER BY score DESC, session_id LIMIT $7",
     )
     .bind(cohort.org_id)
@@ -134,11 +149,16 @@ pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sq
     .bind(cohort.finished_from)
     .bind(cohort.finished_to)
     .bind(limit)
+    .bind(withheld)
     .fetch_all(pool)
     .await?;
     let last = rows.last().map(|r| r.2).unwrap_or(f64::MAX);
     // One query: the cohort size and the sessions sharing the last row's score.
-    let (_, last_equal, n) = counts(pool, cohort, last).await?;
+    let (_, mut last_equal, mut n) = counts(pool, cohort, last).await?;
+    // Take the withheld sessions back out of those counts.
+    let hidden = withheld_scores(pool, cohort, withheld).await?;
+    n -= hidden.len() as i64;
+    last_equal -= hidden.iter().filter(|&&s| s == last).count() as i64;
     let mut out = Vec::with_capacity(rows.len());
     for (
         i,
@@ -178,7 +198,46 @@ pub async fn top(pool: &PgPool, cohort: &Cohort, limit: i64) -> Result<Board, sq
     Ok(Board {
         cohort_size: n,
         rows: out,
+        withheld: hidden.len() as i64,
     })
+}
+
+/// The scores of those of `sessions` that are in the cohort.
+async fn withheld_scores(
+    pool: &PgPool,
+    cohort: &Cohort,
+    sessions: &[Uuid],
+) -> Result<Vec<f64>, sqlx::Error> {
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(
+        "SELECT score FROM session_scores WHERE org_id = $1
+           AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
+           AND (cleared OR NOT $4)
+           AND ($5::timestamptz IS NULL OR finished_at >= $5) AND ($6::timestamptz IS NULL OR finished_at < $6)
+           AND session_id = ANY($7)",
+    )
+    .bind(cohort.org_id)
+    .bind(cohort.assessment_id)
+    .bind(cohort.version)
+    .bind(cohort.cleared_only)
+    .bind(cohort.finished_from)
+    .bind(cohort.finished_to)
+    .bind(sessions)
+    .fetch_all(pool)
+    .await
+}
+
+/// The sessions `member` reviews and has not completed the review of (blind review: they see
+/// no aggregate of those sessions until they do).
+pub async fn pending_reviews(pool: &PgPool, member: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT session_id FROM review_reviewers WHERE reviewer = $1 AND completed_at IS NULL",
+    )
+    .bind(member)
+    .fetch_all(pool)
+    .await
 }
 
 /// One session's place in its cohort: (score, percentile, rank, cohort size); `None` if the

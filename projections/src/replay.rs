@@ -69,7 +69,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
         touched.entry(session_id).or_insert(org_id);
     }
     let mut sessions = load(conn, &touched).await?;
-    let mut keyframes: Vec<(Uuid, i64, i64, serde_json::Value)> = Vec::new();
+    let mut keyframes: Vec<(Uuid, i64, i64, String)> = Vec::new();
     let mut markers: Vec<(Uuid, Uuid, Marker)> = Vec::new();
     for record in records {
         let wire = &record.event;
@@ -148,7 +148,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                         session_id,
                         seq,
                         at_ms,
-                        serde_json::to_value(&keyframe.workspace).expect("workspace serializes"),
+                        serde_json::to_string(&keyframe.workspace).expect("workspace serializes"),
                     ));
                 }
             }
@@ -160,7 +160,7 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                 *id,
                 0,
                 0,
-                serde_json::to_value(Workspace::default()).expect("serializes"),
+                serde_json::to_string(&Workspace::default()).expect("serializes"),
             ));
         }
     }
@@ -339,7 +339,7 @@ async fn load(
 async fn save(
     conn: &mut PgConnection,
     sessions: &HashMap<Uuid, Session>,
-    keyframes: &[(Uuid, i64, i64, serde_json::Value)],
+    keyframes: &[(Uuid, i64, i64, String)],
     markers: &[(Uuid, Uuid, Marker)],
 ) -> Result<(), sqlx::Error> {
     #[derive(Default)]
@@ -349,7 +349,7 @@ async fn save(
         started_at: Vec<Option<DateTime<Utc>>>,
         last_seq: Vec<i64>,
         last_at_ms: Vec<i64>,
-        workspace: Vec<serde_json::Value>,
+        workspace: Vec<String>,
         since_keyframe: Vec<i32>,
         keyframe_at_ms: Vec<i64>,
         fl_seq: Vec<Option<i64>>,
@@ -367,7 +367,7 @@ async fn save(
         rows.last_seq.push(s.last_seq);
         rows.last_at_ms.push(s.last_at_ms);
         rows.workspace
-            .push(serde_json::to_value(s.replayer.workspace()).expect("workspace serializes"));
+            .push(serde_json::to_string(s.replayer.workspace()).expect("workspace serializes"));
         rows.since_keyframe.push(events_since_keyframe as i32);
         rows.keyframe_at_ms.push(last_keyframe_at_ms);
         rows.fl_seq.push(s.focus_lost.map(|f| f.0));
@@ -379,7 +379,7 @@ async fn save(
             "INSERT INTO replay_sessions (session_id, org_id, started_at, last_seq, last_at_ms, workspace,
                  events_since_keyframe, last_keyframe_at_ms, focus_lost_seq, focus_lost_at_ms, anomalies)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bigint[], $5::bigint[],
-                                  $6::jsonb[], $7::int[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+                                  $6::text[]::jsonb[], $7::int[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
              ON CONFLICT (session_id) DO UPDATE SET started_at = EXCLUDED.started_at, last_seq = EXCLUDED.last_seq,
                  last_at_ms = EXCLUDED.last_at_ms, workspace = EXCLUDED.workspace,
                  events_since_keyframe = EXCLUDED.events_since_keyframe, last_keyframe_at_ms = EXCLUDED.last_keyframe_at_ms,
@@ -406,11 +406,11 @@ async fn save(
             id.push(*i);
             seq.push(*s);
             at_ms.push(*a);
-            workspace.push(w.clone());
+            workspace.push(w.as_str());
         }
         sqlx::query(
             "INSERT INTO replay_keyframes (session_id, seq, at_ms, workspace)
-             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::jsonb[])
+             SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::text[]::jsonb[])
              ON CONFLICT DO NOTHING",
         )
         .bind(id)

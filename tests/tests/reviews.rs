@@ -396,6 +396,26 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         (403, "complete_your_review_first"),
         "{r:?}"
     );
+    // Nor on the leaderboards: the session is left out of his cohort (no row, no rank gap, no
+    // share in anyone's percentile) while Hana, who does not review it, still sees it.
+    let version_board = format!(
+        "/v1/assessments/{}/versions/1/leaderboard",
+        clarity_tests::REST_API
+    );
+    for path in [version_board.as_str(), "/v1/leaderboard"] {
+        let hugos = client.get(path, &hugo_key).await?;
+        assert_eq!(hugos.status, 200, "{hugos:?}");
+        assert_eq!(hugos.body["cohort_size"], 0, "{path}: {hugos:?}");
+        assert_eq!(hugos.body["withheld"], 1, "{path}: {hugos:?}");
+        assert!(
+            hugos.body["rows"].as_array().unwrap().is_empty(),
+            "{path}: {hugos:?}"
+        );
+        let hanas = client.get(path, &hana_key).await?;
+        assert_eq!(hanas.body["cohort_size"], 1, "{path}: {hanas:?}");
+        assert_eq!(hanas.body["withheld"], 0, "{path}: {hanas:?}");
+        assert_eq!(hanas.body["rows"][0]["session_id"], session.as_str());
+    }
 
     // Everything is an event on the session; nothing was edited in place.
     let kinds: Vec<(String, i64)> = sqlx::query_as(

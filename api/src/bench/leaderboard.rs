@@ -130,12 +130,12 @@ async fn measure(env: &BenchEnv, args: &LeaderboardArgs) -> anyhow::Result<Value
             args.samples
         };
         // Warm up.
-        leaderboard::top(&pool, &c, args.top).await?;
+        leaderboard::top(&pool, &c, args.top, &[]).await?;
         let mut h = histogram();
         for _ in 0..samples {
             let t = Instant::now();
             if top {
-                let board = leaderboard::top(&pool, &c, args.top).await?;
+                let board = leaderboard::top(&pool, &c, args.top, &[]).await?;
                 anyhow::ensure!(board.rows.len() as i64 == args.top.min(board.cohort_size));
             } else {
                 let id = ids[rng.random_range(0..ids.len())];

@@ -348,7 +348,8 @@ pub struct BoardParams {
 }
 
 /// The leaderboard of an assessment version in the caller's organization: rank, score,
-/// percentile, time used (admin, hiring manager, auditor).
+/// percentile, time used (admin, hiring manager, auditor). Sessions the caller reviews and has
+/// not completed are withheld (left out of the cohort; counted in `withheld`).
 #[utoipa::path(get, path = "/v1/assessments/{assessment_id}/versions/{version}/leaderboard", tag = "reports", security(("api_key" = [])),
     params(("assessment_id" = Uuid, Path), ("version" = i32, Path), BoardParams),
     responses((status = 200, body = Board), (status = 422, body = crate::error::ErrorBody)))]
@@ -374,7 +375,10 @@ pub async fn board(
         finished_from: params.from,
         finished_to: params.to,
     };
-    Ok(Json(leaderboard::top(&state.pool, &cohort, limit).await?))
+    let withheld = leaderboard::pending_reviews(&state.pool, member.member_id).await?;
+    Ok(Json(
+        leaderboard::top(&state.pool, &cohort, limit, &withheld).await?,
+    ))
 }
 
 /// The organization's leaderboard across all its assessments (admin, hiring manager, auditor):
@@ -404,5 +408,8 @@ pub async fn org_board(
         finished_from: params.from,
         finished_to: params.to,
     };
-    Ok(Json(leaderboard::top(&state.pool, &cohort, limit).await?))
+    let withheld = leaderboard::pending_reviews(&state.pool, member.member_id).await?;
+    Ok(Json(
+        leaderboard::top(&state.pool, &cohort, limit, &withheld).await?,
+    ))
 }

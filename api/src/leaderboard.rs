@@ -14,6 +14,30 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// The cohort filter over `session_scores`: binds `$1`–`$6` (see `bind_cohort!`); a query's own
+/// parameters start at `$7`.
+macro_rules! cohort_filter {
+    () => {
+        " org_id = $1
+           AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
+           AND (cleared OR NOT $4)
+           AND ($5::timestamptz IS NULL OR finished_at >= $5) AND ($6::timestamptz IS NULL OR finished_at < $6) "
+    };
+}
+
+/// Binds a cohort to `$1`–`$6` of a query using `cohort_filter!`.
+macro_rules! bind_cohort {
+    ($query:expr, $cohort:expr) => {
+        $query
+            .bind($cohort.org_id)
+            .bind($cohort.assessment_id)
+            .bind($cohort.version)
+            .bind($cohort.cleared_only)
+            .bind($cohort.finished_from)
+            .bind($cohort.finished_to)
+    };
+}
+
 /// Which sessions are compared: one assessment version of an organization, or (with
 /// `assessment_id: None`) every scored session of the organization.
 #[derive(Debug, Clone)]
@@ -40,20 +64,15 @@ pub async fn counts(
     score: f64,
 ) -> Result<(i64, i64, i64), sqlx::Error> {
     if cohort.dated() {
-        return sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE score < $5), count(*) FILTER (WHERE score = $5), count(*)
-             FROM session_scores WHERE org_id = $1
-               AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
-               AND (cleared OR NOT $4)
-               AND ($6::timestamptz IS NULL OR finished_at >= $6) AND ($7::timestamptz IS NULL OR finished_at < $7)",
+        return bind_cohort!(
+            sqlx::query_as(concat!(
+                "SELECT count(*) FILTER (WHERE score < $7), count(*) FILTER (WHERE score = $7), count(*)
+                 FROM session_scores WHERE",
+                cohort_filter!()
+            )),
+            cohort
         )
-        .bind(cohort.org_id)
-        .bind(cohort.assessment_id)
-        .bind(cohort.version)
-        .bind(cohort.cleared_only)
         .bind(score)
-        .bind(cohort.finished_from)
-        .bind(cohort.finished_to)
         .fetch_one(pool)
         .await;
     }
@@ -132,22 +151,16 @@ pub async fn top(
         Uuid,
         i32,
     );
-    let rows: Vec<R> = sqlx::query_as(
-        "SELECT session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at,
-                assessment_id, assessment_version
-         FROM session_scores WHERE org_id = $1
-           AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
-           AND (cleared OR NOT $4)
-           AND ($5::timestamptz IS NULL OR finished_at >= $5) AND ($6::timestamptz IS NULL OR finished_at < $6)
-           AND session_id <> ALL($8)
-         ORDER BY score DESC, session_id LIMIT $7",
+    let rows: Vec<R> = bind_cohort!(
+        sqlx::query_as(concat!(
+            "SELECT session_id, candidate_name, score, time_used_seconds, integrity_tier, finished_at,
+                    assessment_id, assessment_version
+             FROM session_scores WHERE",
+            cohort_filter!(),
+            "AND session_id <> ALL($8) ORDER BY score DESC, session_id LIMIT $7"
+        )),
+        cohort
     )
-    .bind(cohort.org_id)
-    .bind(cohort.assessment_id)
-    .bind(cohort.version)
-    .bind(cohort.cleared_only)
-    .bind(cohort.finished_from)
-    .bind(cohort.finished_to)
     .bind(limit)
     .bind(withheld)
     .fetch_all(pool)
@@ -211,19 +224,14 @@ async fn withheld_scores(
     if sessions.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar(
-        "SELECT score FROM session_scores WHERE org_id = $1
-           AND ($2::uuid IS NULL OR (assessment_id = $2 AND assessment_version = $3))
-           AND (cleared OR NOT $4)
-           AND ($5::timestamptz IS NULL OR finished_at >= $5) AND ($6::timestamptz IS NULL OR finished_at < $6)
-           AND session_id = ANY($7)",
+    bind_cohort!(
+        sqlx::query_scalar(concat!(
+            "SELECT score FROM session_scores WHERE",
+            cohort_filter!(),
+            "AND session_id = ANY($7)"
+        )),
+        cohort
     )
-    .bind(cohort.org_id)
-    .bind(cohort.assessment_id)
-    .bind(cohort.version)
-    .bind(cohort.cleared_only)
-    .bind(cohort.finished_from)
-    .bind(cohort.finished_to)
     .bind(sessions)
     .fetch_all(pool)
     .await

@@ -44,6 +44,8 @@ pub struct Member {
     pub member_id: Uuid,
     pub org_id: Uuid,
     pub role: Role,
+    /// The API key this request was authenticated with.
+    pub key_id: Uuid,
 }
 
 impl Member {
@@ -114,8 +116,7 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 }
 
 impl Member {
-    /// Resolves a member from a raw API key (also used where a header cannot be sent, e.g. by
-    /// `EventSource`).
+    /// Resolves a member from a raw API key.
     pub async fn from_api_key(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let invalid = || ApiError::unauthenticated("invalid API key");
         let (key_id, secret) = parse(token, "clk").ok_or_else(invalid)?;
@@ -134,8 +135,51 @@ impl Member {
             member_id,
             org_id,
             role,
+            key_id,
         })
     }
+
+    /// Redeems a replay stream ticket for `session_id` (single use, unexpired, issued for this
+    /// session, its key not revoked since): the member who asked for it.
+    pub async fn from_stream_ticket(
+        state: &AppState,
+        ticket: &str,
+        session_id: Uuid,
+    ) -> Result<Self, ApiError> {
+        let invalid = || {
+            ApiError::unauthenticated(
+                "invalid, expired or already used stream ticket; ask for a new one",
+            )
+        };
+        let secret = ticket.strip_prefix("rst_").ok_or_else(invalid)?;
+        let row: Option<(Uuid, Uuid, Role, Uuid)> = sqlx::query_as(
+            "UPDATE stream_tickets t SET used_at = now()
+             FROM api_keys k JOIN members m ON m.id = k.member_id
+             WHERE t.ticket_hash = $1 AND t.session_id = $2 AND t.used_at IS NULL AND t.expires_at > now()
+               AND k.id = t.api_key_id AND k.revoked_at IS NULL
+             RETURNING m.id, m.org_id, m.role, k.id",
+        )
+        .bind(hash(secret))
+        .bind(session_id)
+        .fetch_optional(&state.pool)
+        .await?;
+        let (member_id, org_id, role, key_id) = row.ok_or_else(invalid)?;
+        Ok(Member {
+            member_id,
+            org_id,
+            role,
+            key_id,
+        })
+    }
+}
+
+/// A freshly issued replay stream ticket: `rst_<secret>` (shown once) and its hash.
+pub fn issue_stream_ticket() -> (String, Vec<u8>) {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let secret = hex::encode(secret);
+    let hashed = hash(&secret);
+    (format!("rst_{secret}"), hashed)
 }
 
 impl FromRequestParts<AppState> for Member {

@@ -20,7 +20,7 @@ use crate::routes::{
         sessions::invite, sessions::list, sessions::show, sessions::events,
         candidate::workspace, candidate::consent, candidate::start, candidate::submit,
         telemetry::ingest,
-        replay::summary, replay::state_at, replay::events, replay::diff, replay::stream,
+        replay::summary, replay::state_at, replay::events, replay::diff, replay::stream, replay::stream_ticket,
         integrity::show, integrity::matched, integrity::diff, integrity::rerun,
         reports::report, reports::board, reports::org_board, reports::bundle,
         reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,

@@ -209,7 +209,7 @@ async function handle(req, res) {
   const m = p.match(/^\/v1\/sessions\/([^/]+)\/replay(\/[a-z]+)?$/);
   if (!m) return error(res, 404, 'not_found', 'route not found');
   const auth = req.headers.authorization || '';
-  const token = auth.startsWith('Bearer ') ? auth.slice(7) : url.searchParams.get('access_token');
+  const token = auth.startsWith('Bearer ') ? auth.slice(7) : null;
   if (!token) return error(res, 401, 'unauthorized', 'missing API key');
   if (token !== API_KEY) return error(res, 401, 'unauthorized', 'invalid API key');
   if (m[1] !== SESSION_ID) return error(res, 404, 'not_found', 'session not found');

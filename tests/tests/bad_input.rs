@@ -708,3 +708,50 @@ async fn an_invitation_with_a_bad_email_is_refused_and_leaves_nothing_behind() -
     api.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_paths_and_query_strings_get_json_errors_with_stable_codes() -> anyhow::Result<()>
+{
+    // Arrange
+    let env = TestEnv::new().await?;
+    let api = env.spawn_api().await?;
+    let client = Client::new(&api.base);
+    let admin = new_org(&env, "Acme").await?;
+
+    // Act + Assert: every refusal is the API's JSON error, never the framework's plain text.
+    let not_a_uuid = client.get("/v1/sessions/not-a-uuid", &admin).await?;
+    assert_eq!(
+        (not_a_uuid.status, not_a_uuid.code()),
+        (400, "invalid_path"),
+        "{not_a_uuid:?}"
+    );
+    let bad_version = client
+        .get(
+            &format!(
+                "/v1/assessments/{}/versions/one/leaderboard",
+                clarity_tests::REST_API
+            ),
+            &admin,
+        )
+        .await?;
+    assert_eq!(
+        (bad_version.status, bad_version.code()),
+        (400, "invalid_path"),
+        "{bad_version:?}"
+    );
+    for query in ["limit=lots", "unknown=1", "from=yesterday"] {
+        let r = client
+            .get(&format!("/v1/leaderboard?{query}"), &admin)
+            .await?;
+        assert_eq!(
+            (r.status, r.code()),
+            (422, "invalid_query"),
+            "{query}: {r:?}"
+        );
+    }
+    let r = client.get("/v1/no-such-route", &admin).await?;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "{r:?}");
+
+    api.stop().await?;
+    Ok(())
+}

@@ -187,14 +187,23 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
         .iter()
         .any(|l| l["op"] == "+" && l["text"].as_str().unwrap().contains("create_order")));
 
-    // Playback as server-sent events at 32x from near the end.
-    let res = client
-        .http
-        .get(format!(
-            "{}{base}/stream?from_seq={}&speed=32&access_token={admin}",
+    // Playback as server-sent events at 32x from near the end, opened the way a browser's
+    // EventSource does it: with a single-use ticket, never with the API key in the URL.
+    let stream_url = |query: &str| {
+        format!(
+            "{}{base}/stream?from_seq={}&speed=32&{query}",
             client.base,
             last - 5
-        ))
+        )
+    };
+    let ticket = client
+        .post(&format!("{base}/stream-tickets"), &admin, &json!({}))
+        .await?;
+    assert_eq!(ticket.status, 201, "{ticket:?}");
+    let ticket = ticket.body["ticket"].as_str().unwrap().to_string();
+    let res = client
+        .http
+        .get(stream_url(&format!("ticket={ticket}")))
         .send()
         .await?;
     assert_eq!(res.status(), 200);
@@ -203,6 +212,99 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
     assert!(
         body.trim_end().ends_with("data: {}"),
         "ends with the end event: {body}"
+    );
+    // A ticket works once; an API key in the URL does not work at all; nor does a ticket for
+    // another session, or one whose key was revoked since.
+    let refused = |res: reqwest::Response| async move {
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        (
+            status,
+            body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let again = client
+        .http
+        .get(stream_url(&format!("ticket={ticket}")))
+        .send()
+        .await?;
+    assert_eq!(refused(again).await, (401, "unauthenticated".into()));
+    let keyed = client
+        .http
+        .get(stream_url(&format!("access_token={admin}")))
+        .send()
+        .await?;
+    assert_eq!(
+        refused(keyed).await,
+        (422, "invalid_query".into()),
+        "an API key in the URL is not even a known parameter"
+    );
+    let (other_session, other_token) = client.started_session(&admin, "Grace Hopper").await?;
+    client
+        .send_events(&other_session, &other_token, 1, 1)
+        .await?;
+    env.wait_for::<bool>(
+        "the other session's replay",
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM replay_sessions WHERE session_id = '{other_session}')"
+        ),
+        |d| *d,
+    )
+    .await?;
+    let foreign = client
+        .post(
+            &format!("/v1/sessions/{other_session}/replay/stream-tickets"),
+            &admin,
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(foreign.status, 201, "{foreign:?}");
+    let foreign = foreign.body["ticket"].as_str().unwrap().to_string();
+    let res = client
+        .http
+        .get(stream_url(&format!("ticket={foreign}")))
+        .send()
+        .await?;
+    assert_eq!(refused(res).await, (401, "unauthenticated".into()));
+    let (rita, rita_key) = client.member(&admin, "Rita", "reviewer").await?;
+    let t = client
+        .post(&format!("{base}/stream-tickets"), &rita_key, &json!({}))
+        .await?;
+    assert_eq!(t.status, 201, "{t:?}");
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE member_id = $1::uuid")
+        .bind(&rita)
+        .execute(&env.pool)
+        .await?;
+    let res = client
+        .http
+        .get(stream_url(&format!(
+            "ticket={}",
+            t.body["ticket"].as_str().unwrap()
+        )))
+        .send()
+        .await?;
+    assert_eq!(refused(res).await, (401, "unauthenticated".into()));
+    // Tickets are only for those who may replay, and only within the organization.
+    let (_, hm_key) = client.member(&admin, "Hal", "hiring_manager").await?;
+    let r = client
+        .post(&format!("{base}/stream-tickets"), &hm_key, &json!({}))
+        .await?;
+    assert_eq!(r.status, 403, "{r:?}");
+    let globex = new_org(&env, "Initrode").await?;
+    let r = client
+        .post(&format!("{base}/stream-tickets"), &globex, &json!({}))
+        .await?;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT ticket_hash FROM stream_tickets")
+        .fetch_all(&env.pool)
+        .await?;
+    assert!(stored.len() >= 3);
+    assert!(
+        stored.iter().all(|h| h.len() == 32),
+        "tickets are stored as SHA-256, not as the 68-character ticket"
     );
 
     // Access: reviewers and auditors of the organization yes; hiring managers no; others 404.

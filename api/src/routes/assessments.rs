@@ -1,7 +1,7 @@
 //! Assessments: the built-in library and the organization's own tests. Reads come from the
 //! `catalogue` projection; changes go through the `Assessment` aggregate.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
+use crate::extract::ApiPath;
 use crate::state::{metadata, AppState};
 
 const AUTHORS: &[Role] = &[Role::Admin, Role::HiringManager];
@@ -117,7 +118,7 @@ async fn visible_summary(
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<AssessmentDetail>> {
     let (summary, draft) = visible_summary(&state, &member, id).await?;
     let versions = sqlx::query_as(
@@ -140,7 +141,7 @@ pub async fn show(
 pub async fn show_version(
     State(state): State<AppState>,
     member: Member,
-    Path((id, version)): Path<(Uuid, i32)>,
+    ApiPath((id, version)): ApiPath<(Uuid, i32)>,
 ) -> Result<Json<VersionView>> {
     visible_summary(&state, &member, id).await?;
     let row = sqlx::query_as(
@@ -239,7 +240,7 @@ pub async fn create(
 pub async fn revise(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(new): ApiJson<NewAssessment>,
 ) -> Result<Json<AssessmentAccepted>> {
     owned(&state, &member, id).await?;
@@ -263,7 +264,7 @@ pub async fn revise(
 pub async fn publish(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<AssessmentAccepted>> {
     owned(&state, &member, id).await?;
     let at = state.now();
@@ -279,7 +280,7 @@ pub async fn publish(
 pub async fn retire(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<AssessmentAccepted>> {
     owned(&state, &member, id).await?;
     let at = state.now();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::auth::CandidateToken;
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
+use crate::extract::ApiPath;
 use crate::state::{metadata, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -83,7 +84,7 @@ async fn execute(
 pub async fn workspace(
     State(state): State<AppState>,
     token: CandidateToken,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Workspace>> {
     let session = load(&state, &token, id).await?;
     let assessment = match &session.assessment {
@@ -112,7 +113,7 @@ pub struct Consent {
 pub async fn consent(
     State(state): State<AppState>,
     token: CandidateToken,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Consent>,
 ) -> Result<Json<Workspace>> {
     load(&state, &token, id).await?;
@@ -134,7 +135,7 @@ pub async fn consent(
 pub async fn start(
     State(state): State<AppState>,
     token: CandidateToken,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Workspace>> {
     load(&state, &token, id).await?;
     let at = state.now();
@@ -175,7 +176,7 @@ pub struct Submission {
 pub async fn submit(
     State(state): State<AppState>,
     token: CandidateToken,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Submission>,
 ) -> Result<Json<Workspace>> {
     let session = load(&state, &token, id).await?;

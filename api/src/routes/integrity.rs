@@ -6,7 +6,7 @@
 //! Access: admins, hiring managers, reviewers and auditors of the session's organization read;
 //! admins start re-runs. Another organization's session answers 404.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::integrity_worker;
 use crate::state::AppState;
 
@@ -101,8 +102,8 @@ pub struct ShowParams {
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
-    Query(params): Query<ShowParams>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<ShowParams>,
 ) -> Result<Json<IntegrityView>> {
     member.require(READERS)?;
     let status: Option<Option<String>> =
@@ -218,7 +219,7 @@ pub struct MatchView {
 pub async fn matched(
     State(state): State<AppState>,
     member: Member,
-    Path((id, other)): Path<(Uuid, Uuid)>,
+    ApiPath((id, other)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<MatchView>> {
     member.require(READERS)?;
     let load = |session: Uuid| {
@@ -310,7 +311,7 @@ pub struct SuiteDiff {
 pub async fn diff(
     State(state): State<AppState>,
     member: Member,
-    Query(params): Query<DiffParams>,
+    ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<Json<SuiteDiff>> {
     member.require(&[Role::Admin, Role::HiringManager, Role::Auditor])?;
     Ok(Json(

@@ -1,6 +1,6 @@
 //! Organization members and their API keys (admins only), and `GET /v1/me`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::auth::{issue, Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
+use crate::extract::ApiPath;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -172,7 +173,7 @@ pub struct NewKey {
 pub async fn create_key(
     State(state): State<AppState>,
     member: Member,
-    Path(member_id): Path<Uuid>,
+    ApiPath(member_id): ApiPath<Uuid>,
 ) -> Result<(axum::http::StatusCode, Json<NewKey>)> {
     member.require(&[Role::Admin])?;
     let exists: bool =
@@ -206,7 +207,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     State(state): State<AppState>,
     member: Member,
-    Path(key_id): Path<Uuid>,
+    ApiPath(key_id): ApiPath<Uuid>,
 ) -> Result<axum::http::StatusCode> {
     member.require(&[Role::Admin])?;
     let revoked = sqlx::query(

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -12,6 +12,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::error::{ApiError, Result};
+use crate::extract::ApiPath;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -137,7 +138,7 @@ pub async fn event_schema_index() -> Json<Vec<String>> {
 /// The JSON Schema (2020-12) of one event type, e.g. `clarity.Telemetry.edit.v1`.
 #[utoipa::path(get, path = "/v1/schemas/events/{event_type}", tag = "ops", params(("event_type" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn event_schema(Path(event_type): Path<String>) -> Result<Json<serde_json::Value>> {
+pub async fn event_schema(ApiPath(event_type): ApiPath<String>) -> Result<Json<serde_json::Value>> {
     crate::schemas::event_schemas()
         .remove(&event_type)
         .map(Json)

@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
 
 const REPLAYERS: &[Role] = &[Role::Admin, Role::Reviewer, Role::Auditor];
@@ -34,6 +35,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions/{session_id}/replay/events", get(events))
         .route("/v1/sessions/{session_id}/replay/diff", get(diff))
         .route("/v1/sessions/{session_id}/replay/stream", get(stream))
+        .route(
+            "/v1/sessions/{session_id}/replay/stream-tickets",
+            axum::routing::post(stream_ticket),
+        )
 }
 
 /// A point of interest on the timeline.
@@ -96,7 +101,7 @@ async fn head(state: &AppState, member: &Member, id: Uuid) -> Result<Head> {
 pub async fn summary(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ReplaySummary>> {
     let h = head(&state, &member, id).await?;
     let (status, candidate_name, assessment_title): (Option<String>, Option<String>, Option<String>) =
@@ -288,8 +293,8 @@ async fn workspace_at(
 pub async fn state_at(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
-    Query(pos): Query<Position>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(pos): ApiQuery<Position>,
 ) -> Result<Json<ReplayState>> {
     let h = head(&state, &member, id).await?;
     let seq = resolve(&state, id, &h, &pos).await?;
@@ -365,8 +370,8 @@ async fn page(
 pub async fn events(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
-    Query(q): Query<EventsQuery>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventsPage>> {
     let h = head(&state, &member, id).await?;
     let (from, limit) = (q.from_seq.unwrap_or(1), q.limit.unwrap_or(1000));
@@ -434,8 +439,8 @@ pub struct DiffResult {
 pub async fn diff(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
-    Query(q): Query<DiffQuery>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
 ) -> Result<Json<DiffResult>> {
     let h = head(&state, &member, id).await?;
     for s in [q.from_seq, q.to_seq] {
@@ -471,8 +476,50 @@ pub struct StreamQuery {
     pub speed: Option<u32>,
     /// Idle gaps longer than this (ms of session time) are shortened to it; default 2000.
     pub skip_idle_ms: Option<i64>,
-    /// The API key, for clients that cannot send headers (`EventSource`).
-    pub access_token: Option<String>,
+    /// A stream ticket (`POST …/replay/stream-tickets`), for clients that cannot send an
+    /// `Authorization` header (`EventSource`). Never put an API key in a URL.
+    pub ticket: Option<String>,
+}
+
+/// A single-use ticket that opens this session's replay stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamTicket {
+    /// Pass as `?ticket=` to `GET …/replay/stream`; works once, for this session only.
+    pub ticket: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How long a stream ticket can be redeemed.
+const TICKET_SECONDS: i64 = 60;
+
+/// Issues a single-use ticket (valid 60 s) that opens this session's replay stream without an
+/// `Authorization` header, for browsers' `EventSource`. The stream then runs as the member who
+/// asked for the ticket, with the same checks (admin, reviewer, auditor).
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/replay/stream-tickets", tag = "replay", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)),
+    responses((status = 201, body = StreamTicket), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn stream_ticket(
+    State(state): State<AppState>,
+    member: Member,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<(axum::http::StatusCode, Json<StreamTicket>)> {
+    head(&state, &member, id).await?;
+    let (ticket, hashed) = crate::auth::issue_stream_ticket();
+    let expires_at: DateTime<Utc> = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM stream_tickets WHERE expires_at < now() - interval '1 hour')
+         INSERT INTO stream_tickets (ticket_hash, api_key_id, session_id, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING expires_at",
+    )
+    .bind(hashed)
+    .bind(member.key_id)
+    .bind(id)
+    .bind(TICKET_SECONDS as f64)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(StreamTicket { ticket, expires_at }),
+    ))
 }
 
 /// Plays the session back as server-sent events (`event: replay`, then `event: end`), paced at
@@ -484,24 +531,25 @@ pub struct StreamQuery {
 pub async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
-    Query(q): Query<StreamQuery>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
-    let token = match (
-        &q.access_token,
+    let member = match (
+        &q.ticket,
         headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok()),
     ) {
-        (_, Some(h)) => h.strip_prefix("Bearer ").unwrap_or(h).trim().to_string(),
-        (Some(t), None) => t.clone(),
+        (_, Some(h)) => {
+            Member::from_api_key(&state, h.strip_prefix("Bearer ").unwrap_or(h).trim()).await?
+        }
+        (Some(ticket), None) => Member::from_stream_ticket(&state, ticket, id).await?,
         (None, None) => {
             return Err(ApiError::unauthenticated(
-                "missing Authorization header or access_token",
+                "missing Authorization header or stream ticket",
             ))
         }
     };
-    let member = Member::from_api_key(&state, &token).await?;
     let h = head(&state, &member, id).await?;
     let speed = q.speed.unwrap_or(1);
     if !(1..=32).contains(&speed) {

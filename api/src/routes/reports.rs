@@ -5,7 +5,7 @@
 //! trail), and a decision must name the hash of a version that was served, so what the decider saw
 //! can be shown again exactly (`?version=<hash>`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::leaderboard::{self, Board, Cohort};
 use crate::state::AppState;
 
@@ -45,7 +46,7 @@ pub fn router() -> Router<AppState> {
 pub async fn bundle(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>> {
     member.require(&[Role::Admin, Role::Auditor])?;
     let mine: bool = sqlx::query_scalar(
@@ -108,8 +109,8 @@ pub struct ReportParams {
 pub async fn report(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
-    Query(params): Query<ReportParams>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<ReportParams>,
 ) -> Result<Json<Report>> {
     member.require(READERS)?;
     // Blind review: a member who reviews this session sees others' scores only after completing
@@ -356,8 +357,8 @@ pub struct BoardParams {
 pub async fn board(
     State(state): State<AppState>,
     member: Member,
-    Path((assessment_id, version)): Path<(Uuid, i32)>,
-    Query(params): Query<BoardParams>,
+    ApiPath((assessment_id, version)): ApiPath<(Uuid, i32)>,
+    ApiQuery(params): ApiQuery<BoardParams>,
 ) -> Result<Json<Board>> {
     member.require(READERS)?;
     let limit = params.limit.unwrap_or(50);
@@ -390,7 +391,7 @@ pub async fn board(
 pub async fn org_board(
     State(state): State<AppState>,
     member: Member,
-    Query(params): Query<BoardParams>,
+    ApiQuery(params): ApiQuery<BoardParams>,
 ) -> Result<Json<Board>> {
     member.require(READERS)?;
     let limit = params.limit.unwrap_or(50);

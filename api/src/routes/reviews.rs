@@ -8,7 +8,7 @@
 //!
 //! **Blind review**: a reviewer sees other reviewers' scores only after completing their own.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
+use crate::extract::ApiPath;
 use crate::state::{metadata, AppState};
 
 const DECIDERS: &[Role] = &[Role::Admin, Role::HiringManager];
@@ -125,7 +126,7 @@ pub struct Accepted {
 pub async fn assign(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<AssignReviewers>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(DECIDERS)?;
@@ -179,7 +180,7 @@ pub struct NewScore {
 pub async fn score(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NewScore>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(REVIEW_WRITERS)?;
@@ -211,7 +212,7 @@ pub async fn score(
 pub async fn complete(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(REVIEW_WRITERS)?;
     let rubric = session_rubric(&state, &member, id).await?;
@@ -245,7 +246,7 @@ pub struct NewComment {
 pub async fn comment(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NewComment>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(REVIEW_WRITERS)?;
@@ -296,7 +297,7 @@ pub struct NewResolution {
 pub async fn resolve(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NewResolution>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(REVIEW_WRITERS)?;
@@ -339,7 +340,7 @@ pub struct NewDecision {
 pub async fn decide(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<NewDecision>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(DECIDERS)?;
@@ -483,7 +484,7 @@ pub struct ReviewView {
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ReviewView>> {
     member.require(READERS)?;
     let exists: bool = sqlx::query_scalar(

@@ -1,6 +1,6 @@
 //! Candidate sessions, staff side: invite, list, read, and the per-session event log.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::{issue, Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::state::{metadata, AppState};
 
 const INVITERS: &[Role] = &[Role::Admin, Role::HiringManager];
@@ -201,7 +202,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     member: Member,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<SessionView>>> {
     member.require(READERS)?;
     let limit = q.limit.unwrap_or(100);
@@ -230,7 +231,7 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<SessionView>> {
     member.require(READERS)?;
     let row = sqlx::query_as(&format!(
@@ -280,8 +281,8 @@ pub struct LogPage {
 pub async fn events(
     State(state): State<AppState>,
     member: Member,
-    Path(id): Path<Uuid>,
-    Query(q): Query<LogQuery>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Json<LogPage>> {
     member.require(LOG_READERS)?;
     let limit = q.limit.unwrap_or(1000);

@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::auth::CandidateToken;
 use crate::error::{ApiError, Result};
+use crate::extract::ApiPath;
 use crate::state::AppState;
 
 static INGESTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -97,7 +98,7 @@ pub struct EventRejection {
 pub async fn ingest(
     State(state): State<AppState>,
     token: CandidateToken,
-    Path(session_id): Path<Uuid>,
+    ApiPath(session_id): ApiPath<Uuid>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestResult>> {

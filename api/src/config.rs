@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use clarity_consumers::projection_runner::ConsumerConfig;
 use clarity_consumers::KafkaSettings;
-use clarity_projections::Feed;
 
 /// Parsed `CLARITY_KAFKA_PROPERTIES`.
 #[derive(Clone, PartialEq, Eq)]
@@ -104,14 +103,10 @@ pub struct Config {
     /// Longest wait for a projection batch to fill once its first record arrived, in milliseconds.
     #[arg(long, env = "CLARITY_CONSUMER_BATCH_WAIT_MS", default_value_t = 20)]
     pub consumer_batch_wait_ms: u64,
-    /// Longest time the broker may hold a fetch of the sessions topic's consumer open, in
-    /// milliseconds (bounds how long a new event waits at the broker when traffic is light).
+    /// Longest time the broker may hold a projection consumer's fetch open, in milliseconds
+    /// (bounds how long a new event waits at the broker when traffic is light).
     #[arg(long, env = "CLARITY_CONSUMER_FETCH_WAIT_MS", default_value_t = 50)]
     pub consumer_fetch_wait_ms: u64,
-    /// The same for the low-volume assessments topic (catalogue changes): a longer wait means
-    /// fewer idle fetches for the broker to answer.
-    #[arg(long, env = "CLARITY_CATALOGUE_FETCH_WAIT_MS", default_value_t = 500)]
-    pub catalogue_fetch_wait_ms: u64,
     /// Producer linger for telemetry, in milliseconds (batches concurrent requests).
     #[arg(long, env = "CLARITY_PRODUCER_LINGER_MS", default_value_t = 2)]
     pub producer_linger_ms: u32,
@@ -145,15 +140,12 @@ impl Config {
         }
     }
 
-    /// Batch sizing and fetch settings of the projection consumer of a topic.
-    pub fn consumer(&self, feed: Feed) -> ConsumerConfig {
+    /// Batch sizing and fetch settings of the projection consumers.
+    pub fn consumer(&self) -> ConsumerConfig {
         ConsumerConfig {
             batch_max: self.consumer_batch_max.max(1),
             batch_wait: Duration::from_millis(self.consumer_batch_wait_ms),
-            fetch_wait: Duration::from_millis(match feed {
-                Feed::Sessions => self.consumer_fetch_wait_ms,
-                Feed::Assessments => self.catalogue_fetch_wait_ms,
-            }),
+            fetch_wait: Duration::from_millis(self.consumer_fetch_wait_ms),
         }
     }
 

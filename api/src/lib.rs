@@ -122,9 +122,9 @@ pub async fn consume(
         }
     }
     let mut tasks = JoinSet::new();
-    for (feed, group) in by_feed {
+    for (_, group) in by_feed {
         let (pool, kafka, shutdown) = (pool.clone(), config.kafka(), shutdown.clone());
-        let consumer = config.consumer(feed);
+        let consumer = config.consumer();
         tasks.spawn(async move {
             projection_runner::run(pool, &kafka, group, consumer, shutdown).await
         });

@@ -68,7 +68,6 @@ impl TestEnv {
             consumer_batch_max: 2000,
             consumer_batch_wait_ms: 20,
             consumer_fetch_wait_ms: 50,
-            catalogue_fetch_wait_ms: 500,
             clock_offset_seconds: 0,
             integrity_workers: 1,
             integrity_similarity_threshold: None,

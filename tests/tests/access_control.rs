@@ -334,6 +334,13 @@ async fn another_organization_sees_none_of_an_organizations_sessions_or_own_asse
         |d| *d,
     )
     .await?;
+    // The seven built-in assessments are on other partitions of the topic: wait for them too.
+    env.wait_for::<i64>(
+        "the whole catalogue",
+        "SELECT count(DISTINCT assessment_id) FROM catalogue_versions",
+        |n| *n == 8,
+    )
+    .await?;
     let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&env.pool)
         .await?;

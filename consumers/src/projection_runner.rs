@@ -56,9 +56,11 @@ pub struct RawRecord {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
-    pub payload: Vec<u8>,
     /// The record's create time (ms since the epoch), when the broker reports one.
     pub timestamp_ms: Option<i64>,
+    /// The payload decoded, once for all projections of the topic (or why it is not a Clarity
+    /// CloudEvent).
+    pub decoded: Result<Arc<WireEvent>, String>,
 }
 
 /// What happened to a batch.
@@ -303,8 +305,10 @@ fn raw<M: Message>(message: &M) -> RawRecord {
         topic: message.topic().to_string(),
         partition: message.partition(),
         offset: message.offset(),
-        payload: message.payload().unwrap_or_default().to_vec(),
         timestamp_ms: message.timestamp().to_millis(),
+        decoded: serde_json::from_slice::<WireEvent>(message.payload().unwrap_or_default())
+            .map(Arc::new)
+            .map_err(|e| format!("not a Clarity CloudEvent: {e}")),
     }
 }
 
@@ -387,15 +391,15 @@ pub async fn apply_batch(
             if rejected.contains_key(&id) {
                 continue;
             }
-            match serde_json::from_slice::<WireEvent>(&raw.payload) {
+            match &raw.decoded {
                 Ok(event) => records.push(Record {
                     topic: raw.topic.clone(),
                     partition: raw.partition,
                     offset: raw.offset,
-                    event,
+                    event: event.clone(),
                 }),
-                Err(e) => {
-                    rejected.insert(id, format!("not a Clarity CloudEvent: {e}"));
+                Err(reason) => {
+                    rejected.insert(id, reason.clone());
                 }
             }
         }

@@ -23,7 +23,8 @@ pub struct Record {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
-    pub event: WireEvent,
+    /// Decoded once per batch and shared by the topic's projections.
+    pub event: std::sync::Arc<WireEvent>,
 }
 
 impl Record {

@@ -63,6 +63,13 @@ pub struct TelemetryBatch {
     pub events: Vec<serde_json::Value>,
 }
 
+/// The same batch, parsed straight into events (the fast path for well-formed batches).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedBatch {
+    events: Vec<TelemetryEvent>,
+}
+
 /// What happened to a batch.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IngestResult {
@@ -249,17 +256,20 @@ async fn parse_batch(
     let bytes = axum::body::to_bytes(body, config.max_batch_bytes)
         .await
         .map_err(|_| too_large())?;
-    let batch: TelemetryBatch = serde_json::from_slice(&bytes).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
-        } else {
-            ApiError::invalid("invalid_body", e.to_string())
-        }
-    })?;
-    if batch.events.len() > config.max_batch_events {
+    // Fast path: a well-formed batch parses straight into events (one pass). Anything else is
+    // parsed again as generic JSON so that each bad event gets its own reason.
+    let events: Vec<Parsed> = match serde_json::from_slice::<TypedBatch>(&bytes) {
+        Ok(batch) => batch
+            .events
+            .into_iter()
+            .map(|e| (Some(e.seq), Ok(e)))
+            .collect(),
+        Err(_) => generic_events(&bytes)?,
+    };
+    if events.len() > config.max_batch_events {
         return Err(too_large());
     }
-    if batch.events.is_empty() {
+    if events.is_empty() {
         return Err(ApiError::invalid(
             "empty_batch",
             "a batch needs at least one event",
@@ -267,12 +277,11 @@ async fn parse_batch(
     }
     let now = state.now();
     let skew = chrono::Duration::seconds(config.max_clock_skew_seconds);
-    let mut events = Vec::with_capacity(batch.events.len());
+    let mut valid = Vec::with_capacity(events.len());
     let mut rejections = Vec::new();
     let mut previous: Option<u64> = None;
-    for (index, value) in batch.events.into_iter().enumerate() {
-        let seq_hint = value.get("seq").and_then(|s| s.as_u64());
-        let checked = serde_json::from_value::<TelemetryEvent>(value)
+    for (index, (seq_hint, parsed)) in events.into_iter().enumerate() {
+        let checked = parsed
             .map_err(|e| Rejection {
                 code: "invalid_event",
                 message: e.to_string(),
@@ -291,7 +300,7 @@ async fn parse_batch(
         match checked {
             Ok(event) => {
                 previous = Some(event.seq);
-                events.push(event);
+                valid.push(event);
             }
             Err(r) => rejections.push(EventRejection {
                 index,
@@ -304,7 +313,7 @@ async fn parse_batch(
     if !rejections.is_empty() {
         INGESTED
             .with_label_values(&["rejected"])
-            .inc_by((events.len() + rejections.len()) as u64);
+            .inc_by((valid.len() + rejections.len()) as u64);
         return Err(ApiError::invalid(
             "invalid_events",
             format!(
@@ -314,5 +323,27 @@ async fn parse_batch(
         )
         .with_details(rejections));
     }
-    Ok(events)
+    Ok(valid)
+}
+
+/// The events of a batch that did not parse as a whole: each parsed on its own (its `seq`
+/// reported when it has one), or the whole body refused if it is not a batch at all.
+type Parsed = (Option<u64>, serde_json::Result<TelemetryEvent>);
+
+fn generic_events(bytes: &[u8]) -> Result<Vec<Parsed>> {
+    let batch: TelemetryBatch = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+        } else {
+            ApiError::invalid("invalid_body", e.to_string())
+        }
+    })?;
+    Ok(batch
+        .events
+        .into_iter()
+        .map(|value| {
+            let seq = value.get("seq").and_then(|s| s.as_u64());
+            (seq, serde_json::from_value::<TelemetryEvent>(value))
+        })
+        .collect())
 }

@@ -294,6 +294,25 @@ impl Product {
     }
 }
 
+/// Tears the environment down (unless `keep`), then prints the report as JSON or as the
+/// benchmark's table: the common end of every `clarity bench …`.
+async fn finish(
+    env: BenchEnv,
+    result: anyhow::Result<Value>,
+    keep: bool,
+    json: bool,
+    print: impl FnOnce(&Value),
+) -> anyhow::Result<()> {
+    env.teardown(keep).await;
+    let report = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
+
 fn note(message: impl AsRef<str>) {
     eprintln!("[bench] {}", message.as_ref());
 }
@@ -440,6 +459,21 @@ struct Work {
     meta: Arc<SessionMeta>,
     typist: Typist,
     remaining: u64,
+}
+
+impl Work {
+    /// `events` events for each session, each session's typist seeded by its index (so every
+    /// run, and every baseline in a run, sends the same records).
+    fn for_sessions(sessions: &[Arc<SessionMeta>], events: u64) -> Vec<Work> {
+        sessions
+            .iter()
+            .map(|meta| Work {
+                meta: meta.clone(),
+                typist: Typist::new(meta.index as u64),
+                remaining: events,
+            })
+            .collect()
+    }
 }
 
 type SendFn = Arc<

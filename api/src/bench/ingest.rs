@@ -147,14 +147,7 @@ pub(super) async fn run(base: Config, args: IngestArgs) -> anyhow::Result<()> {
     );
     let mut env = BenchEnv::create(&base).await?;
     let result = ingest_in(&mut env, &args).await;
-    env.teardown(args.keep).await;
-    let report = result?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_ingest(&report);
-    }
-    Ok(())
+    finish(env, result, args.keep, args.json, print_ingest).await
 }
 
 async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Value> {
@@ -176,14 +169,7 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
     let topic = env.create_topic("raw").await?;
     let producer = config.kafka().producer(config.producer_linger_ms)?;
     let bytes = Arc::new(AtomicU64::new(0));
-    let works = sessions
-        .iter()
-        .map(|meta| Work {
-            meta: meta.clone(),
-            typist: Typist::new(meta.index as u64),
-            remaining: args.events_per_session,
-        })
-        .collect();
+    let works = Work::for_sessions(&sessions, args.events_per_session);
     let send = raw_producer_send(producer, topic.clone(), org.org_id, bytes.clone());
     let raw_cpu_before = cpu_seconds();
     let raw_neighbours_before = neighbour_cpu_seconds();
@@ -213,14 +199,7 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
     note("raw rdkafka produce baseline with a tailing consumer");
     let topic = env.create_topic("rawtail").await?;
     let producer = config.kafka().producer(config.producer_linger_ms)?;
-    let works = sessions
-        .iter()
-        .map(|meta| Work {
-            meta: meta.clone(),
-            typist: Typist::new(meta.index as u64),
-            remaining: args.events_per_session,
-        })
-        .collect();
+    let works = Work::for_sessions(&sessions, args.events_per_session);
     let tailed_neighbours_before = neighbour_cpu_seconds();
     let tail = tokio::spawn(raw_tail(config.clone(), topic.clone(), total));
     let send = raw_producer_send(
@@ -422,14 +401,7 @@ async fn load(
         "sending {total} events: {} sessions x {}, batch {}, concurrency {}",
         args.sessions, args.events_per_session, args.batch, args.concurrency
     ));
-    let works = sessions
-        .iter()
-        .map(|meta| Work {
-            meta: meta.clone(),
-            typist: Typist::new(meta.index as u64),
-            remaining: args.events_per_session,
-        })
-        .collect();
+    let works = Work::for_sessions(&sessions, args.events_per_session);
     let metrics_before = metric_snapshot();
     let cpu_before = cpu_seconds();
     let neighbours_before = neighbour_cpu_seconds();

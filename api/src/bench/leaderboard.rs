@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{histogram, note, pct_text, percentiles, BenchEnv};
+use super::{finish, histogram, note, pct_text, percentiles, BenchEnv};
 use crate::config::Config;
 use crate::leaderboard::{self, Cohort};
 
@@ -37,11 +37,7 @@ pub struct LeaderboardArgs {
 pub async fn run(base: Config, args: LeaderboardArgs) -> anyhow::Result<()> {
     let env = BenchEnv::create(&base).await?;
     let result = measure(&env, &args).await;
-    env.teardown(args.keep).await;
-    let report = result?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+    finish(env, result, args.keep, args.json, |report| {
         println!(
             "leaderboard over {} sessions in one cohort ({} queries each)",
             args.sessions, args.samples
@@ -56,8 +52,8 @@ pub async fn run(base: Config, args: LeaderboardArgs) -> anyhow::Result<()> {
         ] {
             println!("  {key:<22} {}", pct_text(&report[key]));
         }
-    }
-    Ok(())
+    })
+    .await
 }
 
 async fn measure(env: &BenchEnv, args: &LeaderboardArgs) -> anyhow::Result<Value> {

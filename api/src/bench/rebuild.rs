@@ -8,14 +8,7 @@ pub(super) async fn run(base: Config, args: RebuildArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     let mut env = BenchEnv::create(&base).await?;
     let result = rebuild_in(&mut env, &args).await;
-    env.teardown(args.keep).await;
-    let report = result?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_rebuild(&report);
-    }
-    Ok(())
+    finish(env, result, args.keep, args.json, print_rebuild).await
 }
 
 async fn rebuild_in(env: &mut BenchEnv, args: &RebuildArgs) -> anyhow::Result<Value> {

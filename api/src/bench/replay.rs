@@ -10,7 +10,9 @@ use clarity_projections::replay_engine::Workspace;
 use clarity_projections::Projection;
 use serde_json::{json, Value};
 
-use super::{histogram, memory_kib, mib, note, pct_text, percentiles, started_session, BenchEnv};
+use super::{
+    finish, histogram, memory_kib, mib, note, pct_text, percentiles, started_session, BenchEnv,
+};
 use crate::config::Config;
 
 /// `clarity bench replay`
@@ -34,14 +36,7 @@ pub struct ReplayArgs {
 pub async fn run(base: Config, args: ReplayArgs) -> anyhow::Result<()> {
     let env = BenchEnv::create(&base).await?;
     let result = measure(&env, &args).await;
-    env.teardown(args.keep).await;
-    let report = result?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print(&report);
-    }
-    Ok(())
+    finish(env, result, args.keep, args.json, print).await
 }
 
 async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {

@@ -85,6 +85,14 @@ pub struct Config {
     /// How often the deadline scheduler looks for overdue sessions, in milliseconds.
     #[arg(long, env = "CLARITY_SCHEDULER_INTERVAL_MS", default_value_t = 1000)]
     pub scheduler_interval_ms: u64,
+    /// How long after a session's deadline the scheduler expires it, in seconds. Telemetry is
+    /// refused from the deadline on, but a batch accepted just before it may still be on its way
+    /// to the broker; waiting longer than the producer's message timeout (30 s) guarantees every
+    /// accepted event is in the log before `SessionExpired`, so the integrity analysis and the
+    /// replay see the candidate's last keystrokes. Raise it with the producer's
+    /// `message.timeout.ms`.
+    #[arg(long, env = "CLARITY_EXPIRY_GRACE_SECONDS", default_value_t = 35)]
+    pub expiry_grace_seconds: u64,
     /// Integrity analysis workers in each `serve` process (0: this process analyses nothing).
     #[arg(long, env = "CLARITY_INTEGRITY_WORKERS", default_value_t = 1)]
     pub integrity_workers: usize,
@@ -154,6 +162,11 @@ impl Config {
         clarity_domain::integrity::suite::SuiteSettings {
             similarity_threshold: self.integrity_similarity_threshold,
         }
+    }
+
+    /// How long after a deadline a session is expired.
+    pub fn expiry_grace(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.expiry_grace_seconds.min(86_400) as i64)
     }
 
     /// The scheduler's polling interval.

@@ -1,4 +1,6 @@
-//! The deadline scheduler: expires every started session whose deadline has passed.
+//! The deadline scheduler: expires every started session whose deadline has passed, once the
+//! expiry grace (`CLARITY_EXPIRY_GRACE_SECONDS`) has passed too: telemetry is refused from the
+//! deadline on, and the grace lets every batch accepted before it reach the log first.
 //!
 //! It reads the event store itself (not a read model), so a deadline that passed while every
 //! process was down is acted on at the next start. Several schedulers may run: the aggregate's
@@ -38,7 +40,7 @@ pub async fn expire_overdue(state: &AppState) -> anyhow::Result<usize> {
                  AND e.aggregate_id = s.aggregate_id AND e.event_type IN ('SessionSubmitted', 'SessionExpired'))
          LIMIT 500",
     )
-    .bind(state.now())
+    .bind(state.now() - state.config.expiry_grace())
     .fetch_all(&state.pool)
     .await?;
     let mut expired = 0;

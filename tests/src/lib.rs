@@ -63,6 +63,7 @@ impl TestEnv {
             max_clock_skew_seconds: 30,
             db_pool_size: 10,
             scheduler_interval_ms: 200,
+            expiry_grace_seconds: 35,
             producer_linger_ms: 2,
             kafka_properties: None,
             consumer_batch_max: 2000,
@@ -156,6 +157,10 @@ impl TestEnv {
             .env(
                 "CLARITY_SCHEDULER_INTERVAL_MS",
                 c.scheduler_interval_ms.to_string(),
+            )
+            .env(
+                "CLARITY_EXPIRY_GRACE_SECONDS",
+                c.expiry_grace_seconds.to_string(),
             )
             .env(
                 "RUST_LOG",

@@ -319,3 +319,59 @@ async fn wait_http(client: &Client) -> anyhow::Result<()> {
     }
     anyhow::bail!("the API did not come up")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_is_expired_only_after_the_grace_that_lets_accepted_telemetry_reach_the_log_first(
+) -> anyhow::Result<()> {
+    // Arrange: a started session of the 2-hour REST API assessment.
+    let env = TestEnv::new().await?;
+    let api = env.spawn_api().await?;
+    let client = Client::new(&api.base);
+    let admin = new_org(&env, "Acme").await?;
+    let (session, token) = client.started_session(&admin, "Grace Hopper").await?;
+    api.stop().await?;
+    let at = |offset: i64| {
+        clarity_api::state::AppState::new(
+            env.pool.clone(),
+            clarity_api::config::Config {
+                clock_offset_seconds: offset,
+                ..env.config.clone()
+            },
+        )
+    };
+    let expired = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'SessionExpired'",
+        )
+        .bind(&session)
+        .fetch_one(&env.pool)
+        .await
+    };
+
+    // Act + Assert: ten seconds past the deadline, telemetry is refused but the session is not
+    // expired yet (its scheduler runs inside this API, with the same clock)...
+    let past_deadline = env
+        .spawn_api_with(clarity_api::config::Config {
+            clock_offset_seconds: 2 * 3600 + 10,
+            ..env.config.clone()
+        })
+        .await?;
+    let late = Client::new(&past_deadline.base);
+    let r = late.send_events(&session, &token, 1, 1).await?;
+    assert_eq!((r.status, r.code()), (409, "session_not_in_progress"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        clarity_api::scheduler::expire_overdue(&at(2 * 3600 + 10)?).await?,
+        0
+    );
+    assert_eq!(expired().await?, 0, "expired inside the grace");
+    past_deadline.stop().await?;
+
+    // ...and once the grace (35 s, longer than the producer's message timeout) has passed, it is.
+    assert_eq!(
+        clarity_api::scheduler::expire_overdue(&at(2 * 3600 + 40)?).await?,
+        1
+    );
+    assert_eq!(expired().await?, 1);
+    Ok(())
+}

@@ -6,6 +6,7 @@ use clarity_projections::Feed;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
 
@@ -87,6 +88,26 @@ impl KafkaSettings {
         config
     }
 
+    /// A consumer that reads without a group's commits (`<group prefix>.<purpose>.<random>`,
+    /// from the earliest offset, 50 ms fetch wait): for rebuilds, verification and baselines
+    /// that assign partitions themselves.
+    pub fn reader(&self, purpose: &str) -> rdkafka::error::KafkaResult<StreamConsumer> {
+        self.client_config()
+            .set(
+                "group.id",
+                format!(
+                    "{}.{purpose}.{}",
+                    self.group_prefix,
+                    uuid::Uuid::new_v4().simple()
+                ),
+            )
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "50")
+            .overridden(self)
+            .create()
+    }
+
     /// An idempotent producer (`acks=all`, per-partition order preserved across retries).
     pub fn producer(&self, linger_ms: u32) -> rdkafka::error::KafkaResult<FutureProducer> {
         self.client_config()
@@ -133,19 +154,8 @@ pub async fn read_key(
     topic: &str,
     key: &str,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
-    use rdkafka::consumer::StreamConsumer;
     use rdkafka::Message;
-    let consumer: StreamConsumer = kafka
-        .client_config()
-        .set(
-            "group.id",
-            format!("{}.verify.{}", kafka.group_prefix, uuid::Uuid::new_v4()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "50")
-        .overridden(kafka)
-        .create()?;
+    let consumer = kafka.reader("verify")?;
     let (mut ends, _) = crate::projection_runner::assign_from_beginning(&consumer, topic)?;
     let mut out = Vec::new();
     while !ends.is_empty() {

@@ -526,17 +526,7 @@ pub async fn rebuild(
         .await?;
     tx.commit().await?;
 
-    let consumer: StreamConsumer = kafka
-        .client_config()
-        .set(
-            "group.id",
-            format!("{}.rebuild.{}", kafka.group_prefix, projection.name()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "50")
-        .overridden(kafka)
-        .create()?;
+    let consumer = kafka.reader(&format!("rebuild.{}", projection.name()))?;
     let (mut ends, total) = assign_from_beginning(&consumer, &topic)?;
     let bar = if show_progress {
         ProgressBar::new(total)

@@ -673,18 +673,7 @@ fn print_ingest(r: &Value) {
 /// assigned, no group), decoding each as a `WireEvent`: the broker load a projection adds.
 async fn raw_tail(config: Config, topic: String, expected: u64) -> anyhow::Result<Consumed> {
     let started = Instant::now();
-    let consumer: StreamConsumer = config
-        .kafka()
-        .client_config()
-        .set(
-            "group.id",
-            format!("{}.tail.{}", config.group_prefix, Uuid::new_v4().simple()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "50")
-        .overridden(&config.kafka())
-        .create()?;
+    let consumer = config.kafka().reader("tail")?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..config.topic_partitions {
         assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;

@@ -135,18 +135,7 @@ async fn rebuild_in(env: &mut BenchEnv, args: &RebuildArgs) -> anyhow::Result<Va
 /// payload is also parsed as a `WireEvent`.
 async fn raw_consume(config: &Config, topic: &str, decode: bool) -> anyhow::Result<Consumed> {
     let started = Instant::now();
-    let consumer: StreamConsumer = config
-        .kafka()
-        .client_config()
-        .set(
-            "group.id",
-            format!("{}.raw.{}", config.group_prefix, Uuid::new_v4().simple()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "50")
-        .overridden(&config.kafka())
-        .create()?;
+    let consumer = config.kafka().reader("raw")?;
     // Exactly the partitions and ends a rebuild reads.
     let (mut ends, _) =
         clarity_consumers::projection_runner::assign_from_beginning(&consumer, topic)?;

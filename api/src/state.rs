@@ -78,6 +78,23 @@ impl AppState {
         Ok(std::mem::take(ctx.aggregate()))
     }
 
+    /// 404 `not_found` unless the session is in the read model and belongs to `org_id`
+    /// (another organization's session is indistinguishable from a missing one).
+    pub async fn require_session_in_org(&self, id: Uuid, org_id: Uuid) -> Result<(), ApiError> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1 AND org_id = $2)",
+        )
+        .bind(id)
+        .bind(org_id)
+        .fetch_one(&self.pool)
+        .await?;
+        if exists {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("session"))
+        }
+    }
+
     /// Current state of a session (default state if it does not exist).
     pub async fn load_session(&self, id: Uuid) -> Result<CandidateSession, ApiError> {
         let mut ctx = self

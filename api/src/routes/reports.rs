@@ -49,16 +49,7 @@ pub async fn bundle(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>> {
     member.require(&[Role::Admin, Role::Auditor])?;
-    let mine: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1 AND org_id = $2)",
-    )
-    .bind(id)
-    .bind(member.org_id)
-    .fetch_one(&state.pool)
-    .await?;
-    if !mine {
-        return Err(ApiError::not_found("session"));
-    }
+    state.require_session_in_org(id, member.org_id).await?;
     let bundle = crate::audit::export(&state.pool, id).await.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::CONFLICT,
@@ -360,6 +351,17 @@ pub async fn board(
     ApiPath((assessment_id, version)): ApiPath<(Uuid, i32)>,
     ApiQuery(params): ApiQuery<BoardParams>,
 ) -> Result<Json<Board>> {
+    leaderboard_for(&state, &member, Some((assessment_id, version)), params).await
+}
+
+/// The leaderboard of one assessment version (`Some`) or of the whole organization (`None`), as
+/// `member` may see it: their pending reviews are withheld.
+async fn leaderboard_for(
+    state: &AppState,
+    member: &Member,
+    version: Option<(Uuid, i32)>,
+    params: BoardParams,
+) -> Result<Json<Board>> {
     member.require(READERS)?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -370,8 +372,8 @@ pub async fn board(
     }
     let cohort = Cohort {
         org_id: member.org_id,
-        assessment_id: Some(assessment_id),
-        version,
+        assessment_id: version.map(|(id, _)| id),
+        version: version.map_or(0, |(_, v)| v),
         cleared_only: params.cleared,
         finished_from: params.from,
         finished_to: params.to,
@@ -393,24 +395,5 @@ pub async fn org_board(
     member: Member,
     ApiQuery(params): ApiQuery<BoardParams>,
 ) -> Result<Json<Board>> {
-    member.require(READERS)?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid(
-            "invalid_limit",
-            "limit must be between 1 and 500",
-        ));
-    }
-    let cohort = Cohort {
-        org_id: member.org_id,
-        assessment_id: None,
-        version: 0,
-        cleared_only: params.cleared,
-        finished_from: params.from,
-        finished_to: params.to,
-    };
-    let withheld = leaderboard::pending_reviews(&state.pool, member.member_id).await?;
-    Ok(Json(
-        leaderboard::top(&state.pool, &cohort, limit, &withheld).await?,
-    ))
+    leaderboard_for(&state, &member, None, params).await
 }

@@ -487,16 +487,7 @@ pub async fn show(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ReviewView>> {
     member.require(READERS)?;
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1 AND org_id = $2)",
-    )
-    .bind(id)
-    .bind(member.org_id)
-    .fetch_one(&state.pool)
-    .await?;
-    if !exists {
-        return Err(ApiError::not_found("session"));
-    }
+    state.require_session_in_org(id, member.org_id).await?;
     let reviewers: Vec<ReviewerView> = sqlx::query_as(
         "SELECT reviewer, assigned_at, completed_at FROM review_reviewers WHERE session_id = $1 ORDER BY assigned_at, reviewer",
     )

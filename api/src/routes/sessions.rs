@@ -292,16 +292,7 @@ pub async fn events(
             "limit must be between 1 and 5000",
         ));
     }
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1 AND org_id = $2)",
-    )
-    .bind(id)
-    .bind(member.org_id)
-    .fetch_one(&state.pool)
-    .await?;
-    if !exists {
-        return Err(ApiError::not_found("session"));
-    }
+    state.require_session_in_org(id, member.org_id).await?;
     let entries: Vec<LogEntry> = sqlx::query_as(
         "SELECT stream_kind, seq, event_type, occurred_at, kafka_partition, kafka_offset, data FROM session_events
          WHERE session_id = $1 AND org_id = $2 AND kafka_offset > $3 ORDER BY kafka_offset LIMIT $4",

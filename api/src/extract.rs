@@ -5,22 +5,48 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
 /// `Json<T>` with rejections mapped to stable codes: `malformed_json` (400, not JSON),
 /// `invalid_body` (422, JSON of the wrong shape, e.g. an unknown field), `unsupported_media_type`
 /// (415), `payload_too_large` (413).
+///
+/// Unknown fields are refused at any depth, whatever `T`'s own serde attributes say. Request
+/// types embed domain types (`Candidate`, `ConsentScopes`, `AssessmentSpec`) that are also event
+/// payloads, and those must ignore unknown fields so that older readers of the topics keep
+/// working (docs/decisions/0015-event-schema-evolution.md); strictness toward clients is a
+/// property of the API boundary, so it is enforced here, once.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let axum::Json(value) = axum::Json::<Value>::from_request(req, state)
+            .await
+            .map_err(json_rejection)?;
+        strict_from_value(value)
+            .map(Self)
+            .map_err(|message| ApiError::invalid("invalid_body", message))
+    }
+}
+
+/// Deserializes `value` as `T`, refusing any field `T` would ignore; the error names the path
+/// (`candidate.phone: unknown field`). serde_ignored cannot see inside internally tagged enums,
+/// which is why telemetry events have strict body types of their own.
+pub fn strict_from_value<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    let mut unknown = Vec::new();
+    let parsed: T = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+        value,
+        // serde_ignored writes `?` for an `Option`'s `Some`; clients know no such segment.
+        &mut |path: serde_ignored::Path| unknown.push(path.to_string().replace(".?", "")),
+    ))
+    .map_err(|e| e.to_string())?;
+    match unknown.first() {
+        None => Ok(parsed),
+        Some(path) => Err(format!("{path}: unknown field")),
     }
 }
 
@@ -80,5 +106,50 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
                     rejection.body_text(),
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strict_from_value;
+    use clarity_domain::assessment::AssessmentSpec;
+    use clarity_domain::session::Candidate;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    /// A request type that embeds tolerant domain types, like `NewInvite` and `NewAssessment`.
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        candidate: Candidate,
+        #[allow(dead_code)]
+        spec: Option<AssessmentSpec>,
+    }
+
+    #[test]
+    fn an_unknown_field_inside_an_embedded_domain_type_is_refused_with_its_path() {
+        let candidate = json!({"name": "Bob", "email": "bob@example.com"});
+        assert!(strict_from_value::<Body>(json!({ "candidate": candidate })).is_ok());
+
+        let mut phone = candidate.clone();
+        phone["phone"] = json!("555");
+        let err = strict_from_value::<Body>(json!({ "candidate": phone })).unwrap_err();
+        assert_eq!(err, "candidate.phone: unknown field");
+
+        let mut spec = serde_json::to_value(&clarity_domain::catalogue::builtin()[0].spec).unwrap();
+        spec["rubric"]["criteria"][0]["levels"][0]["examples"] = json!([]);
+        let err =
+            strict_from_value::<Body>(json!({ "candidate": candidate, "spec": spec })).unwrap_err();
+        assert_eq!(
+            err,
+            "spec.rubric.criteria.0.levels.0.examples: unknown field"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_path() {
+        let err =
+            strict_from_value::<Body>(json!({"candidate": {"name": 1, "email": "x"}})).unwrap_err();
+        assert!(err.starts_with("candidate.name: invalid type"), "{err}");
     }
 }

@@ -1,18 +1,34 @@
 //! JSON Schemas of the events on the Kafka topics, one per event type and version, generated
 //! from the Rust types so that a consumer in any language can read the topics.
+//!
+//! The current version of each type comes from the domain's types; a superseded version (one
+//! that still exists on the topics and in the event store, see `clarity_domain::upcast`) keeps
+//! its schema, generated from the frozen type of its shape listed in [`SUPERSEDED`].
 
 use std::collections::BTreeMap;
 
 use clarity_domain::assessment::AssessmentEvent;
-use clarity_domain::session::SessionEvent;
+use clarity_domain::session::{SessionEvent, SessionStartedV1};
 use clarity_domain::telemetry::TelemetryData;
+use clarity_domain::upcast::current_version;
 use clarity_domain::wire::{event_type, WireEvent, TELEMETRY};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
-#[openapi(components(schemas(SessionEvent, AssessmentEvent, TelemetryData, WireEvent)))]
+#[openapi(components(schemas(
+    SessionEvent,
+    AssessmentEvent,
+    TelemetryData,
+    WireEvent,
+    SessionStartedV1
+)))]
 struct EventComponents;
+
+/// Superseded versions still published: (aggregate, event, version, the component schema of
+/// that version's `data`).
+pub const SUPERSEDED: &[(&str, &str, u32, &str)] =
+    &[("CandidateSession", "SessionStarted", 1, "SessionStartedV1")];
 
 /// Every event schema, keyed by CloudEvents `type` (e.g. `clarity.CandidateSession.SessionStarted.v1`).
 pub fn event_schemas() -> BTreeMap<String, Value> {
@@ -31,9 +47,10 @@ pub fn event_schemas() -> BTreeMap<String, Value> {
                 .as_object()
                 .and_then(|p| p.iter().next())
             {
+                let version = current_version(aggregate, name);
                 out.insert(
-                    event_type(aggregate, name, "1"),
-                    document(aggregate, name, data.clone(), &defs),
+                    event_type(aggregate, name, &version.to_string()),
+                    document(aggregate, name, version, data.clone(), &defs),
                 );
             }
         }
@@ -44,11 +61,21 @@ pub fn event_schemas() -> BTreeMap<String, Value> {
         .flatten()
     {
         if let Some(kind) = variant["properties"]["type"]["enum"][0].as_str() {
+            let version = current_version(TELEMETRY, kind);
             out.insert(
-                event_type(TELEMETRY, kind, "1"),
-                document(TELEMETRY, kind, variant.clone(), &defs),
+                event_type(TELEMETRY, kind, &version.to_string()),
+                document(TELEMETRY, kind, version, variant.clone(), &defs),
             );
         }
+    }
+    for &(aggregate, name, version, component) in SUPERSEDED {
+        let current = current_version(aggregate, name);
+        let mut doc = document(aggregate, name, version, defs[component].clone(), &defs);
+        doc["description"] = json!(format!(
+            "{} Superseded by v{current}: records written before v{current} keep this shape; readers upcast them (docs/events.md, \"Versions and evolution\").",
+            doc["description"].as_str().unwrap_or_default()
+        ));
+        out.insert(event_type(aggregate, name, &version.to_string()), doc);
     }
     out
 }
@@ -98,10 +125,11 @@ pub fn asyncapi() -> Value {
 fn document(
     aggregate: &str,
     name: &str,
+    version: u32,
     data: Value,
     defs: &serde_json::Map<String, Value>,
 ) -> Value {
-    let ce_type = event_type(aggregate, name, "1");
+    let ce_type = event_type(aggregate, name, &version.to_string());
     let streamkind = if aggregate == TELEMETRY {
         "telemetry"
     } else {
@@ -109,7 +137,7 @@ fn document(
     };
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": format!("urn:clarity:schema:{aggregate}.{name}:1"),
+        "$id": format!("urn:clarity:schema:{aggregate}.{name}:{version}"),
         "title": ce_type,
         "description": format!("A `{ce_type}` record (CloudEvents 1.0, structured JSON mode). The Kafka key is `subject`."),
         "type": "object",
@@ -122,7 +150,7 @@ fn document(
             "subject": {"type": "string", "description": "Stream id (session or assessment id); the Kafka key."},
             "time": {"type": "string", "format": "date-time"},
             "datacontenttype": {"const": "application/json"},
-            "dataschema": {"const": format!("urn:clarity:schema:{aggregate}.{name}:1")},
+            "dataschema": {"const": format!("urn:clarity:schema:{aggregate}.{name}:{version}")},
             "orgid": {"type": "string", "format": "uuid"},
             "streamkind": {"const": streamkind},
             "sequence": {"type": "integer", "minimum": 1},
@@ -142,7 +170,6 @@ mod tests {
         for name in [
             "CandidateInvited",
             "ConsentRecorded",
-            "SessionStarted",
             "SessionSubmitted",
             "SessionExpired",
             "IntegrityAnalysed",
@@ -152,6 +179,17 @@ mod tests {
                 "{name}"
             );
         }
+        for version in ["1", "2"] {
+            let started = &schemas[&event_type("CandidateSession", "SessionStarted", version)];
+            assert_eq!(
+                started["$id"],
+                format!("urn:clarity:schema:CandidateSession.SessionStarted:{version}")
+            );
+        }
+        let v1 = &schemas["clarity.CandidateSession.SessionStarted.v1"]["properties"]["data"];
+        assert!(v1["properties"]["started_at"].is_object(), "{v1}");
+        let v2 = &schemas["clarity.CandidateSession.SessionStarted.v2"]["properties"]["data"];
+        assert!(v2["properties"]["at"].is_object(), "{v2}");
         for name in [
             "AssessmentDrafted",
             "DraftRevised",
@@ -171,6 +209,15 @@ mod tests {
         }
         let edit = &schemas["clarity.Telemetry.edit.v1"]["properties"]["data"];
         assert!(edit["properties"]["position"].is_object(), "{edit}");
+    }
+
+    #[test]
+    fn every_version_an_upcaster_reads_has_a_published_schema() {
+        let schemas = event_schemas();
+        for step in clarity_domain::upcast::STEPS {
+            let ce_type = event_type(step.aggregate_type, step.event_type, &step.from.to_string());
+            assert!(schemas.contains_key(&ce_type), "{ce_type} has no schema");
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use clarity_domain::upcast::StoreUpcaster;
 use clarity_domain::{Assessment, CandidateSession};
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateContext, CqrsFramework, EventStore};
@@ -30,8 +31,11 @@ pub struct AppState {
     pub producer: FutureProducer,
 }
 
+/// An event store that upcasts events stored in an older version when it loads them (the same
+/// steps the topics' readers use, see `clarity_domain::upcast`).
 fn store<A: cqrs_es::Aggregate>(pool: &PgPool) -> Store<A> {
     PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
+        .with_upcasters(StoreUpcaster::for_aggregate::<A>())
 }
 
 /// Metadata stored with every event: who did it, for which organization, when.

@@ -185,10 +185,14 @@ pub struct DetectorReport {
     /// The rules that fired.
     #[serde(default)]
     pub findings: Vec<Finding>,
-    /// Detector-specific summary numbers (shares, counts) for display.
+    /// Detector-specific summary numbers (shares, counts) for display; `null` when the detector
+    /// was skipped.
+    // An object or nothing, by type: the published schema is generated from this field, and a
+    // hand-written `value_type = Object` once promised an object where skipped reports carried
+    // `null` (docs/decisions/0015-event-schema-evolution.md).
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub metrics: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub metrics: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl DetectorReport {
@@ -200,8 +204,18 @@ impl DetectorReport {
             skipped: Some(reason.into()),
             checks: Vec::new(),
             findings: Vec::new(),
-            metrics: serde_json::Value::Null,
+            metrics: None,
         }
+    }
+}
+
+/// A detector's `metrics` from a `json!({...})` object literal.
+pub(crate) fn metrics_object(
+    value: serde_json::Value,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match value {
+        serde_json::Value::Object(fields) => Some(fields),
+        other => unreachable!("detector metrics are JSON objects, not {other}"),
     }
 }
 

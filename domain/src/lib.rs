@@ -13,6 +13,7 @@ pub mod integrity;
 pub mod scoring;
 pub mod session;
 pub mod telemetry;
+pub mod upcast;
 pub mod wire;
 
 pub use assessment::Assessment;

@@ -12,7 +12,10 @@ pub mod review;
 
 pub use aggregate::{CandidateSession, SessionError, SessionStatus};
 pub use commands::SessionCommand;
-pub use events::{AssessmentRef, Candidate, ChainSeal, ConsentScopes, SessionEvent};
+pub(crate) use events::session_started_v1_to_v2;
+pub use events::{
+    AssessmentRef, Candidate, ChainSeal, ConsentScopes, SessionEvent, SessionStartedV1,
+};
 pub use review::{DecisionOutcome, FindingResolution, ReviewError, ReviewState};
 
 use serde::{Deserialize, Serialize};

@@ -4,6 +4,12 @@
 //! in files are **UTF-16 code units** from the start of the file, the unit browser editors
 //! (Monaco, CodeMirror) report. Keystroke events carry timing and a key *class*, never the
 //! character typed.
+//!
+//! These types are also how readers decode telemetry records from the topic (and from
+//! `session_events`), so they ignore unknown fields: a newer client or producer may add optional
+//! fields (docs/events.md, "Versions and evolution"). The ingestion endpoint parses request
+//! bodies with strict twins of these types (`api::routes::telemetry::body`), so a client still
+//! gets a 422 for a field Clarity does not know.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +17,6 @@ use utoipa::ToSchema;
 
 /// One client-numbered telemetry event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct TelemetryEvent {
     /// Client sequence number: 1, 2, 3, ... with no gaps within a session.
     pub seq: u64,
@@ -50,7 +55,7 @@ pub enum EditOrigin {
 
 /// The payload of a telemetry event, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum TelemetryData {
     /// A key press: key-down and key-up on the client's monotonic clock, in milliseconds.
     Keystroke {
@@ -300,15 +305,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_refused() {
-        let err = parse(
-            r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","data":{"type":"focus_lost","why":"x"}}"#,
+    fn readers_ignore_fields_a_newer_client_added() {
+        let event = parse(
+            r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","extra":1,"data":{"type":"cursor","file":"a.rs","position":2,"why":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            event.data,
+            TelemetryData::Cursor {
+                file: "a.rs".into(),
+                position: 2,
+                selection_end: None,
+            }
         );
-        assert!(err.is_err());
-        let err = parse(
-            r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","extra":1,"data":{"type":"focus_lost"}}"#,
-        );
-        assert!(err.is_err());
     }
 
     #[test]

@@ -12,14 +12,21 @@
 //!
 //! `id` is deterministic (stream kind, stream id, sequence): a record published twice (a relay
 //! retry, a client retrying a batch) carries the same id, and readers drop the second copy by
-//! (`subject`, `streamkind`, `sequence`). The format only ever grows by adding.
+//! (`subject`, `streamkind`, `sequence`).
+//!
+//! The format only grows by adding within a version, so the envelope and the payload types ignore
+//! fields they do not know. A breaking change to a payload is a new version of its event type;
+//! [`WireEvent::decode`] and [`WireEvent::decode_telemetry`] upcast older versions (see
+//! [`crate::upcast`]) before decoding, and refuse versions newer than this build.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::telemetry::TelemetryEvent;
+use crate::telemetry::{TelemetryData, TelemetryEvent};
+use crate::upcast;
 
 /// The CloudEvents spec version we emit.
 pub const SPEC_VERSION: &str = "1.0";
@@ -107,15 +114,16 @@ impl WireEvent {
     /// A telemetry event accepted by the API for `session_id`.
     pub fn telemetry(session_id: Uuid, orgid: Uuid, event: &TelemetryEvent) -> Self {
         let kind = event.data.kind();
+        let version = upcast::current_version(TELEMETRY, kind);
         Self {
             specversion: SPEC_VERSION.into(),
             id: format!("{TELEMETRY}/{session_id}/{}", event.seq),
             source: SOURCE.into(),
-            event_type: event_type(TELEMETRY, kind, "1"),
+            event_type: event_type(TELEMETRY, kind, &version.to_string()),
             subject: session_id.to_string(),
             time: event.ts,
             datacontenttype: "application/json".into(),
-            dataschema: format!("urn:clarity:schema:{TELEMETRY}.{kind}:1"),
+            dataschema: format!("urn:clarity:schema:{TELEMETRY}.{kind}:{version}"),
             orgid: Some(orgid),
             streamkind: StreamKind::Telemetry,
             sequence: event.seq,
@@ -125,22 +133,59 @@ impl WireEvent {
 
     /// The aggregate type and event name from `type` (`clarity.<A>.<E>.v<n>`).
     pub fn type_parts(&self) -> Option<(&str, &str)> {
+        self.versioned_type().map(|(agg, name, _)| (agg, name))
+    }
+
+    /// The aggregate type, event name and version from `type` (`clarity.<A>.<E>.v<n>`).
+    pub fn versioned_type(&self) -> Option<(&str, &str, &str)> {
         let rest = self.event_type.strip_prefix("clarity.")?;
         let (agg, rest) = rest.split_once('.')?;
-        let (name, _version) = rest.rsplit_once('.')?;
-        Some((agg, name))
+        let (name, version) = rest.rsplit_once('.')?;
+        Some((agg, name, version.strip_prefix('v')?))
+    }
+
+    /// The record's `data` brought to the version this build's types describe: the version
+    /// comes from `type` (and must agree with `dataschema`'s `:<N>`), older versions are upcast,
+    /// newer ones refused.
+    pub fn current_data(&self) -> Result<(&str, Value), serde_json::Error> {
+        let (aggregate, name, version) = self
+            .versioned_type()
+            .ok_or_else(|| invalid(format!("malformed type `{}`", self.event_type)))?;
+        let version: u32 = version
+            .parse()
+            .map_err(|_| invalid(format!("malformed version in type `{}`", self.event_type)))?;
+        let schema_version = self.dataschema.rsplit_once(':').map(|(_, v)| v);
+        if schema_version.is_some_and(|v| v != version.to_string()) {
+            return Err(invalid(format!(
+                "type `{}` and dataschema `{}` name different versions",
+                self.event_type, self.dataschema
+            )));
+        }
+        let data = upcast::upcast(aggregate, name, version, self.data.clone())
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok((name, data))
     }
 
     /// Rebuilds a typed domain event from a lifecycle record (cqrs-es's externally tagged
-    /// encoding: `{"<EventType>": data}`).
+    /// encoding: `{"<EventType>": data}`), upcasting an older version first. Fields the types do
+    /// not know are ignored.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
-        let (_, name) = self
-            .type_parts()
-            .ok_or_else(|| <serde_json::Error as serde::de::Error>::custom("malformed type"))?;
+        let (name, data) = self.current_data()?;
         let mut tagged = serde_json::Map::new();
-        tagged.insert(name.to_string(), self.data.clone());
-        serde_json::from_value(serde_json::Value::Object(tagged))
+        tagged.insert(name.to_string(), data);
+        serde_json::from_value(Value::Object(tagged))
     }
+
+    /// The payload of a telemetry record, upcast to the current version of its kind. Fields the
+    /// types do not know are ignored.
+    pub fn decode_telemetry(&self) -> Result<TelemetryData, serde_json::Error> {
+        let (_, data) = self.current_data()?;
+        serde_json::from_value(data)
+    }
+}
+
+fn invalid(reason: String) -> serde_json::Error {
+    <serde_json::Error as serde::de::Error>::custom(reason)
 }
 
 #[cfg(test)]
@@ -151,10 +196,7 @@ mod tests {
     #[test]
     fn a_lifecycle_record_decodes_back_into_its_domain_event() {
         let at: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
-        let event = SessionEvent::SessionStarted {
-            started_at: at,
-            deadline: at,
-        };
+        let event = SessionEvent::SessionStarted { at, deadline: at };
         let tagged = serde_json::to_value(&event).unwrap();
         let data = tagged["SessionStarted"].clone();
         let wire = WireEvent::lifecycle(
@@ -162,7 +204,7 @@ mod tests {
             "s1",
             3,
             "SessionStarted",
-            "1",
+            "2",
             None,
             at,
             data,
@@ -170,7 +212,11 @@ mod tests {
         assert_eq!(wire.id, "CandidateSession/s1/3");
         assert_eq!(
             wire.event_type,
-            "clarity.CandidateSession.SessionStarted.v1"
+            "clarity.CandidateSession.SessionStarted.v2"
+        );
+        assert_eq!(
+            wire.dataschema,
+            "urn:clarity:schema:CandidateSession.SessionStarted:2"
         );
         assert_eq!(wire.decode::<SessionEvent>().unwrap(), event);
     }

@@ -117,7 +117,7 @@ fn consented() -> SessionEvent {
 
 fn started() -> SessionEvent {
     SessionEvent::SessionStarted {
-        started_at: started_at(),
+        at: started_at(),
         deadline: deadline(),
     }
 }
@@ -551,7 +551,7 @@ async fn starting_sets_the_deadline_to_the_start_time_plus_the_time_limit() {
         Duration::minutes(i64::from(TIME_LIMIT_MINUTES))
     );
     result.then_expect_events(vec![SessionEvent::SessionStarted {
-        started_at: started_at(),
+        at: started_at(),
         deadline: deadline(),
     }]);
 }
@@ -566,7 +566,7 @@ async fn starting_at_the_exact_moment_the_invitation_expires_is_accepted() {
 
     // Assert
     result.then_expect_events(vec![SessionEvent::SessionStarted {
-        started_at: invite_expires_at(),
+        at: invite_expires_at(),
         deadline: at("2026-04-13T09:30:00Z"),
     }]);
 }

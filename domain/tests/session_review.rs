@@ -82,7 +82,7 @@ fn finished() -> Vec<SessionEvent> {
             at: at(-200),
         },
         SessionEvent::SessionStarted {
-            started_at: at(-180),
+            at: at(-180),
             deadline: at(-90),
         },
         SessionEvent::SessionSubmitted {
@@ -464,7 +464,7 @@ fn analysed(findings: usize) -> SessionEvent {
                 skipped: None,
                 checks: vec![],
                 findings: vec![finding; findings],
-                metrics: serde_json::Value::Null,
+                metrics: None,
             }],
             followups: vec![],
             events_analysed: 10,

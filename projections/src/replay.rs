@@ -80,10 +80,10 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                 .decode::<SessionEvent>()
                 .map_err(|e| record.undecodable(&e.to_string()))?
             {
-                SessionEvent::SessionStarted { started_at, .. }
+                SessionEvent::SessionStarted { at, .. }
                     if s.started_at.is_none() || s.last_seq == 0 =>
                 {
-                    s.started_at = Some(micros(started_at));
+                    s.started_at = Some(micros(at));
                 }
                 SessionEvent::SessionSubmitted { at, .. }
                 | SessionEvent::SessionExpired { at, .. } => {
@@ -128,7 +128,8 @@ pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), Pr
                     // check; applying out of order would corrupt the workspace, so wait for the gap.
                     continue;
                 }
-                let data: TelemetryData = serde_json::from_value(wire.data.clone())
+                let data: TelemetryData = wire
+                    .decode_telemetry()
                     .map_err(|e| record.undecodable(&e.to_string()))?;
                 let time = micros(wire.time);
                 let origin = *s.started_at.get_or_insert(time);

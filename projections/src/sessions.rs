@@ -274,11 +274,11 @@ async fn apply_lifecycle(
         .bind(notice_version)
         .bind(sqlx::types::Json(scopes))
         .bind(at),
-        SessionEvent::SessionStarted { started_at, deadline } => sqlx::query(
+        SessionEvent::SessionStarted { at, deadline } => sqlx::query(
             "UPDATE sessions SET status = 'in_progress', started_at = $2, deadline = $3 WHERE session_id = $1",
         )
         .bind(id)
-        .bind(started_at)
+        .bind(at)
         .bind(deadline),
         SessionEvent::SessionSubmitted { files_digest, time_used_seconds, at, .. } => sqlx::query(
             "UPDATE sessions SET status = 'submitted', submitted_at = $2, files_digest = $3, time_used_seconds = $4

@@ -41,7 +41,7 @@ fn pasting_script(paste_chars: usize) -> Vec<Value> {
 }
 
 async fn started_at(env: &TestEnv, session: &str) -> anyhow::Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar("SELECT (payload->'SessionStarted'->>'started_at')::timestamptz FROM events WHERE aggregate_id = $1 AND event_type = 'SessionStarted'")
+    Ok(sqlx::query_scalar("SELECT (payload->'SessionStarted'->>'at')::timestamptz FROM events WHERE aggregate_id = $1 AND event_type = 'SessionStarted'")
         .bind(session)
         .fetch_one(&env.pool)
         .await?)

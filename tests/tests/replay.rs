@@ -23,7 +23,7 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
     let product = env.spawn_product().await?;
     let (client, admin) = (product.client.clone(), product.admin.clone());
     let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
-    let started: DateTime<Utc> = sqlx::query_scalar("SELECT (payload->'SessionStarted'->>'started_at')::timestamptz FROM events WHERE aggregate_id = $1 AND event_type = 'SessionStarted'")
+    let started: DateTime<Utc> = sqlx::query_scalar("SELECT (payload->'SessionStarted'->>'at')::timestamptz FROM events WHERE aggregate_id = $1 AND event_type = 'SessionStarted'")
         .bind(&session)
         .fetch_one(&env.pool)
         .await?;

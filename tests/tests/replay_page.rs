@@ -22,7 +22,7 @@ async fn the_replay_page_plays_seeks_jumps_and_diffs_in_a_real_browser() -> anyh
         .await?;
     let reviewer_key = reviewer.body["api_key"].as_str().unwrap().to_string();
     let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
-    let started: DateTime<Utc> = sqlx::query_scalar("SELECT (payload->'SessionStarted'->>'started_at')::timestamptz FROM events WHERE aggregate_id = $1 AND event_type = 'SessionStarted'")
+    let started: DateTime<Utc> = sqlx::query_scalar("SELECT (payload->'SessionStarted'->>'at')::timestamptz FROM events WHERE aggregate_id = $1 AND event_type = 'SessionStarted'")
         .bind(&session)
         .fetch_one(&env.pool)
         .await?;

@@ -29,6 +29,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+mod body;
+
 use crate::auth::CandidateToken;
 use crate::error::{ApiError, Result};
 use crate::extract::ApiPath;
@@ -63,11 +65,13 @@ pub struct TelemetryBatch {
     pub events: Vec<serde_json::Value>,
 }
 
-/// The same batch, parsed straight into events (the fast path for well-formed batches).
+/// The same batch, parsed straight into events (the fast path for well-formed batches). The
+/// events are strict twins of `TelemetryEvent` ([`body`]): the domain type ignores unknown
+/// fields, a request may not carry any.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TypedBatch {
-    events: Vec<TelemetryEvent>,
+    events: Vec<body::EventBody>,
 }
 
 /// What happened to a batch.
@@ -262,7 +266,10 @@ async fn parse_batch(
         Ok(batch) => batch
             .events
             .into_iter()
-            .map(|e| (Some(e.seq), Ok(e)))
+            .map(|e| {
+                let e = TelemetryEvent::from(e);
+                (Some(e.seq), Ok(e))
+            })
             .collect(),
         Err(_) => generic_events(&bytes)?,
     };
@@ -343,7 +350,8 @@ fn generic_events(bytes: &[u8]) -> Result<Vec<Parsed>> {
         .into_iter()
         .map(|value| {
             let seq = value.get("seq").and_then(|s| s.as_u64());
-            (seq, serde_json::from_value::<TelemetryEvent>(value))
+            let event = serde_json::from_value::<body::EventBody>(value);
+            (seq, event.map(TelemetryEvent::from))
         })
         .collect())
 }

@@ -1,12 +1,13 @@
 //! Events of the `Assessment` aggregate. Past tense, versioned, carrying what readers need.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::DomainEvent;
+use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AssessmentSpec;
+use super::{Assessment, AssessmentSpec};
+use crate::upcast;
 
 /// Everything that can happen to an assessment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -47,7 +48,9 @@ impl DomainEvent for AssessmentEvent {
         .to_string()
     }
 
+    /// The version this build writes: the newest one the upcaster registry knows.
     fn event_version(&self) -> String {
-        "1".to_string()
+        let name = self.event_type();
+        upcast::current_version(Assessment::TYPE, &name).to_string()
     }
 }

@@ -1,5 +1,9 @@
 //! What an assessment *is*: its tasks, rubric and integrity policy. Validated before it is
 //! accepted into a draft, and digested when a version is published.
+//!
+//! A spec travels in the assessment events, so its types are tolerant readers: unknown fields
+//! (added by a newer producer) are ignored, never refused. The API refuses them in request
+//! bodies on its own side (`api::extract::ApiJson`).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -39,7 +43,6 @@ pub enum Format {
 
 /// A file the candidate starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct StarterFile {
     pub path: String,
     pub content: String,
@@ -47,7 +50,6 @@ pub struct StarterFile {
 
 /// One task of an assessment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Task {
     pub title: String,
     /// Markdown prompt shown to the candidate.
@@ -58,7 +60,6 @@ pub struct Task {
 
 /// A level of a rubric criterion: a score and what earns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Level {
     pub score: u8,
     pub descriptor: String,
@@ -66,7 +67,6 @@ pub struct Level {
 
 /// One rubric criterion, weighted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Criterion {
     /// Stable machine key, e.g. `api_design`.
     pub key: String,
@@ -79,7 +79,6 @@ pub struct Criterion {
 
 /// How submissions are scored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Rubric {
     pub criteria: Vec<Criterion>,
 }
@@ -87,7 +86,6 @@ pub struct Rubric {
 /// Which integrity monitors are switched on. Each monitor only ever produces evidence for a human
 /// reviewer; none rejects a candidate automatically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IntegrityPolicy {
     pub keystroke_dynamics: bool,
     pub paste_tracking: bool,
@@ -110,7 +108,6 @@ impl Default for IntegrityPolicy {
 
 /// The full content of an assessment version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct AssessmentSpec {
     pub title: String,
     pub kind: AssessmentKind,

@@ -130,7 +130,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         skipped: None,
         checks: Vec::new(),
         findings: Vec::new(),
-        metrics: serde_json::Value::Null,
+        metrics: None,
     };
 
     // Mismatch: M of the last N good checks below the threshold.
@@ -299,13 +299,13 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
     }
     report.checks.push(multiple);
 
-    report.metrics = json!({
+    report.metrics = super::metrics_object(json!({
         "model": format!("{model_id} v{model_version}"),
         "threshold": threshold,
         "checks": checks.len(),
         "good_checks": good.len(),
         "no_face_checks": checks.iter().filter(|c| c.face_count == 0).count(),
-    });
+    }));
     report
 }
 

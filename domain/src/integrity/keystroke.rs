@@ -586,7 +586,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         skipped: None,
         checks: checks.into_iter().map(|c| c.check).collect(),
         findings,
-        metrics,
+        metrics: super::metrics_object(metrics),
     }
 }
 

@@ -653,7 +653,7 @@ fn report(trace: &SessionTrace, p: &Provenance) -> DetectorReport {
         skipped: None,
         checks,
         findings,
-        metrics,
+        metrics: super::metrics_object(metrics),
     }
 }
 

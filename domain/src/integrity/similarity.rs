@@ -479,7 +479,8 @@ pub fn analyse(
                  exclusion (fewer than {MIN_FINGERPRINTS})"
             ),
         );
-        report.metrics = json!({ "fingerprints": own_size, "tokens": own.tokens });
+        report.metrics =
+            super::metrics_object(json!({ "fingerprints": own_size, "tokens": own.tokens }));
         return report;
     }
     let mut too_small = 0usize;
@@ -504,7 +505,8 @@ pub fn analyse(
                 others.len()
             ),
         );
-        report.metrics = json!({ "fingerprints": own_size, "tokens": own.tokens });
+        report.metrics =
+            super::metrics_object(json!({ "fingerprints": own_size, "tokens": own.tokens }));
         return report;
     }
     scored.sort_by(|x, y| y.1.score.total_cmp(&x.1.score).then(x.0.cmp(y.0)));
@@ -527,7 +529,7 @@ pub fn analyse(
         skipped: None,
         checks: vec![check],
         findings,
-        metrics: json!({
+        metrics: super::metrics_object(json!({
             "fingerprints": own_size,
             "tokens": own.tokens,
             "starter_excluded": own.starter_excluded,
@@ -537,7 +539,7 @@ pub fn analyse(
             "k": own.params.k,
             "w": own.params.w,
             "top": top,
-        }),
+        })),
     }
 }
 

@@ -225,7 +225,7 @@ mod tests {
                     evidence: Vec::new(),
                 })
                 .collect(),
-            metrics: serde_json::Value::Null,
+            metrics: None,
         }
     }
 

@@ -454,7 +454,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         skipped: None,
         checks,
         findings,
-        metrics,
+        metrics: super::metrics_object(metrics),
     }
 }
 

@@ -201,10 +201,7 @@ impl CandidateSession {
                 self.check_invite_open(at)?;
                 let minutes = self.assessment.as_ref().map_or(0, |a| a.time_limit_minutes);
                 let deadline = at + Duration::minutes(i64::from(minutes));
-                Ok(vec![E::SessionStarted {
-                    started_at: at,
-                    deadline,
-                }])
+                Ok(vec![E::SessionStarted { at, deadline }])
             }
             C::Submit {
                 files_digest,
@@ -456,11 +453,8 @@ impl Aggregate for CandidateSession {
                 self.status = SessionStatus::Invited;
             }
             SessionEvent::ConsentRecorded { .. } => self.status = SessionStatus::Consented,
-            SessionEvent::SessionStarted {
-                started_at,
-                deadline,
-            } => {
-                self.started_at = Some(started_at);
+            SessionEvent::SessionStarted { at, deadline } => {
+                self.started_at = Some(at);
                 self.deadline = Some(deadline);
                 self.status = SessionStatus::InProgress;
             }

@@ -1,18 +1,25 @@
 //! Events of the `CandidateSession` aggregate.
+//!
+//! These types are the payloads on the topics and in the event store, so they are *tolerant
+//! readers*: none denies unknown fields, because a newer producer may add optional fields
+//! (docs/events.md, "Versions and evolution") and an older reader must still load the event.
+//! The HTTP API checks request bodies strictly on its own side (`api::extract::ApiJson`).
 
 use chrono::{DateTime, Utc};
-use cqrs_es::DomainEvent;
+use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::assessment::Format;
 use crate::integrity::IntegrityAnalysis;
 use crate::session::review::{DecisionOutcome, FindingResolution};
+use crate::session::CandidateSession;
+use crate::upcast;
 
 /// Who is being assessed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Candidate {
     pub name: String,
     pub email: String,
@@ -35,7 +42,6 @@ pub struct AssessmentRef {
 
 /// What the candidate agreed to be monitored with. Analyses outside the scopes never run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ConsentScopes {
     /// Keystroke timing used as a behavioural signal (never the characters typed).
     pub keystroke_dynamics: bool,
@@ -46,7 +52,6 @@ pub struct ConsentScopes {
 /// A chain head sealed into one of the session's own events: "when this was written, the
 /// session's audit chain had `count` entries ending in `hash`" (see `audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ChainSeal {
     pub count: u64,
     /// Lowercase hex SHA-256.
@@ -72,9 +77,10 @@ pub enum SessionEvent {
         scopes: ConsentScopes,
         at: DateTime<Utc>,
     },
-    /// The clock started.
+    /// The clock started (v2; v1 called `at` `started_at`, see [`SessionStartedV1`]).
     SessionStarted {
-        started_at: DateTime<Utc>,
+        /// When the clock started.
+        at: DateTime<Utc>,
         deadline: DateTime<Utc>,
     },
     /// The candidate submitted.
@@ -180,7 +186,30 @@ impl DomainEvent for SessionEvent {
         self.name().to_string()
     }
 
+    /// The version this build writes: the newest one the upcaster registry knows.
     fn event_version(&self) -> String {
-        "1".to_string()
+        upcast::current_version(CandidateSession::TYPE, self.name()).to_string()
     }
+}
+
+/// `SessionStarted` as version 1 wrote it. Kept for the published v1 schema; records of this
+/// shape are upcast by [`session_started_v1_to_v2`] before they are decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionStartedV1 {
+    /// When the clock started (`at` from v2 on).
+    pub started_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+}
+
+/// `SessionStarted` v1 → v2: `started_at` becomes `at`, the name every other lifecycle event
+/// uses for "when it happened". Every other field, known or not, is kept as it is.
+pub(crate) fn session_started_v1_to_v2(mut data: Value) -> Result<Value, String> {
+    let fields = data
+        .as_object_mut()
+        .ok_or_else(|| "`data` is not an object".to_string())?;
+    let started_at = fields
+        .remove("started_at")
+        .ok_or_else(|| "`started_at` is missing".to_string())?;
+    fields.insert("at".to_string(), started_at);
+    Ok(data)
 }

@@ -435,7 +435,14 @@ fn hold_spread_fires_on_a_fixed_hold_and_not_on_a_typist_behind_a_16_ms_timer() 
     let human = (0..40u64)
         .map(|s| honest_trace(HonestTyping::CoarseTimer, 600 + s, 2000))
         .map(|t| (analyse(&t), t))
-        .find(|(r, _)| (r.metrics["timer_grid_ms"].as_f64().unwrap() - 16.67).abs() < 0.01)
+        .find(|(r, _)| {
+            (r.metrics.as_ref().unwrap()["timer_grid_ms"]
+                .as_f64()
+                .unwrap()
+                - 16.67)
+                .abs()
+                < 0.01
+        })
         .map(|(r, _)| r)
         .expect("a 16.67 ms typist");
 
@@ -553,11 +560,13 @@ fn a_coarse_100_ms_timer_makes_interval_and_hold_rules_not_applicable_instead_of
     let coarse = (0..40u64)
         .map(|s| honest_trace(HonestTyping::CoarseTimer, 700 + s, 2000))
         .map(|t| analyse(&t))
-        .find(|r| r.metrics["timer_grid_ms"].as_f64() == Some(100.0))
+        .find(|r| r.metrics.as_ref().unwrap()["timer_grid_ms"].as_f64() == Some(100.0))
         .expect("a 100 ms typist");
 
     // Act
-    let not_applicable = coarse.metrics["not_applicable"].as_array().unwrap();
+    let not_applicable = coarse.metrics.as_ref().unwrap()["not_applicable"]
+        .as_array()
+        .unwrap();
 
     // Assert
     assert!(check(&coarse, "log_iki_sd_low").is_none());

@@ -48,6 +48,7 @@ use crate::state::AppState;
 /// The built-in "REST API Design & Implementation" assessment (120 minutes).
 const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
 
+mod candidates;
 mod ingest;
 mod leaderboard;
 mod rebuild;
@@ -58,6 +59,8 @@ mod replay;
 pub enum BenchCommand {
     /// Telemetry ingestion through the HTTP API, end-to-end lag, and a raw producer baseline.
     Ingest(IngestArgs),
+    /// Realistic load: N candidates typing at human pace at once; the largest N that holds.
+    Candidates(candidates::CandidatesArgs),
     /// Rebuild of the `sessions` projection, and a raw consumer baseline.
     Rebuild(RebuildArgs),
     /// Seek latency in a long session against replaying from the start.
@@ -114,6 +117,7 @@ pub struct RebuildArgs {
 pub async fn run(config: Config, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(config, args).await,
+        BenchCommand::Candidates(args) => candidates::run(config, args).await,
         BenchCommand::Rebuild(args) => rebuild::run(config, args).await,
         BenchCommand::Replay(args) => replay::run(config, args).await,
         BenchCommand::Leaderboard(args) => leaderboard::run(config, args).await,
@@ -203,7 +207,7 @@ impl BenchEnv {
         Ok(name)
     }
 
-    /// Drops the database; keeps the topics (see the note inside).
+    /// Drops the database and deletes the topics.
     async fn teardown(self, keep: bool) {
         if keep {
             note(format!(
@@ -221,14 +225,32 @@ impl BenchEnv {
                 note(format!("could not drop {url}: {error}"));
             }
         }
-        // Topics are left in place on purpose: Tansu 0.6.0 (SQLite storage) deletes *every*
-        // topic when asked to delete one, which would wipe the product's own topics and any
-        // other run's. Bench topics are small and uniquely named (`bench.<id>.*`).
-        note(format!(
-            "left topics bench.{}.* on the broker (see docs/benchmarks.md)",
-            self.id
-        ));
+        let mut topics = vec![
+            self.config.topic_assessments.clone(),
+            self.config.topic_sessions.clone(),
+        ];
+        topics.extend(self.extra_topics.iter().cloned());
+        if let Err(error) = delete_topics(&self.config, &topics).await {
+            note(format!("could not delete topics bench.{}.*: {error}", self.id));
+        }
     }
+}
+
+/// Deletes bench topics (Apache Kafka deletes exactly the named topics).
+async fn delete_topics(config: &Config, topics: &[String]) -> anyhow::Result<()> {
+    let kafka = config.kafka();
+    let admin: AdminClient<DefaultClientContext> =
+        kafka.client_config().overridden(&kafka).create()?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.delete_topics(&names, &options).await? {
+        if let Err((topic, code)) = result {
+            if code != RDKafkaErrorCode::UnknownTopicOrPartition {
+                anyhow::bail!("deleting {topic}: {code}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The product running in-process against a bench environment: the API (on a free port), the
@@ -650,8 +672,9 @@ fn proc_cpu_seconds(path: &str) -> Option<f64> {
     Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
-/// CPU seconds used so far by the broker (`tansu`) and by PostgreSQL (all `postgres`
-/// processes) on this machine, where they run locally: where the cores go during a phase.
+/// CPU seconds used so far by the broker (a JVM running `kafka.Kafka`) and by PostgreSQL (all
+/// `postgres` processes) on this machine, where they run locally: where the cores go during a
+/// phase.
 fn neighbour_cpu_seconds() -> HashMap<&'static str, f64> {
     let mut totals = HashMap::from([("broker", 0.0), ("postgres", 0.0)]);
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -661,7 +684,7 @@ fn neighbour_cpu_seconds() -> HashMap<&'static str, f64> {
         let path = entry.path();
         let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
         let who = match comm.trim() {
-            "tansu" => "broker",
+            "java" if is_kafka_broker(&path) => "broker",
             c if c.starts_with("postgres") => "postgres",
             _ => continue,
         };
@@ -670,6 +693,12 @@ fn neighbour_cpu_seconds() -> HashMap<&'static str, f64> {
         }
     }
     totals
+}
+
+fn is_kafka_broker(proc_dir: &std::path::Path) -> bool {
+    std::fs::read(proc_dir.join("cmdline"))
+        .map(|c| c.split(|&b| b == 0).any(|arg| arg == b"kafka.Kafka"))
+        .unwrap_or(false)
 }
 
 /// Average cores the broker and PostgreSQL used between two `neighbour_cpu_seconds` readings.

@@ -93,8 +93,22 @@ impl ClientContext for RunnerContext {
 
 impl ConsumerContext for RunnerContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(_) = rebalance {
-            self.reassigned.store(true, Ordering::SeqCst);
+        let partitions = |list: &TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|e| e.partition().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                info!(consumer = self.projection, partitions = %partitions(list), "partitions assigned");
+                self.reassigned.store(true, Ordering::SeqCst);
+            }
+            Rebalance::Revoke(list) => {
+                info!(consumer = self.projection, partitions = %partitions(list), "partitions revoked");
+            }
+            Rebalance::Error(error) => warn!(consumer = self.projection, %error, "rebalance failed"),
         }
     }
 }
@@ -154,9 +168,8 @@ pub async fn run(
         .set("heartbeat.interval.ms", "1000")
         // Also the rebalance timeout: how long a rebalance waits for members to rejoin.
         .set("max.poll.interval.ms", "30000")
-        // A leader that computed the assignment from metadata missing the topic's partitions
-        // (seen with Tansu right after a restart: an empty assignment) notices the partitions at
-        // the next refresh and rebalances; the default waits five minutes.
+        // Partitions added to a live topic (or a topic created after the consumer subscribed)
+        // are noticed at the next metadata refresh; the default waits five minutes.
         .set("topic.metadata.refresh.interval.ms", "5000");
     if let Some(instance) = &kafka.instance_id {
         // Static membership: a restarted process with the same instance id gets its partitions
@@ -370,10 +383,38 @@ pub async fn apply_batch(
         if !locked {
             return Ok(BatchOutcome::RebuildInProgress);
         }
-        let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
-            "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1 FOR UPDATE",
+        // Lock the offsets of this batch's partitions only (created at 0 when new, so that even
+        // a partition's first batch is serialized): consumers of other partitions commit side by
+        // side, while two consumers that briefly both hold a partition during a rebalance apply
+        // its records one after the other, and the second skips what the first committed.
+        let partitions: Vec<(String, i32)> = batch
+            .iter()
+            .map(|r| (r.topic.clone(), r.partition))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (topics, numbers): (Vec<String>, Vec<i32>) = partitions.into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO projection_offsets (projection, topic, partition, next_offset)
+             SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS u(t, p)
+             ON CONFLICT DO NOTHING",
         )
         .bind(projection.name())
+        .bind(&topics)
+        .bind(&numbers)
+        .execute(&mut *tx)
+        .await?;
+        let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
+            "SELECT o.topic, o.partition, o.next_offset
+               FROM projection_offsets o
+               JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o.partition = u.p
+              WHERE o.projection = $1
+              ORDER BY o.topic, o.partition
+                FOR UPDATE OF o",
+        )
+        .bind(projection.name())
+        .bind(&topics)
+        .bind(&numbers)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()

@@ -39,6 +39,11 @@ fn server_url() -> String {
 impl TestEnv {
     /// Creates the database, applies migrations, creates the topics and seeds the catalogue.
     pub async fn new() -> anyhow::Result<Self> {
+        Self::with_partitions(3).await
+    }
+
+    /// Like [`TestEnv::new`], with topics of `partitions` partitions.
+    pub async fn with_partitions(partitions: i32) -> anyhow::Result<Self> {
         // Every role started by the tests signs audit checkpoints with this key (child processes
         // inherit it).
         std::env::set_var(
@@ -52,7 +57,7 @@ impl TestEnv {
                 .unwrap_or_else(|_| "127.0.0.1:9092".into()),
             topic_assessments: format!("test.{id}.assessments"),
             topic_sessions: format!("test.{id}.sessions"),
-            topic_partitions: 3,
+            topic_partitions: partitions,
             topic_replication: 1,
             group_prefix: format!("test.{id}"),
             consumer_instance_id: None,
@@ -146,6 +151,37 @@ impl TestEnv {
         args: &[&str],
         extra_env: &[(&str, String)],
     ) -> anyhow::Result<tokio::process::Child> {
+        Ok(self.process_command(args, extra_env)?.spawn()?)
+    }
+
+    /// Like [`TestEnv::spawn_process`], with the process's log (`RUST_LOG=info` unless
+    /// `extra_env` says otherwise) appended to `log`.
+    pub fn spawn_process_logged(
+        &self,
+        args: &[&str],
+        extra_env: &[(&str, String)],
+        log: &std::path::Path,
+    ) -> anyhow::Result<tokio::process::Child> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut cmd = self.process_command(args, &[])?;
+        cmd.env("RUST_LOG", "info,sqlx=warn,rdkafka=warn")
+            .env("NO_COLOR", "1")
+            .stderr(file.try_clone()?)
+            .stdout(file);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        Ok(cmd.spawn()?)
+    }
+
+    fn process_command(
+        &self,
+        args: &[&str],
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<tokio::process::Command> {
         let c = &self.config;
         let mut cmd = tokio::process::Command::new(clarity_binary()?);
         cmd.args(args)
@@ -154,6 +190,7 @@ impl TestEnv {
             .env("CLARITY_TOPIC_ASSESSMENTS", &c.topic_assessments)
             .env("CLARITY_TOPIC_SESSIONS", &c.topic_sessions)
             .env("CLARITY_GROUP_PREFIX", &c.group_prefix)
+            .env("CLARITY_TOPIC_PARTITIONS", c.topic_partitions.to_string())
             .env(
                 "CLARITY_SCHEDULER_INTERVAL_MS",
                 c.scheduler_interval_ms.to_string(),
@@ -172,7 +209,7 @@ impl TestEnv {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        Ok(cmd.spawn()?)
+        Ok(cmd)
     }
 
     /// Polls `sql` (a single bigint/bool-returning query) until `done` says so, or fails after
@@ -317,6 +354,23 @@ impl Client {
         Ok(Reply { status, body })
     }
 
+    /// Waits (up to 10 s) until the API answers `/healthz`.
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        for _ in 0..200 {
+            if self
+                .http
+                .get(format!("{}/healthz", self.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the API at {} did not come up", self.base)
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<Reply> {
         self.call(reqwest::Method::GET, path, Some(token), None)
             .await
@@ -425,6 +479,13 @@ impl Client {
 /// A valid edit event with sequence `seq` (inserts one character at the end of `main.py`).
 pub fn edit_event(seq: u64) -> Value {
     json!({"seq": seq, "ts": chrono::Utc::now(), "data": {"type": "edit", "file": "main.py", "position": seq - 1, "deleted": 0, "inserted": "x", "origin": "typed"}})
+}
+
+/// A TCP port that was free a moment ago (for a `clarity serve` subprocess to listen on).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Creates an organization and returns its admin API key.

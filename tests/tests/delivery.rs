@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clarity_domain::telemetry::TelemetryEvent;
 use clarity_domain::wire::WireEvent;
-use clarity_tests::{edit_event, new_org, Client, TestEnv};
+use clarity_tests::{edit_event, free_port, new_org, Client, TestEnv};
 use rdkafka::producer::FutureRecord;
 use serde_json::json;
 use uuid::Uuid;
@@ -231,12 +231,6 @@ async fn assert_log_is_exact(env: &TestEnv, sessions: &[(String, String)]) -> an
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exactly_once_on_restart(
 ) -> anyhow::Result<()> {
@@ -249,7 +243,7 @@ async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exa
     let listen = ("CLARITY_LISTEN", format!("127.0.0.1:{port}"));
     let mut server = env.spawn_process(&["serve"], std::slice::from_ref(&listen))?;
     let client = Client::new(&format!("http://127.0.0.1:{port}"));
-    wait_http(&client).await?;
+    client.wait_ready().await?;
     let (session, token) = client.started_session(&admin, "Grace Hopper").await?;
     assert_eq!(
         client.send_events(&session, &token, 1, 10).await?.status,
@@ -285,7 +279,7 @@ async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exa
         120 * 60,
         "time used is the full time limit, not the downtime"
     );
-    wait_http(&client).await?;
+    client.wait_ready().await?;
     let r = client.send_events(&session, &token, 11, 12).await?;
     assert_eq!((r.status, r.code()), (409, "session_not_in_progress"));
     let r = client
@@ -302,22 +296,6 @@ async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exa
     consumers.stop().await?;
     relay.stop().await?;
     Ok(())
-}
-
-async fn wait_http(client: &Client) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if client
-            .http
-            .get(format!("{}/healthz", client.base))
-            .send()
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("the API did not come up")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

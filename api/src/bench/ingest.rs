@@ -4,7 +4,7 @@
 use super::*;
 
 /// What the product's metrics say about the load phase (`after` − `before`).
-fn diagnostics(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> Value {
+pub(super) fn diagnostics(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> Value {
     let delta = |key: &str| {
         after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0)
     };
@@ -66,27 +66,27 @@ fn diagnostics(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> V
 }
 
 /// A batch of a sampled session, waiting to show up in `session_events`.
-struct Pending {
-    last_seq: u64,
-    sent: Instant,
-    acked: Option<Instant>,
+pub(super) struct Pending {
+    pub(super) last_seq: u64,
+    pub(super) sent: Instant,
+    pub(super) acked: Option<Instant>,
 }
 
-struct LagSample {
-    id: Uuid,
-    pending: Mutex<VecDeque<Pending>>,
+pub(super) struct LagSample {
+    pub(super) id: Uuid,
+    pub(super) pending: Mutex<VecDeque<Pending>>,
 }
 
 #[derive(Default)]
-struct LagResult {
-    from_send: Option<Histogram<u64>>,
-    from_ack: Option<Histogram<u64>>,
-    unobserved: usize,
+pub(super) struct LagResult {
+    pub(super) from_send: Option<Histogram<u64>>,
+    pub(super) from_ack: Option<Histogram<u64>>,
+    pub(super) unobserved: usize,
 }
 
 /// Polls `max(seq)` of the sampled sessions every ~5 ms and records, per batch, the time from
 /// sending it (and from its acknowledgement) until its last event is in `session_events`.
-async fn follow_lag(
+pub(super) async fn follow_lag(
     pool: PgPool,
     samples: Arc<Vec<Arc<LagSample>>>,
     sending_done: CancellationToken,

@@ -49,6 +49,7 @@ use crate::state::AppState;
 const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
 
 mod candidates;
+mod failover;
 mod ingest;
 mod leaderboard;
 mod rebuild;
@@ -61,6 +62,8 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// Realistic load: N candidates typing at human pace at once; the largest N that holds.
     Candidates(candidates::CandidatesArgs),
+    /// Partition reassignment after a consumer process is killed, as end-to-end lag.
+    Failover(failover::FailoverArgs),
     /// Rebuild of the `sessions` projection, and a raw consumer baseline.
     Rebuild(RebuildArgs),
     /// Seek latency in a long session against replaying from the start.
@@ -94,6 +97,10 @@ pub struct IngestArgs {
     /// Keep the bench database and topics.
     #[arg(long)]
     pub keep: bool,
+    /// Run the product inside the bench process (its CPU and memory then include the load
+    /// generator's) instead of as a separate `clarity all` process.
+    #[arg(long)]
+    pub in_process: bool,
 }
 
 /// `clarity bench rebuild`
@@ -118,6 +125,7 @@ pub async fn run(config: Config, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(config, args).await,
         BenchCommand::Candidates(args) => candidates::run(config, args).await,
+        BenchCommand::Failover(args) => failover::run(config, args).await,
         BenchCommand::Rebuild(args) => rebuild::run(config, args).await,
         BenchCommand::Replay(args) => replay::run(config, args).await,
         BenchCommand::Leaderboard(args) => leaderboard::run(config, args).await,
@@ -253,14 +261,75 @@ async fn delete_topics(config: &Config, topics: &[String]) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The product running in-process against a bench environment: the API (on a free port), the
-/// relay and the given projections, with the catalogue seeded and one organization.
+/// The product running against a bench environment: the API (on a free port), the relay and the
+/// given projections, with the catalogue seeded and one organization; either in this process or
+/// (`separate`) as a `clarity all` child process, so that its CPU and memory are its own and not
+/// the load generator's.
 struct Product {
     pool: sqlx::PgPool,
-    base_url: String,
+    target: Target,
     org: crate::NewOrganization,
     shutdown: CancellationToken,
     roles: JoinSet<anyhow::Result<()>>,
+}
+
+/// Where the product under test runs and how to read its resource use.
+#[derive(Clone)]
+struct Target {
+    base_url: String,
+    /// The `clarity all` child process, when the product runs separately.
+    pid: Option<u32>,
+    metrics_token: Option<String>,
+}
+
+impl Target {
+    /// CPU seconds the product has used so far (this process when it runs in-process).
+    fn cpu_seconds(&self) -> f64 {
+        match self.pid {
+            Some(pid) => proc_cpu_seconds(&format!("/proc/{pid}/stat")).unwrap_or(0.0),
+            None => cpu_seconds(),
+        }
+    }
+
+    /// Peak and current RSS of the product's process, KiB.
+    fn memory_kib(&self) -> (u64, u64) {
+        match self.pid {
+            Some(pid) => status_memory_kib(&format!("/proc/{pid}/status")),
+            None => memory_kib(),
+        }
+    }
+
+    /// Whether the numbers above are the product's alone.
+    fn label(&self) -> &'static str {
+        if self.pid.is_some() {
+            "clarity all (separate process)"
+        } else {
+            "bench process (product + load generator)"
+        }
+    }
+
+    /// The product's Prometheus samples, scraped from its `/metrics`.
+    async fn metrics(&self) -> HashMap<String, f64> {
+        let client = reqwest::Client::new();
+        let mut request = client.get(format!("{}/metrics", self.base_url));
+        if let Some(token) = &self.metrics_token {
+            request = request.bearer_auth(token);
+        }
+        let text = match request.send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(error) => {
+                note(format!("could not read the product's metrics: {error}"));
+                String::new()
+            }
+        };
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                Some((key.to_string(), value.parse().ok()?))
+            })
+            .collect()
+    }
 }
 
 impl BenchEnv {
@@ -281,11 +350,83 @@ impl BenchEnv {
         roles.spawn(async move { crate::serve_on(listener, state, s).await });
         let (c, s) = (config.clone(), shutdown.clone());
         roles.spawn(async move { crate::relay(&c, s).await });
-        let (c, p, s, projections) = (config, pool.clone(), shutdown.clone(), projections.to_vec());
+        let (c, p, s, projections) = (config.clone(), pool.clone(), shutdown.clone(), projections.to_vec());
         roles.spawn(async move { crate::consume(&c, p, &projections, s).await });
         Ok(Product {
             pool,
-            base_url,
+            target: Target {
+                base_url,
+                pid: None,
+                metrics_token: config.metrics_token.clone(),
+            },
+            org,
+            shutdown,
+            roles,
+        })
+    }
+
+    /// Like [`BenchEnv::start`] with every projection, but the roles run as `clarity all` in a
+    /// child process (this binary) that inherits this process's environment.
+    async fn start_separate(&self) -> anyhow::Result<Product> {
+        let config = self.config.clone();
+        let pool = crate::connect(&config).await?;
+        let state = AppState::new(pool.clone(), config.clone())?;
+        crate::seed::seed(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("seeding: {}: {}", e.code, e.message))?;
+        let org =
+            crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("all")
+            .env("DATABASE_URL", &config.database_url)
+            .env("KAFKA_BROKERS", &config.kafka_brokers)
+            .env("CLARITY_TOPIC_ASSESSMENTS", &config.topic_assessments)
+            .env("CLARITY_TOPIC_SESSIONS", &config.topic_sessions)
+            .env("CLARITY_TOPIC_PARTITIONS", config.topic_partitions.to_string())
+            .env("CLARITY_GROUP_PREFIX", &config.group_prefix)
+            .env("CLARITY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", std::env::var("CLARITY_BENCH_PRODUCT_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().context("the child has no pid")?;
+        let base_url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let up = Instant::now();
+        loop {
+            if http.get(format!("{base_url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!("clarity all exited during start: {status}");
+            }
+            anyhow::ensure!(up.elapsed() < Duration::from_secs(60), "clarity all did not become ready in 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let shutdown = CancellationToken::new();
+        let mut roles: JoinSet<anyhow::Result<()>> = JoinSet::new();
+        let s = shutdown.clone();
+        roles.spawn(async move {
+            tokio::select! {
+                status = child.wait() => anyhow::bail!("clarity all exited: {}", status?),
+                _ = s.cancelled() => {
+                    // SIGTERM for a graceful stop (consumers leave their group), then wait.
+                    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+                    if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
+                        child.kill().await?;
+                    }
+                    Ok(())
+                }
+            }
+        });
+        Ok(Product {
+            pool,
+            target: Target {
+                base_url,
+                pid: Some(pid),
+                metrics_token: config.metrics_token.clone(),
+            },
             org,
             shutdown,
             roles,
@@ -646,8 +787,13 @@ fn pct_text(v: &Value) -> String {
 }
 
 /// `VmHWM` and `VmRSS` of this process, in KiB.
+/// Peak and current RSS of this process, KiB.
 fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status_memory_kib("/proc/self/status")
+}
+
+fn status_memory_kib(path: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -729,20 +875,6 @@ fn mib(kib: u64) -> f64 {
 
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
-}
-
-/// The product's own Prometheus samples (default registry; the roles run in this process).
-fn metric_snapshot() -> HashMap<String, f64> {
-    let text = prometheus::TextEncoder::new()
-        .encode_to_string(&prometheus::gather())
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_string(), value.parse().ok()?))
-        })
-        .collect()
 }
 
 fn env_id(config: &Config) -> String {

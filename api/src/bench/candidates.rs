@@ -37,6 +37,9 @@ pub struct CandidatesArgs {
     /// Keep the bench databases and topics.
     #[arg(long)]
     pub keep: bool,
+    /// Run the product inside the bench process instead of as a separate `clarity all`.
+    #[arg(long)]
+    pub in_process: bool,
 }
 
 /// What one candidate did.
@@ -89,10 +92,15 @@ pub(super) async fn run(base: Config, args: CandidatesArgs) -> anyhow::Result<()
 
 async fn one_size(env: &mut BenchEnv, args: &CandidatesArgs, n: usize) -> anyhow::Result<Value> {
     let config = env.config.clone();
-    let mut product = env.start(&Projection::ALL).await?;
+    let mut product = if args.in_process {
+        env.start(&Projection::ALL).await?
+    } else {
+        env.start_separate().await?
+    };
     let org = product.org.clone();
+    let target = product.target.clone();
     let measured = tokio::select! {
-        result = load(&config, &product.base_url, &org.admin_api_key, args, n) => result,
+        result = load(&config, &target, &org.admin_api_key, args, n) => result,
         Some(result) = product.roles.join_next() => Err(match result.map_err(anyhow::Error::from).and_then(|r| r) {
             Ok(()) => anyhow::anyhow!("a role stopped during the benchmark"),
             Err(e) => e.context("a role failed during the benchmark"),
@@ -104,11 +112,12 @@ async fn one_size(env: &mut BenchEnv, args: &CandidatesArgs, n: usize) -> anyhow
 
 async fn load(
     config: &Config,
-    base_url: &str,
+    target: &Target,
     admin_key: &str,
     args: &CandidatesArgs,
     n: usize,
 ) -> anyhow::Result<Value> {
+    let base_url = target.base_url.as_str();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(n + 16)
         .timeout(Duration::from_secs(30))
@@ -170,8 +179,9 @@ async fn load(
     let latency = Arc::new(Mutex::new(histogram()));
     let interval = Duration::from_millis(args.interval_ms.max(1));
     let duration = Duration::from_secs(args.duration);
-    let metrics_before = metric_snapshot();
-    let cpu_before = cpu_seconds();
+    let metrics_before = target.metrics().await;
+    let cpu_before = target.cpu_seconds();
+    let bench_cpu_before = cpu_seconds();
     let neighbours_before = neighbour_cpu_seconds();
     let started = Instant::now();
     let mut candidates = JoinSet::new();
@@ -204,11 +214,12 @@ async fn load(
     }
     let elapsed = started.elapsed();
     typing_done.cancel();
-    let process_cpu = cpu_seconds() - cpu_before;
+    let process_cpu = target.cpu_seconds() - cpu_before;
+    let bench_cpu = cpu_seconds() - bench_cpu_before;
     let neighbours = neighbour_cores(&neighbours_before, &neighbour_cpu_seconds(), elapsed);
-    let (hwm, rss) = memory_kib();
+    let (hwm, rss) = target.memory_kib();
     let lag = follower.await??;
-    let diagnostics = ingest_diagnostics(&metrics_before, &metric_snapshot());
+    let diagnostics = ingest_diagnostics(&metrics_before, &target.metrics().await);
 
     // The submitted sessions' integrity analyses (the pipeline ran during the load).
     let submitted = tally.submitted.load(Ordering::Relaxed) as i64;
@@ -261,6 +272,8 @@ async fn load(
             "errors": errors,
             "request_latency_ms": percentiles(&latency),
             "process_cpu": cpu_use(process_cpu, elapsed, events),
+            "process": target.label(),
+            "bench_process_cpu": cpu_use(bench_cpu, elapsed, events),
             "neighbour_cpu": neighbours,
         },
         "end_to_end": {
@@ -270,8 +283,7 @@ async fn load(
         },
         "integrity": { "submitted": submitted, "analysed": analysed },
         "diagnostics": diagnostics,
-        "memory": { "vm_hwm_kib": hwm, "vm_rss_kib": rss,
-                    "note": "whole bench process (API + relay + consumers + integrity + load generator)" },
+        "memory": { "vm_hwm_kib": hwm, "vm_rss_kib": rss, "process": target.label() },
         "holds": holds,
     }))
 }
@@ -412,9 +424,11 @@ fn print_size(r: &Value) {
     println!("  request latency {}", pct_text(&l["request_latency_ms"]));
     println!("  lag ack→model   {}", pct_text(&e["lag_from_ack_ms"]));
     println!(
-        "  CPU             bench process {:.2} cores ({:.1} µs/event); broker {:.2}, PostgreSQL {:.2} cores",
+        "  CPU             {} {:.2} cores ({:.1} µs/event); load generator {:.2}; broker {:.2}, PostgreSQL {:.2} cores",
+        l["process"].as_str().unwrap_or(""),
         l["process_cpu"]["avg_cores"].as_f64().unwrap_or(0.0),
         l["process_cpu"]["us_per_event"].as_f64().unwrap_or(0.0),
+        l["bench_process_cpu"]["avg_cores"].as_f64().unwrap_or(0.0),
         l["neighbour_cpu"]["broker_avg_cores"].as_f64().unwrap_or(0.0),
         l["neighbour_cpu"]["postgres_avg_cores"].as_f64().unwrap_or(0.0),
     );
@@ -423,8 +437,9 @@ fn print_size(r: &Value) {
         r["integrity"]["submitted"], r["integrity"]["analysed"]
     );
     println!(
-        "  memory          peak RSS {:.0} MiB (whole bench process)",
-        mib(r["memory"]["vm_hwm_kib"].as_u64().unwrap_or(0))
+        "  memory          peak RSS {:.0} MiB ({})",
+        mib(r["memory"]["vm_hwm_kib"].as_u64().unwrap_or(0)),
+        r["memory"]["process"].as_str().unwrap_or("")
     );
     println!("  holds           {}", r["holds"]);
     println!();

@@ -152,10 +152,15 @@ pub(super) async fn run(base: Config, args: IngestArgs) -> anyhow::Result<()> {
 
 async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Value> {
     let config = env.config.clone();
-    let mut product = env.start(&Projection::ALL).await?;
+    let mut product = if args.in_process {
+        env.start(&Projection::ALL).await?
+    } else {
+        env.start_separate().await?
+    };
     let org = product.org.clone();
+    let target = product.target.clone();
     let measured = tokio::select! {
-        result = load(&config, &product.base_url, &org.admin_api_key, args) => result,
+        result = load(&config, &target, &org.admin_api_key, args) => result,
         Some(result) = product.roles.join_next() => Err(match result.map_err(anyhow::Error::from).and_then(|r| r) {
             Ok(()) => anyhow::anyhow!("a role stopped during the benchmark"),
             Err(e) => e.context("a role failed during the benchmark"),
@@ -227,8 +232,8 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
     report["ratio_ingest_over_raw_with_consumer"] = json!(ingest_rate / tailed_rate.max(1e-9));
 
     let (hwm, rss) = memory_kib();
-    report["memory"]["end_vm_hwm_kib"] = json!(hwm);
-    report["memory"]["end_vm_rss_kib"] = json!(rss);
+    report["memory"]["bench_process_end_vm_hwm_kib"] = json!(hwm);
+    report["memory"]["bench_process_end_vm_rss_kib"] = json!(rss);
     Ok(report)
 }
 
@@ -240,10 +245,11 @@ struct BatchBody<'a> {
 /// Creates the sessions, drives the telemetry, follows the lag and waits for the projection.
 async fn load(
     config: &Config,
-    base_url: &str,
+    target: &Target,
     admin_key: &str,
     args: &IngestArgs,
 ) -> anyhow::Result<(Value, Vec<Arc<SessionMeta>>)> {
+    let base_url = target.base_url.as_str();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency.max(16))
         .timeout(Duration::from_secs(60))
@@ -289,7 +295,7 @@ async fn load(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, rss_before_load) = memory_kib();
+    let (_, rss_before_load) = target.memory_kib();
 
     // Lag samples: evenly spread sessions.
     let sample_count = args.lag_sample_sessions.min(sessions.len());
@@ -402,20 +408,26 @@ async fn load(
         args.sessions, args.events_per_session, args.batch, args.concurrency
     ));
     let works = Work::for_sessions(&sessions, args.events_per_session);
-    let metrics_before = metric_snapshot();
-    let cpu_before = cpu_seconds();
+    let metrics_before = target.metrics().await;
+    let cpu_before = target.cpu_seconds();
+    let bench_cpu_before = cpu_seconds();
     let neighbours_before = neighbour_cpu_seconds();
     let load_started = Instant::now();
     let sent = drive(works, args.batch, args.concurrency, send).await;
     sending_done.cancel();
     let elapsed = sent?;
     let neighbours = neighbour_cores(&neighbours_before, &neighbour_cpu_seconds(), elapsed);
-    let load_cpu = cpu_use(
-        cpu_seconds() - cpu_before,
+    let bench_cpu = cpu_use(
+        cpu_seconds() - bench_cpu_before,
         elapsed,
         args.sessions as u64 * args.events_per_session,
     );
-    let (hwm_after_load, rss_after_load) = memory_kib();
+    let load_cpu = cpu_use(
+        target.cpu_seconds() - cpu_before,
+        elapsed,
+        args.sessions as u64 * args.events_per_session,
+    );
+    let (hwm_after_load, rss_after_load) = target.memory_kib();
 
     // Until the projection holds every event.
     let drain_started = Instant::now();
@@ -433,7 +445,7 @@ async fn load(
     let caught_up_after = drain_started.elapsed();
     let all_projected = load_started.elapsed();
     let lag = follower.await??;
-    let diagnostics = diagnostics(&metrics_before, &metric_snapshot());
+    let diagnostics = diagnostics(&metrics_before, &target.metrics().await);
     let in_log: i64 =
         sqlx::query_scalar("SELECT count(*) FROM session_events WHERE stream_kind = 'telemetry'")
             .fetch_one(&lag_pool)
@@ -468,6 +480,8 @@ async fn load(
             "retries": retries.load(Ordering::Relaxed),
             "latency_ms": percentiles(&latency),
             "process_cpu": load_cpu,
+            "process": target.label(),
+            "bench_process_cpu": bench_cpu,
             "neighbour_cpu": neighbours,
         },
         "end_to_end": {
@@ -480,7 +494,7 @@ async fn load(
         },
         "diagnostics": diagnostics,
         "memory": {
-            "note": "whole bench process (API + relay + consumers + load generator), not the API alone",
+            "process": target.label(),
             "rss_before_load_kib": rss_before_load,
             "vm_hwm_after_load_kib": hwm_after_load,
             "vm_rss_after_load_kib": rss_after_load,
@@ -519,11 +533,20 @@ fn print_ingest(r: &Value) {
     );
     println!("  {:<38} {}", "request latency", pct_text(&i["latency_ms"]));
     println!(
-        "  {:<38} {:.2} cores avg, {:.1} us CPU per event (API + relay + consumers + load generator)",
-        "bench process CPU during ingest",
+        "  {:<38} {:.2} cores avg, {:.1} us CPU per event ({})",
+        "product CPU during ingest",
         i["process_cpu"]["avg_cores"].as_f64().unwrap_or(0.0),
-        i["process_cpu"]["us_per_event"].as_f64().unwrap_or(0.0)
+        i["process_cpu"]["us_per_event"].as_f64().unwrap_or(0.0),
+        i["process"].as_str().unwrap_or("")
     );
+    if i["process"].as_str().is_some_and(|p| p.contains("separate")) {
+        println!(
+            "  {:<38} {:.2} cores avg, {:.1} us CPU per event",
+            "load generator (bench process)",
+            i["bench_process_cpu"]["avg_cores"].as_f64().unwrap_or(0.0),
+            i["bench_process_cpu"]["us_per_event"].as_f64().unwrap_or(0.0)
+        );
+    }
     println!(
         "  {:<38} {}",
         "lag send -> in session_events",

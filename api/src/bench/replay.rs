@@ -45,7 +45,7 @@ async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {
         .await?;
     let (pool, base_url, org) = (
         product.pool.clone(),
-        product.base_url.clone(),
+        product.target.base_url.clone(),
         product.org.clone(),
     );
     let client = reqwest::Client::new();

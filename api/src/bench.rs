@@ -91,6 +91,10 @@ pub struct IngestArgs {
     /// Sessions whose events are followed into `session_events` for the lag measurement.
     #[arg(long, default_value_t = 16)]
     pub lag_sample_sessions: usize,
+    /// Events per second to send at (0: as fast as the API answers). A rate the whole pipeline
+    /// sustains is where the lag goal applies; flat out, the projections fall behind by design.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Print machine-readable JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +105,10 @@ pub struct IngestArgs {
     /// generator's) instead of as a separate `clarity all` process.
     #[arg(long)]
     pub in_process: bool,
+    /// Run the roles as separate processes: `clarity serve`, `clarity relay` and this many
+    /// `clarity consume` in one group (0: one `clarity all`).
+    #[arg(long, default_value_t = 0)]
+    pub consumers: usize,
 }
 
 /// `clarity bench rebuild`
@@ -277,34 +285,39 @@ struct Product {
 #[derive(Clone)]
 struct Target {
     base_url: String,
-    /// The `clarity all` child process, when the product runs separately.
-    pid: Option<u32>,
+    /// The product's child processes when it runs separately: `clarity all`, or `clarity serve`
+    /// first, then the relay and the consumers.
+    pids: Vec<u32>,
     metrics_token: Option<String>,
 }
 
 impl Target {
-    /// CPU seconds the product has used so far (this process when it runs in-process).
+    /// CPU seconds the product's processes have used so far (this process when it runs
+    /// in-process).
     fn cpu_seconds(&self) -> f64 {
-        match self.pid {
-            Some(pid) => proc_cpu_seconds(&format!("/proc/{pid}/stat")).unwrap_or(0.0),
-            None => cpu_seconds(),
+        if self.pids.is_empty() {
+            return cpu_seconds();
         }
+        self.pids
+            .iter()
+            .filter_map(|pid| proc_cpu_seconds(&format!("/proc/{pid}/stat")))
+            .sum()
     }
 
-    /// Peak and current RSS of the product's process, KiB.
+    /// Peak and current RSS, KiB, of the process that serves the API.
     fn memory_kib(&self) -> (u64, u64) {
-        match self.pid {
+        match self.pids.first() {
             Some(pid) => status_memory_kib(&format!("/proc/{pid}/status")),
             None => memory_kib(),
         }
     }
 
-    /// Whether the numbers above are the product's alone.
-    fn label(&self) -> &'static str {
-        if self.pid.is_some() {
-            "clarity all (separate process)"
-        } else {
-            "bench process (product + load generator)"
+    /// Whose CPU and memory the numbers above are.
+    fn label(&self) -> String {
+        match self.pids.len() {
+            0 => "bench process (product + load generator)".into(),
+            1 => "clarity all (separate process)".into(),
+            n => format!("{n} separate processes (serve, relay, {} x consume); RSS of serve", n - 2),
         }
     }
 
@@ -356,7 +369,7 @@ impl BenchEnv {
             pool,
             target: Target {
                 base_url,
-                pid: None,
+                pids: Vec::new(),
                 metrics_token: config.metrics_token.clone(),
             },
             org,
@@ -365,9 +378,11 @@ impl BenchEnv {
         })
     }
 
-    /// Like [`BenchEnv::start`] with every projection, but the roles run as `clarity all` in a
-    /// child process (this binary) that inherits this process's environment.
-    async fn start_separate(&self) -> anyhow::Result<Product> {
+    /// Like [`BenchEnv::start`] with every projection, but the roles run in child processes
+    /// (this binary, inheriting this process's environment): `clarity all`, or with
+    /// `consumers > 0` one `clarity serve`, one `clarity relay` and `consumers` × `clarity consume`
+    /// (one consumer group), as an operator scales them.
+    async fn start_separate(&self, consumers: usize) -> anyhow::Result<Product> {
         let config = self.config.clone();
         let pool = crate::connect(&config).await?;
         let state = AppState::new(pool.clone(), config.clone())?;
@@ -377,54 +392,86 @@ impl BenchEnv {
         let org =
             crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .arg("all")
-            .env("DATABASE_URL", &config.database_url)
-            .env("KAFKA_BROKERS", &config.kafka_brokers)
-            .env("CLARITY_TOPIC_ASSESSMENTS", &config.topic_assessments)
-            .env("CLARITY_TOPIC_SESSIONS", &config.topic_sessions)
-            .env("CLARITY_TOPIC_PARTITIONS", config.topic_partitions.to_string())
-            .env("CLARITY_GROUP_PREFIX", &config.group_prefix)
-            .env("CLARITY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", std::env::var("CLARITY_BENCH_PRODUCT_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let pid = child.id().context("the child has no pid")?;
+        let roles: Vec<&str> = if consumers == 0 {
+            vec!["all"]
+        } else {
+            let mut roles = vec!["serve", "relay"];
+            roles.extend(std::iter::repeat_n("consume", consumers));
+            roles
+        };
+        let mut children = Vec::new();
+        for role in roles {
+            let mut command = tokio::process::Command::new(std::env::current_exe()?);
+            command
+                .arg(role)
+                .env("DATABASE_URL", &config.database_url)
+                .env("KAFKA_BROKERS", &config.kafka_brokers)
+                .env("CLARITY_TOPIC_ASSESSMENTS", &config.topic_assessments)
+                .env("CLARITY_TOPIC_SESSIONS", &config.topic_sessions)
+                .env("CLARITY_TOPIC_PARTITIONS", config.topic_partitions.to_string())
+                .env("CLARITY_GROUP_PREFIX", &config.group_prefix)
+                .env("CLARITY_LISTEN", format!("127.0.0.1:{port}"))
+                .env(
+                    "RUST_LOG",
+                    std::env::var("CLARITY_BENCH_PRODUCT_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .stdout(std::process::Stdio::null())
+                .kill_on_drop(true);
+            children.push(command.spawn()?);
+        }
+        let pids = children
+            .iter()
+            .map(|c| c.id().context("a child has no pid"))
+            .collect::<anyhow::Result<Vec<u32>>>()?;
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let up = Instant::now();
         loop {
-            if http.get(format!("{base_url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http
+                .get(format!("{base_url}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 break;
             }
-            if let Some(status) = child.try_wait()? {
-                anyhow::bail!("clarity all exited during start: {status}");
+            for child in &mut children {
+                if let Some(status) = child.try_wait()? {
+                    anyhow::bail!("a product process exited during start: {status}");
+                }
             }
-            anyhow::ensure!(up.elapsed() < Duration::from_secs(60), "clarity all did not become ready in 60 s");
+            anyhow::ensure!(
+                up.elapsed() < Duration::from_secs(60),
+                "the product did not become ready in 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let shutdown = CancellationToken::new();
         let mut roles: JoinSet<anyhow::Result<()>> = JoinSet::new();
-        let s = shutdown.clone();
-        roles.spawn(async move {
-            tokio::select! {
-                status = child.wait() => anyhow::bail!("clarity all exited: {}", status?),
-                _ = s.cancelled() => {
-                    // SIGTERM for a graceful stop (consumers leave their group), then wait.
-                    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-                    if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
-                        child.kill().await?;
+        for mut child in children {
+            let s = shutdown.clone();
+            roles.spawn(async move {
+                let pid = child.id();
+                tokio::select! {
+                    status = child.wait() => anyhow::bail!("a product process exited: {}", status?),
+                    _ = s.cancelled() => {
+                        // SIGTERM for a graceful stop (consumers leave their group), then wait.
+                        if let Some(pid) = pid {
+                            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+                        }
+                        if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
+                            child.kill().await?;
+                        }
+                        Ok(())
                     }
-                    Ok(())
                 }
-            }
-        });
+            });
+        }
         Ok(Product {
             pool,
             target: Target {
                 base_url,
-                pid: Some(pid),
+                pids,
                 metrics_token: config.metrics_token.clone(),
             },
             org,

@@ -40,6 +40,9 @@ pub struct CandidatesArgs {
     /// Run the product inside the bench process instead of as a separate `clarity all`.
     #[arg(long)]
     pub in_process: bool,
+    /// Run the roles as separate processes with this many `clarity consume` (0: `clarity all`).
+    #[arg(long, default_value_t = 0)]
+    pub consumers: usize,
 }
 
 /// What one candidate did.
@@ -95,7 +98,7 @@ async fn one_size(env: &mut BenchEnv, args: &CandidatesArgs, n: usize) -> anyhow
     let mut product = if args.in_process {
         env.start(&Projection::ALL).await?
     } else {
-        env.start_separate().await?
+        env.start_separate(args.consumers).await?
     };
     let org = product.org.clone();
     let target = product.target.clone();

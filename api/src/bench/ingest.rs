@@ -155,7 +155,7 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
     let mut product = if args.in_process {
         env.start(&Projection::ALL).await?
     } else {
-        env.start_separate().await?
+        env.start_separate(args.consumers).await?
     };
     let org = product.org.clone();
     let target = product.target.clone();
@@ -323,19 +323,33 @@ async fn load(
     let latency = Arc::new(Mutex::new(histogram()));
     let requests = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
+    // Pacing: batch n may leave at `start + n × batch / rate`.
+    let pace = (args.rate > 0).then(|| {
+        Arc::new((
+            Instant::now(),
+            Duration::from_secs_f64(args.batch as f64 / args.rate as f64),
+            AtomicU64::new(0),
+        ))
+    });
     let send: SendFn = {
         let (latency, requests, retries) = (latency.clone(), requests.clone(), retries.clone());
         let base_url = base_url.to_string();
         Arc::new(move |meta, events| {
-            let (client, latency, requests, retries, sample_of) = (
+            let (client, latency, requests, retries, sample_of, pace) = (
                 client.clone(),
                 latency.clone(),
                 requests.clone(),
                 retries.clone(),
                 sample_of.clone(),
+                pace.clone(),
             );
             let url = format!("{base_url}/v1/sessions/{}/telemetry", meta.id);
             Box::pin(async move {
+                if let Some(pace) = &pace {
+                    let (start, per_batch, next) = &**pace;
+                    let slot = next.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep_until((*start + per_batch.mul_f64(slot as f64)).into()).await;
+                }
                 let body = serde_json::to_vec(&BatchBody { events: &events })?;
                 let last_seq = events.last().map_or(0, |e| e.seq);
                 let sample = sample_of[meta.index].clone();
@@ -443,6 +457,12 @@ async fn load(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let caught_up_after = drain_started.elapsed();
+    // Everything the product did for these events, the projections' catch-up included.
+    let through_projection_cpu = cpu_use(
+        target.cpu_seconds() - cpu_before,
+        load_started.elapsed(),
+        args.sessions as u64 * args.events_per_session,
+    );
     let all_projected = load_started.elapsed();
     let lag = follower.await??;
     let diagnostics = diagnostics(&metrics_before, &target.metrics().await);
@@ -469,6 +489,7 @@ async fn load(
             "db_pool_size": config.db_pool_size,
             "producer_linger_ms": config.producer_linger_ms,
             "lag_sample_sessions": samples.len(),
+            "rate": args.rate,
         },
         "setup": { "sessions_started_seconds": setup_elapsed.as_secs_f64() },
         "ingest": {
@@ -480,6 +501,7 @@ async fn load(
             "retries": retries.load(Ordering::Relaxed),
             "latency_ms": percentiles(&latency),
             "process_cpu": load_cpu,
+            "process_cpu_through_projection": through_projection_cpu,
             "process": target.label(),
             "bench_process_cpu": bench_cpu,
             "neighbour_cpu": neighbours,
@@ -538,6 +560,11 @@ fn print_ingest(r: &Value) {
         i["process_cpu"]["avg_cores"].as_f64().unwrap_or(0.0),
         i["process_cpu"]["us_per_event"].as_f64().unwrap_or(0.0),
         i["process"].as_str().unwrap_or("")
+    );
+    println!(
+        "  {:<38} {:.1} us CPU per event, from the first send until every event was projected",
+        "product CPU incl. projection catch-up",
+        i["process_cpu_through_projection"]["us_per_event"].as_f64().unwrap_or(0.0),
     );
     if i["process"].as_str().is_some_and(|p| p.contains("separate")) {
         println!(

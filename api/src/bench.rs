@@ -346,15 +346,21 @@ impl Target {
 }
 
 impl BenchEnv {
-    async fn start(&self, projections: &[Projection]) -> anyhow::Result<Product> {
-        let config = self.config.clone();
-        let pool = crate::connect(&config).await?;
-        let state = AppState::new(pool.clone(), config.clone())?;
+    /// The pool, the API state, the seeded catalogue and the bench organization.
+    async fn prepare(&self) -> anyhow::Result<(PgPool, AppState, crate::NewOrganization)> {
+        let pool = crate::connect(&self.config).await?;
+        let state = AppState::new(pool.clone(), self.config.clone())?;
         crate::seed::seed(&state)
             .await
             .map_err(|e| anyhow::anyhow!("seeding: {}: {}", e.code, e.message))?;
         let org =
             crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
+        Ok((pool, state, org))
+    }
+
+    async fn start(&self, projections: &[Projection]) -> anyhow::Result<Product> {
+        let config = self.config.clone();
+        let (pool, state, org) = self.prepare().await?;
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
@@ -384,13 +390,7 @@ impl BenchEnv {
     /// (one consumer group), as an operator scales them.
     async fn start_separate(&self, consumers: usize) -> anyhow::Result<Product> {
         let config = self.config.clone();
-        let pool = crate::connect(&config).await?;
-        let state = AppState::new(pool.clone(), config.clone())?;
-        crate::seed::seed(&state)
-            .await
-            .map_err(|e| anyhow::anyhow!("seeding: {}: {}", e.code, e.message))?;
-        let org =
-            crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
+        let (pool, _, org) = self.prepare().await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let roles: Vec<&str> = if consumers == 0 {
             vec!["all"]
@@ -930,6 +930,51 @@ fn env_id(config: &Config) -> String {
         .strip_prefix("bench.")
         .unwrap_or(&config.group_prefix)
         .to_string()
+}
+
+/// Starts sessions `0..n` through the API (invite → consent → start), `parallel` at a time;
+/// returns them in index order.
+async fn start_sessions(
+    client: &reqwest::Client,
+    base_url: &str,
+    admin_key: &str,
+    n: usize,
+    parallel: usize,
+) -> anyhow::Result<Vec<Arc<SessionMeta>>> {
+    let mut sessions: Vec<Arc<SessionMeta>> = futures::stream::iter(0..n)
+        .map(|index| async move { started_session(client, base_url, admin_key, index).await })
+        .buffer_unordered(parallel)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    sessions.sort_by_key(|s| s.index);
+    Ok(sessions)
+}
+
+/// A small pool for the bench's own polling, once `n` sessions are projected as in progress
+/// (or `limit` passed): measurements start when the lifecycle events are in the read model.
+async fn wait_until_in_progress(
+    config: &Config,
+    n: usize,
+    limit: Duration,
+) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&config.database_url)
+        .await?;
+    let settle = Instant::now();
+    while settle.elapsed() < limit {
+        let projected: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sessions WHERE status = 'in_progress'")
+                .fetch_one(&pool)
+                .await?;
+        if projected as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(pool)
 }
 
 /// Invite → consent → start.

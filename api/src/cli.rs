@@ -42,6 +42,12 @@ pub enum Command {
         /// `catalogue`, `sessions` or `replay`.
         projection: String,
     },
+    /// Records the projections set aside (`projection_rejects`): undecodable ones, and those
+    /// PostgreSQL refused. Each held back a candidate's acknowledged event from a read model.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Organization administration.
     Org {
         #[command(subcommand)]
@@ -81,6 +87,18 @@ pub enum Command {
     Docs {
         #[arg(long, default_value = "docs/schemas")]
         out: PathBuf,
+    },
+}
+
+/// `clarity quarantine …`
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined records, newest first (topic/partition@offset, kind, SQLSTATE, session,
+    /// reason); the record itself is read from Kafka at those coordinates.
+    List {
+        /// Only this session's records.
+        #[arg(long)]
+        session: Option<uuid::Uuid>,
     },
 }
 
@@ -206,6 +224,32 @@ pub async fn run() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
             {
                 println!("{outcome:?}\t{title}");
+            }
+            Ok(())
+        }
+        Command::Quarantine {
+            command: QuarantineCommand::List { session },
+        } => {
+            let pool = crate::connect(&config).await?;
+            let rows: Vec<(String, String, i32, i64, String, Option<String>, Option<uuid::Uuid>, chrono::DateTime<chrono::Utc>, String)> =
+                sqlx::query_as(
+                    "SELECT projection, topic, partition, \"offset\", kind, sqlstate, session_id, rejected_at, reason
+                       FROM projection_rejects
+                      WHERE $1::uuid IS NULL OR session_id = $1
+                      ORDER BY rejected_at DESC, topic, partition, \"offset\"",
+                )
+                .bind(session)
+                .fetch_all(&pool)
+                .await?;
+            if rows.is_empty() {
+                println!("no quarantined records");
+            }
+            for (projection, topic, partition, offset, kind, sqlstate, session, at, reason) in rows {
+                println!(
+                    "{at}  {projection:<9} {topic}/{partition}@{offset}  {kind}  sqlstate={}  session={}\n    {reason}",
+                    sqlstate.as_deref().unwrap_or("-"),
+                    session.map_or("-".to_string(), |s| s.to_string()),
+                );
             }
             Ok(())
         }

@@ -75,3 +75,15 @@ pub static RECORD_AGE_AT_COMMIT: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
     .expect("metric registers")
 });
+
+/// Records set aside by each projection (`projection_rejects`), by kind: `undecodable` (not a
+/// Clarity record) or `unappliable` (PostgreSQL refused its data). Alert on any increase: a
+/// candidate's acknowledged event is held back until an operator looks at it.
+pub static PROJECTION_QUARANTINED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "clarity_projection_quarantined_total",
+        "Records a projection set aside instead of applying",
+        &["projection", "kind"]
+    )
+    .expect("metric registers")
+});

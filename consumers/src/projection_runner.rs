@@ -26,7 +26,8 @@ use tracing::{info, warn};
 
 use crate::kafka::{KafkaSettings, Overrides};
 use crate::metrics::{
-    BATCH_SECONDS, CONSUMER_LAG, PROJECTION_RECORDS, RECORD_AGE_AT_COMMIT, RECORD_AGE_AT_FETCH,
+    BATCH_SECONDS, CONSUMER_LAG, PROJECTION_QUARANTINED, PROJECTION_RECORDS, RECORD_AGE_AT_COMMIT,
+    RECORD_AGE_AT_FETCH,
 };
 
 /// Batch sizing for a projection consumer.
@@ -364,12 +365,85 @@ async fn apply_batch_pooled(
     apply_batch(&mut conn, projection, batch).await
 }
 
-/// Applies a batch in one transaction: skips records below the stored offsets, projects the rest,
-/// sets aside records that cannot be decoded (in `projection_rejects`), and stores the new offsets.
+/// Whether PostgreSQL refused the *data* (so retrying the same records can never succeed):
+/// SQLSTATE class 22 (data exception: a timestamp out of range, a NUL in text, an invalid
+/// escape), 23 (integrity constraint violation) or 54 (program limit exceeded: a value too
+/// large). Everything else — a lost connection, a serialization failure, a deadlock, a server
+/// shutting down, even an error in our own SQL — is retried: quarantining on those would divert
+/// good records during an outage or a bad deploy.
+pub fn is_permanent(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| ["22", "23", "54"].iter().any(|class| code.starts_with(class))),
+        _ => false,
+    }
+}
+
+/// A record PostgreSQL refused, as set aside.
+type Quarantine = BTreeMap<(String, i32, i64), (String, Option<String>)>;
+
+/// Applies a batch (see [`apply_batch_isolating`]); records PostgreSQL refuses are set aside
+/// and the rest applied.
 pub async fn apply_batch(
     conn: &mut PgConnection,
     projection: Projection,
     batch: &[RawRecord],
+) -> Result<BatchOutcome, sqlx::Error> {
+    apply_batch_isolating(conn, projection, batch).await
+}
+
+/// Applies a batch; when PostgreSQL refuses its data ([`is_permanent`]), finds the record(s) it
+/// refuses by bisection — each half in its own transaction, in order, so what commits is always
+/// a prefix of the partition — quarantines them in `projection_rejects` (kind `unappliable`,
+/// with the error and SQLSTATE) and applies everything else. One poisoned record costs about
+/// log2(batch) extra transactions, and its partition moves on.
+async fn apply_batch_isolating(
+    conn: &mut PgConnection,
+    projection: Projection,
+    batch: &[RawRecord],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut quarantine = Quarantine::new();
+    let mut applied = 0;
+    let mut pending: Vec<&[RawRecord]> = vec![batch];
+    while let Some(part) = pending.pop() {
+        match apply_once(conn, projection, part, &quarantine).await {
+            Ok(BatchOutcome::Applied(n)) => applied += n,
+            Ok(BatchOutcome::RebuildInProgress) => return Ok(BatchOutcome::RebuildInProgress),
+            Err(error) if is_permanent(&error) => {
+                if let [record] = part {
+                    let sqlstate = match &error {
+                        sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
+                        _ => None,
+                    };
+                    warn!(projection = projection.name(), topic = %record.topic, partition = record.partition,
+                          offset = record.offset, %error, "record refused by PostgreSQL; quarantined");
+                    quarantine.insert(
+                        (record.topic.clone(), record.partition, record.offset),
+                        (format!("cannot be applied: {error}"), sqlstate),
+                    );
+                    // Apply it again, now set aside: its offset moves on with the rest.
+                    pending.push(part);
+                } else {
+                    let (first, second) = part.split_at(part.len() / 2);
+                    pending.push(second);
+                    pending.push(first);
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(BatchOutcome::Applied(applied))
+}
+
+/// Applies a batch in one transaction: skips records below the stored offsets, projects the rest,
+/// sets aside records that cannot be decoded and those in `quarantine` (in `projection_rejects`),
+/// and stores the new offsets.
+async fn apply_once(
+    conn: &mut PgConnection,
+    projection: Projection,
+    batch: &[RawRecord],
+    quarantine: &Quarantine,
 ) -> Result<BatchOutcome, sqlx::Error> {
     let started = Instant::now();
     let mut rejected: BTreeMap<(String, i32, i64), String> = BTreeMap::new();
@@ -429,7 +503,7 @@ pub async fn apply_batch(
             }
             next.insert(key, raw.offset + 1);
             let id = (raw.topic.clone(), raw.partition, raw.offset);
-            if rejected.contains_key(&id) {
+            if rejected.contains_key(&id) || quarantine.contains_key(&id) {
                 continue;
             }
             match &raw.decoded {
@@ -467,14 +541,21 @@ pub async fn apply_batch(
                     .unwrap_or(0)
             {
                 warn!(projection = projection.name(), %topic, partition, offset, %reason, "record set aside");
-                sqlx::query("INSERT INTO projection_rejects (projection, topic, partition, \"offset\", reason) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
-                    .bind(projection.name())
-                    .bind(topic)
-                    .bind(partition)
-                    .bind(offset)
-                    .bind(reason)
-                    .execute(&mut *tx)
-                    .await?;
+                set_aside(&mut tx, projection, (topic, *partition, *offset), "undecodable", reason, None, batch).await?;
+            }
+        }
+        for ((topic, partition, offset), (reason, sqlstate)) in quarantine {
+            let in_batch = batch
+                .iter()
+                .any(|r| r.topic == *topic && r.partition == *partition && r.offset == *offset);
+            if in_batch
+                && *offset
+                    >= stored
+                        .get(&(topic.clone(), *partition))
+                        .copied()
+                        .unwrap_or(0)
+            {
+                set_aside(&mut tx, projection, (topic, *partition, *offset), "unappliable", reason, sqlstate.as_deref(), batch).await?;
             }
         }
         for ((topic, partition), offset) in &next {
@@ -498,6 +579,45 @@ pub async fn apply_batch(
             .observe(started.elapsed().as_secs_f64());
         return Ok(BatchOutcome::Applied(records.len()));
     }
+}
+
+/// Records one set-aside record in `projection_rejects` (once) and counts it.
+async fn set_aside(
+    tx: &mut PgConnection,
+    projection: Projection,
+    (topic, partition, offset): (&str, i32, i64),
+    kind: &str,
+    reason: &str,
+    sqlstate: Option<&str>,
+    batch: &[RawRecord],
+) -> Result<(), sqlx::Error> {
+    // The session it belongs to, when it decoded: the session's pages can say data is held back.
+    let session_id = batch
+        .iter()
+        .find(|r| r.topic == topic && r.partition == partition && r.offset == offset)
+        .and_then(|r| r.decoded.as_ref().ok())
+        .and_then(|e| e.subject.parse::<uuid::Uuid>().ok());
+    let inserted = sqlx::query(
+        "INSERT INTO projection_rejects (projection, topic, partition, \"offset\", reason, kind, sqlstate, session_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(projection.name())
+    .bind(topic)
+    .bind(partition)
+    .bind(offset)
+    .bind(reason)
+    .bind(kind)
+    .bind(sqlstate)
+    .bind(session_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted > 0 {
+        PROJECTION_QUARANTINED
+            .with_label_values(&[projection.name(), kind])
+            .inc();
+    }
+    Ok(())
 }
 
 /// Assigns every partition of `topic` that holds records to `consumer`, from the beginning (no

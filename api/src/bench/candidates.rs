@@ -7,7 +7,7 @@
 //!
 //! `--n 500,1000,2000` runs each size in a fresh environment and reports the largest that held.
 
-use super::ingest::{diagnostics as ingest_diagnostics, follow_lag, LagSample, Pending};
+use super::ingest::{diagnostics as ingest_diagnostics, follow_lag, lag_samples, LagSample, Pending};
 use super::*;
 
 /// `clarity bench candidates`
@@ -127,49 +127,11 @@ async fn load(
         .build()?;
     note(format!("{n} candidates: starting sessions through the API"));
     let setup_started = Instant::now();
-    let mut sessions: Vec<Arc<SessionMeta>> = futures::stream::iter(0..n)
-        .map(|index| {
-            let client = client.clone();
-            async move { started_session(&client, base_url, admin_key, index).await }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    sessions.sort_by_key(|s| s.index);
+    let sessions = start_sessions(&client, base_url, admin_key, n, 32).await?;
     let setup_seconds = setup_started.elapsed().as_secs_f64();
-
-    let lag_pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&config.database_url)
-        .await?;
-    let settle = Instant::now();
-    while settle.elapsed() < Duration::from_secs(120) {
-        let projected: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM sessions WHERE status = 'in_progress'")
-                .fetch_one(&lag_pool)
-                .await?;
-        if projected as usize >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let lag_pool = wait_until_in_progress(config, n, Duration::from_secs(120)).await?;
     note(format!("{n} sessions started in {setup_seconds:.1}s; typing for {} s", args.duration));
-
-    let sample_count = args.lag_sample_sessions.clamp(1, n);
-    let step = (n / sample_count).max(1);
-    let mut sample_of: Vec<Option<Arc<LagSample>>> = vec![None; n];
-    let mut samples = Vec::new();
-    for i in (0..n).step_by(step).take(sample_count) {
-        let sample = Arc::new(LagSample {
-            id: sessions[i].id,
-            pending: Mutex::new(VecDeque::new()),
-        });
-        sample_of[i] = Some(sample.clone());
-        samples.push(sample);
-    }
-    let samples = Arc::new(samples);
+    let (samples, sample_of) = lag_samples(&sessions, args.lag_sample_sessions);
     let typing_done = CancellationToken::new();
     let follower = tokio::spawn(follow_lag(
         lag_pool.clone(),

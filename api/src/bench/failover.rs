@@ -101,33 +101,9 @@ async fn failover_in(env: &BenchEnv, args: &FailoverArgs) -> anyhow::Result<Valu
         .build()?;
     let base_url = product.target.base_url.clone();
     let admin_key = product.org.admin_api_key.clone();
-    let sessions: Vec<Arc<SessionMeta>> = futures::stream::iter(0..args.sessions)
-        .map(|index| {
-            let client = client.clone();
-            let (base_url, admin_key) = (base_url.clone(), admin_key.clone());
-            async move { started_session(&client, &base_url, &admin_key, index).await }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&config.database_url)
-        .await?;
+    let sessions = start_sessions(&client, &base_url, &admin_key, args.sessions, 16).await?;
     // Every process has joined and every session is projected before the clock starts.
-    let settle = Instant::now();
-    while settle.elapsed() < Duration::from_secs(120) {
-        let projected: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM sessions WHERE status = 'in_progress'")
-                .fetch_one(&pool)
-                .await?;
-        if projected as usize >= sessions.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pool = wait_until_in_progress(&config, sessions.len(), Duration::from_secs(120)).await?;
 
     // Two lag followers: before the kill and after it.
     let phase = |samples: &Arc<Vec<Arc<LagSample>>>, done: &CancellationToken| {

@@ -84,6 +84,27 @@ pub(super) struct LagResult {
     pub(super) unobserved: usize,
 }
 
+/// `count` sessions evenly spread over `sessions`, followed for the lag: the samples, and for
+/// each session its sample if it has one.
+pub(super) fn lag_samples(
+    sessions: &[Arc<SessionMeta>],
+    count: usize,
+) -> (Arc<Vec<Arc<LagSample>>>, Vec<Option<Arc<LagSample>>>) {
+    let count = count.clamp(1, sessions.len().max(1));
+    let step = (sessions.len() / count).max(1);
+    let mut sample_of: Vec<Option<Arc<LagSample>>> = vec![None; sessions.len()];
+    let mut samples = Vec::new();
+    for i in (0..sessions.len()).step_by(step).take(count) {
+        let sample = Arc::new(LagSample {
+            id: sessions[i].id,
+            pending: Mutex::new(VecDeque::new()),
+        });
+        sample_of[i] = Some(sample.clone());
+        samples.push(sample);
+    }
+    (Arc::new(samples), sample_of)
+}
+
 /// Polls `max(seq)` of the sampled sessions every ~5 ms and records, per batch, the time from
 /// sending it (and from its acknowledgement) until its last event is in `session_events`.
 pub(super) async fn follow_lag(
@@ -261,17 +282,7 @@ async fn load(
         args.sessions
     ));
     let setup_started = Instant::now();
-    let mut sessions: Vec<Arc<SessionMeta>> = futures::stream::iter(0..args.sessions)
-        .map(|index| {
-            let client = client.clone();
-            async move { started_session(&client, base_url, admin_key, index).await }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    sessions.sort_by_key(|s| s.index);
+    let sessions = start_sessions(&client, base_url, admin_key, args.sessions, 16).await?;
     let setup_elapsed = setup_started.elapsed();
     note(format!(
         "{} sessions started in {:.1}s",
@@ -280,37 +291,10 @@ async fn load(
     ));
 
     // Wait until the lifecycle events are projected, so the lag measures telemetry only.
-    let lag_pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&config.database_url)
-        .await?;
-    let settle = Instant::now();
-    loop {
-        let projected: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM sessions WHERE status = 'in_progress'")
-                .fetch_one(&lag_pool)
-                .await?;
-        if projected as usize >= sessions.len() || settle.elapsed() > Duration::from_secs(60) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let lag_pool = wait_until_in_progress(config, sessions.len(), Duration::from_secs(60)).await?;
     let (_, rss_before_load) = target.memory_kib();
 
-    // Lag samples: evenly spread sessions.
-    let sample_count = args.lag_sample_sessions.min(sessions.len());
-    let step = (sessions.len() / sample_count.max(1)).max(1);
-    let mut sample_of: Vec<Option<Arc<LagSample>>> = vec![None; sessions.len()];
-    let mut samples = Vec::new();
-    for i in (0..sessions.len()).step_by(step).take(sample_count) {
-        let sample = Arc::new(LagSample {
-            id: sessions[i].id,
-            pending: Mutex::new(VecDeque::new()),
-        });
-        sample_of[i] = Some(sample.clone());
-        samples.push(sample);
-    }
-    let samples = Arc::new(samples);
+    let (samples, sample_of) = lag_samples(&sessions, args.lag_sample_sessions);
     let sample_of = Arc::new(sample_of);
     let sending_done = CancellationToken::new();
     let follower = tokio::spawn(follow_lag(

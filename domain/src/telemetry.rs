@@ -171,13 +171,35 @@ fn check_path(file: &str) -> Result<(), Rejection> {
     if file.trim().is_empty() {
         return Err(Rejection::new("missing_file", "`file` must name a file"));
     }
-    if file.len() > MAX_PATH_BYTES || file.starts_with('/') || file.split('/').any(|s| s == "..") {
+    if file.len() > MAX_PATH_BYTES
+        || file.starts_with('/')
+        || file.split('/').any(|s| s == "..")
+        || file.chars().any(char::is_control)
+    {
         return Err(Rejection::new(
             "invalid_file",
-            "`file` must be a relative path of at most 512 bytes without `..`",
+            "`file` must be a relative path of at most 512 bytes without `..` or control characters",
         ));
     }
     Ok(())
+}
+
+/// Text PostgreSQL can store: no NUL (U+0000), which neither `text` nor `jsonb` accepts — a NUL
+/// that reached the log used to stop the projections (issue 11).
+fn check_text(value: &str, field: &str) -> Result<(), Rejection> {
+    if value.contains('\0') {
+        return Err(Rejection::new(
+            "invalid_text",
+            format!("`{field}` must not contain NUL (U+0000)"),
+        ));
+    }
+    Ok(())
+}
+
+/// The earliest `ts` accepted from any client. Sessions are checked against their own start too
+/// (by the API, which knows it); this bound keeps every timestamp inside what PostgreSQL stores.
+pub fn earliest_timestamp() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(946_684_800, 0).expect("2000-01-01 is a valid timestamp")
 }
 
 fn check_unit(value: f64, field: &str) -> Result<(), Rejection> {
@@ -204,6 +226,12 @@ impl TelemetryEvent {
                 format!("`ts` {} is after the server's clock {}", self.ts, now),
             ));
         }
+        if self.ts < earliest_timestamp() {
+            return Err(Rejection::new(
+                "timestamp_too_early",
+                format!("`ts` {} is before {}", self.ts, earliest_timestamp()),
+            ));
+        }
         match &self.data {
             TelemetryData::Keystroke { down_ms, up_ms, .. } => {
                 if !down_ms.is_finite() || *down_ms < 0.0 {
@@ -225,9 +253,11 @@ impl TelemetryEvent {
                 file,
                 position,
                 deleted,
+                inserted,
                 ..
             } => {
                 check_path(file)?;
+                check_text(inserted, "inserted")?;
                 if *position < 0 {
                     return Err(Rejection::new(
                         "negative_position",
@@ -238,9 +268,11 @@ impl TelemetryEvent {
                     return Err(Rejection::new("negative_length", "`deleted` must be >= 0"));
                 }
             }
-            TelemetryData::FileCreated { file, .. } | TelemetryData::FileDeleted { file } => {
-                check_path(file)?
+            TelemetryData::FileCreated { file, content } => {
+                check_path(file)?;
+                check_text(content, "content")?;
             }
+            TelemetryData::FileDeleted { file } => check_path(file)?,
             TelemetryData::FileRenamed { file, new_file } => {
                 check_path(file)?;
                 check_path(new_file)?;
@@ -265,6 +297,7 @@ impl TelemetryEvent {
                         "`command` is limited to 4096 bytes",
                     ));
                 }
+                check_text(command, "command")?;
             }
             TelemetryData::FaceCheck {
                 similarity,
@@ -281,6 +314,8 @@ impl TelemetryEvent {
                         "`model_id` and `model_version` are required",
                     ));
                 }
+                check_text(model_id, "model_id")?;
+                check_text(model_version, "model_version")?;
             }
             TelemetryData::FocusLost {} | TelemetryData::FocusRegained {} => {}
         }
@@ -318,6 +353,41 @@ mod tests {
                 selection_end: None,
             }
         );
+    }
+
+    #[test]
+    fn nul_characters_and_timestamps_before_2000_are_rejected_with_codes() {
+        let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let skew = Duration::seconds(30);
+        let edit = |file: &str, inserted: &str| TelemetryEvent {
+            seq: 1,
+            ts: now,
+            data: TelemetryData::Edit {
+                file: file.into(),
+                position: 0,
+                deleted: 0,
+                inserted: inserted.into(),
+                origin: EditOrigin::Typed,
+            },
+        };
+        let code = |e: TelemetryEvent| e.validate(now, skew).err().map(|r| r.code);
+        assert_eq!(code(edit("a.py", "fine\ttext\n")), None);
+        assert_eq!(code(edit("a.py", "nul\0byte")), Some("invalid_text"));
+        assert_eq!(code(edit("a\0.py", "x")), Some("invalid_file"));
+        assert_eq!(code(edit("a\u{7}.py", "x")), Some("invalid_file"));
+        let ancient = year_start(-5000);
+        assert_eq!(
+            code(TelemetryEvent { seq: 1, ts: ancient, data: TelemetryData::FocusLost {} }),
+            Some("timestamp_too_early")
+        );
+    }
+
+    fn year_start(year: i32) -> DateTime<Utc> {
+        chrono::NaiveDate::from_ymd_opt(year, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
     }
 
     #[test]

@@ -169,6 +169,36 @@ async fn bad_telemetry_batches_are_refused_with_stable_codes_and_change_nothing(
     assert_eq!(r.body["error"]["details"]["expected_seq"], 4);
     unchanged("a gap").await;
 
+    // Text PostgreSQL cannot store (it used to stop the projections: issue 11), a control
+    // character in a path, a timestamp in the year -5000, and one an hour before the session
+    // started (a backdated process trace).
+    let mut nul = marked_event(4);
+    nul["data"]["inserted"] = json!("nul\u{0}byte");
+    let mut bell = marked_event(5);
+    bell["data"]["file"] = json!("a\u{7}.py");
+    let mut ancient = marked_event(6);
+    ancient["ts"] = json!("-5000-01-01T00:00:00Z");
+    let r = client.post(&path, &token, &batch(vec![nul, bell, ancient])).await?;
+    assert_eq!((r.status, r.code()), (422, "invalid_events"), "{r:?}");
+    assert_eq!(
+        rejections(&r),
+        vec![
+            (0, "invalid_text".to_string()),
+            (1, "invalid_file".to_string()),
+            (2, "timestamp_too_early".to_string())
+        ]
+    );
+    unchanged("text PostgreSQL cannot store").await;
+    let mut backdated = marked_event(4);
+    backdated["ts"] = json!(chrono::Utc::now() - chrono::Duration::hours(1));
+    let r = client.post(&path, &token, &batch(vec![backdated])).await?;
+    assert_eq!((r.status, r.code()), (422, "invalid_events"), "{r:?}");
+    assert_eq!(
+        rejections(&r),
+        vec![(0, "timestamp_before_session".to_string())]
+    );
+    unchanged("a backdated event").await;
+
     // A negative position.
     let mut negative = marked_event(4);
     negative["data"]["position"] = json!(-1);

@@ -136,6 +136,35 @@ pub async fn ingest(
         ));
     }
     let org_id = session.org_id.unwrap_or(token.org_id);
+    // A client cannot date its process trace before the session started (beyond the clock skew
+    // allowed): a backdated trace would misplace every event on the replay and in the analyses.
+    if let Some(started_at) = session.started_at {
+        let earliest = started_at - chrono::Duration::seconds(state.config.max_clock_skew_seconds);
+        let early: Vec<EventRejection> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.ts < earliest)
+            .map(|(index, e)| EventRejection {
+                index,
+                seq: Some(e.seq),
+                code: "timestamp_before_session".to_string(),
+                message: format!("`ts` {} is before the session started ({started_at})", e.ts),
+            })
+            .collect();
+        if !early.is_empty() {
+            INGESTED
+                .with_label_values(&["rejected"])
+                .inc_by(events.len() as u64);
+            return Err(ApiError::invalid(
+                "invalid_events",
+                format!(
+                    "{} event(s) rejected; nothing in the batch was accepted",
+                    early.len()
+                ),
+            )
+            .with_details(early));
+        }
+    }
 
     // Read the cursor (created by the session's first batch); no transaction is held while the
     // broker acknowledges (see the module comment for why order still holds). A plain read on

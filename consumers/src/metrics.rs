@@ -87,3 +87,14 @@ pub static PROJECTION_QUARANTINED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers")
 });
+
+/// Stored events the relay could never publish (`relay_rejects`): too large for the broker, or
+/// not encodable. Alert on any increase.
+pub static RELAY_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "clarity_relay_rejected_total",
+        "Stored events the relay set aside instead of publishing",
+        &["topic"]
+    )
+    .expect("metric registers")
+});

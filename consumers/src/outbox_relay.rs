@@ -25,7 +25,8 @@ use tracing::{info, instrument, warn};
 use uuid::Uuid;
 
 use crate::kafka::KafkaSettings;
-use crate::metrics::RELAY_PUBLISHED;
+use crate::metrics::{RELAY_PUBLISHED, RELAY_REJECTED};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// Advisory lock key shared by every relay process.
 const LEADER_LOCK: i64 = 0x636c_6172_6974_7901; // "clarity" + 1
@@ -58,8 +59,6 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("broker refused a record: {0}")]
     Broker(#[from] rdkafka::error::KafkaError),
-    #[error("stored event {0} cannot be encoded: {1}")]
-    Encoding(String, serde_json::Error),
 }
 
 /// Runs the relay until `shutdown`: waits for leadership, then publishes. Connection and broker
@@ -158,37 +157,69 @@ pub async fn publish_batch(
     let (last_tx, last_position): (String, i64) = (last.get("tx_id"), last.get("position"));
 
     let mut encoded = Vec::with_capacity(rows.len());
-    for row in &rows {
+    let mut rejected: Vec<(usize, String)> = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
         let aggregate_type: String = row.get("aggregate_type");
         let aggregate_id: String = row.get("aggregate_id");
-        let wire = to_wire(row)
-            .map_err(|e| RelayError::Encoding(format!("{aggregate_type}/{aggregate_id}"), e))?;
-        let value =
-            serde_json::to_vec(&wire).map_err(|e| RelayError::Encoding(wire.id.clone(), e))?;
-        encoded.push((
-            kafka.topic_for_aggregate(&aggregate_type).to_string(),
-            aggregate_id,
-            value,
-        ));
+        let topic = kafka.topic_for_aggregate(&aggregate_type).to_string();
+        match to_wire(row).and_then(|wire| serde_json::to_vec(&wire)) {
+            Ok(value) => encoded.push((index, topic, aggregate_id, value)),
+            // Retrying cannot make a stored event encodable.
+            Err(error) => rejected.push((index, format!("cannot be encoded: {error}"))),
+        }
     }
     // Enqueue everything, then wait for every acknowledgement. The idempotent producer keeps
     // per-partition order across its internal retries.
     let deliveries: Vec<_> = encoded
         .iter()
-        .map(|(topic, key, value)| {
+        .map(|(_, topic, key, value)| {
             producer.send(
                 FutureRecord::to(topic).key(key).payload(value),
                 Duration::from_secs(30),
             )
         })
         .collect();
-    for (delivery, (topic, _, _)) in futures::future::join_all(deliveries)
+    for (delivery, (index, topic, _, value)) in futures::future::join_all(deliveries)
         .await
         .into_iter()
         .zip(&encoded)
     {
-        delivery.map_err(|(error, _)| RelayError::Broker(error))?;
-        RELAY_PUBLISHED.with_label_values(&[topic]).inc();
+        match delivery {
+            Ok(_) => RELAY_PUBLISHED.with_label_values(&[topic]).inc(),
+            Err((error, _)) if never_publishable(&error) => rejected.push((
+                *index,
+                format!("the broker cannot take it ({} bytes): {error}", value.len()),
+            )),
+            // Anything else (the broker down, a timeout) is retried: the batch again, from the
+            // checkpoint; the records already acknowledged come out twice, never missing.
+            Err((error, _)) => return Err(RelayError::Broker(error)),
+        }
+    }
+    for (index, reason) in &rejected {
+        let row = &rows[*index];
+        let aggregate_type: String = row.get("aggregate_type");
+        warn!(aggregate_type = %aggregate_type, aggregate_id = %row.get::<String, _>("aggregate_id"),
+              sequence = row.get::<i64, _>("sequence"), %reason, "stored event set aside; the relay moves on");
+        let inserted = sqlx::query(
+            "INSERT INTO relay_rejects (relay, aggregate_type, aggregate_id, sequence, tx_id, position, bytes, reason)
+             VALUES ($1, $2, $3, $4, $5::xid8, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(&config.name)
+        .bind(&aggregate_type)
+        .bind(row.get::<String, _>("aggregate_id"))
+        .bind(row.get::<i64, _>("sequence"))
+        .bind(row.get::<String, _>("tx_id"))
+        .bind(row.get::<i64, _>("position"))
+        .bind(row.get::<&str, _>("payload").len() as i64)
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted > 0 {
+            RELAY_REJECTED
+                .with_label_values(&[kafka.topic_for_aggregate(&aggregate_type)])
+                .inc();
+        }
     }
     sqlx::query(
         "UPDATE relay_checkpoints SET tx_id = $2::xid8, position = $3, published = published + $4, updated_at = now()
@@ -201,6 +232,21 @@ pub async fn publish_batch(
     .execute(&mut *conn)
     .await?;
     Ok(rows.len())
+}
+
+/// Whether the broker (or librdkafka, before sending) refuses this record for what it is, so that
+/// no retry can ever publish it.
+fn never_publishable(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::MessageBatchTooLarge
+        )
+    )
 }
 
 fn to_wire(row: &sqlx::postgres::PgRow) -> Result<WireEvent, serde_json::Error> {

@@ -143,3 +143,64 @@ async fn a_standby_relay_takes_over_when_the_leader_dies() -> anyhow::Result<()>
     standby.kill().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_too_large_for_the_broker_is_set_aside_and_the_relay_moves_on(
+) -> anyhow::Result<()> {
+    // Arrange: the catalogue published, then three events, the middle one 1.1 MB (an older API
+    // accepted free text of any length: issue 11).
+    let env = TestEnv::new().await?;
+    let kafka = env.config.kafka();
+    let producer = kafka.producer(0)?;
+    let config = RelayConfig {
+        name: "test".into(),
+        ..RelayConfig::default()
+    };
+    let mut conn = PgConnection::connect(&env.config.database_url).await?;
+    sqlx::query("INSERT INTO relay_checkpoints (relay, tx_id, position) VALUES ('test', '0', 0)")
+        .execute(&mut conn)
+        .await?;
+    while publish_batch(&mut conn, &kafka, &producer, &config).await? > 0 {}
+    let before = published_keys(&env).await?;
+    insert_event(&mut conn, "before-huge", 1).await?;
+    let huge = serde_json::json!({"AssessmentRetired": {"at": "2026-01-01T00:00:00Z", "note": "x".repeat(1_100_000)}});
+    sqlx::query("INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('Assessment', 'huge', 1, 'AssessmentRetired', '1', $1, '{}')")
+        .bind(huge)
+        .execute(&mut conn)
+        .await?;
+    insert_event(&mut conn, "after-huge", 1).await?;
+
+    // Act: publish until the relay has passed all three (a stuck relay never gets there).
+    let mut published = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while published < 3 && tokio::time::Instant::now() < deadline {
+        published += publish_batch(&mut conn, &kafka, &producer, &config).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Assert: the two others are on the topic once each; the huge one is set aside
+    // with its reason, and nothing is published again.
+    assert_eq!(published, 3, "the relay passed the oversized event");
+    assert_eq!(publish_batch(&mut conn, &kafka, &producer, &config).await?, 0);
+    let mut new_keys = published_keys(&env).await?;
+    for key in &before {
+        let at = new_keys.iter().position(|k| k == key).expect("earlier records stay");
+        new_keys.remove(at);
+    }
+    new_keys.sort();
+    assert_eq!(
+        new_keys,
+        vec!["after-huge".to_string(), "before-huge".to_string()],
+        "published once each, without the oversized one"
+    );
+    let rejects: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT aggregate_id, bytes, reason FROM relay_rejects WHERE relay = 'test'",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0].0, "huge");
+    assert!(rejects[0].1 > 1_000_000);
+    assert!(rejects[0].2.contains("cannot take it"), "{rejects:?}");
+    Ok(())
+}

@@ -27,9 +27,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         let axum::Json(value) = axum::Json::<Value>::from_request(req, state)
             .await
             .map_err(json_rejection)?;
+        if let Some(path) = nul_path(&value, &mut Vec::new()) {
+            return Err(ApiError::invalid(
+                "invalid_text",
+                format!("{path}: text must not contain NUL (U+0000)"),
+            ));
+        }
         strict_from_value(value)
             .map(Self)
             .map_err(|message| ApiError::invalid("invalid_body", message))
+    }
+}
+
+/// The path of the first string (or key) in `value` that contains NUL, which PostgreSQL's `text`
+/// and `jsonb` cannot store: refused at the edge for every JSON body, so that no free-text field
+/// of any command can answer 500 or reach the log (issue 11).
+fn nul_path(value: &Value, at: &mut Vec<String>) -> Option<String> {
+    let here = |at: &[String]| if at.is_empty() { "body".to_string() } else { at.join(".") };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(here(at)),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            at.push(i.to_string());
+            let found = nul_path(item, at);
+            at.pop();
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            at.push(key.clone());
+            let found = if key.contains('\0') { Some(here(at)) } else { nul_path(item, at) };
+            at.pop();
+            found
+        }),
+        _ => None,
     }
 }
 
@@ -144,6 +173,18 @@ mod tests {
             err,
             "spec.rubric.criteria.0.levels.0.examples: unknown field"
         );
+    }
+
+    #[test]
+    fn nul_anywhere_in_a_body_is_found_with_its_path() {
+        let body = serde_json::json!({"candidate": {"name": "A\u{0}da", "email": "a@b.c"}});
+        assert_eq!(
+            super::nul_path(&body, &mut Vec::new()).as_deref(),
+            Some("candidate.name")
+        );
+        let list = serde_json::json!({"files": [{"path": "ok"}, {"path": "b\u{0}"}]});
+        assert_eq!(super::nul_path(&list, &mut Vec::new()).as_deref(), Some("files.1.path"));
+        assert_eq!(super::nul_path(&serde_json::json!({"ok": ["fine\ttext"]}), &mut Vec::new()), None);
     }
 
     #[test]

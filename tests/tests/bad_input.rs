@@ -785,3 +785,44 @@ async fn malformed_paths_and_query_strings_get_json_errors_with_stable_codes() -
     api.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_any_free_text_field_is_refused_with_its_path_and_stores_nothing(
+) -> anyhow::Result<()> {
+    // Arrange: it used to answer 500 (a text column) or reach the log (issue 11).
+    let env = TestEnv::new().await?;
+    let api = env.spawn_api().await?;
+    let client = Client::new(&api.base);
+    let admin = new_org(&env, "Acme").await?;
+    let (session, token) = client.invite(&admin, "Ada Lovelace").await?;
+    let events_before = count(&env, "SELECT count(*) FROM events").await?;
+    let members_before = count(&env, "SELECT count(*) FROM members").await?;
+
+    // Act
+    let member = client
+        .post("/v1/members", &admin, &json!({"name": "Eve\u{0}", "email": "eve@acme.test", "role": "reviewer"}))
+        .await?;
+    let invite = client
+        .post("/v1/sessions", &admin, &json!({"assessment_id": clarity_tests::REST_API, "candidate": {"name": "Bob\u{0}by", "email": "bob@example.com"}}))
+        .await?;
+    let consent = client
+        .post(
+            &format!("/v1/sessions/{session}/consent"),
+            &token,
+            &json!({"notice_version": "2026-11\u{0}", "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
+        )
+        .await?;
+
+    // Assert
+    for (r, path) in [(&member, "name"), (&invite, "candidate.name"), (&consent, "notice_version")] {
+        assert_eq!((r.status, r.code()), (422, "invalid_text"), "{r:?}");
+        assert!(
+            r.body["error"]["message"].as_str().unwrap_or("").starts_with(path),
+            "the message names {path}: {r:?}"
+        );
+    }
+    assert_eq!(count(&env, "SELECT count(*) FROM events").await?, events_before);
+    assert_eq!(count(&env, "SELECT count(*) FROM members").await?, members_before);
+    api.stop().await?;
+    Ok(())
+}

@@ -99,6 +99,37 @@ impl AppState {
         }
     }
 
+    /// Whether `member` reviews session `id` and has not completed their review: blind review
+    /// hides the other reviewers' scores from them wherever scores appear (`/review`, `/events`,
+    /// the report, the audit bundle), whatever their role.
+    pub async fn is_pending_reviewer(&self, id: Uuid, member: Uuid) -> Result<bool, ApiError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM review_reviewers WHERE session_id = $1 AND reviewer = $2 AND completed_at IS NULL)",
+        )
+        .bind(id)
+        .bind(member)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// 403 `complete_your_review_first` for a pending reviewer of the session (see
+    /// [`AppState::is_pending_reviewer`]): for reads that cannot leave the scores out.
+    pub async fn require_not_pending_reviewer(
+        &self,
+        id: Uuid,
+        member: Uuid,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if self.is_pending_reviewer(id, member).await? {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "complete_your_review_first",
+                format!("you review this session: {what} (with the other reviewers' scores) opens once your review is completed"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Current state of a session (default state if it does not exist).
     pub async fn load_session(&self, id: Uuid) -> Result<CandidateSession, ApiError> {
         let mut ctx = self

@@ -136,6 +136,27 @@ async fn a_decided_session_exports_a_bundle_that_verifies_offline_and_tampering_
     let downloaded = audit::Bundle::from_json(&downloaded.body.to_string())?;
     assert!(audit::verify(&downloaded).is_ok());
     assert_eq!(downloaded.checkpoint, bundle.checkpoint);
+    // Blind review holds for the bundle too: an admin who is a pending reviewer of the session
+    // gets it only after completing their review (it cannot leave the scores out and verify).
+    let (second_admin, second_admin_key) = client.member(&admin, "Adele", "admin").await?;
+    let r = client
+        .post(
+            &format!("/v1/sessions/{session}/reviewers"),
+            &admin,
+            &serde_json::json!({"reviewers": [second_admin]}),
+        )
+        .await?;
+    assert_eq!(r.status, 202, "{r:?}");
+    env.wait_for::<i64>(
+        "the new reviewer",
+        &format!("SELECT count(*) FROM review_reviewers WHERE session_id = '{session}' AND reviewer = '{second_admin}'"),
+        |n| *n == 1,
+    )
+    .await?;
+    let r = client
+        .get(&format!("/v1/sessions/{session}/audit/bundle"), &second_admin_key)
+        .await?;
+    assert_eq!((r.status, r.code()), (403, "complete_your_review_first"), "{r:?}");
     let log = client
         .get(
             &format!("/v1/audit/access?session_id={session}"),

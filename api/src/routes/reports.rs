@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 /// offline with `clarity verify bundle.json --public-key <GET /v1/audit/public-key>`.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/audit/bundle", tag = "reports", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)),
-    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Object), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn bundle(
     State(state): State<AppState>,
     member: Member,
@@ -50,6 +50,11 @@ pub async fn bundle(
 ) -> Result<Json<Value>> {
     member.require(&[Role::Admin, Role::Auditor])?;
     state.require_session_in_org(id, member.org_id).await?;
+    // The bundle must hold every event to verify, so a pending reviewer (an admin can be one)
+    // cannot have it with the scores left out: they get it after completing their review.
+    state
+        .require_not_pending_reviewer(id, member.member_id, "the audit bundle")
+        .await?;
     let bundle = crate::audit::export(&state.pool, id).await.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::CONFLICT,
@@ -106,20 +111,9 @@ pub async fn report(
     member.require(READERS)?;
     // Blind review: a member who reviews this session sees others' scores only after completing
     // their own review, whatever their role.
-    let reviewing: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM review_reviewers WHERE session_id = $1 AND reviewer = $2 AND completed_at IS NULL)",
-    )
-    .bind(id)
-    .bind(member.member_id)
-    .fetch_one(&state.pool)
-    .await?;
-    if reviewing {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "complete_your_review_first",
-            "you review this session: the report (with the other reviewers' scores) opens once your review is completed",
-        ));
-    }
+    state
+        .require_not_pending_reviewer(id, member.member_id, "the report")
+        .await?;
     if let Some(hash) = params.version {
         let row: Option<(SqlJson<Value>, DateTime<Utc>)> = sqlx::query_as(
             "SELECT content, first_served_at FROM report_versions WHERE session_id = $1 AND org_id = $2 AND content_hash = $3",

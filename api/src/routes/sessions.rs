@@ -275,7 +275,9 @@ pub struct LogPage {
     pub next_after_offset: Option<i64>,
 }
 
-/// The ordered, de-duplicated event log of a session (admin, reviewer, auditor).
+/// The ordered, de-duplicated event log of a session (admin, reviewer, auditor). Blind for a
+/// member who reviews the session and has not completed their review: the other reviewers'
+/// `CriterionScored` events are left out.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "sessions", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), LogQuery), responses((status = 200, body = LogPage), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn events(
@@ -293,20 +295,29 @@ pub async fn events(
         ));
     }
     state.require_session_in_org(id, member.org_id).await?;
+    // Blind review, as on `/review`: a member who reviews this session and has not completed
+    // their review gets the log without the other reviewers' scores (their `CriterionScored`
+    // events), whatever their role.
+    let blinded = state.is_pending_reviewer(id, member.member_id).await?;
     let entries: Vec<LogEntry> = sqlx::query_as(
         "SELECT stream_kind, seq, event_type, occurred_at, kafka_partition, kafka_offset, data FROM session_events
-         WHERE session_id = $1 AND org_id = $2 AND kafka_offset > $3 ORDER BY kafka_offset LIMIT $4",
+         WHERE session_id = $1 AND org_id = $2 AND kafka_offset > $3
+           AND NOT ($5 AND stream_kind = 'lifecycle' AND event_type = 'CriterionScored'
+                    AND data->>'reviewer' IS DISTINCT FROM $6::text)
+         ORDER BY kafka_offset LIMIT $4",
     )
     .bind(id)
     .bind(member.org_id)
     .bind(q.after_offset.unwrap_or(-1))
     .bind(limit)
+    .bind(blinded)
+    .bind(member.member_id.to_string())
     .fetch_all(&state.pool)
     .await?;
     let next_after_offset = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.kafka_offset))
         .flatten();
-    crate::access_log::record(&state.pool, &member, crate::access_log::SESSION_EVENTS_READ, Some(id), serde_json::json!({"after_offset": q.after_offset, "limit": limit, "returned": entries.len()})).await?;
+    crate::access_log::record(&state.pool, &member, crate::access_log::SESSION_EVENTS_READ, Some(id), serde_json::json!({"after_offset": q.after_offset, "limit": limit, "returned": entries.len(), "blinded": blinded})).await?;
     Ok(Json(LogPage {
         entries,
         next_after_offset,

@@ -33,6 +33,22 @@ pub fn router(state: AppState) -> Router {
         .merge(candidate::router())
         .merge(telemetry::router(&state))
         .fallback(|| async { crate::error::ApiError::not_found("route") })
+        .layer(axum::middleware::map_response(safe_defaults))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Headers every response carries unless a handler set its own: no MIME sniffing (a JSON body
+/// is never run as a script or shown as HTML), and no caching anywhere on the way (responses
+/// hold candidates' data and one-time secrets).
+async fn safe_defaults(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::{HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
+    let headers = response.headers_mut();
+    headers
+        .entry(X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }

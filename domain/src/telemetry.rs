@@ -220,6 +220,13 @@ impl TelemetryEvent {
         if self.seq == 0 {
             return Err(Rejection::new("invalid_seq", "`seq` starts at 1"));
         }
+        if i64::try_from(self.seq).is_err() {
+            // Stored as bigint: a larger value would wrap and read as a duplicate.
+            return Err(Rejection::new(
+                "invalid_seq",
+                format!("`seq` is at most {}", i64::MAX),
+            ));
+        }
         if self.ts > now + max_skew {
             return Err(Rejection::new(
                 "timestamp_in_future",

@@ -826,3 +826,63 @@ async fn nul_in_any_free_text_field_is_refused_with_its_path_and_stores_nothing(
     api.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_numbers_and_dates_and_oversized_events_get_4xx_with_codes_never_5xx(
+) -> anyhow::Result<()> {
+    // Arrange: an API that takes bodies larger than one record (so the record limit is what
+    // refuses the big event, not the body limit).
+    let env = TestEnv::new().await?;
+    let api = env
+        .spawn_api_with(clarity_api::config::Config {
+            max_batch_bytes: 4 * 1024 * 1024,
+            ..env.config.clone()
+        })
+        .await?;
+    let client = Client::new(&api.base);
+    let admin = new_org(&env, "Acme").await?;
+    let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
+    let telemetry = format!("/v1/sessions/{session}/telemetry");
+
+    // A leaderboard from the year -5000 (was 500).
+    let r = client
+        .get("/v1/leaderboard?from=-5000-01-01T00:00:00Z", &admin)
+        .await?;
+    assert_eq!((r.status, r.code()), (422, "invalid_range"), "{r:?}");
+
+    // A comment at position 2^64 - 1 (was stored as -1).
+    let r = client
+        .post(
+            &format!("/v1/sessions/{session}/comments"),
+            &admin,
+            &json!({"replay_seq": u64::MAX, "text": "here"}),
+        )
+        .await?;
+    assert_eq!((r.status, r.code()), (422, "replay_seq_out_of_range"), "{r:?}");
+
+    // A telemetry seq of 2^63 (was counted as a duplicate).
+    let mut huge_seq = marked_event(1);
+    huge_seq["seq"] = json!(1u64 << 63);
+    let r = client.post(&telemetry, &token, &batch(vec![huge_seq])).await?;
+    assert_eq!((r.status, r.code()), (422, "invalid_events"), "{r:?}");
+    assert_eq!(rejections(&r), vec![(0, "invalid_seq".to_string())]);
+
+    // One event larger than a Kafka record may be (was 503 broker_unavailable, retried forever).
+    let mut big = marked_event(1);
+    big["data"]["inserted"] = json!("x".repeat(950_000));
+    let r = client.post(&telemetry, &token, &batch(vec![big])).await?;
+    assert_eq!((r.status, r.code()), (413, "event_too_large"), "{r:?}");
+    assert_eq!(cursor(&env, &session).await?.unwrap_or(0), 0, "nothing was accepted");
+
+    // Every response says: do not sniff, do not store.
+    let response = client
+        .http
+        .get(format!("{}/v1/sessions/{session}", api.base))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    api.stop().await?;
+    Ok(())
+}

@@ -364,6 +364,18 @@ async fn leaderboard_for(
             "limit must be between 1 and 500",
         ));
     }
+    let plausible = |t: &Option<DateTime<Utc>>| {
+        t.is_none_or(|t| {
+            t >= clarity_domain::telemetry::earliest_timestamp()
+                && t.timestamp() < 32_503_680_000 // year 3000
+        })
+    };
+    if !plausible(&params.from) || !plausible(&params.to) {
+        return Err(ApiError::invalid(
+            "invalid_range",
+            "`from` and `to` must lie between 2000-01-01 and 3000-01-01",
+        ));
+    }
     let cohort = Cohort {
         org_id: member.org_id,
         assessment_id: version.map(|(id, _)| id),

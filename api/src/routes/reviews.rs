@@ -256,7 +256,7 @@ pub async fn comment(
             .bind(id)
             .fetch_optional(&state.pool)
             .await?;
-    if req.replay_seq as i64 > last_seq.unwrap_or(0) {
+    if i64::try_from(req.replay_seq).map_or(true, |seq| seq > last_seq.unwrap_or(0)) {
         return Err(ApiError::invalid(
             "replay_seq_out_of_range",
             format!("the session's last position is {}", last_seq.unwrap_or(0)),

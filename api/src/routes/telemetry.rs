@@ -94,6 +94,10 @@ pub struct EventRejection {
     pub message: String,
 }
 
+/// The largest telemetry record (one event as its CloudEvent JSON) the API produces: below
+/// librdkafka's default `message.max.bytes` (1,000,000) with room for the record's overhead.
+pub const MAX_RECORD_BYTES: usize = 900_000;
+
 /// Ingests a telemetry batch for the caller's session.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/telemetry", tag = "candidate", security(("session_token" = [])),
     params(("session_id" = Uuid, Path)), request_body = TelemetryBatch,
@@ -218,6 +222,21 @@ pub async fn ingest(
                 .map_err(ApiError::internal)
         })
         .collect::<Result<_>>()?;
+    // A record larger than the producer's limit (librdkafka's `message.max.bytes`, 1,000,000 by
+    // default) is refused locally by librdkafka: answer what it is (413, the client must split
+    // or shrink the event), not 503 (which a client retries forever). Checked before anything
+    // is produced, so nothing of the batch is accepted.
+    if let Some(index) = payloads.iter().position(|p| p.len() > MAX_RECORD_BYTES) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "event_too_large",
+            format!(
+                "event seq {} is {} bytes as a record; at most {MAX_RECORD_BYTES} bytes per event",
+                fresh[index].seq,
+                payloads[index].len()
+            ),
+        ));
+    }
     let started = Instant::now();
     let deliveries: Vec<_> = payloads
         .iter()

@@ -20,7 +20,20 @@ use crate::error::ApiError;
 /// property of the API boundary, so it is enforced here, once.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+/// The longest string any JSON body may carry, in bytes, outside the fields a request type names
+/// in [`BodyText::LONG_TEXT`]: names, e-mails, notice versions, justifications, rationales,
+/// comments, reasons. Free text is evidence a human reads; 10,000 bytes is a long page.
+pub const MAX_TEXT_BYTES: usize = 10_000;
+
+/// What a request body may hold as text. Every JSON request type says so explicitly, so a new
+/// one cannot forget: most keep the default (every string at most [`MAX_TEXT_BYTES`]).
+pub trait BodyText {
+    /// Paths (prefixes, `.`-separated) whose strings may be longer — code and prompts — bounded
+    /// by the body limit instead.
+    const LONG_TEXT: &'static [&'static str] = &[];
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + BodyText> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -31,6 +44,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             return Err(ApiError::invalid(
                 "invalid_text",
                 format!("{path}: text must not contain NUL (U+0000)"),
+            ));
+        }
+        if let Some((path, len)) = long_text(&value, &mut Vec::new(), T::LONG_TEXT) {
+            return Err(ApiError::invalid(
+                "text_too_long",
+                format!("{path}: {len} bytes; at most {MAX_TEXT_BYTES} bytes"),
             ));
         }
         strict_from_value(value)
@@ -55,6 +74,32 @@ fn nul_path(value: &Value, at: &mut Vec<String>) -> Option<String> {
         Value::Object(map) => map.iter().find_map(|(key, item)| {
             at.push(key.clone());
             let found = if key.contains('\0') { Some(here(at)) } else { nul_path(item, at) };
+            at.pop();
+            found
+        }),
+        _ => None,
+    }
+}
+
+/// The path and length of the first string longer than [`MAX_TEXT_BYTES`] outside the `long`
+/// path prefixes.
+fn long_text(value: &Value, at: &mut Vec<String>, long: &[&str]) -> Option<(String, usize)> {
+    let path = |at: &[String]| if at.is_empty() { "body".to_string() } else { at.join(".") };
+    let allowed = |at: &[String]| {
+        let p = path(at);
+        long.iter().any(|prefix| p == *prefix || p.starts_with(&format!("{prefix}.")))
+    };
+    match value {
+        Value::String(s) if s.len() > MAX_TEXT_BYTES && !allowed(at) => Some((path(at), s.len())),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            at.push(i.to_string());
+            let found = long_text(item, at, long);
+            at.pop();
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            at.push(key.clone());
+            let found = long_text(item, at, long);
             at.pop();
             found
         }),
@@ -185,6 +230,19 @@ mod tests {
         let list = serde_json::json!({"files": [{"path": "ok"}, {"path": "b\u{0}"}]});
         assert_eq!(super::nul_path(&list, &mut Vec::new()).as_deref(), Some("files.1.path"));
         assert_eq!(super::nul_path(&serde_json::json!({"ok": ["fine\ttext"]}), &mut Vec::new()), None);
+    }
+
+    #[test]
+    fn long_text_is_found_outside_the_paths_allowed_to_be_long() {
+        let long = "x".repeat(super::MAX_TEXT_BYTES + 1);
+        let body = serde_json::json!({"files": [{"path": "a", "content": long}], "note": "short"});
+        assert_eq!(super::long_text(&body, &mut Vec::new(), &["files"]), None);
+        assert_eq!(
+            super::long_text(&body, &mut Vec::new(), &[]),
+            Some(("files.0.content".to_string(), super::MAX_TEXT_BYTES + 1))
+        );
+        let name = serde_json::json!({"filesystem": long});
+        assert!(super::long_text(&name, &mut Vec::new(), &["files"]).is_some(), "prefixes are whole segments");
     }
 
     #[test]

@@ -886,3 +886,40 @@ async fn out_of_range_numbers_and_dates_and_oversized_events_get_4xx_with_codes_
     api.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_text_longer_than_its_documented_maximum_is_refused_and_stores_nothing(
+) -> anyhow::Result<()> {
+    // Arrange: a 1.1 MB notice version was accepted and then stopped the relay (issue 11).
+    let env = TestEnv::new().await?;
+    let api = env.spawn_api().await?;
+    let client = Client::new(&api.base);
+    let admin = new_org(&env, "Acme").await?;
+    let (session, token) = client.invite(&admin, "Ada Lovelace").await?;
+    let events_before = count(&env, "SELECT count(*) FROM events").await?;
+    let limit = clarity_api::extract::MAX_TEXT_BYTES;
+
+    // Act
+    let consent = client
+        .post(
+            &format!("/v1/sessions/{session}/consent"),
+            &token,
+            &json!({"notice_version": "v".repeat(1_100_000), "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
+        )
+        .await?;
+    let member = client
+        .post("/v1/members", &admin, &json!({"name": "n".repeat(limit + 1), "email": "n@acme.test", "role": "reviewer"}))
+        .await?;
+    let at_the_limit = client
+        .post("/v1/members", &admin, &json!({"name": "n".repeat(limit), "email": "m@acme.test", "role": "reviewer"}))
+        .await?;
+
+    // Assert
+    assert_eq!((consent.status, consent.code()), (422, "text_too_long"), "{consent:?}");
+    assert!(consent.body["error"]["message"].as_str().unwrap_or("").starts_with("notice_version"));
+    assert_eq!((member.status, member.code()), (422, "text_too_long"), "{member:?}");
+    assert_eq!(at_the_limit.status, 201, "the maximum itself is allowed: {at_the_limit:?}");
+    assert_eq!(count(&env, "SELECT count(*) FROM events").await?, events_before);
+    api.stop().await?;
+    Ok(())
+}

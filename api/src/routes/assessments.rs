@@ -288,3 +288,8 @@ pub async fn retire(
         execute(&state, &member, id, AssessmentCommand::Retire { at }, at).await?,
     ))
 }
+
+impl crate::extract::BodyText for NewAssessment {
+    // the prompt, starter files and rubric are long by nature.
+    const LONG_TEXT: &'static [&'static str] = &["spec"];
+}

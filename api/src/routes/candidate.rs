@@ -218,3 +218,9 @@ pub async fn submit(
     let session = execute(&state, &token, id, command, at).await?;
     Ok(Json(view(id, &session, None)))
 }
+
+impl crate::extract::BodyText for Consent {}
+impl crate::extract::BodyText for Submission {
+    // submitted files are code.
+    const LONG_TEXT: &'static [&'static str] = &["files"];
+}

@@ -418,3 +418,5 @@ pub async fn rerun(
         }),
     ))
 }
+
+impl crate::extract::BodyText for RerunRequest {}

@@ -224,3 +224,5 @@ pub async fn revoke_key(
     }
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
+
+impl crate::extract::BodyText for NewMember {}

@@ -545,3 +545,9 @@ pub async fn show(
         decisions,
     }))
 }
+
+impl crate::extract::BodyText for AssignReviewers {}
+impl crate::extract::BodyText for NewComment {}
+impl crate::extract::BodyText for NewDecision {}
+impl crate::extract::BodyText for NewResolution {}
+impl crate::extract::BodyText for NewScore {}

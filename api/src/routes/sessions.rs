@@ -323,3 +323,5 @@ pub async fn events(
         next_after_offset,
     }))
 }
+
+impl crate::extract::BodyText for NewInvite {}

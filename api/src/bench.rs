@@ -481,7 +481,34 @@ impl BenchEnv {
     }
 }
 
+impl BenchEnv {
+    /// The product with every projection: in this process, or as separate processes
+    /// (`clarity all`, or serve + relay + `consumers` × consume).
+    async fn start_product(&self, in_process: bool, consumers: usize) -> anyhow::Result<Product> {
+        if in_process {
+            self.start(&Projection::ALL).await
+        } else {
+            self.start_separate(consumers).await
+        }
+    }
+}
+
 impl Product {
+    /// Runs `measurement` while watching the roles: a role that stops or fails during it fails
+    /// the benchmark instead of leaving it to time out.
+    async fn measure<T>(
+        &mut self,
+        measurement: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        tokio::select! {
+            result = measurement => result,
+            Some(result) = self.roles.join_next() => Err(match result.map_err(anyhow::Error::from).and_then(|r| r) {
+                Ok(()) => anyhow::anyhow!("a role stopped during the benchmark"),
+                Err(e) => e.context("a role failed during the benchmark"),
+            }),
+        }
+    }
+
     /// Stops every role (aborting them after 30 s) and closes the pool.
     async fn stop(mut self) {
         self.shutdown.cancel();

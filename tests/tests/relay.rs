@@ -25,6 +25,31 @@ async fn insert_event(
     Ok(())
 }
 
+/// A relay ("test") driven by hand, one batch at a time.
+struct Relay {
+    kafka: clarity_consumers::kafka::KafkaSettings,
+    producer: rdkafka::producer::FutureProducer,
+    config: RelayConfig,
+    conn: PgConnection,
+}
+
+/// A relay with its checkpoint at the start, run until it has published everything stored so
+/// far (the seeded catalogue), so the topic's state is known.
+async fn relay_caught_up(env: &TestEnv) -> anyhow::Result<Relay> {
+    let kafka = env.config.kafka();
+    let producer = kafka.producer(0)?;
+    let config = RelayConfig {
+        name: "test".into(),
+        ..RelayConfig::default()
+    };
+    let mut conn = PgConnection::connect(&env.config.database_url).await?;
+    sqlx::query("INSERT INTO relay_checkpoints (relay, tx_id, position) VALUES ('test', '0', 0)")
+        .execute(&mut conn)
+        .await?;
+    while publish_batch(&mut conn, &kafka, &producer, &config).await? > 0 {}
+    Ok(Relay { kafka, producer, config, conn })
+}
+
 /// Reads every record key of the assessments topic.
 async fn published_keys(env: &TestEnv) -> anyhow::Result<Vec<String>> {
     let consumer: StreamConsumer = env
@@ -55,17 +80,7 @@ async fn published_keys(env: &TestEnv) -> anyhow::Result<Vec<String>> {
 async fn an_event_whose_transaction_commits_late_is_not_skipped() -> anyhow::Result<()> {
     // Arrange: publish the seeded catalogue first so the topic state is known.
     let env = TestEnv::new().await?;
-    let kafka = env.config.kafka();
-    let producer = kafka.producer(0)?;
-    let config = RelayConfig {
-        name: "test".into(),
-        ..RelayConfig::default()
-    };
-    let mut relay_conn = PgConnection::connect(&env.config.database_url).await?;
-    sqlx::query("INSERT INTO relay_checkpoints (relay, tx_id, position) VALUES ('test', '0', 0)")
-        .execute(&mut relay_conn)
-        .await?;
-    while publish_batch(&mut relay_conn, &kafka, &producer, &config).await? > 0 {}
+    let Relay { kafka, producer, config, conn: mut relay_conn } = relay_caught_up(&env).await?;
     let before = published_keys(&env).await?.len();
 
     // Act: `early` takes a position first but commits after `late`.
@@ -150,17 +165,7 @@ async fn an_event_too_large_for_the_broker_is_set_aside_and_the_relay_moves_on(
     // Arrange: the catalogue published, then three events, the middle one 1.1 MB (an older API
     // accepted free text of any length: issue 11).
     let env = TestEnv::new().await?;
-    let kafka = env.config.kafka();
-    let producer = kafka.producer(0)?;
-    let config = RelayConfig {
-        name: "test".into(),
-        ..RelayConfig::default()
-    };
-    let mut conn = PgConnection::connect(&env.config.database_url).await?;
-    sqlx::query("INSERT INTO relay_checkpoints (relay, tx_id, position) VALUES ('test', '0', 0)")
-        .execute(&mut conn)
-        .await?;
-    while publish_batch(&mut conn, &kafka, &producer, &config).await? > 0 {}
+    let Relay { kafka, producer, config, mut conn } = relay_caught_up(&env).await?;
     let before = published_keys(&env).await?;
     insert_event(&mut conn, "before-huge", 1).await?;
     let huge = serde_json::json!({"AssessmentRetired": {"at": "2026-01-01T00:00:00Z", "note": "x".repeat(1_100_000)}});

@@ -173,20 +173,10 @@ pub(super) async fn run(base: Config, args: IngestArgs) -> anyhow::Result<()> {
 
 async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Value> {
     let config = env.config.clone();
-    let mut product = if args.in_process {
-        env.start(&Projection::ALL).await?
-    } else {
-        env.start_separate(args.consumers).await?
-    };
+    let mut product = env.start_product(args.in_process, args.consumers).await?;
     let org = product.org.clone();
     let target = product.target.clone();
-    let measured = tokio::select! {
-        result = load(&config, &target, &org.admin_api_key, args) => result,
-        Some(result) = product.roles.join_next() => Err(match result.map_err(anyhow::Error::from).and_then(|r| r) {
-            Ok(()) => anyhow::anyhow!("a role stopped during the benchmark"),
-            Err(e) => e.context("a role failed during the benchmark"),
-        }),
-    };
+    let measured = product.measure(load(&config, &target, &org.admin_api_key, args)).await;
     product.stop().await;
     let (mut report, sessions) = measured?;
 

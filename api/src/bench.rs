@@ -247,7 +247,10 @@ impl BenchEnv {
         ];
         topics.extend(self.extra_topics.iter().cloned());
         if let Err(error) = delete_topics(&self.config, &topics).await {
-            note(format!("could not delete topics bench.{}.*: {error}", self.id));
+            note(format!(
+                "could not delete topics bench.{}.*: {error}",
+                self.id
+            ));
         }
     }
 }
@@ -317,7 +320,10 @@ impl Target {
         match self.pids.len() {
             0 => "bench process (product + load generator)".into(),
             1 => "clarity all (separate process)".into(),
-            n => format!("{n} separate processes (serve, relay, {} x consume); RSS of serve", n - 2),
+            n => format!(
+                "{n} separate processes (serve, relay, {} x consume); RSS of serve",
+                n - 2
+            ),
         }
     }
 
@@ -369,7 +375,12 @@ impl BenchEnv {
         roles.spawn(async move { crate::serve_on(listener, state, s).await });
         let (c, s) = (config.clone(), shutdown.clone());
         roles.spawn(async move { crate::relay(&c, s).await });
-        let (c, p, s, projections) = (config.clone(), pool.clone(), shutdown.clone(), projections.to_vec());
+        let (c, p, s, projections) = (
+            config.clone(),
+            pool.clone(),
+            shutdown.clone(),
+            projections.to_vec(),
+        );
         roles.spawn(async move { crate::consume(&c, p, &projections, s).await });
         Ok(Product {
             pool,
@@ -391,7 +402,9 @@ impl BenchEnv {
     async fn start_separate(&self, consumers: usize) -> anyhow::Result<Product> {
         let config = self.config.clone();
         let (pool, _, org) = self.prepare().await?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let roles: Vec<&str> = if consumers == 0 {
             vec!["all"]
         } else {
@@ -408,7 +421,10 @@ impl BenchEnv {
                 .env("KAFKA_BROKERS", &config.kafka_brokers)
                 .env("CLARITY_TOPIC_ASSESSMENTS", &config.topic_assessments)
                 .env("CLARITY_TOPIC_SESSIONS", &config.topic_sessions)
-                .env("CLARITY_TOPIC_PARTITIONS", config.topic_partitions.to_string())
+                .env(
+                    "CLARITY_TOPIC_PARTITIONS",
+                    config.topic_partitions.to_string(),
+                )
                 .env("CLARITY_GROUP_PREFIX", &config.group_prefix)
                 .env("CLARITY_LISTEN", format!("127.0.0.1:{port}"))
                 .env(

@@ -244,7 +244,8 @@ pub async fn run() -> anyhow::Result<()> {
             if rows.is_empty() {
                 println!("no quarantined records");
             }
-            for (projection, topic, partition, offset, kind, sqlstate, session, at, reason) in rows {
+            for (projection, topic, partition, offset, kind, sqlstate, session, at, reason) in rows
+            {
                 println!(
                     "{at}  {projection:<9} {topic}/{partition}@{offset}  {kind}  sqlstate={}  session={}\n    {reason}",
                     sqlstate.as_deref().unwrap_or("-"),

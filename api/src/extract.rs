@@ -62,7 +62,13 @@ impl<S: Send + Sync, T: DeserializeOwned + BodyText> FromRequest<S> for ApiJson<
 /// and `jsonb` cannot store: refused at the edge for every JSON body, so that no free-text field
 /// of any command can answer 500 or reach the log (issue 11).
 fn nul_path(value: &Value, at: &mut Vec<String>) -> Option<String> {
-    let here = |at: &[String]| if at.is_empty() { "body".to_string() } else { at.join(".") };
+    let here = |at: &[String]| {
+        if at.is_empty() {
+            "body".to_string()
+        } else {
+            at.join(".")
+        }
+    };
     match value {
         Value::String(s) if s.contains('\0') => Some(here(at)),
         Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
@@ -73,7 +79,11 @@ fn nul_path(value: &Value, at: &mut Vec<String>) -> Option<String> {
         }),
         Value::Object(map) => map.iter().find_map(|(key, item)| {
             at.push(key.clone());
-            let found = if key.contains('\0') { Some(here(at)) } else { nul_path(item, at) };
+            let found = if key.contains('\0') {
+                Some(here(at))
+            } else {
+                nul_path(item, at)
+            };
             at.pop();
             found
         }),
@@ -84,10 +94,17 @@ fn nul_path(value: &Value, at: &mut Vec<String>) -> Option<String> {
 /// The path and length of the first string longer than [`MAX_TEXT_BYTES`] outside the `long`
 /// path prefixes.
 fn long_text(value: &Value, at: &mut Vec<String>, long: &[&str]) -> Option<(String, usize)> {
-    let path = |at: &[String]| if at.is_empty() { "body".to_string() } else { at.join(".") };
+    let path = |at: &[String]| {
+        if at.is_empty() {
+            "body".to_string()
+        } else {
+            at.join(".")
+        }
+    };
     let allowed = |at: &[String]| {
         let p = path(at);
-        long.iter().any(|prefix| p == *prefix || p.starts_with(&format!("{prefix}.")))
+        long.iter()
+            .any(|prefix| p == *prefix || p.starts_with(&format!("{prefix}.")))
     };
     match value {
         Value::String(s) if s.len() > MAX_TEXT_BYTES && !allowed(at) => Some((path(at), s.len())),
@@ -228,8 +245,14 @@ mod tests {
             Some("candidate.name")
         );
         let list = serde_json::json!({"files": [{"path": "ok"}, {"path": "b\u{0}"}]});
-        assert_eq!(super::nul_path(&list, &mut Vec::new()).as_deref(), Some("files.1.path"));
-        assert_eq!(super::nul_path(&serde_json::json!({"ok": ["fine\ttext"]}), &mut Vec::new()), None);
+        assert_eq!(
+            super::nul_path(&list, &mut Vec::new()).as_deref(),
+            Some("files.1.path")
+        );
+        assert_eq!(
+            super::nul_path(&serde_json::json!({"ok": ["fine\ttext"]}), &mut Vec::new()),
+            None
+        );
     }
 
     #[test]
@@ -242,7 +265,10 @@ mod tests {
             Some(("files.0.content".to_string(), super::MAX_TEXT_BYTES + 1))
         );
         let name = serde_json::json!({"filesystem": long});
-        assert!(super::long_text(&name, &mut Vec::new(), &["files"]).is_some(), "prefixes are whole segments");
+        assert!(
+            super::long_text(&name, &mut Vec::new(), &["files"]).is_some(),
+            "prefixes are whole segments"
+        );
     }
 
     #[test]

@@ -109,7 +109,9 @@ impl ConsumerContext for RunnerContext {
             Rebalance::Revoke(list) => {
                 info!(consumer = self.projection, partitions = %partitions(list), "partitions revoked");
             }
-            Rebalance::Error(error) => warn!(consumer = self.projection, %error, "rebalance failed"),
+            Rebalance::Error(error) => {
+                warn!(consumer = self.projection, %error, "rebalance failed")
+            }
         }
     }
 }
@@ -373,9 +375,11 @@ async fn apply_batch_pooled(
 /// good records during an outage or a bad deploy.
 pub fn is_permanent(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| ["22", "23", "54"].iter().any(|class| code.starts_with(class))),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            ["22", "23", "54"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
         _ => false,
     }
 }
@@ -541,7 +545,16 @@ async fn apply_once(
                     .unwrap_or(0)
             {
                 warn!(projection = projection.name(), %topic, partition, offset, %reason, "record set aside");
-                set_aside(&mut tx, projection, (topic, *partition, *offset), "undecodable", reason, None, batch).await?;
+                set_aside(
+                    &mut tx,
+                    projection,
+                    (topic, *partition, *offset),
+                    "undecodable",
+                    reason,
+                    None,
+                    batch,
+                )
+                .await?;
             }
         }
         for ((topic, partition, offset), (reason, sqlstate)) in quarantine {
@@ -555,7 +568,16 @@ async fn apply_once(
                         .copied()
                         .unwrap_or(0)
             {
-                set_aside(&mut tx, projection, (topic, *partition, *offset), "unappliable", reason, sqlstate.as_deref(), batch).await?;
+                set_aside(
+                    &mut tx,
+                    projection,
+                    (topic, *partition, *offset),
+                    "unappliable",
+                    reason,
+                    sqlstate.as_deref(),
+                    batch,
+                )
+                .await?;
             }
         }
         for ((topic, partition), offset) in &next {

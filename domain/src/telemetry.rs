@@ -384,7 +384,11 @@ mod tests {
         assert_eq!(code(edit("a\u{7}.py", "x")), Some("invalid_file"));
         let ancient = year_start(-5000);
         assert_eq!(
-            code(TelemetryEvent { seq: 1, ts: ancient, data: TelemetryData::FocusLost {} }),
+            code(TelemetryEvent {
+                seq: 1,
+                ts: ancient,
+                data: TelemetryData::FocusLost {}
+            }),
             Some("timestamp_too_early")
         );
     }

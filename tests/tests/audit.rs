@@ -154,9 +154,16 @@ async fn a_decided_session_exports_a_bundle_that_verifies_offline_and_tampering_
     )
     .await?;
     let r = client
-        .get(&format!("/v1/sessions/{session}/audit/bundle"), &second_admin_key)
+        .get(
+            &format!("/v1/sessions/{session}/audit/bundle"),
+            &second_admin_key,
+        )
         .await?;
-    assert_eq!((r.status, r.code()), (403, "complete_your_review_first"), "{r:?}");
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "complete_your_review_first"),
+        "{r:?}"
+    );
     let log = client
         .get(
             &format!("/v1/audit/access?session_id={session}"),

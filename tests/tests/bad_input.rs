@@ -178,7 +178,9 @@ async fn bad_telemetry_batches_are_refused_with_stable_codes_and_change_nothing(
     bell["data"]["file"] = json!("a\u{7}.py");
     let mut ancient = marked_event(6);
     ancient["ts"] = json!("-5000-01-01T00:00:00Z");
-    let r = client.post(&path, &token, &batch(vec![nul, bell, ancient])).await?;
+    let r = client
+        .post(&path, &token, &batch(vec![nul, bell, ancient]))
+        .await?;
     assert_eq!((r.status, r.code()), (422, "invalid_events"), "{r:?}");
     assert_eq!(
         rejections(&r),
@@ -800,7 +802,11 @@ async fn nul_in_any_free_text_field_is_refused_with_its_path_and_stores_nothing(
 
     // Act
     let member = client
-        .post("/v1/members", &admin, &json!({"name": "Eve\u{0}", "email": "eve@acme.test", "role": "reviewer"}))
+        .post(
+            "/v1/members",
+            &admin,
+            &json!({"name": "Eve\u{0}", "email": "eve@acme.test", "role": "reviewer"}),
+        )
         .await?;
     let invite = client
         .post("/v1/sessions", &admin, &json!({"assessment_id": clarity_tests::REST_API, "candidate": {"name": "Bob\u{0}by", "email": "bob@example.com"}}))
@@ -814,15 +820,28 @@ async fn nul_in_any_free_text_field_is_refused_with_its_path_and_stores_nothing(
         .await?;
 
     // Assert
-    for (r, path) in [(&member, "name"), (&invite, "candidate.name"), (&consent, "notice_version")] {
+    for (r, path) in [
+        (&member, "name"),
+        (&invite, "candidate.name"),
+        (&consent, "notice_version"),
+    ] {
         assert_eq!((r.status, r.code()), (422, "invalid_text"), "{r:?}");
         assert!(
-            r.body["error"]["message"].as_str().unwrap_or("").starts_with(path),
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(path),
             "the message names {path}: {r:?}"
         );
     }
-    assert_eq!(count(&env, "SELECT count(*) FROM events").await?, events_before);
-    assert_eq!(count(&env, "SELECT count(*) FROM members").await?, members_before);
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM events").await?,
+        events_before
+    );
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM members").await?,
+        members_before
+    );
     api.stop().await?;
     Ok(())
 }
@@ -858,12 +877,18 @@ async fn out_of_range_numbers_and_dates_and_oversized_events_get_4xx_with_codes_
             &json!({"replay_seq": u64::MAX, "text": "here"}),
         )
         .await?;
-    assert_eq!((r.status, r.code()), (422, "replay_seq_out_of_range"), "{r:?}");
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "replay_seq_out_of_range"),
+        "{r:?}"
+    );
 
     // A telemetry seq of 2^63 (was counted as a duplicate).
     let mut huge_seq = marked_event(1);
     huge_seq["seq"] = json!(1u64 << 63);
-    let r = client.post(&telemetry, &token, &batch(vec![huge_seq])).await?;
+    let r = client
+        .post(&telemetry, &token, &batch(vec![huge_seq]))
+        .await?;
     assert_eq!((r.status, r.code()), (422, "invalid_events"), "{r:?}");
     assert_eq!(rejections(&r), vec![(0, "invalid_seq".to_string())]);
 
@@ -872,7 +897,11 @@ async fn out_of_range_numbers_and_dates_and_oversized_events_get_4xx_with_codes_
     big["data"]["inserted"] = json!("x".repeat(950_000));
     let r = client.post(&telemetry, &token, &batch(vec![big])).await?;
     assert_eq!((r.status, r.code()), (413, "event_too_large"), "{r:?}");
-    assert_eq!(cursor(&env, &session).await?.unwrap_or(0), 0, "nothing was accepted");
+    assert_eq!(
+        cursor(&env, &session).await?.unwrap_or(0),
+        0,
+        "nothing was accepted"
+    );
 
     // Every response says: do not sniff, do not store.
     let response = client
@@ -908,18 +937,43 @@ async fn free_text_longer_than_its_documented_maximum_is_refused_and_stores_noth
         )
         .await?;
     let member = client
-        .post("/v1/members", &admin, &json!({"name": "n".repeat(limit + 1), "email": "n@acme.test", "role": "reviewer"}))
+        .post(
+            "/v1/members",
+            &admin,
+            &json!({"name": "n".repeat(limit + 1), "email": "n@acme.test", "role": "reviewer"}),
+        )
         .await?;
     let at_the_limit = client
-        .post("/v1/members", &admin, &json!({"name": "n".repeat(limit), "email": "m@acme.test", "role": "reviewer"}))
+        .post(
+            "/v1/members",
+            &admin,
+            &json!({"name": "n".repeat(limit), "email": "m@acme.test", "role": "reviewer"}),
+        )
         .await?;
 
     // Assert
-    assert_eq!((consent.status, consent.code()), (422, "text_too_long"), "{consent:?}");
-    assert!(consent.body["error"]["message"].as_str().unwrap_or("").starts_with("notice_version"));
-    assert_eq!((member.status, member.code()), (422, "text_too_long"), "{member:?}");
-    assert_eq!(at_the_limit.status, 201, "the maximum itself is allowed: {at_the_limit:?}");
-    assert_eq!(count(&env, "SELECT count(*) FROM events").await?, events_before);
+    assert_eq!(
+        (consent.status, consent.code()),
+        (422, "text_too_long"),
+        "{consent:?}"
+    );
+    assert!(consent.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("notice_version"));
+    assert_eq!(
+        (member.status, member.code()),
+        (422, "text_too_long"),
+        "{member:?}"
+    );
+    assert_eq!(
+        at_the_limit.status, 201,
+        "the maximum itself is allowed: {at_the_limit:?}"
+    );
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM events").await?,
+        events_before
+    );
     api.stop().await?;
     Ok(())
 }

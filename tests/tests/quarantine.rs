@@ -14,7 +14,12 @@ use uuid::Uuid;
 
 /// Produces `event` for `session` straight to the sessions topic, as a client that slipped past
 /// the API's validation (or an older API, or a foreign producer) would have.
-async fn produce(env: &TestEnv, session: &str, org: Uuid, event: TelemetryEvent) -> anyhow::Result<()> {
+async fn produce(
+    env: &TestEnv,
+    session: &str,
+    org: Uuid,
+    event: TelemetryEvent,
+) -> anyhow::Result<()> {
     let producer = env.config.kafka().producer(0)?;
     let payload = serde_json::to_vec(&WireEvent::telemetry(session.parse()?, org, &event))?;
     producer
@@ -46,10 +51,12 @@ async fn records_postgresql_refuses_are_quarantined_and_their_partitions_move_on
         let s = s.to_string();
         let pool = env.pool.clone();
         async move {
-            sqlx::query_scalar::<_, Uuid>("SELECT org_id FROM session_tokens WHERE session_id = $1::uuid")
-                .bind(s)
-                .fetch_one(&pool)
-                .await
+            sqlx::query_scalar::<_, Uuid>(
+                "SELECT org_id FROM session_tokens WHERE session_id = $1::uuid",
+            )
+            .bind(s)
+            .fetch_one(&pool)
+            .await
         }
     };
 
@@ -59,23 +66,33 @@ async fn records_postgresql_refuses_are_quarantined_and_their_partitions_move_on
         .and_hms_opt(0, 0, 0)
         .expect("midnight")
         .and_utc();
-    produce(&env, &a, org_of(&a).await?, TelemetryEvent {
-        seq: 1_000_000,
-        ts: ancient,
-        data: TelemetryData::FocusLost {},
-    })
-    .await?;
-    produce(&env, &b, org_of(&b).await?, TelemetryEvent {
-        seq: 1_000_000,
-        ts: Utc::now(),
-        data: TelemetryData::Edit {
-            file: "main.py".into(),
-            position: 0,
-            deleted: 0,
-            inserted: "nul\u{0}byte".into(),
-            origin: EditOrigin::Typed,
+    produce(
+        &env,
+        &a,
+        org_of(&a).await?,
+        TelemetryEvent {
+            seq: 1_000_000,
+            ts: ancient,
+            data: TelemetryData::FocusLost {},
         },
-    })
+    )
+    .await?;
+    produce(
+        &env,
+        &b,
+        org_of(&b).await?,
+        TelemetryEvent {
+            seq: 1_000_000,
+            ts: Utc::now(),
+            data: TelemetryData::Edit {
+                file: "main.py".into(),
+                position: 0,
+                deleted: 0,
+                inserted: "nul\u{0}byte".into(),
+                origin: EditOrigin::Typed,
+            },
+        },
+    )
     .await?;
     for (s, t) in [(&a, &a_token), (&b, &b_token)] {
         assert_eq!(client.send_events(s, t, 11, 20).await?.status, 200);
@@ -103,18 +120,31 @@ async fn records_postgresql_refuses_are_quarantined_and_their_partitions_move_on
     .fetch_all(&env.pool)
     .await?;
     let for_session = |s: &str| -> Vec<&(String, Uuid, String, String, String)> {
-        quarantined.iter().filter(|q| q.1.to_string() == s).collect()
+        quarantined
+            .iter()
+            .filter(|q| q.1.to_string() == s)
+            .collect()
     };
     let a_rows = for_session(&a);
-    assert!(!a_rows.is_empty(), "the year -5000 record is quarantined: {quarantined:?}");
     assert!(
-        a_rows.iter().all(|q| q.2 == "unappliable" && q.3.starts_with("22")),
+        !a_rows.is_empty(),
+        "the year -5000 record is quarantined: {quarantined:?}"
+    );
+    assert!(
+        a_rows
+            .iter()
+            .all(|q| q.2 == "unappliable" && q.3.starts_with("22")),
         "a data exception, set aside as unappliable: {a_rows:?}"
     );
     let b_rows = for_session(&b);
-    assert!(!b_rows.is_empty(), "the NUL record is quarantined: {quarantined:?}");
     assert!(
-        b_rows.iter().all(|q| q.2 == "unappliable" && q.3.starts_with("22")),
+        !b_rows.is_empty(),
+        "the NUL record is quarantined: {quarantined:?}"
+    );
+    assert!(
+        b_rows
+            .iter()
+            .all(|q| q.2 == "unappliable" && q.3.starts_with("22")),
         "{b_rows:?}"
     );
     // Where the sessions projection set a record aside, none of it reached its tables, and the
@@ -139,7 +169,10 @@ async fn records_postgresql_refuses_are_quarantined_and_their_partitions_move_on
         .bind(s)
         .fetch_one(&env.pool)
         .await?;
-        assert_eq!(counted, rows, "session {s}: counters count what was applied");
+        assert_eq!(
+            counted, rows,
+            "session {s}: counters count what was applied"
+        );
     }
 
     product.stop().await?;

@@ -47,7 +47,12 @@ async fn relay_caught_up(env: &TestEnv) -> anyhow::Result<Relay> {
         .execute(&mut conn)
         .await?;
     while publish_batch(&mut conn, &kafka, &producer, &config).await? > 0 {}
-    Ok(Relay { kafka, producer, config, conn })
+    Ok(Relay {
+        kafka,
+        producer,
+        config,
+        conn,
+    })
 }
 
 /// Reads every record key of the assessments topic.
@@ -80,7 +85,12 @@ async fn published_keys(env: &TestEnv) -> anyhow::Result<Vec<String>> {
 async fn an_event_whose_transaction_commits_late_is_not_skipped() -> anyhow::Result<()> {
     // Arrange: publish the seeded catalogue first so the topic state is known.
     let env = TestEnv::new().await?;
-    let Relay { kafka, producer, config, conn: mut relay_conn } = relay_caught_up(&env).await?;
+    let Relay {
+        kafka,
+        producer,
+        config,
+        conn: mut relay_conn,
+    } = relay_caught_up(&env).await?;
     let before = published_keys(&env).await?.len();
 
     // Act: `early` takes a position first but commits after `late`.
@@ -165,7 +175,12 @@ async fn an_event_too_large_for_the_broker_is_set_aside_and_the_relay_moves_on(
     // Arrange: the catalogue published, then three events, the middle one 1.1 MB (an older API
     // accepted free text of any length: issue 11).
     let env = TestEnv::new().await?;
-    let Relay { kafka, producer, config, mut conn } = relay_caught_up(&env).await?;
+    let Relay {
+        kafka,
+        producer,
+        config,
+        mut conn,
+    } = relay_caught_up(&env).await?;
     let before = published_keys(&env).await?;
     insert_event(&mut conn, "before-huge", 1).await?;
     let huge = serde_json::json!({"AssessmentRetired": {"at": "2026-01-01T00:00:00Z", "note": "x".repeat(1_100_000)}});
@@ -186,10 +201,16 @@ async fn an_event_too_large_for_the_broker_is_set_aside_and_the_relay_moves_on(
     // Assert: the two others are on the topic once each; the huge one is set aside
     // with its reason, and nothing is published again.
     assert_eq!(published, 3, "the relay passed the oversized event");
-    assert_eq!(publish_batch(&mut conn, &kafka, &producer, &config).await?, 0);
+    assert_eq!(
+        publish_batch(&mut conn, &kafka, &producer, &config).await?,
+        0
+    );
     let mut new_keys = published_keys(&env).await?;
     for key in &before {
-        let at = new_keys.iter().position(|k| k == key).expect("earlier records stay");
+        let at = new_keys
+            .iter()
+            .position(|k| k == key)
+            .expect("earlier records stay");
         new_keys.remove(at);
     }
     new_keys.sort();

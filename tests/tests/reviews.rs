@@ -186,9 +186,15 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         scorers.dedup();
         scorers
     };
-    let log = client.get(&format!("{base}/events?limit=5000"), &bob_key).await?;
+    let log = client
+        .get(&format!("{base}/events?limit=5000"), &bob_key)
+        .await?;
     assert_eq!(log.status, 200, "{log:?}");
-    assert_eq!(scorers_in_log(&log), vec![bob.clone()], "blind on /events too");
+    assert_eq!(
+        scorers_in_log(&log),
+        vec![bob.clone()],
+        "blind on /events too"
+    );
     let r = client
         .post(&format!("{base}/review/complete"), &alice_key, &json!({}))
         .await?;
@@ -196,11 +202,17 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
     env.wait_for::<bool>("Alice's completed review", &format!("SELECT completed_at IS NOT NULL FROM review_reviewers WHERE session_id = '{session}' AND reviewer = '{alice}'"), |d| *d).await?;
     let view = client.get(&format!("{base}/review"), &alice_key).await?;
     assert_eq!(view.body["blinded"], false);
-    let log = client.get(&format!("{base}/events?limit=5000"), &alice_key).await?;
+    let log = client
+        .get(&format!("{base}/events?limit=5000"), &alice_key)
+        .await?;
     let mut scorers = scorers_in_log(&log);
     scorers.sort();
     scorers.dedup();
-    assert_eq!(scorers.len(), 2, "a completed reviewer's log has everyone's scores: {scorers:?}");
+    assert_eq!(
+        scorers.len(),
+        2,
+        "a completed reviewer's log has everyone's scores: {scorers:?}"
+    );
     assert_eq!(
         view.body["scores"].as_array().unwrap().len() as i64,
         scored_rows

@@ -181,10 +181,7 @@ async fn separate_processes_scale_out_and_lose_nothing_when_a_consumer_is_killed
     let counted: i64 = sqlx::query_scalar("SELECT sum(telemetry_events)::bigint FROM sessions")
         .fetch_one(&env.pool)
         .await?;
-    assert_eq!(
-        counted, total,
-        "session counters counted every event once"
-    );
+    assert_eq!(counted, total, "session counters counted every event once");
     let rejects: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_rejects")
         .fetch_one(&env.pool)
         .await?;
@@ -197,7 +194,9 @@ async fn separate_processes_scale_out_and_lose_nothing_when_a_consumer_is_killed
         assert!(
             log.lines().any(|l| l.contains("partitions assigned")
                 && l.contains("consumer=\"sessions\"")
-                && l.split("partitions=").nth(1).is_some_and(|p| p.starts_with(|c: char| c.is_ascii_digit()))),
+                && l.split("partitions=")
+                    .nth(1)
+                    .is_some_and(|p| p.starts_with(|c: char| c.is_ascii_digit()))),
             "{name} never got a partition of the sessions topic:\n{log}"
         );
     }

@@ -7,7 +7,9 @@
 //!
 //! `--n 500,1000,2000` runs each size in a fresh environment and reports the largest that held.
 
-use super::ingest::{diagnostics as ingest_diagnostics, follow_lag, lag_samples, LagSample, Pending};
+use super::ingest::{
+    diagnostics as ingest_diagnostics, follow_lag, lag_samples, LagSample, Pending,
+};
 use super::*;
 
 /// `clarity bench candidates`
@@ -55,7 +57,10 @@ struct Tally {
 }
 
 pub(super) async fn run(base: Config, args: CandidatesArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(!args.n.is_empty() && args.n.iter().all(|&n| n > 0), "--n must list sizes above 0");
+    anyhow::ensure!(
+        !args.n.is_empty() && args.n.iter().all(|&n| n > 0),
+        "--n must list sizes above 0"
+    );
     anyhow::ensure!(
         args.events_per_batch > 0 && args.events_per_batch <= base.max_batch_events,
         "--events-per-batch must be between 1 and the server's max batch ({})",
@@ -98,7 +103,9 @@ async fn one_size(env: &mut BenchEnv, args: &CandidatesArgs, n: usize) -> anyhow
     let mut product = env.start_product(args.in_process, args.consumers).await?;
     let org = product.org.clone();
     let target = product.target.clone();
-    let measured = product.measure(load(&config, &target, &org.admin_api_key, args, n)).await;
+    let measured = product
+        .measure(load(&config, &target, &org.admin_api_key, args, n))
+        .await;
     product.stop().await;
     measured
 }
@@ -120,7 +127,10 @@ async fn load(
     let sessions = start_sessions(&client, base_url, admin_key, n, 32).await?;
     let setup_seconds = setup_started.elapsed().as_secs_f64();
     let lag_pool = wait_until_in_progress(config, n, Duration::from_secs(120)).await?;
-    note(format!("{n} sessions started in {setup_seconds:.1}s; typing for {} s", args.duration));
+    note(format!(
+        "{n} sessions started in {setup_seconds:.1}s; typing for {} s",
+        args.duration
+    ));
     let (samples, sample_of) = lag_samples(&sessions, args.lag_sample_sessions);
     let typing_done = CancellationToken::new();
     let follower = tokio::spawn(follow_lag(

@@ -89,9 +89,8 @@ fn spawn_consumer(
 async fn failover_in(env: &BenchEnv, args: &FailoverArgs) -> anyhow::Result<Value> {
     let config = env.config.clone();
     let product = env.start(&[]).await?;
-    let instance = |i: usize| {
-        (args.membership == Membership::Static).then(|| format!("bench-consumer-{i}"))
-    };
+    let instance =
+        |i: usize| (args.membership == Membership::Static).then(|| format!("bench-consumer-{i}"));
     let mut consumers = (0..args.consumers)
         .map(|i| spawn_consumer(&config, instance(i)))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -169,7 +168,11 @@ async fn failover_in(env: &BenchEnv, args: &FailoverArgs) -> anyhow::Result<Valu
                     .json(&json!({ "events": events }))
                     .send()
                     .await?;
-                anyhow::ensure!(response.status().is_success(), "telemetry answered {}", response.status());
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "telemetry answered {}",
+                    response.status()
+                );
                 let acked = Instant::now();
                 if let Some(p) = sample
                     .pending
@@ -188,7 +191,11 @@ async fn failover_in(env: &BenchEnv, args: &FailoverArgs) -> anyhow::Result<Valu
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     note(format!(
         "killing consumer 0 (SIGKILL){}",
-        if args.restart { " and starting it again" } else { "" }
+        if args.restart {
+            " and starting it again"
+        } else {
+            ""
+        }
     ));
     consumers[0].start_kill()?;
     *killed_at.lock().expect("lock") = Some(Instant::now());
@@ -237,8 +244,14 @@ fn print_failover(r: &Value) {
         p["partitions"],
         p["sessions"]
     );
-    println!("  lag before the kill  {}", pct_text(&r["lag_before_kill_ms"]));
-    println!("  lag after the kill   {}", pct_text(&r["lag_after_kill_ms"]));
+    println!(
+        "  lag before the kill  {}",
+        pct_text(&r["lag_before_kill_ms"])
+    );
+    println!(
+        "  lag after the kill   {}",
+        pct_text(&r["lag_after_kill_ms"])
+    );
     println!(
         "  reassignment, as seen by readers: the worst lag after the kill ({:.1} s); batches never seen: {}",
         r["lag_after_kill_ms"]["max"].as_f64().unwrap_or(0.0) / 1000.0,

@@ -176,7 +176,9 @@ async fn ingest_in(env: &mut BenchEnv, args: &IngestArgs) -> anyhow::Result<Valu
     let mut product = env.start_product(args.in_process, args.consumers).await?;
     let org = product.org.clone();
     let target = product.target.clone();
-    let measured = product.measure(load(&config, &target, &org.admin_api_key, args)).await;
+    let measured = product
+        .measure(load(&config, &target, &org.admin_api_key, args))
+        .await;
     product.stop().await;
     let (mut report, sessions) = measured?;
 
@@ -322,7 +324,8 @@ async fn load(
                 if let Some(pace) = &pace {
                     let (start, per_batch, next) = &**pace;
                     let slot = next.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep_until((*start + per_batch.mul_f64(slot as f64)).into()).await;
+                    tokio::time::sleep_until((*start + per_batch.mul_f64(slot as f64)).into())
+                        .await;
                 }
                 let body = serde_json::to_vec(&BatchBody { events: &events })?;
                 let last_seq = events.last().map_or(0, |e| e.seq);
@@ -538,14 +541,21 @@ fn print_ingest(r: &Value) {
     println!(
         "  {:<38} {:.1} us CPU per event, from the first send until every event was projected",
         "product CPU incl. projection catch-up",
-        i["process_cpu_through_projection"]["us_per_event"].as_f64().unwrap_or(0.0),
+        i["process_cpu_through_projection"]["us_per_event"]
+            .as_f64()
+            .unwrap_or(0.0),
     );
-    if i["process"].as_str().is_some_and(|p| p.contains("separate")) {
+    if i["process"]
+        .as_str()
+        .is_some_and(|p| p.contains("separate"))
+    {
         println!(
             "  {:<38} {:.2} cores avg, {:.1} us CPU per event",
             "load generator (bench process)",
             i["bench_process_cpu"]["avg_cores"].as_f64().unwrap_or(0.0),
-            i["bench_process_cpu"]["us_per_event"].as_f64().unwrap_or(0.0)
+            i["bench_process_cpu"]["us_per_event"]
+                .as_f64()
+                .unwrap_or(0.0)
         );
     }
     println!(

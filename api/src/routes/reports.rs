@@ -366,8 +366,8 @@ async fn leaderboard_for(
     }
     let plausible = |t: &Option<DateTime<Utc>>| {
         t.is_none_or(|t| {
-            t >= clarity_domain::telemetry::earliest_timestamp()
-                && t.timestamp() < 32_503_680_000 // year 3000
+            t >= clarity_domain::telemetry::earliest_timestamp() && t.timestamp() < 32_503_680_000
+            // year 3000
         })
     };
     if !plausible(&params.from) || !plausible(&params.to) {

@@ -416,6 +416,13 @@ async fn apply_batch_isolating(
             Ok(BatchOutcome::RebuildInProgress) => return Ok(BatchOutcome::RebuildInProgress),
             Err(error) if is_permanent(&error) => {
                 if let [record] = part {
+                    let id = (record.topic.clone(), record.partition, record.offset);
+                    if quarantine.contains_key(&id) {
+                        // Refused even with the record set aside: not the record's data but the
+                        // projection's own state. Nothing to isolate; the runner retries with
+                        // backoff (and the log says why) rather than looping here.
+                        return Err(error);
+                    }
                     let sqlstate = match &error {
                         sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
                         _ => None,

@@ -81,9 +81,13 @@ pub async fn serve_on(
         .map(|_| tokio::spawn(integrity_worker::run(state.clone(), shutdown.clone())))
         .collect();
     let app = routes::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    // The peer address tells `/metrics` whether a scraper without a token is on this host.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await?;
     shutdown.cancel();
     scheduler.await?;
     for worker in workers {

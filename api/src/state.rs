@@ -29,6 +29,10 @@ pub struct AppState {
     assessment_store: Arc<Store<Assessment>>,
     session_store: Arc<Store<CandidateSession>>,
     pub producer: FutureProducer,
+    /// The last readiness probe (when, and the error code and message if it failed): `/readyz`
+    /// answers from it for a moment instead of querying the database and the broker per call.
+    pub readiness:
+        Arc<std::sync::Mutex<Option<(std::time::Instant, Result<(), (&'static str, String)>)>>>,
 }
 
 /// An event store that upcasts events stored in an older version when it loads them (the same
@@ -64,6 +68,7 @@ impl AppState {
             pool,
             config: Arc::new(config),
             producer,
+            readiness: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 

@@ -101,8 +101,14 @@ impl TestEnv {
 
     /// Starts the API in-process with a modified configuration.
     pub async fn spawn_api_with(&self, config: Config) -> anyhow::Result<Running> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
+        self.spawn_api_at("127.0.0.1:0", config).await
+    }
+
+    /// Starts the API in-process listening on `address` (e.g. `0.0.0.0:0` to be reached on
+    /// another interface than loopback); `base` names 127.0.0.1 and the port.
+    pub async fn spawn_api_at(&self, address: &str, config: Config) -> anyhow::Result<Running> {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let base = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
         let state = AppState::new(self.pool.clone(), config)?;
         let shutdown = CancellationToken::new();
         let s = shutdown.clone();

@@ -775,3 +775,48 @@ async fn api_keys_and_session_tokens_are_stored_only_as_hashes() -> anyhow::Resu
     api.stop().await?;
     Ok(())
 }
+
+/// This machine's address on its first non-loopback interface (no packet is sent: connecting a
+/// UDP socket only picks the route).
+fn non_loopback_address() -> anyhow::Result<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    socket.connect("10.255.255.255:1")?;
+    let ip = socket.local_addr()?.ip();
+    anyhow::ensure!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "this test needs a non-loopback interface (got {ip})"
+    );
+    Ok(ip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_private_by_default_and_the_rest_stays_reachable() -> anyhow::Result<()> {
+    // Arrange: the API reachable on every interface, no metrics token configured.
+    let env = TestEnv::new().await?;
+    let api = env.spawn_api_at("0.0.0.0:0", env.config.clone()).await?;
+    let port = api.base.rsplit(':').next().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let remote = format!("http://{}:{port}", non_loopback_address()?);
+
+    // Act + Assert: a scraper on this host gets the metrics; one from another address does not.
+    let local = http.get(format!("{}/metrics", api.base)).send().await?;
+    assert_eq!(local.status(), 200);
+    let from_elsewhere = http.get(format!("{remote}/metrics")).send().await?;
+    assert_eq!(from_elsewhere.status(), 403);
+    let body: serde_json::Value = from_elsewhere.json().await?;
+    assert_eq!(body["error"]["code"], "metrics_token_required");
+    // The rest of the API is reachable from there (only the metrics are private).
+    assert_eq!(
+        http.get(format!("{remote}/healthz")).send().await?.status(),
+        200
+    );
+
+    // Readiness answers (from a probe cached for two seconds; the cache itself is not
+    // observable from outside, so this checks only that every call is answered).
+    for _ in 0..20 {
+        let r = http.get(format!("{}/readyz", api.base)).send().await?;
+        assert_eq!(r.status(), 200);
+    }
+    api.stop().await?;
+    Ok(())
+}

@@ -72,10 +72,38 @@ pub async fn healthz() -> Json<Health> {
 /// Readiness: the database and the broker answer.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Health), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>> {
+    // Unauthenticated: answered from a probe at most `READINESS_TTL` old, so that calling it in a
+    // loop costs the database and the broker nothing.
+    let cached = state
+        .readiness
+        .lock()
+        .expect("readiness lock")
+        .clone()
+        .filter(|(at, _)| at.elapsed() < READINESS_TTL);
+    let outcome = match cached {
+        Some((_, outcome)) => outcome,
+        None => {
+            let outcome = probe(&state).await;
+            *state.readiness.lock().expect("readiness lock") =
+                Some((std::time::Instant::now(), outcome.clone()));
+            outcome
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(Json(Health { status: "ready" })),
+        Err((code, message)) => Err(ApiError::unavailable(code, message)),
+    }
+}
+
+/// How long a readiness probe's answer is reused.
+const READINESS_TTL: Duration = Duration::from_secs(2);
+
+/// Whether the database and the broker answer.
+async fn probe(state: &AppState) -> std::result::Result<(), (&'static str, String)> {
     sqlx::query("SELECT 1")
         .execute(&state.pool)
         .await
-        .map_err(|e| ApiError::unavailable("database_unavailable", e))?;
+        .map_err(|e| ("database_unavailable", e.to_string()))?;
     let producer = state.producer.clone();
     let topic = state.config.topic_sessions.clone();
     tokio::task::spawn_blocking(move || {
@@ -84,17 +112,27 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>> {
             .fetch_metadata(Some(&topic), Duration::from_secs(2))
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::unavailable("broker_unavailable", e))?;
-    Ok(Json(Health { status: "ready" }))
+    .map_err(|e| ("broker_unavailable", e.to_string()))?
+    .map_err(|e| ("broker_unavailable", e.to_string()))?;
+    Ok(())
 }
 
 /// Prometheus metrics. With `CLARITY_METRICS_TOKEN` set, scrapers must send it as a bearer
-/// token (the metrics are aggregates, but they still describe the business).
+/// token (the metrics are aggregates, but they still describe the business); without it, only
+/// a scraper on this host (loopback) gets them: private by default.
 async fn metrics(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
 ) -> impl IntoResponse {
+    if state.config.metrics_token.is_none() && !peer.ip().is_loopback() {
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "metrics_token_required",
+            "metrics are served to other hosts only with CLARITY_METRICS_TOKEN set (send it as a bearer token)",
+        )
+        .into_response();
+    }
     if let Some(expected) = &state.config.metrics_token {
         let given = headers
             .get(header::AUTHORIZATION)

@@ -104,6 +104,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Every refusal is logged with its reason (the request's method and path are on the
+        // enclosing trace span); 5xx causes were logged where they happened, with their chain.
+        if self.status.is_client_error() {
+            tracing::info!(status = self.status.as_u16(), code = self.code, reason = %self.message, "request refused");
+        }
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),

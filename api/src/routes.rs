@@ -34,7 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(telemetry::router(&state))
         .fallback(|| async { crate::error::ApiError::not_found("route") })
         .layer(axum::middleware::map_response(safe_defaults))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
@@ -51,4 +51,14 @@ async fn safe_defaults(mut response: axum::response::Response) -> axum::response
         .entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// The span of a request: its method and its *route* (`/v1/sessions/{session_id}/telemetry`),
+/// never the concrete URI, whose query string may hold a single-use stream ticket.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    tracing::info_span!("request", method = %request.method(), route = %route)
 }

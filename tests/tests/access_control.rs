@@ -820,3 +820,59 @@ async fn metrics_are_private_by_default_and_the_rest_stays_reachable() -> anyhow
     api.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_logged_with_their_route_and_reason_never_their_secrets(
+) -> anyhow::Result<()> {
+    // Arrange: the API as a process, its log in a file.
+    let env = TestEnv::new().await?;
+    let port = clarity_tests::free_port()?;
+    let log = std::env::temp_dir().join(format!("clarity-refusals-{}.log", env.id));
+    let mut server = env.spawn_process_logged(
+        &["serve"],
+        &[("CLARITY_LISTEN", format!("127.0.0.1:{port}"))],
+        &log,
+    )?;
+    let client = Client::new(&format!("http://127.0.0.1:{port}"));
+    client.wait_ready().await?;
+
+    // Act: a forged key, and a stream ticket that is not valid (a secret in a query string).
+    let r = client.get("/v1/sessions", "clk_forged").await?;
+    assert_eq!(r.status, 401, "{r:?}");
+    let session = uuid::Uuid::now_v7();
+    let r = client
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{session}/replay/stream?ticket=cst_secret_ticket_value"),
+            None,
+            None,
+        )
+        .await?;
+    assert!(r.status >= 400 && r.status < 500, "{r:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.kill().await?;
+
+    // Assert
+    let text = std::fs::read_to_string(&log)?;
+    let refusals: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("request refused"))
+        .collect();
+    assert!(
+        refusals
+            .iter()
+            .any(|l| l.contains("route=/v1/sessions}") && l.contains("status=401")),
+        "the forged key's refusal names its route and status:\n{text}"
+    );
+    assert!(
+        refusals.iter().any(|l| l.contains("/replay/stream")),
+        "the stream refusal is logged:\n{text}"
+    );
+    assert!(
+        !text.contains("cst_secret_ticket_value"),
+        "no secret in the log:\n{text}"
+    );
+    assert!(!text.contains("clk_forged"), "no key in the log:\n{text}");
+    let _ = std::fs::remove_file(&log);
+    Ok(())
+}

@@ -788,16 +788,49 @@ async fn malformed_paths_and_query_strings_get_json_errors_with_stable_codes() -
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nul_in_any_free_text_field_is_refused_with_its_path_and_stores_nothing(
-) -> anyhow::Result<()> {
-    // Arrange: it used to answer 500 (a text column) or reach the log (issue 11).
+/// An API, an organization ("Acme", admin key `admin`) and one invited candidate; the number
+/// of stored events at that point.
+struct Invited {
+    env: TestEnv,
+    api: clarity_tests::Running,
+    client: Client,
+    admin: String,
+    session: String,
+    token: String,
+    events_before: i64,
+}
+
+async fn invited() -> anyhow::Result<Invited> {
     let env = TestEnv::new().await?;
     let api = env.spawn_api().await?;
     let client = Client::new(&api.base);
     let admin = new_org(&env, "Acme").await?;
     let (session, token) = client.invite(&admin, "Ada Lovelace").await?;
     let events_before = count(&env, "SELECT count(*) FROM events").await?;
+    Ok(Invited {
+        env,
+        api,
+        client,
+        admin,
+        session,
+        token,
+        events_before,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_any_free_text_field_is_refused_with_its_path_and_stores_nothing(
+) -> anyhow::Result<()> {
+    // Arrange: it used to answer 500 (a text column) or reach the log (issue 11).
+    let Invited {
+        env,
+        api,
+        client,
+        admin,
+        session,
+        token,
+        events_before,
+    } = invited().await?;
     let members_before = count(&env, "SELECT count(*) FROM members").await?;
 
     // Act
@@ -920,12 +953,15 @@ async fn out_of_range_numbers_and_dates_and_oversized_events_get_4xx_with_codes_
 async fn free_text_longer_than_its_documented_maximum_is_refused_and_stores_nothing(
 ) -> anyhow::Result<()> {
     // Arrange: a 1.1 MB notice version was accepted and then stopped the relay (issue 11).
-    let env = TestEnv::new().await?;
-    let api = env.spawn_api().await?;
-    let client = Client::new(&api.base);
-    let admin = new_org(&env, "Acme").await?;
-    let (session, token) = client.invite(&admin, "Ada Lovelace").await?;
-    let events_before = count(&env, "SELECT count(*) FROM events").await?;
+    let Invited {
+        env,
+        api,
+        client,
+        admin,
+        session,
+        token,
+        events_before,
+    } = invited().await?;
     let limit = clarity_api::extract::MAX_TEXT_BYTES;
 
     // Act

@@ -796,11 +796,19 @@ async fn metrics_are_private_by_default_and_the_rest_stays_reachable() -> anyhow
     let api = env.spawn_api_at("0.0.0.0:0", env.config.clone()).await?;
     let port = api.base.rsplit(':').next().unwrap().to_string();
     let http = reqwest::Client::new();
-    let remote = format!("http://{}:{port}", non_loopback_address()?);
-
     // Act + Assert: a scraper on this host gets the metrics; one from another address does not.
     let local = http.get(format!("{}/metrics", api.base)).send().await?;
     assert_eq!(local.status(), 200);
+    let remote = match non_loopback_address() {
+        Ok(ip) => format!("http://{ip}:{port}"),
+        Err(error) => {
+            // A machine without any other interface cannot be reached from "elsewhere"; the
+            // decision itself is unit-tested in `routes::ops` (`metrics_access`).
+            eprintln!("skipping the remote half: {error}");
+            api.stop().await?;
+            return Ok(());
+        }
+    };
     let from_elsewhere = http.get(format!("{remote}/metrics")).send().await?;
     assert_eq!(from_elsewhere.status(), 403);
     let body: serde_json::Value = from_elsewhere.json().await?;

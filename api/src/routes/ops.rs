@@ -117,6 +117,12 @@ async fn probe(state: &AppState) -> std::result::Result<(), (&'static str, Strin
     Ok(())
 }
 
+/// Whether a scraper at `peer` may ask for the metrics at all: from anywhere when a token is
+/// configured (it must then send it), only from this host otherwise.
+fn metrics_access(token_configured: bool, peer: std::net::IpAddr) -> bool {
+    token_configured || peer.is_loopback()
+}
+
 /// Prometheus metrics. With `CLARITY_METRICS_TOKEN` set, scrapers must send it as a bearer
 /// token (the metrics are aggregates, but they still describe the business); without it, only
 /// a scraper on this host (loopback) gets them: private by default.
@@ -125,7 +131,7 @@ async fn metrics(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
 ) -> impl IntoResponse {
-    if state.config.metrics_token.is_none() && !peer.ip().is_loopback() {
+    if !metrics_access(state.config.metrics_token.is_some(), peer.ip()) {
         return ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "metrics_token_required",
@@ -181,4 +187,23 @@ pub async fn event_schema(ApiPath(event_type): ApiPath<String>) -> Result<Json<s
         .remove(&event_type)
         .map(Json)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "unknown event type"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metrics_access;
+
+    #[test]
+    fn without_a_token_only_this_host_may_scrape_the_metrics() {
+        let here: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let here6: std::net::IpAddr = "::1".parse().unwrap();
+        let elsewhere: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(metrics_access(false, here));
+        assert!(metrics_access(false, here6));
+        assert!(!metrics_access(false, elsewhere));
+        assert!(
+            metrics_access(true, elsewhere),
+            "with a token, the token decides"
+        );
+    }
 }

@@ -7,13 +7,20 @@
 //!
 //! These types are also how readers decode telemetry records from the topic (and from
 //! `session_events`), so they ignore unknown fields: a newer client or producer may add optional
-//! fields (docs/events.md, "Versions and evolution"). The ingestion endpoint parses request
-//! bodies with strict twins of these types (`api::routes::telemetry::body`), so a client still
-//! gets a 422 for a field Clarity does not know.
+//! fields (docs/events.md, "Versions and evolution"). A batch a client sends is parsed with
+//! strict twins of these types (`body`) and validated by [`parse_batch`], so a client still gets
+//! a 422 for a field Clarity does not know.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+mod batch;
+mod body;
+
+pub use batch::{
+    parse_batch, BatchError, BatchLimits, EventRejection, TelemetryBatch, MAX_RECORD_BYTES,
+};
 
 /// One client-numbered telemetry event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

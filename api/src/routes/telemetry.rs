@@ -21,17 +21,17 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use clarity_domain::telemetry::{Rejection, TelemetryEvent};
+use clarity_domain::telemetry::{BatchError, BatchLimits, TelemetryEvent};
+pub use clarity_domain::telemetry::{EventRejection, TelemetryBatch, MAX_RECORD_BYTES};
 use clarity_domain::wire::WireEvent;
 use prometheus::{register_histogram, register_int_counter_vec, Histogram, IntCounterVec};
 use rdkafka::producer::FutureRecord;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-mod body;
-
 use crate::auth::CandidateToken;
+use crate::config::Config;
 use crate::error::{ApiError, Result};
 use crate::extract::ApiPath;
 use crate::state::AppState;
@@ -57,23 +57,6 @@ pub fn router(_state: &AppState) -> Router<AppState> {
     Router::new().route("/v1/sessions/{session_id}/telemetry", post(ingest))
 }
 
-/// A batch of client-numbered events.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetryBatch {
-    #[schema(value_type = Vec<TelemetryEvent>)]
-    pub events: Vec<serde_json::Value>,
-}
-
-/// The same batch, parsed straight into events (the fast path for well-formed batches). The
-/// events are strict twins of `TelemetryEvent` ([`body`]): the domain type ignores unknown
-/// fields, a request may not carry any.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TypedBatch {
-    events: Vec<body::EventBody>,
-}
-
 /// What happened to a batch.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IngestResult {
@@ -84,19 +67,6 @@ pub struct IngestResult {
     /// The highest acknowledged `seq` of the session.
     pub last_seq: i64,
 }
-
-/// Why one event was rejected.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventRejection {
-    pub index: usize,
-    pub seq: Option<u64>,
-    pub code: String,
-    pub message: String,
-}
-
-/// The largest telemetry record (one event as its CloudEvent JSON) the API produces: below
-/// librdkafka's default `message.max.bytes` (1,000,000) with room for the record's overhead.
-pub const MAX_RECORD_BYTES: usize = 900_000;
 
 /// Ingests a telemetry batch for the caller's session.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/telemetry", tag = "candidate", security(("session_token" = [])),
@@ -277,7 +247,8 @@ pub async fn ingest(
     }))
 }
 
-/// Reads, bounds and validates a batch; every problem is reported per event.
+/// Reads, bounds and validates a batch (`clarity_domain::telemetry::parse_batch`); every problem
+/// is reported per event.
 async fn parse_batch(
     state: &AppState,
     headers: &HeaderMap,
@@ -295,111 +266,42 @@ async fn parse_batch(
             "expected `Content-Type: application/json`",
         ));
     }
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!(
-                "a batch holds at most {} bytes and {} events",
-                config.max_batch_bytes, config.max_batch_events
-            ),
-        )
-    };
     let bytes = axum::body::to_bytes(body, config.max_batch_bytes)
         .await
-        .map_err(|_| too_large())?;
-    // Fast path: a well-formed batch parses straight into events (one pass). Anything else is
-    // parsed again as generic JSON so that each bad event gets its own reason.
-    let events: Vec<Parsed> = match serde_json::from_slice::<TypedBatch>(&bytes) {
-        Ok(batch) => batch
-            .events
-            .into_iter()
-            .map(|e| {
-                let e = TelemetryEvent::from(e);
-                (Some(e.seq), Ok(e))
-            })
-            .collect(),
-        Err(_) => generic_events(&bytes)?,
+        .map_err(|_| batch_too_large(config))?;
+    let limits = BatchLimits {
+        max_events: config.max_batch_events,
+        max_clock_skew: chrono::Duration::seconds(config.max_clock_skew_seconds),
     };
-    if events.len() > config.max_batch_events {
-        return Err(too_large());
-    }
-    if events.is_empty() {
-        return Err(ApiError::invalid(
-            "empty_batch",
-            "a batch needs at least one event",
-        ));
-    }
-    let now = state.now();
-    let skew = chrono::Duration::seconds(config.max_clock_skew_seconds);
-    let mut valid = Vec::with_capacity(events.len());
-    let mut rejections = Vec::new();
-    let mut previous: Option<u64> = None;
-    for (index, (seq_hint, parsed)) in events.into_iter().enumerate() {
-        let checked = parsed
-            .map_err(|e| Rejection {
-                code: "invalid_event",
-                message: e.to_string(),
-            })
-            .and_then(|event| event.validate(now, skew).map(|()| event))
-            .and_then(|event| match previous {
-                Some(p) if event.seq <= p => Err(Rejection {
-                    code: "sequence_not_increasing",
-                    message: format!(
-                        "seq {} follows {p}; seq must increase within a batch",
-                        event.seq
-                    ),
-                }),
-                _ => Ok(event),
-            });
-        match checked {
-            Ok(event) => {
-                previous = Some(event.seq);
-                valid.push(event);
-            }
-            Err(r) => rejections.push(EventRejection {
-                index,
-                seq: seq_hint,
-                code: r.code.to_string(),
-                message: r.message,
-            }),
-        }
-    }
-    if !rejections.is_empty() {
-        INGESTED
-            .with_label_values(&["rejected"])
-            .inc_by((valid.len() + rejections.len()) as u64);
-        return Err(ApiError::invalid(
-            "invalid_events",
-            format!(
-                "{} event(s) rejected; nothing in the batch was accepted",
-                rejections.len()
-            ),
-        )
-        .with_details(rejections));
-    }
-    Ok(valid)
+    clarity_domain::telemetry::parse_batch(&bytes, &limits, state.now())
+        .map_err(|error| batch_error(error, config))
 }
 
-/// The events of a batch that did not parse as a whole: each parsed on its own (its `seq`
-/// reported when it has one), or the whole body refused if it is not a batch at all.
-type Parsed = (Option<u64>, serde_json::Result<TelemetryEvent>);
+/// 413 `batch_too_large`: too many bytes or events.
+fn batch_too_large(config: &Config) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "batch_too_large",
+        format!(
+            "a batch holds at most {} bytes and {} events",
+            config.max_batch_bytes, config.max_batch_events
+        ),
+    )
+}
 
-fn generic_events(bytes: &[u8]) -> Result<Vec<Parsed>> {
-    let batch: TelemetryBatch = serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
-        } else {
-            ApiError::invalid("invalid_body", e.to_string())
+/// The answer to a refused batch: its status, code and message, and the rejection of each
+/// invalid event in `details`.
+fn batch_error(error: BatchError, config: &Config) -> ApiError {
+    let (code, message) = (error.code(), error.to_string());
+    match error {
+        BatchError::MalformedJson(_) => ApiError::new(StatusCode::BAD_REQUEST, code, message),
+        BatchError::InvalidBody(_) | BatchError::Empty => ApiError::invalid(code, message),
+        BatchError::TooManyEvents { .. } => batch_too_large(config),
+        BatchError::InvalidEvents { events, rejections } => {
+            INGESTED
+                .with_label_values(&["rejected"])
+                .inc_by(events as u64);
+            ApiError::invalid(code, message).with_details(rejections)
         }
-    })?;
-    Ok(batch
-        .events
-        .into_iter()
-        .map(|value| {
-            let seq = value.get("seq").and_then(|s| s.as_u64());
-            let event = serde_json::from_value::<body::EventBody>(value);
-            (seq, event.map(TelemetryEvent::from))
-        })
-        .collect())
+    }
 }

@@ -1,21 +1,22 @@
 //! The strict shape of a telemetry event in a request body.
 //!
-//! `clarity_domain::telemetry::TelemetryEvent` is also how readers decode telemetry records from
-//! the topic, so it ignores unknown fields (a newer producer may add some). A client, though,
-//! must hear about a field Clarity does not know (a typo, a field of a newer client version),
-//! so the endpoint parses into these twins, which deny unknown fields, and converts. The generic
-//! check in `ApiJson` cannot do this here: serde_ignored does not see inside internally tagged
-//! enums such as `TelemetryData`. The conversion destructures every variant, so a field added to
-//! one side and not the other does not compile.
+//! [`TelemetryEvent`] is also how readers decode telemetry records from the topic, so it ignores
+//! unknown fields (a newer producer may add some). A client, though, must hear about a field
+//! Clarity does not know (a typo, a field of a newer client version), so a batch is parsed into
+//! these twins, which deny unknown fields, and converted. The API's generic check (`ApiJson`)
+//! cannot do this here: serde_ignored does not see inside internally tagged enums such as
+//! `TelemetryData`. The conversion destructures every variant, so a field added to one side and
+//! not the other does not compile.
 
 use chrono::{DateTime, Utc};
-use clarity_domain::telemetry::{EditOrigin, KeyClass, TelemetryData, TelemetryEvent};
 use serde::Deserialize;
+
+use super::{EditOrigin, KeyClass, TelemetryData, TelemetryEvent};
 
 /// A telemetry event as a client sends it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EventBody {
+pub(super) struct EventBody {
     seq: u64,
     ts: DateTime<Utc>,
     data: DataBody,

@@ -322,9 +322,9 @@ fn raw<M: Message>(message: &M) -> RawRecord {
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),
-        decoded: serde_json::from_slice::<WireEvent>(message.payload().unwrap_or_default())
+        decoded: WireEvent::from_payload(message.payload().unwrap_or_default())
             .map(Arc::new)
-            .map_err(|e| format!("not a Clarity CloudEvent: {e}")),
+            .map_err(|e| e.to_string()),
     }
 }
 

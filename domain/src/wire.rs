@@ -28,6 +28,10 @@ use uuid::Uuid;
 use crate::telemetry::{TelemetryData, TelemetryEvent};
 use crate::upcast;
 
+mod record;
+
+pub use record::{decode_record, Payload, RecordError};
+
 /// The CloudEvents spec version we emit.
 pub const SPEC_VERSION: &str = "1.0";
 /// The CloudEvents `source` of every event Clarity emits.

@@ -354,6 +354,31 @@ fn a_bundle_survives_its_json_form_and_matches_one_signed_at_export() {
 }
 
 #[test]
+fn a_bundle_with_doubles_of_seventeen_digits_still_verifies_after_its_json_round_trip() {
+    // Arrange: found by fuzzing (fuzz/fuzz_targets/audit_bundle.rs). serde_json's default
+    // float parser is not correctly rounded: `9474732.860096985` (a `performance.now()`-like
+    // key time) read back as `…984`, so a bundle holding it no longer verified once written
+    // and read (the export and the auditor each read a JSON text).
+    let mut stream = Stream::new();
+    stream.lifecycle("SessionStarted", json!({"at": "2026-03-01T09:00:00Z"}));
+    for down_ms in [9474732.860096985, 1.177990997777467e-47, -2.8670328658502655e262] {
+        stream.telemetry(
+            "keystroke",
+            json!({"down_ms": down_ms, "key_class": "letter", "type": "keystroke"}),
+        );
+    }
+    let bundle = bundle_of(&stream);
+
+    // Act
+    let read = Bundle::from_json(&bundle.to_json()).unwrap();
+
+    // Assert
+    assert_eq!(read, bundle);
+    assert_eq!(verify(&read), verify(&bundle));
+    assert!(verify(&read).is_ok());
+}
+
+#[test]
 fn changing_any_scalar_of_any_entrys_data_is_caught_and_pinned_to_that_entry() {
     // Arrange
     let stream = realistic();

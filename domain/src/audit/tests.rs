@@ -361,7 +361,11 @@ fn a_bundle_with_doubles_of_seventeen_digits_still_verifies_after_its_json_round
     // and read (the export and the auditor each read a JSON text).
     let mut stream = Stream::new();
     stream.lifecycle("SessionStarted", json!({"at": "2026-03-01T09:00:00Z"}));
-    for down_ms in [9474732.860096985, 1.177990997777467e-47, -2.8670328658502655e262] {
+    for down_ms in [
+        9474732.860096985,
+        1.177990997777467e-47,
+        -2.8670328658502655e262,
+    ] {
         stream.telemetry(
             "keystroke",
             json!({"down_ms": down_ms, "key_class": "letter", "type": "keystroke"}),
@@ -823,4 +827,16 @@ fn a_fixed_key_and_stream_give_the_pinned_head_and_signature() {
         "2196283c5518b8f07f9dc39914c66207a183a29f37e51b5ad5c441197e7eeb09\
          2170fe9a0947c56df6c5f1657c134f544d41b042ff5914c9d5736bd75375050e"
     );
+}
+
+#[test]
+fn the_committed_fuzz_seed_bundles_verify() {
+    // The fuzz target checks its invariants on bundles that verify; these seeds (fuzz/corpus,
+    // written by `--example fuzz_seeds`) are where it starts.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/audit_bundle");
+    for name in ["seed-session.json", "seed-empty.json"] {
+        let json = std::fs::read_to_string(dir.join(name)).unwrap();
+        let bundle = Bundle::from_json(&json).unwrap();
+        assert!(verify(&bundle).is_ok(), "{name}");
+    }
 }

@@ -191,6 +191,7 @@ fn generic_events(bytes: &[u8]) -> Result<Vec<Parsed>, BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::TelemetryData;
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {
@@ -214,10 +215,9 @@ mod tests {
 
     fn codes(result: Result<Vec<TelemetryEvent>, BatchError>) -> Vec<(usize, String)> {
         match result {
-            Err(BatchError::InvalidEvents { rejections, .. }) => rejections
-                .into_iter()
-                .map(|r| (r.index, r.code))
-                .collect(),
+            Err(BatchError::InvalidEvents { rejections, .. }) => {
+                rejections.into_iter().map(|r| (r.index, r.code)).collect()
+            }
             other => panic!("expected invalid_events, got {other:?}"),
         }
     }
@@ -233,7 +233,10 @@ mod tests {
         let code = |bytes: &[u8]| parse_batch(bytes, &limits(), now()).unwrap_err().code();
         assert_eq!(code(br#"{"events": [{"seq": 4,"#), "malformed_json");
         assert_eq!(code(b""), "malformed_json");
-        assert_eq!(code(br#"{"events": [], "compressed": false}"#), "invalid_body");
+        assert_eq!(
+            code(br#"{"events": [], "compressed": false}"#),
+            "invalid_body"
+        );
         assert_eq!(code(br#"[1, 2]"#), "invalid_body");
         assert_eq!(code(br#"{"events": []}"#), "empty_batch");
         let four = json!({"events": [focus(1), focus(2), focus(3), focus(4)]});
@@ -273,6 +276,29 @@ mod tests {
         assert_eq!(
             codes(parse(json!({"events": [late]}))),
             [(0, "timestamp_in_future".to_string())]
+        );
+    }
+
+    #[test]
+    fn the_committed_fuzz_seeds_of_every_kind_are_accepted() {
+        // The fuzz target starts from these (fuzz/corpus, written by `--example fuzz_seeds`);
+        // a seed that no longer parses would leave the valid paths unexplored.
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/telemetry_batch");
+        let now = "2026-03-01T12:00:00Z".parse().unwrap();
+        let limits = BatchLimits {
+            max_events: 1000,
+            max_clock_skew: Duration::seconds(30),
+        };
+        for kind in TelemetryData::KINDS.iter().chain(&["all-kinds"]) {
+            let bytes = std::fs::read(dir.join(format!("seed-{kind}.json"))).unwrap();
+            let events = parse_batch(&bytes, &limits, now).unwrap();
+            assert!(*kind == "all-kinds" || events[0].data.kind() == *kind);
+        }
+        let refused = std::fs::read(dir.join("seed-refused.json")).unwrap();
+        assert_eq!(
+            parse_batch(&refused, &limits, now).unwrap_err().code(),
+            "invalid_events"
         );
     }
 }

@@ -1,0 +1,175 @@
+//! The telemetry batch parser (`clarity_domain::telemetry::parse_batch`) on arbitrary request
+//! bodies: it must never panic, and what it accepts must be what the rest of Clarity relies on.
+#![no_main]
+
+use chrono::{DateTime, Duration, Utc};
+use clarity_domain::telemetry::{
+    earliest_timestamp, parse_batch, BatchError, BatchLimits, TelemetryData, TelemetryEvent,
+    MAX_PATH_BYTES, MAX_RECORD_BYTES,
+};
+use clarity_domain::wire::{decode_record, Payload, WireEvent};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The API's defaults (`CLARITY_MAX_BATCH_EVENTS`, `CLARITY_MAX_CLOCK_SKEW_SECONDS`).
+const LIMITS: BatchLimits = BatchLimits {
+    max_events: 1000,
+    max_clock_skew: Duration::seconds(30),
+};
+
+/// The longest `command` of a `code_run` event, in bytes (`TelemetryEvent::validate`).
+const MAX_COMMAND_BYTES: usize = 4096;
+
+/// How much larger than the batch body one event's record may be: the CloudEvent envelope and
+/// numbers printed longer than the client wrote them (`1e15` is `1000000000000000.0`).
+const RECORD_OVERHEAD: usize = 1024;
+
+const CODES: [&str; 14] = [
+    "invalid_event",
+    "sequence_not_increasing",
+    "invalid_seq",
+    "timestamp_in_future",
+    "timestamp_too_early",
+    "invalid_timing",
+    "missing_file",
+    "invalid_file",
+    "invalid_text",
+    "negative_position",
+    "negative_length",
+    "too_long",
+    "out_of_range",
+    "missing_model",
+];
+
+fn now() -> DateTime<Utc> {
+    "2026-03-01T12:00:00Z".parse().expect("a valid time")
+}
+
+fuzz_target!(|body: &[u8]| {
+    let now = now();
+    let result = parse_batch(body, &LIMITS, now);
+    assert_eq!(result, parse_batch(body, &LIMITS, now), "not deterministic");
+    match result {
+        Ok(events) => accepted(body, &events, now),
+        Err(BatchError::TooManyEvents { events, max }) => {
+            assert_eq!(max, LIMITS.max_events);
+            assert!(events > max);
+        }
+        Err(BatchError::InvalidEvents { events, rejections }) => {
+            assert!(!rejections.is_empty());
+            assert!(events <= LIMITS.max_events);
+            assert!(rejections.windows(2).all(|w| w[0].index < w[1].index));
+            assert!(rejections.iter().all(|r| r.index < events));
+            for r in &rejections {
+                assert!(CODES.contains(&r.code.as_str()), "unknown code {}", r.code);
+            }
+        }
+        Err(BatchError::MalformedJson(_) | BatchError::InvalidBody(_) | BatchError::Empty) => {}
+    }
+});
+
+/// Everything an accepted batch promises to the API, the topic and the readers.
+fn accepted(body: &[u8], events: &[TelemetryEvent], now: DateTime<Utc>) {
+    assert!(!events.is_empty() && events.len() <= LIMITS.max_events);
+    assert!(
+        events.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seq must increase within a batch"
+    );
+    for event in events {
+        assert!(event.seq >= 1 && i64::try_from(event.seq).is_ok());
+        assert!(event.ts >= earliest_timestamp() && event.ts <= now + LIMITS.max_clock_skew);
+        assert_eq!(event.validate(now, LIMITS.max_clock_skew), Ok(()));
+        data_is_storable(&event.data);
+
+        // Its record fits on the topic, and readers decode it back to the same event.
+        let (session, org) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let record = serde_json::to_vec(&WireEvent::telemetry(session, org, event))
+            .expect("an accepted event serializes");
+        assert!(record.len() <= body.len() + RECORD_OVERHEAD, "record grew");
+        if body.len() + RECORD_OVERHEAD <= MAX_RECORD_BYTES {
+            assert!(record.len() <= MAX_RECORD_BYTES);
+        }
+        let (wire, payload) = decode_record(&record).expect("a reader decodes the record");
+        assert_eq!(payload, Payload::Telemetry(event.data.clone()));
+        assert_eq!((wire.sequence, wire.time), (event.seq, event.ts));
+    }
+
+    // The strict request types read the same events as the tolerant domain type.
+    let batch: Value = serde_json::from_slice(body).expect("an accepted body is JSON");
+    let raw = batch["events"]
+        .as_array()
+        .expect("an accepted body has events");
+    assert_eq!(raw.len(), events.len());
+    for (value, event) in raw.iter().zip(events) {
+        let tolerant: TelemetryEvent =
+            serde_json::from_value(value.clone()).expect("the domain type reads the event");
+        assert_eq!(&tolerant, event);
+    }
+
+    // The events as a client would send them again are accepted as the same events.
+    let again = serde_json::to_vec(&serde_json::json!({ "events": events })).expect("serializes");
+    assert_eq!(parse_batch(&again, &LIMITS, now).as_deref(), Ok(events));
+}
+
+/// Text PostgreSQL can store (no NUL anywhere), paths as documented, strings within their limit.
+fn data_is_storable(data: &TelemetryData) {
+    let value = serde_json::to_value(data).expect("telemetry serializes");
+    assert!(!has_nul(&value), "NUL in {value}");
+    let path = |file: &str| {
+        assert!(!file.trim().is_empty(), "empty path");
+        assert!(file.len() <= MAX_PATH_BYTES, "path too long");
+        assert!(!file.starts_with('/'), "absolute path {file:?}");
+        assert!(!file.split('/').any(|s| s == ".."), "`..` in {file:?}");
+        assert!(!file.chars().any(char::is_control), "control in {file:?}");
+    };
+    match data {
+        TelemetryData::Edit {
+            file,
+            position,
+            deleted,
+            ..
+        } => {
+            path(file);
+            assert!(*position >= 0 && *deleted >= 0);
+        }
+        TelemetryData::FileCreated { file, .. } | TelemetryData::FileDeleted { file } => path(file),
+        TelemetryData::FileRenamed { file, new_file } => {
+            path(file);
+            path(new_file);
+        }
+        TelemetryData::Cursor {
+            file,
+            position,
+            selection_end,
+        } => {
+            path(file);
+            assert!(*position >= 0 && selection_end.is_none_or(|s| s >= 0));
+        }
+        TelemetryData::CodeRun { command, .. } => assert!(command.len() <= MAX_COMMAND_BYTES),
+        TelemetryData::Keystroke { down_ms, up_ms, .. } => {
+            assert!(down_ms.is_finite() && *down_ms >= 0.0);
+            assert!(up_ms.is_none_or(|up| up.is_finite() && up >= *down_ms));
+        }
+        TelemetryData::FaceCheck {
+            similarity,
+            quality,
+            model_id,
+            model_version,
+            ..
+        } => {
+            assert!((0.0..=1.0).contains(similarity) && (0.0..=1.0).contains(quality));
+            assert!(!model_id.trim().is_empty() && !model_version.trim().is_empty());
+        }
+        TelemetryData::FocusLost {} | TelemetryData::FocusRegained {} => {}
+    }
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}

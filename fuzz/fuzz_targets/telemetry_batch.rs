@@ -1,6 +1,12 @@
 //! The telemetry batch parser (`clarity_domain::telemetry::parse_batch`) on arbitrary request
 //! bodies: it must never panic, and what it accepts must be what the rest of Clarity relies on.
+//!
+//! The input is parsed as a body; input that is not JSON also drives a generator of well-formed
+//! batches (the events' own fields with arbitrary values: any text, boundary numbers and times),
+//! which reach the per-event checks far more often than mutated bytes do.
 #![no_main]
+
+use arbitrary::{Result, Unstructured};
 
 use chrono::{DateTime, Duration, Utc};
 use clarity_domain::telemetry::{
@@ -9,7 +15,7 @@ use clarity_domain::telemetry::{
 };
 use clarity_domain::wire::{decode_record, Payload, WireEvent};
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 /// The API's defaults (`CLARITY_MAX_BATCH_EVENTS`, `CLARITY_MAX_CLOCK_SKEW_SECONDS`).
@@ -46,7 +52,18 @@ fn now() -> DateTime<Utc> {
     "2026-03-01T12:00:00Z".parse().expect("a valid time")
 }
 
-fuzz_target!(|body: &[u8]| {
+fuzz_target!(|input: &[u8]| {
+    if serde_json::from_slice::<Value>(input).is_ok() {
+        check(input);
+    } else {
+        check(input);
+        if let Ok(batch) = generated(&mut Unstructured::new(input)) {
+            check(&serde_json::to_vec(&batch).expect("a batch serializes"));
+        }
+    }
+});
+
+fn check(body: &[u8]) {
     let now = now();
     let result = parse_batch(body, &LIMITS, now);
     assert_eq!(result, parse_batch(body, &LIMITS, now), "not deterministic");
@@ -67,7 +84,7 @@ fuzz_target!(|body: &[u8]| {
         }
         Err(BatchError::MalformedJson(_) | BatchError::InvalidBody(_) | BatchError::Empty) => {}
     }
-});
+}
 
 /// Everything an accepted batch promises to the API, the topic and the readers.
 fn accepted(body: &[u8], events: &[TelemetryEvent], now: DateTime<Utc>) {
@@ -172,4 +189,144 @@ fn has_nul(value: &Value) -> bool {
         Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
         _ => false,
     }
+}
+
+/// A batch of up to 8 events of known types whose fields hold arbitrary values.
+fn generated(u: &mut Unstructured<'_>) -> Result<Value> {
+    let mut seq: u64 = u.int_in_range(0..=3)?;
+    let n = u.int_in_range(0..=8)?;
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        seq = match u.int_in_range(0..=9)? {
+            0 => u.arbitrary()?,
+            1 => seq,
+            _ => seq.saturating_add(1),
+        };
+        let kind = *u.choose(&TelemetryData::KINDS)?;
+        let mut data = Map::new();
+        data.insert("type".into(), json!(kind));
+        for field in fields(kind) {
+            if u.ratio(15, 16)? {
+                data.insert(field.to_string(), value(u, field)?);
+            }
+        }
+        if u.ratio(1, 32)? {
+            data.insert(u.arbitrary()?, value(u, "text")?);
+        }
+        events.push(json!({"seq": seq, "ts": timestamp(u)?, "data": data}));
+    }
+    Ok(json!({ "events": events }))
+}
+
+fn fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "keystroke" => &["down_ms", "up_ms", "key_class"],
+        "edit" => &["file", "position", "deleted", "inserted", "origin"],
+        "file_created" => &["file", "content"],
+        "file_renamed" => &["file", "new_file"],
+        "file_deleted" => &["file"],
+        "cursor" => &["file", "position", "selection_end"],
+        "code_run" => &[
+            "command",
+            "exit_code",
+            "tests_passed",
+            "tests_failed",
+            "duration_ms",
+        ],
+        "face_check" => &[
+            "similarity",
+            "model_id",
+            "model_version",
+            "face_count",
+            "quality",
+        ],
+        _ => &[],
+    }
+}
+
+/// A value of the field's type, at its edges, or now and then of another type.
+fn value(u: &mut Unstructured<'_>, field: &str) -> Result<Value> {
+    if u.ratio(1, 32)? {
+        return Ok(json!(null));
+    }
+    Ok(match field {
+        "down_ms" | "up_ms" | "similarity" | "quality" => {
+            let edges = [
+                0.0,
+                -0.0,
+                1.0,
+                1e-300,
+                1e300,
+                f64::MAX,
+                f64::MIN_POSITIVE,
+                -1.0,
+            ];
+            if u.arbitrary()? {
+                json!(*u.choose(&edges)?)
+            } else {
+                serde_json::Number::from_f64(u.arbitrary()?).map_or(json!(0.5), Value::Number)
+            }
+        }
+        "position" | "deleted" | "selection_end" => {
+            let any = u.arbitrary::<i64>()?;
+            json!(*u.choose(&[0, 1, -1, i64::MAX, i64::MIN, any])?)
+        }
+        "exit_code" => json!(u.arbitrary::<i32>()?),
+        "tests_passed" | "tests_failed" | "face_count" => json!(u.arbitrary::<u32>()?),
+        "duration_ms" => json!(u.arbitrary::<u64>()?),
+        "key_class" => json!(*u.choose(&["letter", "digit", "enter", "modifier", "Letter"])?),
+        "origin" => json!(*u.choose(&["typed", "paste", "autocomplete", "undo", "other", "x"])?),
+        "file" | "new_file" => {
+            let paths = [
+                "src/a.rs",
+                "a/../b",
+                "/etc/passwd",
+                " ",
+                "a\u{7f}",
+                "..",
+                "a/./b",
+            ];
+            if u.arbitrary()? {
+                json!(*u.choose(&paths)?)
+            } else {
+                json!(text(u, MAX_PATH_BYTES + 2)?)
+            }
+        }
+        "command" => json!(text(u, MAX_COMMAND_BYTES + 2)?),
+        _ => json!(text(u, 64)?),
+    })
+}
+
+/// Arbitrary text, sometimes repeated to a given length (limits are checked on bytes).
+fn text(u: &mut Unstructured<'_>, long: usize) -> Result<String> {
+    let s: String = u.arbitrary()?;
+    if u.ratio(1, 8)? && !s.is_empty() {
+        let mut long_text = s.repeat(long / s.len() + 1);
+        let mut cut = long - u.int_in_range(0..=3)?;
+        while !long_text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        long_text.truncate(cut);
+        return Ok(long_text);
+    }
+    Ok(s)
+}
+
+/// A time near the edges of the accepted window, or anywhere RFC 3339 reaches.
+fn timestamp(u: &mut Unstructured<'_>) -> Result<String> {
+    let now = now();
+    let edge = *u.choose(&[
+        now,
+        now + LIMITS.max_clock_skew,
+        earliest_timestamp(),
+        now - Duration::days(365),
+    ])?;
+    let t = edge + Duration::nanoseconds(u.int_in_range(-2_000_000_000..=2_000_000_000)?);
+    Ok(if u.ratio(1, 8)? {
+        let offset =
+            chrono::FixedOffset::east_opt(u.int_in_range(-86_399..=86_399)?).expect("within a day");
+        t.with_timezone(&offset).to_rfc3339()
+    } else {
+        t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    })
 }

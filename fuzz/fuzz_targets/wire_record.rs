@@ -71,6 +71,9 @@ fn check(payload: &[u8]) {
     }
 
     if let Ok((wire, payload)) = decoded {
+        // What a reader accepts fits the read models: a stream id, a bigint position.
+        assert!(wire.stream_id().is_ok());
+        assert!(i64::try_from(wire.sequence).is_ok_and(|s| s >= 0));
         reencoded_decodes_the_same(&wire, &payload);
     }
 }

@@ -32,6 +32,10 @@ pub enum RecordError {
     /// Not JSON, or not an object with the envelope's members and types.
     #[error("not a Clarity CloudEvent: {0}")]
     NotACloudEvent(String),
+    /// A `sequence` the read models cannot store (they keep it as a signed 64-bit integer, so it
+    /// would wrap to a negative position).
+    #[error("sequence {0} is beyond {max}, the largest the read models store", max = i64::MAX)]
+    SequenceOutOfRange(u64),
     /// The `subject` (the stream id) is not a UUID.
     #[error("subject is not a uuid")]
     SubjectNotUuid,
@@ -47,9 +51,15 @@ pub enum RecordError {
 }
 
 impl WireEvent {
-    /// The envelope of a record from its payload bytes (the `data` is not decoded yet).
+    /// The envelope of a record from its payload bytes (the `data` is not decoded yet), with a
+    /// `sequence` the read models can store.
     pub fn from_payload(payload: &[u8]) -> Result<Self, RecordError> {
-        serde_json::from_slice(payload).map_err(|e| RecordError::NotACloudEvent(e.to_string()))
+        let wire: Self = serde_json::from_slice(payload)
+            .map_err(|e| RecordError::NotACloudEvent(e.to_string()))?;
+        if i64::try_from(wire.sequence).is_err() {
+            return Err(RecordError::SequenceOutOfRange(wire.sequence));
+        }
+        Ok(wire)
     }
 
     /// The stream id: the session id or assessment id in `subject`.
@@ -138,6 +148,25 @@ mod tests {
             decode_record(&serde_json::to_vec(&wire).unwrap()),
             Err(RecordError::SubjectNotUuid)
         );
+    }
+
+    #[test]
+    fn a_record_numbered_beyond_a_bigint_is_refused_not_wrapped() {
+        // The read models store `sequence` as bigint (`as i64`): 2^63 read as -2^63 and landed
+        // as a negative position (the API refuses such a `seq`; a foreign producer need not).
+        let event = TelemetryEvent {
+            seq: 1,
+            ts: "2026-01-01T00:00:00Z".parse().unwrap(),
+            data: TelemetryData::FocusLost {},
+        };
+        let mut wire = WireEvent::telemetry(Uuid::nil(), Uuid::nil(), &event);
+        wire.sequence = i64::MAX as u64;
+        assert!(decode_record(&serde_json::to_vec(&wire).unwrap()).is_ok());
+
+        wire.sequence = 1 << 63;
+        let err = WireEvent::from_payload(&serde_json::to_vec(&wire).unwrap()).unwrap_err();
+
+        assert_eq!(err, RecordError::SequenceOutOfRange(1 << 63));
     }
 
     #[test]

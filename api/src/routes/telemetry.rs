@@ -13,6 +13,7 @@
 //! second copy by (session, seq), as they do for a crash between the ack and the cursor update.
 //! Events at or below the cursor are answered as duplicates without producing anything.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 mod body;
+pub mod gate;
 
 use crate::auth::CandidateToken;
 use crate::error::{ApiError, Result};
@@ -120,29 +122,29 @@ pub async fn ingest(
     token.for_session(session_id)?;
     let events = parse_batch(&state, &headers, body).await?;
 
-    let session = state.load_session(session_id).await?;
+    // The session's life came with the token (from the event store, no aggregate replay).
     let now = state.now();
-    if !session.accepts_telemetry(now) {
+    if !token.accepts_telemetry(now) {
         INGESTED
             .with_label_values(&["rejected"])
             .inc_by(events.len() as u64);
+        let why = if token.ended_at.is_some() {
+            "has ended"
+        } else if token.started_at.is_none() {
+            "has not started"
+        } else {
+            "is past its deadline"
+        };
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "session_not_in_progress",
-            format!(
-                "the session is {}; telemetry is accepted only while it is in progress",
-                if session.status == clarity_domain::session::SessionStatus::InProgress {
-                    "past its deadline"
-                } else {
-                    session.status.as_str()
-                }
-            ),
+            format!("the session {why}; telemetry is accepted only while it is in progress"),
         ));
     }
-    let org_id = session.org_id.unwrap_or(token.org_id);
+    let org_id = token.org_id;
     // A client cannot date its process trace before the session started (beyond the clock skew
     // allowed): a backdated trace would misplace every event on the replay and in the analyses.
-    if let Some(started_at) = session.started_at {
+    if let Some(started_at) = token.started_at {
         let earliest = started_at - chrono::Duration::seconds(state.config.max_clock_skew_seconds);
         let early: Vec<EventRejection> = events
             .iter()
@@ -170,26 +172,39 @@ pub async fn ingest(
         }
     }
 
-    // Read the cursor (created by the session's first batch); no transaction is held while the
+    // Read the gate (created by the session's first batch); no transaction is held while the
     // broker acknowledges (see the module comment for why order still holds). A plain read on
     // the hot path: the row is written only when the cursor moves.
-    let cursor: Option<i64> =
-        sqlx::query_scalar("SELECT last_seq FROM telemetry_cursors WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let last_seq: i64 = match cursor {
-        Some(last_seq) => last_seq,
+    type GateRow = (
+        i64,
+        i64,
+        i64,
+        Option<sqlx::types::Json<BTreeMap<String, i64>>>,
+    );
+    let row: Option<GateRow> = sqlx::query_as(
+        "SELECT last_seq, events, bytes, files FROM telemetry_cursors WHERE session_id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (last_seq, events_so_far, bytes_so_far, files) = match row {
+        Some(row) => row,
         None => {
-            sqlx::query_scalar(
+            sqlx::query_as(
                 "INSERT INTO telemetry_cursors (session_id) VALUES ($1)
                  ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
-                 RETURNING last_seq",
+                 RETURNING last_seq, events, bytes, files",
             )
             .bind(session_id)
             .fetch_one(&state.pool)
             .await?
         }
+    };
+    let gate = gate::Gate {
+        events: events_so_far,
+        bytes: bytes_so_far,
+        legacy: files.is_none() && last_seq > 0,
+        files: files.map(|f| f.0).unwrap_or_default(),
     };
     let fresh: Vec<&TelemetryEvent> = events.iter().filter(|e| e.seq as i64 > last_seq).collect();
     let duplicates = events.len() - fresh.len();
@@ -237,6 +252,44 @@ pub async fn ingest(
             ),
         ));
     }
+    // The session's caps and its workspace's rules, against the gate as read above.
+    let mut next = gate.clone();
+    let sized: Vec<(&TelemetryEvent, usize)> = fresh
+        .iter()
+        .copied()
+        .zip(payloads.iter().map(Vec::len))
+        .collect();
+    let limits = gate::Limits {
+        max_events: state.config.max_session_events,
+        max_bytes: state.config.max_session_bytes,
+        max_workspace_units: state.config.max_workspace_units,
+        max_files: state.config.max_workspace_files,
+    };
+    if let Err(refusal) = next.admit(&sized, &limits) {
+        INGESTED
+            .with_label_values(&["rejected"])
+            .inc_by(events.len() as u64);
+        return Err(match refusal {
+            gate::Refusal::Event {
+                index,
+                code,
+                message,
+            } => ApiError::invalid(
+                "invalid_events",
+                "1 event(s) rejected; nothing in the batch was accepted",
+            )
+            .with_details(vec![EventRejection {
+                // Duplicates are a prefix of the batch (seq increases within it).
+                index: duplicates + index,
+                seq: Some(fresh[index].seq),
+                code: code.to_string(),
+                message,
+            }]),
+            gate::Refusal::Cap { code, message } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+            }
+        });
+    }
     let started = Instant::now();
     let deliveries: Vec<_> = payloads
         .iter()
@@ -258,12 +311,19 @@ pub async fn ingest(
     }
     PRODUCE_SECONDS.observe(started.elapsed().as_secs_f64());
     let new_last = fresh.last().map_or(last_seq, |e| e.seq as i64);
-    // Only ever moves forward: a slower copy of this batch cannot move it back.
-    sqlx::query("UPDATE telemetry_cursors SET last_seq = GREATEST(last_seq, $2), updated_at = now() WHERE session_id = $1")
-        .bind(session_id)
-        .bind(new_last)
-        .execute(&state.pool)
-        .await?;
+    // Only ever moves forward, and only once per batch: a slower copy of this batch (checked
+    // against the same gate) finds the cursor already there and changes nothing.
+    sqlx::query(
+        "UPDATE telemetry_cursors SET last_seq = $2, events = $3, bytes = $4, files = $5, updated_at = now()
+         WHERE session_id = $1 AND last_seq < $2",
+    )
+    .bind(session_id)
+    .bind(new_last)
+    .bind(next.events)
+    .bind(next.bytes)
+    .bind((!next.legacy).then(|| sqlx::types::Json(&next.files)))
+    .execute(&state.pool)
+    .await?;
     INGESTED
         .with_label_values(&["accepted"])
         .inc_by(fresh.len() as u64);

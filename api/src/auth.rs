@@ -224,7 +224,9 @@ impl FromRequestParts<AppState> for Member {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Member::from_api_key(state, bearer(parts)?).await
+        let member = Member::from_api_key(state, bearer(parts)?).await?;
+        state.spend(crate::limits::Caller::Staff(member.key_id))?;
+        Ok(member)
     }
 }
 
@@ -272,6 +274,7 @@ impl FromRequestParts<AppState> for CandidateToken {
             )
             .with_details(serde_json::json!({ "expired_at": expires_at })));
         }
+        state.spend(crate::limits::Caller::Candidate(session_id))?;
         Ok(CandidateToken {
             session_id,
             org_id: life.org_id,

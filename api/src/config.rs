@@ -160,13 +160,20 @@ pub struct Config {
     /// Requests each candidate token may make in a burst.
     #[arg(long, env = "CLARITY_RATE_CANDIDATE_BURST", default_value_t = 600)]
     pub rate_candidate_burst: u32,
-    /// Requests per second one client address may make to the unauthenticated routes, and
-    /// failed authentications per second it may cause; 0 turns the limit off.
-    #[arg(long, env = "CLARITY_RATE_ADDRESS_PER_SECOND", default_value_t = 2.0)]
+    /// Requests per second one client address may make to the unauthenticated routes (health,
+    /// readiness, schemas); 0 turns the limit off.
+    #[arg(long, env = "CLARITY_RATE_ADDRESS_PER_SECOND", default_value_t = 10.0)]
     pub rate_address_per_second: f64,
     /// Burst of the per-address limit.
-    #[arg(long, env = "CLARITY_RATE_ADDRESS_BURST", default_value_t = 30)]
+    #[arg(long, env = "CLARITY_RATE_ADDRESS_BURST", default_value_t = 100)]
     pub rate_address_burst: u32,
+    /// Refused credentials (401) per second one client address may cause before every request
+    /// from it answers 429 for a while; 0 turns the limit off.
+    #[arg(long, env = "CLARITY_RATE_FAILURES_PER_SECOND", default_value_t = 0.5)]
+    pub rate_failures_per_second: f64,
+    /// Refused credentials one client address may cause in a burst.
+    #[arg(long, env = "CLARITY_RATE_FAILURES_BURST", default_value_t = 20)]
+    pub rate_failures_burst: u32,
     /// Longest a request may take to produce its response, in seconds (503 `timeout` after).
     #[arg(long, env = "CLARITY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,

@@ -33,6 +33,10 @@ pub struct AppState {
     /// answers from it for a moment instead of querying the database and the broker per call.
     pub readiness:
         Arc<std::sync::Mutex<Option<(std::time::Instant, Result<(), (&'static str, String)>)>>>,
+    /// Rate-limit buckets of this process (`crate::limits`).
+    pub limiter: Arc<crate::limits::Limiter>,
+    /// Open replay streams per member.
+    pub streams: Arc<crate::limits::Streams>,
 }
 
 /// An event store that upcasts events stored in an older version when it loads them (the same
@@ -66,6 +70,8 @@ impl AppState {
             assessment_store: Arc::new(store(&pool)),
             session_store: Arc::new(store(&pool)),
             pool,
+            limiter: Arc::new(crate::limits::Limiter::new(&config)),
+            streams: Arc::default(),
             config: Arc::new(config),
             producer,
             readiness: Arc::new(std::sync::Mutex::new(None)),

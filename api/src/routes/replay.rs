@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use clarity_domain::telemetry::TelemetryData;
 use clarity_projections::replay_engine::{self, FileDiff, Keyframe, Workspace};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -550,6 +550,7 @@ pub async fn stream(
             ))
         }
     };
+    state.spend(crate::limits::Caller::Staff(member.key_id))?;
     let h = head(&state, &member, id).await?;
     let speed = q.speed.unwrap_or(1);
     if !(1..=32).contains(&speed) {
@@ -565,7 +566,17 @@ pub async fn stream(
             h.last_seq
         )));
     }
-    let skip_idle = q.skip_idle_ms.unwrap_or(2000).max(0);
+    let skip_idle = q.skip_idle_ms.unwrap_or(2000);
+    if !(0..=MAX_SKIP_IDLE_MS).contains(&skip_idle) {
+        return Err(ApiError::invalid(
+            "invalid_skip_idle",
+            format!("skip_idle_ms must be between 0 and {MAX_SKIP_IDLE_MS}"),
+        ));
+    }
+    // Held until the stream ends or the client goes away.
+    let permit = state
+        .streams
+        .open(member.member_id, state.config.max_streams_per_member)?;
     crate::access_log::record(
         &state.pool,
         &member,
@@ -574,9 +585,15 @@ pub async fn stream(
         serde_json::json!({"from_seq": from, "speed": speed, "skip_idle_ms": skip_idle}),
     )
     .await?;
-    let stream = async_stream(state, id, h, from, speed, skip_idle);
+    let stream = async_stream(state, id, h, from, speed, skip_idle).map(move |event| {
+        let _open = &permit;
+        event
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
+
+/// The longest idle gap a stream may keep (a minute of silence is already a long pause).
+const MAX_SKIP_IDLE_MS: i64 = 600_000;
 
 fn async_stream(
     state: AppState,

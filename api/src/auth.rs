@@ -74,6 +74,9 @@ pub struct CandidateToken {
     pub deadline: Option<DateTime<Utc>>,
     /// When the session ended (`SessionSubmitted` or `SessionExpired`), if it did.
     pub ended_at: Option<DateTime<Utc>>,
+    /// The session's telemetry gate as it was when the token was checked (`None` before the
+    /// first batch): read with the token so that ingestion needs no query of its own for it.
+    pub gate: Option<(i64, crate::routes::telemetry::gate::Gate)>,
 }
 
 impl CandidateToken {
@@ -281,6 +284,17 @@ impl FromRequestParts<AppState> for CandidateToken {
             started_at: life.started_at,
             deadline: life.deadline,
             ended_at: life.ended_at,
+            gate: life.gate_last_seq.map(|last_seq| {
+                (
+                    last_seq,
+                    crate::routes::telemetry::gate::Gate::from_row(
+                        last_seq,
+                        life.gate_events.unwrap_or_default(),
+                        life.gate_bytes.unwrap_or_default(),
+                        life.gate_files.map(|f| f.0),
+                    ),
+                )
+            }),
         })
     }
 }
@@ -288,21 +302,24 @@ impl FromRequestParts<AppState> for CandidateToken {
 /// A session token's row and its session's life, read from the event store (`payload` is the
 /// externally tagged event; `SessionStarted` v1 named its start `started_at`).
 const SESSION_LIFE: &str = "
-SELECT t.org_id, t.secret_hash,
-       COALESCE(bool_or(e.event_type = 'CandidateAccessRevoked'), false) AS revoked,
-       max((e.payload -> 'CandidateInvited' ->> 'invite_expires_at')::timestamptz) AS invite_expires_at,
-       max(COALESCE(e.payload -> 'SessionStarted' ->> 'at',
-                    e.payload -> 'SessionStarted' ->> 'started_at')::timestamptz) AS started_at,
-       max((e.payload -> 'SessionStarted' ->> 'deadline')::timestamptz) AS deadline,
-       min(COALESCE(e.payload -> 'SessionSubmitted' ->> 'at',
-                    e.payload -> 'SessionExpired' ->> 'at')::timestamptz) AS ended_at
+SELECT t.org_id, t.secret_hash, life.*,
+       c.last_seq AS gate_last_seq, c.events AS gate_events, c.bytes AS gate_bytes, c.files AS gate_files
 FROM session_tokens t
-LEFT JOIN events e
-       ON e.aggregate_type = 'CandidateSession' AND e.aggregate_id = t.session_id::text
+CROSS JOIN LATERAL (
+    SELECT COALESCE(bool_or(e.event_type = 'CandidateAccessRevoked'), false) AS revoked,
+           max((e.payload -> 'CandidateInvited' ->> 'invite_expires_at')::timestamptz) AS invite_expires_at,
+           max(COALESCE(e.payload -> 'SessionStarted' ->> 'at',
+                        e.payload -> 'SessionStarted' ->> 'started_at')::timestamptz) AS started_at,
+           max((e.payload -> 'SessionStarted' ->> 'deadline')::timestamptz) AS deadline,
+           min(COALESCE(e.payload -> 'SessionSubmitted' ->> 'at',
+                        e.payload -> 'SessionExpired' ->> 'at')::timestamptz) AS ended_at
+    FROM events e
+    WHERE e.aggregate_type = 'CandidateSession' AND e.aggregate_id = t.session_id::text
       AND e.event_type IN ('CandidateInvited', 'SessionStarted', 'SessionSubmitted',
                            'SessionExpired', 'CandidateAccessRevoked')
-WHERE t.session_id = $1
-GROUP BY t.org_id, t.secret_hash";
+) life
+LEFT JOIN telemetry_cursors c ON c.session_id = t.session_id
+WHERE t.session_id = $1";
 
 #[derive(sqlx::FromRow)]
 struct SessionLife {
@@ -313,6 +330,10 @@ struct SessionLife {
     started_at: Option<DateTime<Utc>>,
     deadline: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
+    gate_last_seq: Option<i64>,
+    gate_events: Option<i64>,
+    gate_bytes: Option<i64>,
+    gate_files: Option<sqlx::types::Json<std::collections::BTreeMap<String, i64>>>,
 }
 
 impl CandidateToken {

@@ -13,7 +13,6 @@
 //! second copy by (session, seq), as they do for a crash between the ack and the cursor update.
 //! Events at or below the cursor are answered as duplicates without producing anything.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -172,39 +171,32 @@ pub async fn ingest(
         }
     }
 
-    // Read the gate (created by the session's first batch); no transaction is held while the
-    // broker acknowledges (see the module comment for why order still holds). A plain read on
-    // the hot path: the row is written only when the cursor moves.
-    type GateRow = (
-        i64,
-        i64,
-        i64,
-        Option<sqlx::types::Json<BTreeMap<String, i64>>>,
-    );
-    let row: Option<GateRow> = sqlx::query_as(
-        "SELECT last_seq, events, bytes, files FROM telemetry_cursors WHERE session_id = $1",
-    )
-    .bind(session_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let (last_seq, events_so_far, bytes_so_far, files) = match row {
-        Some(row) => row,
+    // The gate came with the token (a plain read, no transaction held while the broker
+    // acknowledges; see the module comment for why order still holds). The session's first
+    // batch creates the row.
+    let (last_seq, gate) = match token.gate.clone() {
+        Some(gate) => gate,
         None => {
-            sqlx::query_as(
-                "INSERT INTO telemetry_cursors (session_id) VALUES ($1)
+            type Row = (
+                i64,
+                i64,
+                i64,
+                Option<sqlx::types::Json<std::collections::BTreeMap<String, i64>>>,
+            );
+            // Created empty, or as a racing request just left it.
+            let (last_seq, events, bytes, files): Row = sqlx::query_as(
+                "INSERT INTO telemetry_cursors (session_id, files) VALUES ($1, '{}')
                  ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
                  RETURNING last_seq, events, bytes, files",
             )
             .bind(session_id)
             .fetch_one(&state.pool)
-            .await?
+            .await?;
+            (
+                last_seq,
+                gate::Gate::from_row(last_seq, events, bytes, files.map(|f| f.0)),
+            )
         }
-    };
-    let gate = gate::Gate {
-        events: events_so_far,
-        bytes: bytes_so_far,
-        legacy: files.is_none() && last_seq > 0,
-        files: files.map(|f| f.0).unwrap_or_default(),
     };
     let fresh: Vec<&TelemetryEvent> = events.iter().filter(|e| e.seq as i64 > last_seq).collect();
     let duplicates = events.len() - fresh.len();

@@ -53,6 +53,24 @@ pub enum Refusal {
     Cap { code: &'static str, message: String },
 }
 
+impl Gate {
+    /// The gate as stored in the session's cursor row (`files` NULL: begun before the gate kept
+    /// files, unless nothing was recorded yet).
+    pub fn from_row(
+        last_seq: i64,
+        events: i64,
+        bytes: i64,
+        files: Option<BTreeMap<String, i64>>,
+    ) -> Self {
+        Self {
+            events,
+            bytes,
+            legacy: files.is_none() && last_seq > 0,
+            files: files.unwrap_or_default(),
+        }
+    }
+}
+
 fn units(text: &str) -> i64 {
     text.encode_utf16().count() as i64
 }

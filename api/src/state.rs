@@ -60,6 +60,16 @@ pub fn metadata(org_id: Option<Uuid>, actor: &str, at: DateTime<Utc>) -> HashMap
     m
 }
 
+/// 403 `complete_your_review_first`: what was asked for would show a pending reviewer the scores
+/// they must not see yet (blind review).
+pub fn complete_your_review_first(message: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "complete_your_review_first",
+        message,
+    )
+}
+
 impl AppState {
     /// Builds the state; the producer is idempotent with `acks=all`.
     pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
@@ -132,11 +142,7 @@ impl AppState {
         what: &str,
     ) -> Result<(), ApiError> {
         if self.is_pending_reviewer(id, member).await? {
-            return Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                "complete_your_review_first",
-                format!("you review this session: {what} (with the other reviewers' scores) opens once your review is completed"),
-            ));
+            return Err(complete_your_review_first(format!("you review this session: {what} (with the other reviewers' scores) opens once your review is completed")));
         }
         Ok(())
     }

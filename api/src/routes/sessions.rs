@@ -346,7 +346,7 @@ pub struct LogPage {
 
 /// The ordered, de-duplicated event log of a session (admin, reviewer, auditor). Blind for a
 /// member who reviews the session and has not completed their review: the other reviewers'
-/// `CriterionScored` events are left out.
+/// `CriterionScored` events and others' `DecisionRecorded` events are left out.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "sessions", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), LogQuery), responses((status = 200, body = LogPage), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn events(
@@ -366,13 +366,15 @@ pub async fn events(
     state.require_session_in_org(id, member.org_id).await?;
     // Blind review, as on `/review`: a member who reviews this session and has not completed
     // their review gets the log without the other reviewers' scores (their `CriterionScored`
-    // events), whatever their role.
+    // events) and without the decisions resting on them (`DecisionRecorded`), whatever their
+    // role.
     let blinded = state.is_pending_reviewer(id, member.member_id).await?;
     let entries: Vec<LogEntry> = sqlx::query_as(
         "SELECT stream_kind, seq, event_type, occurred_at, kafka_partition, kafka_offset, data FROM session_events
          WHERE session_id = $1 AND org_id = $2 AND kafka_offset > $3
-           AND NOT ($5 AND stream_kind = 'lifecycle' AND event_type = 'CriterionScored'
-                    AND data->>'reviewer' IS DISTINCT FROM $6::text)
+           AND NOT ($5 AND stream_kind = 'lifecycle'
+                    AND ((event_type = 'CriterionScored' AND data->>'reviewer' IS DISTINCT FROM $6::text)
+                         OR (event_type = 'DecisionRecorded' AND data->>'decided_by' IS DISTINCT FROM $6::text)))
          ORDER BY kafka_offset LIMIT $4",
     )
     .bind(id)

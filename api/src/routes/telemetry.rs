@@ -357,9 +357,9 @@ async fn parse_batch(
             ),
         )
     };
-    let bytes = axum::body::to_bytes(body, config.max_batch_bytes)
+    let bytes = read_at_most(body, config.max_batch_bytes)
         .await
-        .map_err(|_| too_large())?;
+        .ok_or_else(too_large)?;
     // Fast path: a well-formed batch parses straight into events (one pass). Anything else is
     // parsed again as generic JSON so that each bad event gets its own reason.
     let events: Vec<Parsed> = match serde_json::from_slice::<TypedBatch>(&bytes) {
@@ -431,6 +431,30 @@ async fn parse_batch(
         .with_details(rejections));
     }
     Ok(valid)
+}
+
+/// How much of an oversize body is read, and thrown away, before answering 413. Most clients do
+/// not read a response before they finish sending: cut off after the limit, they see a broken
+/// pipe instead of `batch_too_large`. Past this much the connection is closed unread.
+const DRAIN_BYTES: usize = 4 * 1024 * 1024;
+
+/// The body if it holds at most `limit` bytes; `None` if it is larger (or breaks off), after
+/// draining up to [`DRAIN_BYTES`] more of it.
+async fn read_at_most(body: Body, limit: usize) -> Option<axum::body::Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_add(DRAIN_BYTES) {
+            return None;
+        }
+    }
+    (seen <= limit).then(|| kept.into())
 }
 
 /// The events of a batch that did not parse as a whole: each parsed on its own (its `seq`

@@ -198,6 +198,16 @@ fn extra_queries(path: &str, f: &Fixture, main: &str) -> Vec<String> {
     }
 }
 
+/// `a=1&b=2` from the non-empty parts.
+fn join_query(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .filter(|q| !q.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// One call's outcome.
 struct Outcome {
     url: String,
@@ -223,7 +233,7 @@ async fn call_route(
         // a query parameter documented as required.
         let placeholder = format!("{{{name}}}");
         let in_path = route.path.contains(&placeholder);
-        if !in_path && !(location == "query" && *is_required) {
+        if !(in_path || location == "query" && *is_required) {
             continue;
         }
         let Some(value) = param_value(name, f, main, second) else {
@@ -240,14 +250,7 @@ async fn call_route(
     let base_query = required.join("&");
     let mut queries = vec![base_query.clone()];
     for extra in extra_queries(&route.path, f, main) {
-        queries.push(
-            [base_query.as_str(), extra.as_str()]
-                .iter()
-                .filter(|q| !q.is_empty())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("&"),
-        );
+        queries.push(join_query(&[&base_query, &extra]));
     }
     let with_query = |q: &str| {
         if q.is_empty() {
@@ -265,33 +268,27 @@ async fn call_route(
     if route
         .params
         .iter()
-        .any(|(name, location, _)| name == "ticket" && location == "query")
+        // Some query parameters are documented as `in: path`: by name, outside the template.
+        .any(|(name, _, _)| name == "ticket" && !route.path.contains("{ticket}"))
     {
-        let issued = client
-            .call(Method::POST, &format!("{path}-tickets"), Some(key), None)
-            .await?;
-        if issued.status == 201 {
-            let ticket = issued.body["ticket"].as_str().unwrap_or_default();
-            for q in &queries {
-                let q = [q.as_str(), &format!("ticket={ticket}")]
-                    .iter()
-                    .filter(|q| !q.is_empty())
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("&");
-                let url = with_query(&q);
-                let reply = client.call(Method::GET, &url, None, None).await?;
+        // A ticket opens the stream once: one per variant.
+        for q in &queries {
+            let issued = client
+                .call(Method::POST, &format!("{path}-tickets"), Some(key), None)
+                .await?;
+            if issued.status != 201 {
                 outcomes.push(Outcome {
-                    url: format!("{url} (ticket)"),
-                    reply,
+                    url: format!("POST {path}-tickets"),
+                    reply: issued,
                 });
-                // A ticket opens the stream once.
-                break;
+                continue;
             }
-        } else {
+            let ticket = issued.body["ticket"].as_str().unwrap_or_default();
+            let url = with_query(&join_query(&[q, &format!("ticket={ticket}")]));
+            let reply = client.call(Method::GET, &url, None, None).await?;
             outcomes.push(Outcome {
-                url: format!("POST {path}-tickets"),
-                reply: issued,
+                url: format!("{url} (ticket)"),
+                reply,
             });
         }
     }
@@ -309,6 +306,8 @@ struct Sweep {
     leaks: Vec<(String, String, Vec<String>)>,
     /// Every call answered 5xx.
     server_errors: Vec<String>,
+    /// Streams opened with a ticket instead of the key.
+    ticket_streams: usize,
 }
 
 async fn sweep(
@@ -335,6 +334,9 @@ async fn sweep(
                 let blind = reply.status == 403 && reply.code() == "complete_your_review_first";
                 if reply.status == 200 || blind {
                     out.exercised.insert(route.path.clone());
+                }
+                if reply.status == 200 && url.ends_with("(ticket)") {
+                    out.ticket_streams += 1;
                 }
                 if reply.status == 200 {
                     let found = secrets.found_in(&reply.body);
@@ -587,6 +589,9 @@ async fn no_staff_route_shows_other_reviewers_scores_to_a_pending_reviewer() -> 
         }
         failures.extend(s.server_errors.iter().map(|e| format!("{who}: 5xx {e}")));
         if who.starts_with("Pat") {
+            if s.ticket_streams == 0 {
+                failures.push("no replay stream was opened with a ticket".to_string());
+            }
             // An admin reaches every staff route: each must have been exercised for real.
             for route in &routes {
                 if !s.exercised.contains(&route.path) && !exempt.contains(route.path.as_str()) {

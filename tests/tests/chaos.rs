@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Utc;
+use clarity_api::config::Config;
 use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
 use clarity_tests::{new_org, Client, Reply, TestEnv};
 use rand::rngs::StdRng;
@@ -416,13 +417,23 @@ async fn valid_telemetry_survives_hostile_batches_and_poisoned_records_from_two_
     // Arrange: the whole product, two organizations, candidates consented and started (with
     // hostile lifecycle requests on the way).
     let env = TestEnv::new().await?;
-    let product = env.spawn_product().await?;
-    let client = product.client.clone();
+    // Production limits, but for the refused credentials per client address: here the forty
+    // candidates, each sending a forged token and no token at all, share 127.0.0.1.
+    let api = env
+        .spawn_api_with(Config {
+            rate_failures_burst: 10_000,
+            ..env.config.clone()
+        })
+        .await?;
+    let relay = env.spawn_relay();
+    let consumers = env.spawn_consumers();
+    let client = Client::new(&api.base);
+    let acme = new_org(&env, "Acme").await?;
     let globex = new_org(&env, "Globex").await?;
     let mut problems: Vec<String> = Vec::new();
     let mut hostile_sent = 0;
     let mut prepared = Vec::new();
-    for (o, admin) in [product.admin.clone(), globex.clone()].iter().enumerate() {
+    for (o, admin) in [acme.clone(), globex.clone()].iter().enumerate() {
         let me = client.get("/v1/me", admin).await?;
         let org: Uuid = me.body["org_id"].as_str().unwrap_or_default().parse()?;
         for (name, body, status, code) in [
@@ -556,7 +567,7 @@ async fn valid_telemetry_survives_hostile_batches_and_poisoned_records_from_two_
     // Every session's read models, one by one.
     for o in &done {
         let admin = if o.candidate.index < SESSIONS_PER_ORG {
-            &product.admin
+            &acme
         } else {
             &globex
         };
@@ -603,5 +614,7 @@ async fn valid_telemetry_survives_hostile_batches_and_poisoned_records_from_two_
         problems.len(),
         problems.join("\n")
     );
-    product.stop().await
+    consumers.stop().await?;
+    relay.stop().await?;
+    api.stop().await
 }

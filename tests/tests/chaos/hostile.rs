@@ -120,6 +120,35 @@ pub fn hostile_telemetry(
             &["negative_position"],
         ),
         invalid(
+            "an edit past the end of the file",
+            vec![edit(n, json!(i64::MAX), json!(0), "x", "main.py")],
+            &["position_out_of_range"],
+        ),
+        invalid(
+            "deleting past the end of the file",
+            vec![edit(n, json!(0), json!(i64::MAX), "", "main.py")],
+            &["position_out_of_range"],
+        ),
+        invalid(
+            "a cursor past the end of the file",
+            vec![
+                json!({"seq": n, "ts": now, "data": {"type": "cursor", "file": "main.py", "position": i64::MAX}}),
+            ],
+            &["position_out_of_range"],
+        ),
+        invalid(
+            "an edit to a file never created",
+            vec![edit(n, json!(0), json!(0), "boo", "ghost.py")],
+            &["unknown_file"],
+        ),
+        invalid(
+            "creating a file that exists",
+            vec![
+                json!({"seq": n, "ts": now, "data": {"type": "file_created", "file": "main.py", "content": ""}}),
+            ],
+            &["file_exists"],
+        ),
+        invalid(
             "a negative length",
             vec![edit(n, json!(0), json!(-5), "", "main.py")],
             &["negative_length"],

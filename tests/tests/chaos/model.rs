@@ -21,7 +21,7 @@ pub struct Model {
     focus_open: bool,
     /// Tab-aways closed by a return (focus-away markers).
     pub focus_aways: usize,
-    /// Events the replay cannot apply (positions past the end): edit anomalies.
+    /// Events the replay cannot apply (a cursor inside a surrogate pair): edit anomalies.
     pub anomalies: BTreeSet<u64>,
     /// The scratch file and whether it was renamed yet.
     scratch: Option<(String, bool)>,
@@ -166,25 +166,19 @@ impl Model {
                 quality: rng.random_range(0.0..=1.0),
             },
             89..=94 => self.scratch_step(),
-            95..=97 => {
-                // Valid JSON, an impossible position: accepted, and an anomaly on the replay.
+            95..=97 if main.chars().any(|c| c.len_utf16() == 2) => {
+                // Inside the file but between the halves of a surrogate pair: the API's gate
+                // counts lengths only and accepts it; the replay cannot place it (an anomaly).
+                let before: i64 = main
+                    .chars()
+                    .take_while(|c| c.len_utf16() == 1)
+                    .map(|c| c.len_utf16() as i64)
+                    .sum();
                 self.anomalies.insert(seq);
-                if rng.random_bool(0.5) {
-                    TelemetryData::Edit {
-                        file: "main.py".into(),
-                        position: i64::MAX,
-                        deleted: 0,
-                        inserted: "x".into(),
-                        origin: EditOrigin::Typed,
-                    }
-                } else {
-                    TelemetryData::Edit {
-                        file: "main.py".into(),
-                        position: 0,
-                        deleted: i64::MAX,
-                        inserted: String::new(),
-                        origin: EditOrigin::Typed,
-                    }
+                TelemetryData::Cursor {
+                    file: "main.py".into(),
+                    position: before + 1,
+                    selection_end: None,
                 }
             }
             _ => TelemetryData::Keystroke {

@@ -1,5 +1,7 @@
 //! What every read model of a session must hold after the chaos, compared with what it holds.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use clarity_domain::telemetry::{EditOrigin, TelemetryData};
 use clarity_tests::{Client, TestEnv};
@@ -140,12 +142,23 @@ pub async fn verify(
         json!([true, true, o.submitted]),
         json!([consented, started, finished]),
     );
-    let cursor: Option<i64> =
-        sqlx::query_scalar("SELECT last_seq FROM telemetry_cursors WHERE session_id = $1")
-            .bind(id)
-            .fetch_optional(&env.pool)
-            .await?;
-    check("the API's cursor", json!(n), json!(cursor));
+    // The API's cursor and gate: the last seq, the events, every file's length in UTF-16 units.
+    let cursor: Option<(i64, i64, Value)> = sqlx::query_as(
+        "SELECT last_seq, events, files::jsonb FROM telemetry_cursors WHERE session_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&env.pool)
+    .await?;
+    let lengths: BTreeMap<&String, usize> = m
+        .files
+        .iter()
+        .map(|(f, text)| (f, text.encode_utf16().count()))
+        .collect();
+    check(
+        "the API's cursor and gate",
+        json!([n, n, lengths]),
+        json!(cursor.map(|(last, events, files)| json!([last, events, files]))),
+    );
 
     // The log: exactly the acknowledged events, each once, as sent.
     let rows: Vec<LogRow> = sqlx::query_as(

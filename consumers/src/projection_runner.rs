@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clarity_domain::wire::WireEvent;
+use clarity_domain::wire::{StreamKind, WireEvent};
 use clarity_projections::{Projection, ProjectionError, Record};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -59,9 +59,27 @@ pub struct RawRecord {
     pub offset: i64,
     /// The record's create time (ms since the epoch), when the broker reports one.
     pub timestamp_ms: Option<i64>,
+    /// The record as it was on the topic, kept with it if it is quarantined (Kafka keeps it only
+    /// until retention deletes it).
+    pub bytes: Arc<RecordBytes>,
     /// The payload decoded, once for all projections of the topic (or why it is not a Clarity
     /// CloudEvent).
     pub decoded: Result<Arc<WireEvent>, String>,
+}
+
+/// A record's bytes: payload, key and headers.
+#[derive(Debug, Clone, Default)]
+pub struct RecordBytes {
+    pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Decodes a record's payload as the runner does (a Clarity CloudEvent, or why not).
+pub fn decode(payload: &[u8]) -> Result<Arc<WireEvent>, String> {
+    serde_json::from_slice::<WireEvent>(payload)
+        .map(Arc::new)
+        .map_err(|e| format!("not a Clarity CloudEvent: {e}"))
 }
 
 /// What happened to a batch.
@@ -116,7 +134,7 @@ impl ConsumerContext for RunnerContext {
     }
 }
 
-fn lock_key(projection: Projection) -> String {
+pub(crate) fn lock_key(projection: Projection) -> String {
     format!("clarity.projection.{}", projection.name())
 }
 
@@ -316,15 +334,27 @@ async fn next_batch<C: ConsumerContext + 'static>(
     Ok(Some(batch))
 }
 
-fn raw<M: Message>(message: &M) -> RawRecord {
+pub(crate) fn raw<M: Message>(message: &M) -> RawRecord {
+    let payload = message.payload().unwrap_or_default();
+    let headers = message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
     RawRecord {
         topic: message.topic().to_string(),
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),
-        decoded: serde_json::from_slice::<WireEvent>(message.payload().unwrap_or_default())
-            .map(Arc::new)
-            .map_err(|e| format!("not a Clarity CloudEvent: {e}")),
+        decoded: decode(payload),
+        bytes: Arc::new(RecordBytes {
+            payload: payload.to_vec(),
+            key: message.key().map(<[u8]>::to_vec),
+            headers,
+        }),
     }
 }
 
@@ -447,9 +477,10 @@ async fn apply_batch_isolating(
     Ok(BatchOutcome::Applied(applied))
 }
 
-/// Applies a batch in one transaction: skips records below the stored offsets, projects the rest,
-/// sets aside records that cannot be decoded and those in `quarantine` (in `projection_rejects`),
-/// and stores the new offsets.
+/// Applies a batch in one transaction: skips records below the stored offsets, sets aside (in
+/// `projection_rejects`, with the record itself) those that cannot be decoded, those in
+/// `quarantine`, and those the projection must hold behind an earlier set-aside record of their
+/// stream ([`Projection::holds_behind`]), projects the rest, and stores the new offsets.
 async fn apply_once(
     conn: &mut PgConnection,
     projection: Projection,
@@ -505,7 +536,12 @@ async fn apply_once(
         .into_iter()
         .map(|(t, p, o)| ((t, p), o))
         .collect();
+        // What is still quarantined on these partitions (usually nothing): the streams that must
+        // wait, and — in a rebuild — records set aside before that now apply.
+        let mut waiting = Unresolved::load(&mut tx, projection, &topics, &numbers).await?;
         let mut records = Vec::with_capacity(batch.len());
+        let mut set_aside_now: Vec<(&RawRecord, &'static str, String, Option<String>)> = Vec::new();
+        let mut resolved_now: Vec<&RawRecord> = Vec::new();
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for raw in batch {
             let key = (raw.topic.clone(), raw.partition);
@@ -514,19 +550,52 @@ async fn apply_once(
             }
             next.insert(key, raw.offset + 1);
             let id = (raw.topic.clone(), raw.partition, raw.offset);
-            if rejected.contains_key(&id) || quarantine.contains_key(&id) {
+            if let Some(reason) = rejected.get(&id) {
+                waiting.add(raw);
+                set_aside_now.push((raw, "undecodable", reason.clone(), None));
+                continue;
+            }
+            if let Some((reason, sqlstate)) = quarantine.get(&id) {
+                waiting.add(raw);
+                set_aside_now.push((raw, "unappliable", reason.clone(), sqlstate.clone()));
                 continue;
             }
             match &raw.decoded {
-                Ok(event) => records.push(Record {
-                    topic: raw.topic.clone(),
-                    partition: raw.partition,
-                    offset: raw.offset,
-                    event: event.clone(),
-                }),
-                Err(reason) => {
-                    rejected.insert(id, reason.clone());
+                Ok(event) => {
+                    if let Some(blocker) = waiting.blocker(projection, raw, event) {
+                        waiting.add(raw);
+                        set_aside_now.push((
+                            raw,
+                            "held",
+                            format!("held behind {blocker}, to keep its stream in order"),
+                            None,
+                        ));
+                        continue;
+                    }
+                    if waiting.take(raw) {
+                        resolved_now.push(raw);
+                    }
+                    records.push(Record {
+                        topic: raw.topic.clone(),
+                        partition: raw.partition,
+                        offset: raw.offset,
+                        event: event.clone(),
+                    });
                 }
+                Err(reason) => {
+                    set_aside_now.push((raw, "undecodable", reason.clone(), None));
+                }
+            }
+        }
+        // Set aside first, so that the projection sees what waits (the audit chain's holes).
+        let mut quarantined: Vec<&'static str> = Vec::new();
+        for (raw, kind, reason, sqlstate) in &set_aside_now {
+            if *kind != "held" {
+                warn!(projection = projection.name(), topic = %raw.topic, partition = raw.partition,
+                      offset = raw.offset, kind, %reason, "record set aside");
+            }
+            if set_aside(&mut tx, projection, raw, kind, reason, sqlstate.as_deref()).await? {
+                quarantined.push(kind);
             }
         }
         match projection.apply(&mut tx, &records).await {
@@ -544,48 +613,16 @@ async fn apply_once(
             }
             Err(ProjectionError::Database(e)) => return Err(e),
         }
-        for ((topic, partition, offset), reason) in &rejected {
-            if *offset
-                >= stored
-                    .get(&(topic.clone(), *partition))
-                    .copied()
-                    .unwrap_or(0)
-            {
-                warn!(projection = projection.name(), %topic, partition, offset, %reason, "record set aside");
-                set_aside(
-                    &mut tx,
-                    projection,
-                    (topic, *partition, *offset),
-                    "undecodable",
-                    reason,
-                    None,
-                    batch,
-                )
-                .await?;
-            }
-        }
-        for ((topic, partition, offset), (reason, sqlstate)) in quarantine {
-            let in_batch = batch
-                .iter()
-                .any(|r| r.topic == *topic && r.partition == *partition && r.offset == *offset);
-            if in_batch
-                && *offset
-                    >= stored
-                        .get(&(topic.clone(), *partition))
-                        .copied()
-                        .unwrap_or(0)
-            {
-                set_aside(
-                    &mut tx,
-                    projection,
-                    (topic, *partition, *offset),
-                    "unappliable",
-                    reason,
-                    sqlstate.as_deref(),
-                    batch,
-                )
-                .await?;
-            }
+        for raw in &resolved_now {
+            // Only in a rebuild: a record quarantined before now applies.
+            resolve(
+                &mut tx,
+                projection,
+                raw,
+                "applied by a rebuild",
+                "clarity rebuild",
+            )
+            .await?;
         }
         for ((topic, partition), offset) in &next {
             sqlx::query(
@@ -600,6 +637,11 @@ async fn apply_once(
             .await?;
         }
         tx.commit().await?;
+        for kind in quarantined {
+            PROJECTION_QUARANTINED
+                .with_label_values(&[projection.name(), kind])
+                .inc();
+        }
         PROJECTION_RECORDS
             .with_label_values(&[projection.name()])
             .inc_by(records.len() as u64);
@@ -610,43 +652,202 @@ async fn apply_once(
     }
 }
 
-/// Records one set-aside record in `projection_rejects` (once) and counts it.
+/// The stream (session or assessment id) a record belongs to, when it decoded.
+fn stream_of(raw: &RawRecord) -> Option<uuid::Uuid> {
+    raw.decoded
+        .as_ref()
+        .ok()
+        .and_then(|e| e.subject.parse::<uuid::Uuid>().ok())
+}
+
+/// Unresolved quarantined records of a batch's partitions, by stream, as the batch passes them.
+struct Unresolved {
+    /// Per stream: (topic, partition, offset, stream kind) of each set-aside record, in order.
+    by_stream: HashMap<uuid::Uuid, Vec<(String, i32, i64, Option<StreamKind>)>>,
+}
+
+impl Unresolved {
+    async fn load(
+        tx: &mut PgConnection,
+        projection: Projection,
+        topics: &[String],
+        partitions: &[i32],
+    ) -> Result<Self, sqlx::Error> {
+        let rows: Vec<(uuid::Uuid, String, i32, i64, Option<String>)> = sqlx::query_as(
+            "SELECT r.session_id, r.topic, r.partition, r.\"offset\", r.stream_kind
+               FROM projection_rejects r
+               JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON r.topic = u.t AND r.partition = u.p
+              WHERE r.projection = $1 AND r.resolved_at IS NULL AND r.session_id IS NOT NULL
+              ORDER BY r.topic, r.partition, r.\"offset\"",
+        )
+        .bind(projection.name())
+        .bind(topics)
+        .bind(partitions)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_stream: HashMap<uuid::Uuid, Vec<_>> = HashMap::new();
+        for (stream, topic, partition, offset, kind) in rows {
+            by_stream.entry(stream).or_default().push((
+                topic,
+                partition,
+                offset,
+                kind.as_deref().map(kind_named),
+            ));
+        }
+        Ok(Self { by_stream })
+    }
+
+    /// Notes a record set aside in this batch.
+    fn add(&mut self, raw: &RawRecord) {
+        if let Some(stream) = stream_of(raw) {
+            let kind = raw.decoded.as_ref().ok().map(|e| e.streamkind);
+            self.by_stream.entry(stream).or_default().push((
+                raw.topic.clone(),
+                raw.partition,
+                raw.offset,
+                kind,
+            ));
+        }
+    }
+
+    /// The earlier set-aside record of its stream that `raw` must wait behind, if any.
+    fn blocker(
+        &self,
+        projection: Projection,
+        raw: &RawRecord,
+        event: &WireEvent,
+    ) -> Option<String> {
+        let stream = stream_of(raw)?;
+        self.by_stream
+            .get(&stream)?
+            .iter()
+            .find_map(|(t, p, o, kind)| {
+                (*t == raw.topic
+                    && *p == raw.partition
+                    && *o < raw.offset
+                    && projection.holds_behind(*kind, event.streamkind))
+                .then(|| format!("{t}/{p}@{o}"))
+            })
+    }
+
+    /// Whether `raw` itself was set aside before (a rebuild re-reading it); it no longer waits.
+    fn take(&mut self, raw: &RawRecord) -> bool {
+        let Some(stream) = stream_of(raw) else {
+            return false;
+        };
+        let Some(list) = self.by_stream.get_mut(&stream) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|(t, p, o, _)| !(*t == raw.topic && *p == raw.partition && *o == raw.offset));
+        list.len() != before
+    }
+}
+
+fn kind_named(name: &str) -> StreamKind {
+    if name == "lifecycle" {
+        StreamKind::Lifecycle
+    } else {
+        StreamKind::Telemetry
+    }
+}
+
+/// Records one set-aside record in `projection_rejects`, with the record itself; `true` when it
+/// is newly quarantined (a rebuild meeting it again updates the row and reopens it).
 async fn set_aside(
     tx: &mut PgConnection,
     projection: Projection,
-    (topic, partition, offset): (&str, i32, i64),
+    raw: &RawRecord,
     kind: &str,
     reason: &str,
     sqlstate: Option<&str>,
-    batch: &[RawRecord],
-) -> Result<(), sqlx::Error> {
-    // The session it belongs to, when it decoded: the session's pages can say data is held back.
-    let session_id = batch
-        .iter()
-        .find(|r| r.topic == topic && r.partition == partition && r.offset == offset)
-        .and_then(|r| r.decoded.as_ref().ok())
-        .and_then(|e| e.subject.parse::<uuid::Uuid>().ok());
-    let inserted = sqlx::query(
-        "INSERT INTO projection_rejects (projection, topic, partition, \"offset\", reason, kind, sqlstate, session_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+) -> Result<bool, sqlx::Error> {
+    let event = raw.decoded.as_ref().ok();
+    let inserted: bool = sqlx::query_scalar(
+        "INSERT INTO projection_rejects (projection, topic, partition, \"offset\", reason, first_reason, kind,
+                                         sqlstate, session_id, payload, record_key, headers, record_time,
+                                         stream_kind, sequence)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (projection, topic, partition, \"offset\") DO UPDATE
+             SET kind = EXCLUDED.kind, reason = EXCLUDED.reason, sqlstate = EXCLUDED.sqlstate,
+                 refused_at = now(), resolved_at = NULL, resolved_by = NULL, resolution = NULL,
+                 payload = coalesce(projection_rejects.payload, EXCLUDED.payload),
+                 record_key = coalesce(projection_rejects.record_key, EXCLUDED.record_key),
+                 headers = coalesce(projection_rejects.headers, EXCLUDED.headers),
+                 record_time = coalesce(projection_rejects.record_time, EXCLUDED.record_time),
+                 stream_kind = coalesce(projection_rejects.stream_kind, EXCLUDED.stream_kind),
+                 sequence = coalesce(projection_rejects.sequence, EXCLUDED.sequence)
+         RETURNING (xmax = 0)",
     )
     .bind(projection.name())
-    .bind(topic)
-    .bind(partition)
-    .bind(offset)
+    .bind(&raw.topic)
+    .bind(raw.partition)
+    .bind(raw.offset)
     .bind(reason)
     .bind(kind)
     .bind(sqlstate)
-    .bind(session_id)
+    // The session (stream) it belongs to, when it decoded: the session's pages say data is
+    // held back, and later records of the stream can wait behind it.
+    .bind(stream_of(raw))
+    .bind(&raw.bytes.payload)
+    .bind(raw.bytes.key.as_deref())
+    .bind(headers_json(&raw.bytes.headers))
+    .bind(
+        raw.timestamp_ms
+            .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis),
+    )
+    .bind(event.map(|e| e.streamkind.as_str()))
+    .bind(event.map(|e| e.sequence as i64))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(inserted)
+}
+
+/// Marks the quarantined row of `raw` resolved.
+async fn resolve(
+    tx: &mut PgConnection,
+    projection: Projection,
+    raw: &RawRecord,
+    resolution: &str,
+    by: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_rejects SET resolved_at = now(), resolved_by = $6, resolution = $5
+          WHERE projection = $1 AND topic = $2 AND partition = $3 AND \"offset\" = $4 AND resolved_at IS NULL",
+    )
+    .bind(projection.name())
+    .bind(&raw.topic)
+    .bind(raw.partition)
+    .bind(raw.offset)
+    .bind(resolution)
+    .bind(by)
     .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted > 0 {
-        PROJECTION_QUARANTINED
-            .with_label_values(&[projection.name(), kind])
-            .inc();
-    }
+    .await?;
     Ok(())
+}
+
+/// Record headers as JSON: `[{"key": …, "value": text}]`, or `"value_hex"` when the value is not
+/// UTF-8 (`null` without headers).
+fn headers_json(headers: &[(String, Option<Vec<u8>>)]) -> Option<serde_json::Value> {
+    if headers.is_empty() {
+        return None;
+    }
+    Some(serde_json::Value::Array(
+        headers
+            .iter()
+            .map(|(key, value)| match value {
+                None => serde_json::json!({"key": key, "value": null}),
+                Some(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) => serde_json::json!({"key": key, "value": text}),
+                    Err(_) => serde_json::json!({"key": key, "value_hex": hex(bytes)}),
+                },
+            })
+            .collect(),
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Assigns every partition of `topic` that holds records to `consumer`, from the beginning (no
@@ -710,10 +911,9 @@ pub async fn rebuild(
         .bind(projection.name())
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM projection_rejects WHERE projection = $1")
-        .bind(projection.name())
-        .execute(&mut *tx)
-        .await?;
+    // The quarantine is kept: the rebuild meets each record again and resolves the rows of
+    // those that now apply (and re-quarantines the others); a record Kafka no longer has stays
+    // quarantined with its stored copy, for `clarity quarantine retry`.
     tx.commit().await?;
 
     let consumer = kafka.reader(&format!("rebuild.{}", projection.name()))?;

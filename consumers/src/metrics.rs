@@ -98,3 +98,16 @@ pub static RELAY_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers")
 });
+
+/// Quarantined records not yet resolved, by stage (`projection`, `relay`), name (the projection,
+/// or the relay's checkpoint name) and kind, read from `projection_rejects` and `relay_rejects`
+/// when `/metrics` is scraped (so it is right whichever process quarantined or retried them).
+/// Alert on `> 0`: it clears when `clarity quarantine retry` resolves them.
+pub static QUARANTINE_UNRESOLVED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "clarity_quarantine_unresolved",
+        "Quarantined records held back and not yet resolved",
+        &["stage", "name", "kind"]
+    )
+    .expect("metric registers")
+});

@@ -77,8 +77,9 @@ pub static RECORD_AGE_AT_COMMIT: LazyLock<HistogramVec> = LazyLock::new(|| {
 });
 
 /// Records set aside by each projection (`projection_rejects`), by kind: `undecodable` (not a
-/// Clarity record) or `unappliable` (PostgreSQL refused its data). Alert on any increase: a
-/// candidate's acknowledged event is held back until an operator looks at it.
+/// Clarity record), `unappliable` (PostgreSQL refused its data) or `held` (waiting behind one of
+/// those, to keep its stream in order). A candidate's acknowledged event is held back until an
+/// operator looks at it; alert on `clarity_quarantine_unresolved`, which also clears.
 pub static PROJECTION_QUARANTINED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "clarity_projection_quarantined_total",

@@ -420,3 +420,51 @@ pub async fn extend(
     }
     Ok(chained)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain_expecting(telemetry: u64) -> Chain {
+        let session = Uuid::from_u128(1);
+        Chain::resume(session, &Chain::new(session).head(), 1, telemetry).expect("a valid head")
+    }
+
+    #[test]
+    fn a_quarantined_record_the_chain_needed_next_is_a_hole_once_passed() {
+        // Arrange: the chain expects telemetry 11; record 11 was quarantined at offset 13.
+        let chain = chain_expecting(11);
+        let mut quarantined = VecDeque::from([(13, StreamKind::Telemetry, 11)]);
+
+        // Act / Assert: not before its offset, a hole after it.
+        assert!(!passes_hole(&chain, Some(&mut quarantined), 12));
+        assert_eq!(quarantined.len(), 1, "not looked at yet");
+        assert!(passes_hole(&chain, Some(&mut quarantined), 14));
+        assert!(quarantined.is_empty());
+    }
+
+    #[test]
+    fn a_quarantined_record_the_chain_would_never_take_is_no_hole() {
+        // Arrange: a sequence far ahead (a foreign producer's) and one already chained.
+        let chain = chain_expecting(11);
+        let mut quarantined = VecDeque::from([
+            (13, StreamKind::Telemetry, 1_000_000),
+            (14, StreamKind::Telemetry, 5),
+            (15, StreamKind::Lifecycle, 7),
+        ]);
+
+        // Act / Assert
+        assert!(!passes_hole(&chain, Some(&mut quarantined), 100));
+        assert!(!passes_hole(&chain, None, 100));
+    }
+
+    #[test]
+    fn a_record_applied_in_its_place_fills_its_hole() {
+        // Arrange: a rebuild (or retry) applies record 11 itself: the chain moved past it.
+        let chain = chain_expecting(12);
+        let mut quarantined = VecDeque::from([(13, StreamKind::Telemetry, 11)]);
+
+        // Act / Assert
+        assert!(!passes_hole(&chain, Some(&mut quarantined), 14));
+    }
+}

@@ -196,3 +196,26 @@ impl Projection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_depends_on_order_waits_behind_a_quarantined_record() {
+        use StreamKind::{Lifecycle, Telemetry};
+        // Folds over the stream in order hold everything behind it.
+        for projection in [Projection::Catalogue, Projection::Replay] {
+            assert!(projection.holds_behind(Some(Telemetry), Telemetry));
+            assert!(projection.holds_behind(Some(Lifecycle), Telemetry));
+            assert!(projection.holds_behind(None, Lifecycle));
+        }
+        // `sessions`: lifecycle behind lifecycle; telemetry never (its rows and counts do not
+        // depend on order; its audit chain waits instead).
+        assert!(Projection::Sessions.holds_behind(Some(Lifecycle), Lifecycle));
+        assert!(!Projection::Sessions.holds_behind(Some(Lifecycle), Telemetry));
+        assert!(!Projection::Sessions.holds_behind(Some(Telemetry), Lifecycle));
+        assert!(!Projection::Sessions.holds_behind(Some(Telemetry), Telemetry));
+        assert!(!Projection::Sessions.holds_behind(None, Lifecycle));
+    }
+}

@@ -660,10 +660,13 @@ fn stream_of(raw: &RawRecord) -> Option<uuid::Uuid> {
         .and_then(|e| e.subject.parse::<uuid::Uuid>().ok())
 }
 
+/// Where a set-aside record was: topic, partition, offset, and its stream kind when known.
+type SetAsideAt = (String, i32, i64, Option<StreamKind>);
+
 /// Unresolved quarantined records of a batch's partitions, by stream, as the batch passes them.
 struct Unresolved {
-    /// Per stream: (topic, partition, offset, stream kind) of each set-aside record, in order.
-    by_stream: HashMap<uuid::Uuid, Vec<(String, i32, i64, Option<StreamKind>)>>,
+    /// Per stream: each set-aside record, in order.
+    by_stream: HashMap<uuid::Uuid, Vec<SetAsideAt>>,
 }
 
 impl Unresolved {

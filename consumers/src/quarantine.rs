@@ -347,7 +347,8 @@ pub async fn held_back(pool: &PgPool, session: Uuid) -> Result<Vec<HeldBackGroup
           WHERE session_id = $1 AND resolved_at IS NULL GROUP BY 1, 2
          UNION ALL
          SELECT 'relay', kind, count(*), min(rejected_at) FROM relay_rejects
-          WHERE aggregate_id = $1::text AND resolved_at IS NULL GROUP BY 1, 2
+          WHERE aggregate_type = 'CandidateSession' AND aggregate_id = $1::text AND resolved_at IS NULL
+          GROUP BY 1, 2
           ORDER BY 1, 2",
     )
     .bind(session)

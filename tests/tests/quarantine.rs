@@ -262,17 +262,16 @@ async fn type_events(
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_applies_it_once_in_order(
-) -> anyhow::Result<()> {
-    // Arrange: the product; a limit nobody thought of (as a migration would add it) that the
-    // session's eleventh event — accepted and acknowledged by the API — exceeds in both session
-    // projections.
-    let env = TestEnv::new().await?;
-    let product = env.spawn_product().await?;
+/// The retry tests' arrangement: a session of `product` whose eleventh event — accepted and
+/// acknowledged by the API — exceeds a limit nobody thought of (added the way a migration would
+/// add it) in both session projections, followed by nine more; returns (session, token, the
+/// pasted text) once the projections have set it aside and moved on.
+async fn poisoned_session(
+    env: &TestEnv,
+    product: &clarity_tests::Product,
+) -> anyhow::Result<(String, String, String)> {
     let client = &product.client;
     let (s, token) = client.started_session(&product.admin, "Ada").await?;
-    let session: Uuid = s.parse()?;
     let big = "y".repeat(2000);
     type_events(client, &s, &token, 1..=10, &big).await?;
     env.wait_for::<i64>(
@@ -287,13 +286,8 @@ async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_a
     sqlx::query("ALTER TABLE replay_sessions ADD CONSTRAINT test_small_workspace CHECK (length(workspace::text) < 1500)")
         .execute(&env.pool)
         .await?;
-
-    // Act: the event goes in (the API acknowledges it), then nine more.
     type_events(client, &s, &token, 11..=11, &big).await?;
     type_events(client, &s, &token, 12..=20, &big).await?;
-
-    // Assert: the sessions projection set it aside and moved on (telemetry does not wait); the
-    // replay set it aside and holds the nine after it (its workspace is a fold in order).
     env.wait_for::<i64>(
         "the record and what is held behind it",
         &format!("SELECT count(*) FROM projection_rejects WHERE session_id = '{s}'"),
@@ -306,6 +300,33 @@ async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_a
         |n| *n == 19,
     )
     .await?;
+    Ok((s, token, big))
+}
+
+/// The fix: the limit goes, as a migration would drop it.
+async fn fix(env: &TestEnv) -> anyhow::Result<()> {
+    sqlx::query("ALTER TABLE session_events DROP CONSTRAINT test_small_events")
+        .execute(&env.pool)
+        .await?;
+    sqlx::query("ALTER TABLE replay_sessions DROP CONSTRAINT test_small_workspace")
+        .execute(&env.pool)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_applies_it_once_in_order(
+) -> anyhow::Result<()> {
+    // Arrange / Act: the product; a session's eleventh event refused by both session
+    // projections, then nine more.
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let client = &product.client;
+    let (s, _token, big) = poisoned_session(&env, &product).await?;
+    let session: Uuid = s.parse()?;
+
+    // Assert: the sessions projection set it aside and moved on (telemetry does not wait); the
+    // replay set it aside and holds the nine after it (its workspace is a fold in order).
     let kinds: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT projection, kind, count(*) FROM projection_rejects WHERE session_id = $1 AND resolved_at IS NULL
           GROUP BY 1, 2 ORDER BY 1, 2",
@@ -462,13 +483,8 @@ async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_a
         ]
     );
 
-    // The fix (as a migration would: the limit goes), a dry run, then the retry.
-    sqlx::query("ALTER TABLE session_events DROP CONSTRAINT test_small_events")
-        .execute(&env.pool)
-        .await?;
-    sqlx::query("ALTER TABLE replay_sessions DROP CONSTRAINT test_small_workspace")
-        .execute(&env.pool)
-        .await?;
+    // The fix, a dry run, then the retry.
+    fix(&env).await?;
     let dry = env
         .run_cli(&["quarantine", "retry", "--session", &s, "--dry-run"], &[])
         .await?;
@@ -625,6 +641,89 @@ async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_a
         before,
         "as if applied in order"
     );
+
+    product.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_keeps_the_quarantine_and_resolves_the_records_that_now_apply(
+) -> anyhow::Result<()> {
+    // Arrange: a session's eleventh event refused by both session projections.
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let (s, _token, big) = poisoned_session(&env, &product).await?;
+    let session: Uuid = s.parse()?;
+    let unresolved = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM projection_rejects WHERE session_id = $1 AND resolved_at IS NULL",
+        )
+        .bind(session)
+        .fetch_one(&env.pool)
+        .await
+    };
+
+    // Act 1: rebuild before the fix.
+    for projection in [Projection::Sessions, Projection::Replay] {
+        rebuild(
+            &env.config.database_url,
+            &env.config.kafka(),
+            projection,
+            false,
+        )
+        .await?;
+    }
+
+    // Assert: nothing of the quarantine is lost, nothing applied out of order.
+    assert_eq!(unresolved().await?, 11);
+    let last_seq: i64 =
+        sqlx::query_scalar("SELECT last_seq FROM replay_sessions WHERE session_id = $1")
+            .bind(session)
+            .fetch_one(&env.pool)
+            .await?;
+    assert_eq!(last_seq, 10);
+
+    // Act 2: the fix, then a rebuild.
+    fix(&env).await?;
+    for projection in [Projection::Sessions, Projection::Replay] {
+        rebuild(
+            &env.config.database_url,
+            &env.config.kafka(),
+            projection,
+            false,
+        )
+        .await?;
+    }
+
+    // Assert: the rebuild applied them in order and resolved (kept) their rows.
+    assert_eq!(unresolved().await?, 0);
+    let how: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT DISTINCT resolved_by, resolution FROM projection_rejects WHERE session_id = $1",
+    )
+    .bind(session)
+    .fetch_all(&env.pool)
+    .await?;
+    assert_eq!(
+        how,
+        vec![(
+            Some("clarity rebuild".into()),
+            Some("applied by a rebuild".into())
+        )]
+    );
+    let (telemetry, last_seq, main_py): (i64, i64, String) = sqlx::query_as(
+        "SELECT s.telemetry_events, r.last_seq, r.workspace->'files'->>'main.py'
+           FROM sessions s JOIN replay_sessions r USING (session_id) WHERE session_id = $1",
+    )
+    .bind(session)
+    .fetch_one(&env.pool)
+    .await?;
+    assert_eq!((telemetry, last_seq), (20, 20));
+    assert_eq!(main_py, expected_main_py(&big));
+    let view = product
+        .client
+        .get(&format!("/v1/sessions/{s}"), &product.admin)
+        .await?;
+    assert!(view.body.get("held_back").is_none(), "{view:?}");
 
     product.stop().await?;
     Ok(())

@@ -11,6 +11,8 @@ use clarity_domain::telemetry::{EditOrigin, TelemetryData, TelemetryEvent};
 use clarity_domain::wire::WireEvent;
 use clarity_projections::Projection;
 use clarity_tests::TestEnv;
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureRecord;
 use serde_json::json;
 use uuid::Uuid;
@@ -721,6 +723,136 @@ async fn a_rebuild_keeps_the_quarantine_and_resolves_the_records_that_now_apply(
     assert_eq!(main_py, expected_main_py(&big));
     let view = product
         .client
+        .get(&format!("/v1/sessions/{s}"), &product.admin)
+        .await?;
+    assert!(view.body.get("held_back").is_none(), "{view:?}");
+
+    product.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_event_the_broker_refused_holds_the_session_back_until_it_is_published_in_order(
+) -> anyhow::Result<()> {
+    // Arrange: a session with a comment stored by an older API that accepted text of any length
+    // (1.1 MB: more than the broker takes), then the candidate submits.
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let client = &product.client;
+    let (s, token) = client.started_session(&product.admin, "Ada").await?;
+    let session: Uuid = s.parse()?;
+    assert_eq!(client.send_events(&s, &token, 1, 5).await?.status, 200);
+    let (org, next): (Uuid, i64) = sqlx::query_as(
+        "SELECT (SELECT org_id FROM session_tokens WHERE session_id = $1),
+                (SELECT max(sequence) + 1 FROM events WHERE aggregate_type = 'CandidateSession' AND aggregate_id = $1::text)",
+    )
+    .bind(session)
+    .fetch_one(&env.pool)
+    .await?;
+    let comment = json!({"CommentAdded": {"comment_id": Uuid::new_v4(), "author": Uuid::new_v4(), "replay_seq": 1,
+                                          "text": "z".repeat(1_100_000), "at": Utc::now()}});
+    let metadata = json!({"org_id": org, "actor": "an older API", "time": Utc::now()});
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('CandidateSession', $1, $2, 'CommentAdded', '1', $3, $4)",
+    )
+    .bind(&s)
+    .bind(next)
+    .bind(comment)
+    .bind(metadata)
+    .execute(&env.pool)
+    .await?;
+    let submitted = client
+        .post(
+            &format!("/v1/sessions/{s}/submit"),
+            &token,
+            &json!({"files": [{"path": "main.py", "content": "x"}]}),
+        )
+        .await?;
+    assert_eq!(submitted.status, 200, "{submitted:?}");
+
+    // Act 1: the relay meets both.
+    env.wait_for::<i64>(
+        "the relay to set the comment aside and hold the submission behind it",
+        &format!("SELECT count(*) FROM relay_rejects WHERE aggregate_id = '{s}'"),
+        |n| *n == 2,
+    )
+    .await?;
+
+    // Assert: the submission is not published past the comment; the session says it is held
+    // back, by the relay.
+    let view = client
+        .get(&format!("/v1/sessions/{s}"), &product.admin)
+        .await?;
+    assert_eq!(view.body["status"], "in_progress", "{view:?}");
+    let parts: Vec<(String, String, i64)> = view.body["held_back"]["by_part"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["part"].as_str().unwrap_or_default().to_string(),
+                p["kind"].as_str().unwrap_or_default().to_string(),
+                p["records"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        vec![
+            ("relay".into(), "held".into(), 1),
+            ("relay".into(), "unpublishable".into(), 1),
+        ],
+        "{view:?}"
+    );
+
+    // Act 2: the operator raises the sessions topic's and the producer's limits and retries.
+    let admin: AdminClient<DefaultClientContext> = env.config.kafka().client_config().create()?;
+    let raised = AlterConfig::new(ResourceSpecifier::Topic(&env.config.topic_sessions))
+        .set("max.message.bytes", "3000000");
+    for result in admin.alter_configs([&raised], &AdminOptions::new()).await? {
+        result.map_err(|(resource, code)| anyhow::anyhow!("{resource:?}: {code}"))?;
+    }
+    let limit = [(
+        "CLARITY_KAFKA_PROPERTIES",
+        "message.max.bytes=3000000".to_string(),
+    )];
+    let retry = env
+        .run_cli(&["quarantine", "retry", "--session", &s], &limit)
+        .await?;
+
+    // Assert: both published, the comment first; the read models have them in that order.
+    assert!(retry.success, "{retry:?}");
+    assert_eq!(
+        retry.stdout.matches("published; resolved").count(),
+        2,
+        "{}",
+        retry.stdout
+    );
+    env.wait_for::<bool>(
+        "the submission in the read model",
+        &format!("SELECT status = 'submitted' FROM sessions WHERE session_id = '{s}'"),
+        |done| *done,
+    )
+    .await?;
+    let order: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, kafka_offset FROM session_events
+          WHERE session_id = $1 AND event_type IN ('CommentAdded', 'SessionSubmitted') ORDER BY kafka_offset",
+    )
+    .bind(session)
+    .fetch_all(&env.pool)
+    .await?;
+    assert_eq!(
+        order.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["CommentAdded", "SessionSubmitted"]
+    );
+    let comment_length: i32 =
+        sqlx::query_scalar("SELECT length(text) FROM review_comments WHERE session_id = $1")
+            .bind(session)
+            .fetch_one(&env.pool)
+            .await?;
+    assert_eq!(comment_length, 1_100_000);
+    let view = client
         .get(&format!("/v1/sessions/{s}"), &product.admin)
         .await?;
     assert!(view.body.get("held_back").is_none(), "{view:?}");

@@ -348,7 +348,7 @@ async fn retry_unit(
         let in_run = run.iter().any(|r| r.id == row.id);
         if !in_run {
             if row.kind != "held" {
-                blocked_by = Some(row.coordinates());
+                blocked_by.get_or_insert(row.coordinates());
             }
             continue;
         }
@@ -364,14 +364,15 @@ async fn retry_unit(
             Ok(bytes) => bytes,
             Err(why) => {
                 pending_lines.push(row.line(Outcome::Skipped { why }));
-                blocked_by = Some(row.coordinates());
+                blocked_by.get_or_insert(row.coordinates());
                 continue;
             }
         };
         match apply_late(&mut tx, projection, row, &bytes, &options.by).await {
             Ok(Ok(())) => {
+                // `blocked_by` stays: what is held behind an earlier record that is still
+                // quarantined keeps waiting for it, whatever applies in between.
                 applied_any = true;
-                blocked_by = None;
                 pending_lines.push(row.line(if options.dry_run {
                     Outcome::WouldApply
                 } else {
@@ -390,7 +391,7 @@ async fn retry_unit(
                 .bind(&sqlstate)
                 .execute(&mut *tx)
                 .await?;
-                blocked_by = Some(row.coordinates());
+                blocked_by.get_or_insert(row.coordinates());
                 pending_lines.push(row.line(Outcome::StillRefused { reason, sqlstate }));
             }
             Err(error) => {
@@ -769,7 +770,6 @@ async fn republish_unit(
                 .bind(&options.by)
                 .execute(&mut *tx)
                 .await?;
-                blocked_by = None;
                 lines.push(row.line(Outcome::Published));
             }
             Ok(Err(reason)) => {
@@ -782,7 +782,7 @@ async fn republish_unit(
                 .bind(&reason)
                 .execute(&mut *tx)
                 .await?;
-                blocked_by = Some(coordinates);
+                blocked_by.get_or_insert(coordinates);
                 lines.push(row.line(Outcome::StillRefused {
                     reason,
                     sqlstate: None,
@@ -791,7 +791,7 @@ async fn republish_unit(
             Err(error) => {
                 // What was published stays marked; the rest waits for another run.
                 let why = format!("{error}; retry later");
-                blocked_by = Some(coordinates);
+                blocked_by.get_or_insert(coordinates);
                 lines.push(row.line(Outcome::Skipped { why }));
             }
         }

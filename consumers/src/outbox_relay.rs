@@ -357,7 +357,8 @@ async fn set_aside(
 /// Records an event as held behind its aggregate's unresolved reject — if there still is one.
 /// The blockers are read with a lock, so a retry publishing them concurrently either finished
 /// first (nothing held: the caller publishes the event) or sees this row and publishes it too.
-/// `true` when the event is held (or was recorded before).
+/// `true` when the event is held, or is itself still quarantined (a batch read again after a
+/// crash meets its own reject: it stays in the quarantine rather than being published past it).
 async fn hold(
     conn: &mut PgConnection,
     config: &RelayConfig,
@@ -367,7 +368,7 @@ async fn hold(
     let held: Option<i32> = sqlx::query_scalar(
         "WITH blockers AS (
              SELECT sequence FROM relay_rejects
-              WHERE relay = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND sequence < $4
+              WHERE relay = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND sequence <= $4
                 AND resolved_at IS NULL
                 FOR KEY SHARE
          )

@@ -276,6 +276,10 @@ async fn an_event_the_broker_refused_is_published_in_order_once_its_limit_is_rai
         config,
         mut conn,
     } = relay_caught_up(&env).await?;
+    let (caught_up_tx, caught_up_at): (String, i64) =
+        sqlx::query_as("SELECT tx_id::text, position FROM relay_checkpoints WHERE relay = 'test'")
+            .fetch_one(&mut conn)
+            .await?;
     let huge = serde_json::json!({"AssessmentRetired": {"at": "2026-01-01T00:00:00Z", "note": "x".repeat(1_100_000)}});
     sqlx::query("INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('Assessment', 'huge', 1, 'AssessmentRetired', '1', $1, '{}')")
         .bind(huge)
@@ -358,6 +362,28 @@ async fn an_event_the_broker_refused_is_published_in_order_once_its_limit_is_rai
         show.stdout.contains("more bytes (--full shows everything)"),
         "{}",
         show.stdout
+    );
+    // A relay that reads the batch again (it crashed before its checkpoint), now able to send
+    // the event, leaves it to the quarantine rather than publishing it around its row.
+    sqlx::query(
+        "UPDATE relay_checkpoints SET tx_id = $1::xid8, position = $2 WHERE relay = 'test'",
+    )
+    .bind(&caught_up_tx)
+    .bind(caught_up_at)
+    .execute(&mut conn)
+    .await?;
+    let mut raised_kafka = kafka.clone();
+    raised_kafka
+        .properties
+        .push(("message.max.bytes".into(), "3000000".into()));
+    let raised_producer = raised_kafka.producer(0)?;
+    assert_eq!(
+        publish_batch(&mut conn, &raised_kafka, &raised_producer, &config).await?,
+        3
+    );
+    assert_eq!(
+        of(&published_events(&env).await?, "huge"),
+        Vec::<u64>::new()
     );
     let limit = [(
         "CLARITY_KAFKA_PROPERTIES",

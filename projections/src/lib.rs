@@ -155,19 +155,29 @@ impl Projection {
         }
     }
 
-    /// Whether a record of kind `record` must wait behind an earlier unresolved quarantined record
-    /// (of kind `blocker`, `None` when unknown) of the same stream, rather than be applied past
-    /// it. Projections whose state is a fold over the stream in order (the catalogue's
-    /// `last_sequence`, the replay's workspace) hold everything behind it; `sessions` holds later
-    /// lifecycle events behind a lifecycle event (its status, decision and score columns are
-    /// last-writer-wins), while telemetry, whose log rows and counters do not depend on order,
-    /// moves on (its audit chain waits instead: see [`audit_chain`]). Decision 0017.
-    pub fn holds_behind(self, blocker: Option<StreamKind>, record: StreamKind) -> bool {
+    /// Whether a record (its stream kind and sequence) must wait behind an earlier unresolved
+    /// quarantined record of the same stream (its kind and sequence, `None` when unknown), rather
+    /// than be applied past it. A record only ever waits behind one of its own kind with a lower
+    /// sequence — one it would have to follow in the stream's order; a quarantined record whose
+    /// sequence is far ahead, unknown or of the other kind holds nothing (a hostile record
+    /// cannot freeze a session). Within that: the catalogue (a fold over an assessment's events:
+    /// `last_sequence`) and the replay (a fold over a session's telemetry in `seq` order, its time
+    /// base from the lifecycle) wait; `sessions` holds lifecycle events (its status, decision and
+    /// score columns are last-writer-wins), while telemetry, whose log rows and counters do not
+    /// depend on order, moves on (its audit chain waits instead: see [`audit_chain`]).
+    /// Decision 0017.
+    pub fn holds_behind(
+        self,
+        blocker: Option<(StreamKind, Option<u64>)>,
+        record: (StreamKind, u64),
+    ) -> bool {
+        let follows = matches!(
+            blocker,
+            Some((kind, Some(blocker_seq))) if kind == record.0 && blocker_seq < record.1
+        );
         match self {
-            Self::Catalogue | Self::Replay => true,
-            Self::Sessions => {
-                blocker == Some(StreamKind::Lifecycle) && record == StreamKind::Lifecycle
-            }
+            Self::Catalogue | Self::Replay => follows,
+            Self::Sessions => follows && record.0 == StreamKind::Lifecycle,
         }
     }
 
@@ -210,18 +220,26 @@ mod tests {
     #[test]
     fn only_what_depends_on_order_waits_behind_a_quarantined_record() {
         use StreamKind::{Lifecycle, Telemetry};
-        // Folds over the stream in order hold everything behind it.
         for projection in [Projection::Catalogue, Projection::Replay] {
-            assert!(projection.holds_behind(Some(Telemetry), Telemetry));
-            assert!(projection.holds_behind(Some(Lifecycle), Telemetry));
-            assert!(projection.holds_behind(None, Lifecycle));
+            // Behind a record of its kind that it follows in the stream's order.
+            assert!(projection.holds_behind(Some((Lifecycle, Some(3))), (Lifecycle, 4)));
+            // Not behind one far ahead (or unknown, or of the other kind, or undecodable).
+            assert!(!projection.holds_behind(Some((Lifecycle, Some(9))), (Lifecycle, 4)));
+            assert!(!projection.holds_behind(Some((Lifecycle, None)), (Lifecycle, 4)));
+            assert!(!projection.holds_behind(None, (Lifecycle, 4)));
         }
+        let replay = Projection::Replay;
+        assert!(replay.holds_behind(Some((Telemetry, Some(7))), (Telemetry, 8)));
+        assert!(!replay.holds_behind(Some((Telemetry, Some(1 << 63))), (Telemetry, 8)));
+        assert!(!replay.holds_behind(Some((Lifecycle, Some(2))), (Telemetry, 8)));
         // `sessions`: lifecycle behind lifecycle; telemetry never (its rows and counts do not
         // depend on order; its audit chain waits instead).
-        assert!(Projection::Sessions.holds_behind(Some(Lifecycle), Lifecycle));
-        assert!(!Projection::Sessions.holds_behind(Some(Lifecycle), Telemetry));
-        assert!(!Projection::Sessions.holds_behind(Some(Telemetry), Lifecycle));
-        assert!(!Projection::Sessions.holds_behind(Some(Telemetry), Telemetry));
-        assert!(!Projection::Sessions.holds_behind(None, Lifecycle));
+        let sessions = Projection::Sessions;
+        assert!(sessions.holds_behind(Some((Lifecycle, Some(2))), (Lifecycle, 3)));
+        assert!(!sessions.holds_behind(Some((Lifecycle, Some(5))), (Lifecycle, 3)));
+        assert!(!sessions.holds_behind(Some((Lifecycle, Some(2))), (Telemetry, 3)));
+        assert!(!sessions.holds_behind(Some((Telemetry, Some(2))), (Lifecycle, 3)));
+        assert!(!sessions.holds_behind(Some((Telemetry, Some(2))), (Telemetry, 3)));
+        assert!(!sessions.holds_behind(None, (Lifecycle, 3)));
     }
 }

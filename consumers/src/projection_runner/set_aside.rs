@@ -17,8 +17,9 @@ fn stream_of(raw: &RawRecord) -> Option<uuid::Uuid> {
         .and_then(|e| e.subject.parse::<uuid::Uuid>().ok())
 }
 
-/// Where a set-aside record was: topic, partition, offset, and its stream kind when known.
-type SetAsideAt = (String, i32, i64, Option<StreamKind>);
+/// Where a set-aside record was: topic, partition, offset, and its stream kind and sequence when
+/// known.
+type SetAsideAt = (String, i32, i64, Option<(StreamKind, Option<u64>)>);
 
 /// Unresolved quarantined records of a batch's partitions, by stream, as the batch passes them.
 pub(super) struct Unresolved {
@@ -33,25 +34,27 @@ impl Unresolved {
         topics: &[String],
         partitions: &[i32],
     ) -> Result<Self, sqlx::Error> {
-        let rows: Vec<(uuid::Uuid, String, i32, i64, Option<String>)> = sqlx::query_as(
-            "SELECT r.session_id, r.topic, r.partition, r.\"offset\", r.stream_kind
+        let rows: Vec<(uuid::Uuid, String, i32, i64, Option<String>, Option<i64>)> =
+            sqlx::query_as(
+                "SELECT r.session_id, r.topic, r.partition, r.\"offset\", r.stream_kind, r.sequence
                FROM projection_rejects r
                JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON r.topic = u.t AND r.partition = u.p
               WHERE r.projection = $1 AND r.resolved_at IS NULL AND r.session_id IS NOT NULL
               ORDER BY r.topic, r.partition, r.\"offset\"",
-        )
-        .bind(projection.name())
-        .bind(topics)
-        .bind(partitions)
-        .fetch_all(&mut *tx)
-        .await?;
+            )
+            .bind(projection.name())
+            .bind(topics)
+            .bind(partitions)
+            .fetch_all(&mut *tx)
+            .await?;
         let mut by_stream: HashMap<uuid::Uuid, Vec<_>> = HashMap::new();
-        for (stream, topic, partition, offset, kind) in rows {
+        for (stream, topic, partition, offset, kind, sequence) in rows {
             by_stream.entry(stream).or_default().push((
                 topic,
                 partition,
                 offset,
-                kind.as_deref().map(kind_named),
+                kind.as_deref()
+                    .map(|k| (kind_named(k), sequence.and_then(|s| u64::try_from(s).ok()))),
             ));
         }
         Ok(Self { by_stream })
@@ -60,7 +63,11 @@ impl Unresolved {
     /// Notes a record set aside in this batch.
     pub(super) fn add(&mut self, raw: &RawRecord) {
         if let Some(stream) = stream_of(raw) {
-            let kind = raw.decoded.as_ref().ok().map(|e| e.streamkind);
+            let kind = raw
+                .decoded
+                .as_ref()
+                .ok()
+                .map(|e| (e.streamkind, Some(e.sequence)));
             self.by_stream.entry(stream).or_default().push((
                 raw.topic.clone(),
                 raw.partition,
@@ -85,7 +92,7 @@ impl Unresolved {
                 (*t == raw.topic
                     && *p == raw.partition
                     && *o < raw.offset
-                    && projection.holds_behind(*kind, event.streamkind))
+                    && projection.holds_behind(*kind, (event.streamkind, event.sequence)))
                 .then(|| format!("{t}/{p}@{o}"))
             })
     }
@@ -157,7 +164,8 @@ pub(super) async fn set_aside(
             .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis),
     )
     .bind(event.map(|e| e.streamkind.as_str()))
-    .bind(event.map(|e| e.sequence as i64))
+    // A sequence past bigint (a hostile record) is stored as unknown, never wrapped.
+    .bind(event.and_then(|e| i64::try_from(e.sequence).ok()))
     .fetch_one(&mut *tx)
     .await?;
     Ok(inserted)

@@ -20,13 +20,15 @@ use crate::error::ApiError;
 /// property of the API boundary, so it is enforced here, once.
 pub struct ApiJson<T>(pub T);
 
-/// The longest string any JSON body may carry, in bytes, outside the fields a request type names
-/// in [`BodyText::LONG_TEXT`]: names, e-mails, notice versions, justifications, rationales,
-/// comments, reasons. Free text is evidence a human reads; 10,000 bytes is a long page.
-pub const MAX_TEXT_BYTES: usize = 10_000;
+/// The longest string any JSON body may carry, in characters (Unicode scalar values, what JSON
+/// Schema's `maxLength` counts, so the OpenAPI document states it exactly), outside the fields a
+/// request type names in [`BodyText::LONG_TEXT`]: names, e-mails, notice versions,
+/// justifications, rationales, comments, reasons. Free text is evidence a human reads; 10,000
+/// characters is a long page.
+pub const MAX_TEXT_CHARS: usize = 10_000;
 
 /// What a request body may hold as text. Every JSON request type says so explicitly, so a new
-/// one cannot forget: most keep the default (every string at most [`MAX_TEXT_BYTES`]).
+/// one cannot forget: most keep the default (every string at most [`MAX_TEXT_CHARS`]).
 pub trait BodyText {
     /// Paths (prefixes, `.`-separated) whose strings may be longer — code and prompts — bounded
     /// by the body limit instead.
@@ -49,7 +51,7 @@ impl<S: Send + Sync, T: DeserializeOwned + BodyText> FromRequest<S> for ApiJson<
         if let Some((path, len)) = long_text(&value, &mut Vec::new(), T::LONG_TEXT) {
             return Err(ApiError::invalid(
                 "text_too_long",
-                format!("{path}: {len} bytes; at most {MAX_TEXT_BYTES} bytes"),
+                format!("{path}: {len} characters; at most {MAX_TEXT_CHARS} characters"),
             ));
         }
         strict_from_value(value)
@@ -91,8 +93,8 @@ fn nul_path(value: &Value, at: &mut Vec<String>) -> Option<String> {
     }
 }
 
-/// The path and length of the first string longer than [`MAX_TEXT_BYTES`] outside the `long`
-/// path prefixes.
+/// The path and length (in characters) of the first string longer than [`MAX_TEXT_CHARS`]
+/// outside the `long` path prefixes.
 fn long_text(value: &Value, at: &mut Vec<String>, long: &[&str]) -> Option<(String, usize)> {
     let path = |at: &[String]| {
         if at.is_empty() {
@@ -107,7 +109,12 @@ fn long_text(value: &Value, at: &mut Vec<String>, long: &[&str]) -> Option<(Stri
             .any(|prefix| p == *prefix || p.starts_with(&format!("{prefix}.")))
     };
     match value {
-        Value::String(s) if s.len() > MAX_TEXT_BYTES && !allowed(at) => Some((path(at), s.len())),
+        // Bytes first: a string of at most MAX_TEXT_CHARS bytes has at most as many characters.
+        Value::String(s)
+            if s.len() > MAX_TEXT_CHARS && s.chars().count() > MAX_TEXT_CHARS && !allowed(at) =>
+        {
+            Some((path(at), s.chars().count()))
+        }
         Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
             at.push(i.to_string());
             let found = long_text(item, at, long);
@@ -257,17 +264,25 @@ mod tests {
 
     #[test]
     fn long_text_is_found_outside_the_paths_allowed_to_be_long() {
-        let long = "x".repeat(super::MAX_TEXT_BYTES + 1);
+        let long = "x".repeat(super::MAX_TEXT_CHARS + 1);
         let body = serde_json::json!({"files": [{"path": "a", "content": long}], "note": "short"});
         assert_eq!(super::long_text(&body, &mut Vec::new(), &["files"]), None);
         assert_eq!(
             super::long_text(&body, &mut Vec::new(), &[]),
-            Some(("files.0.content".to_string(), super::MAX_TEXT_BYTES + 1))
+            Some(("files.0.content".to_string(), super::MAX_TEXT_CHARS + 1))
         );
         let name = serde_json::json!({"filesystem": long});
         assert!(
             super::long_text(&name, &mut Vec::new(), &["files"]).is_some(),
             "prefixes are whole segments"
+        );
+        // Characters, not bytes, as JSON Schema's `maxLength` counts them.
+        let wide = serde_json::json!({"name": "é".repeat(super::MAX_TEXT_CHARS)});
+        assert_eq!(super::long_text(&wide, &mut Vec::new(), &[]), None);
+        let wider = serde_json::json!({"name": "é".repeat(super::MAX_TEXT_CHARS + 1)});
+        assert_eq!(
+            super::long_text(&wider, &mut Vec::new(), &[]),
+            Some(("name".to_string(), super::MAX_TEXT_CHARS + 1))
         );
     }
 

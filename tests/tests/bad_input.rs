@@ -962,7 +962,7 @@ async fn free_text_longer_than_its_documented_maximum_is_refused_and_stores_noth
         token,
         events_before,
     } = invited().await?;
-    let limit = clarity_api::extract::MAX_TEXT_BYTES;
+    let limit = clarity_api::extract::MAX_TEXT_CHARS;
 
     // Act
     let consent = client

@@ -1,7 +1,15 @@
-//! The OpenAPI document of the HTTP API, generated from the handlers and types.
+//! The OpenAPI document of the HTTP API, generated from the handlers and types, then completed
+//! by modifiers with what holds for every operation ([`common_responses`]) and for every request
+//! body ([`request_rules`]), so that no route has to repeat it and none can forget it.
+
+pub mod common_responses;
+pub mod request_rules;
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use common_responses::CommonResponses;
+use request_rules::RequestRules;
 
 use crate::routes::{
     access, assessments, candidate, integrity, members, ops, replay, reports, reviews, sessions,
@@ -27,7 +35,7 @@ use crate::routes::{
         access::list,
     ),
     components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
-    modifiers(&SecurityAddon),
+    modifiers(&SecurityAddon, &RequestRules, &CommonResponses),
     tags(
         (name = "members", description = "Organization members and API keys"),
         (name = "assessments", description = "The built-in library and the organization's own assessments"),
@@ -58,5 +66,25 @@ impl Modify for SecurityAddon {
             "session_token",
             bearer("Candidate session token `cst_<session>_<secret>`"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::request_rules;
+
+    #[test]
+    fn every_request_body_states_the_edge_rules_of_its_type() {
+        let mut doc = super::ApiDoc::openapi();
+        let listed = request_rules::bodies();
+        for name in request_rules::request_body_names(&doc) {
+            assert!(
+                listed.contains_key(&name),
+                "{name} is a request body: list it in request_rules::bodies()"
+            );
+        }
+        assert_eq!(request_rules::conflicts(&mut doc), Vec::<String>::new());
     }
 }

@@ -403,3 +403,9 @@ fn generic_events(bytes: &[u8]) -> Result<Vec<Parsed>> {
         })
         .collect())
 }
+
+impl crate::extract::BodyText for TelemetryBatch {
+    // Inserted text, file contents and commands are code; a batch is bounded by
+    // `max_batch_bytes` and each event by `MAX_RECORD_BYTES` instead.
+    const LONG_TEXT: &'static [&'static str] = &["events"];
+}

@@ -54,9 +54,35 @@ impl<S: Send + Sync, T: DeserializeOwned + BodyText> FromRequest<S> for ApiJson<
                 format!("{path}: {len} characters; at most {MAX_TEXT_CHARS} characters"),
             ));
         }
-        strict_from_value(value)
+        strict_from_value(whole_numbers(value))
             .map(Self)
             .map_err(|message| ApiError::invalid("invalid_body", message))
+    }
+}
+
+/// `value` with every whole number spelled as an integer (`41.0` → `41`). JSON has one number
+/// type and JSON Schema's `integer` admits both spellings, but serde's integer types take only
+/// the first; floats fields take either.
+fn whole_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            let whole = f.is_finite() && f.fract() == 0.0;
+            if whole && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                Value::from(f as i64)
+            } else if whole && f >= 0.0 && f < u64::MAX as f64 {
+                Value::from(f as u64)
+            } else {
+                Value::Number(n)
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, item)| (key, whole_numbers(item)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -283,6 +309,15 @@ mod tests {
         assert_eq!(
             super::long_text(&wider, &mut Vec::new(), &[]),
             Some(("name".to_string(), super::MAX_TEXT_CHARS + 1))
+        );
+    }
+
+    #[test]
+    fn whole_numbers_are_integers_whatever_their_spelling() {
+        let body = json!({"score": 41.0, "weight": 2.5, "list": [1.0, -3.0], "big": 1e300});
+        assert_eq!(
+            super::whole_numbers(body),
+            json!({"score": 41, "weight": 2.5, "list": [1, -3], "big": 1e300})
         );
     }
 

@@ -5,7 +5,7 @@
 pub mod common_responses;
 pub mod request_rules;
 
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use common_responses::CommonResponses;
@@ -65,6 +65,13 @@ impl Modify for SecurityAddon {
         components.add_security_scheme(
             "session_token",
             bearer("Candidate session token `cst_<session>_<secret>`"),
+        );
+        components.add_security_scheme(
+            "stream_ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "ticket",
+                "Single-use replay stream ticket `rst_<secret>` from `POST /v1/sessions/{session_id}/replay/stream-tickets`, for clients that cannot send an `Authorization` header",
+            ))),
         );
     }
 }

@@ -88,8 +88,7 @@ pub fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 }
 
 /// Adds the common responses that apply to `operation`. A status the operation documents itself
-/// with a description keeps it (the route knows best what it answers); one without a description
-/// gets the common one.
+/// keeps its body; its description (what the route adds) is followed by the common one.
 fn add_common(operation: &mut Operation) {
     let mut texts: Vec<(&str, Vec<&str>)> = Vec::new();
     for &(status, applies, text) in COMMON {
@@ -107,6 +106,9 @@ fn add_common(operation: &mut Operation) {
         match responses.get_mut(status) {
             Some(RefOr::T(own)) if own.description.trim().is_empty() => {
                 own.description = description;
+            }
+            Some(RefOr::T(own)) => {
+                own.description = format!("{} {description}", own.description.trim_end());
             }
             Some(_) => {}
             None => {

@@ -7,15 +7,19 @@
 //!   event schemas do not get this);
 //! * no string holds NUL: a `pattern` excluding U+0000;
 //! * every string is at most [`MAX_TEXT_CHARS`] characters (`maxLength`), except under the paths
-//!   the request type names in [`BodyText::LONG_TEXT`] (code and prompts).
+//!   the request type names in [`BodyText::LONG_TEXT`] (code and prompts);
+//! * unsigned integers have their real maximum (see [`unsigned_width`]).
 //!
 //! Each request type is listed once in [`bodies`], with its `LONG_TEXT` read from the same trait
 //! the extractor reads; a unit test fails when an operation's body is not listed.
 
 use std::collections::BTreeMap;
 
-use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayItems, KnownFormat, Object, Schema, SchemaFormat, SchemaType,
+};
 use utoipa::openapi::{OpenApi, RefOr, Type};
+use utoipa::Number;
 use utoipa::{Modify, ToSchema};
 
 use crate::extract::{BodyText, MAX_TEXT_CHARS};
@@ -203,6 +207,9 @@ fn constrain(
                     object.max_length = Some(MAX_TEXT_CHARS);
                 }
             }
+            if is_integer(&object.schema_type) {
+                unsigned_width(object);
+            }
             if !object.properties.is_empty() && object.additional_properties.is_none() {
                 object.additional_properties =
                     Some(Box::new(AdditionalProperties::FreeForm(false)));
@@ -225,6 +232,36 @@ fn constrain(
         Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(|i| follow(i, path)),
         Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(|i| follow(i, path)),
         _ => {}
+    }
+}
+
+/// utoipa writes `u32` as `int32` and `u64` as `int64`, each with `minimum: 0`: widths the
+/// server's unsigned types exceed (it accepts 2^31 for a `u32`, 2^63 for a `u64`). States the
+/// real maximum instead, unless the field declares its own.
+fn unsigned_width(object: &mut Object) {
+    let unsigned = matches!(object.minimum, Some(Number::Int(0) | Number::UInt(0)))
+        || matches!(object.minimum, Some(Number::Float(f)) if f == 0.0);
+    if !unsigned || object.maximum.is_some() {
+        return;
+    }
+    match &object.format {
+        Some(SchemaFormat::KnownFormat(KnownFormat::Int32)) => {
+            object.format = Some(SchemaFormat::KnownFormat(KnownFormat::Int64));
+            object.maximum = Some(Number::UInt(u32::MAX as usize));
+        }
+        Some(SchemaFormat::KnownFormat(KnownFormat::Int64)) => {
+            object.format = None;
+            object.maximum = Some(Number::UInt(u64::MAX as usize));
+        }
+        _ => {}
+    }
+}
+
+fn is_integer(schema_type: &SchemaType) -> bool {
+    match schema_type {
+        SchemaType::Type(t) => *t == Type::Integer,
+        SchemaType::Array(types) => types.contains(&Type::Integer),
+        SchemaType::AnyValue => false,
     }
 }
 

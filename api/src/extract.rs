@@ -198,13 +198,25 @@ pub fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// `Query<T>` with rejections in the API's error format: 422 `invalid_query` (an unknown
-/// parameter, a value of the wrong type, a missing required one).
+/// parameter, a value of the wrong type, a missing required one, NUL in a value).
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // NUL can only arrive percent-encoded; PostgreSQL cannot compare text holding it (a
+        // report `?version=` with NUL answered 500), so it is refused here for every parameter.
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
+        {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "query parameters must not contain NUL (U+0000)",
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Self(value))

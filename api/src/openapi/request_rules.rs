@@ -8,13 +8,15 @@
 //! * no string holds NUL: a `pattern` excluding U+0000;
 //! * every string is at most [`MAX_TEXT_CHARS`] characters (`maxLength`), except under the paths
 //!   the request type names in [`BodyText::LONG_TEXT`] (code and prompts);
-//! * unsigned integers have their real maximum (see [`unsigned_width`]).
+//! * unsigned integers have their real maximum (see [`unsigned_width`]);
+//! * no query parameter holds NUL (`ApiQuery` refuses it).
 //!
 //! Each request type is listed once in [`bodies`], with its `LONG_TEXT` read from the same trait
 //! the extractor reads; a unit test fails when an operation's body is not listed.
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayItems, KnownFormat, Object, Schema, SchemaFormat, SchemaType,
 };
@@ -87,6 +89,29 @@ impl Modify for RequestRules {
     fn modify(&self, openapi: &mut OpenApi) {
         // Conflicts are reported by a unit test; the document states what it can.
         walk(openapi);
+        query_text(openapi);
+    }
+}
+
+/// No query parameter holds NUL (`ApiQuery` refuses it): stated on every free-text one.
+fn query_text(openapi: &mut OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        for operation in super::common_responses::operations(item) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.parameter_in != ParameterIn::Query {
+                    continue;
+                }
+                if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+                    if is_string(&object.schema_type)
+                        && object.format.is_none()
+                        && object.enum_values.is_none()
+                        && object.pattern.is_none()
+                    {
+                        object.pattern = Some(NO_NUL.to_string());
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -191,6 +191,16 @@ async fn execute(
             metadata(Some(member.org_id), &member.member_id.to_string(), at),
         )
         .await?;
+    // The client reads the assessment next from the catalogue (GET /v1/assessments/{id}): answer
+    // once the catalogue has the event just stored.
+    state
+        .wait_until_projected(
+            "SELECT COALESCE((SELECT c.last_sequence >= (SELECT max(sequence) FROM events
+                 WHERE aggregate_type = 'Assessment' AND aggregate_id = $1::text)
+               FROM catalogue_assessments c WHERE c.assessment_id = $1), false)",
+            id,
+        )
+        .await?;
     let a = state.load_assessment(id).await?;
     Ok(AssessmentAccepted {
         assessment_id: id,

@@ -23,7 +23,13 @@ enum Applies {
     QueryParameters,
     /// Operations with a request body.
     Body,
+    /// Operations whose request body `ApiJson` reads (all but those in [`OWN_PARSER`]).
+    ApiJsonBody,
 }
+
+/// Request bodies read by a parser of their own rather than `ApiJson` (telemetry batches): their
+/// operations document their own 413 and 422 codes.
+const OWN_PARSER: &[&str] = &["TelemetryBatch"];
 
 /// Status, where it applies, and what it means (with the `error.code` values it carries).
 const COMMON: &[(&str, Applies, &str)] = &[
@@ -31,12 +37,13 @@ const COMMON: &[(&str, Applies, &str)] = &[
     ("400", Applies::Body, "`malformed_json`: the body is not JSON."),
     ("401", Applies::Secured, "`unauthenticated`: the `Authorization: Bearer …` credential is missing, malformed, unknown or revoked."),
     ("404", Applies::PathParameters, "`not_found`: no such resource in the caller's organization (another organization's resources answer 404 too)."),
-    ("413", Applies::Body, "`payload_too_large`: the body is larger than the server accepts."),
+    ("413", Applies::ApiJsonBody, "`payload_too_large`: the body is larger than the server accepts."),
     ("415", Applies::Body, "`unsupported_media_type`: the body is not sent as `Content-Type: application/json`."),
     ("422", Applies::QueryParameters, "`invalid_query`: an unknown query parameter, or a value of the wrong type."),
-    ("422", Applies::Body, "`invalid_body`: the body does not match its schema (a missing or unknown field, a wrong type or value); `invalid_text`: a string holds NUL (U+0000); `text_too_long`: a string is longer than its `maxLength`."),
+    ("422", Applies::Body, "`invalid_body`: the body does not match its schema (a missing or unknown field, a wrong type or value)."),
+    ("422", Applies::ApiJsonBody, "`invalid_text`: a string holds NUL (U+0000); `text_too_long`: a string is longer than its `maxLength`."),
     ("429", Applies::Always, "`rate_limited`: too many requests; retry after `Retry-After` seconds. `RateLimit-Policy` and `RateLimit` describe the quota."),
-    ("503", Applies::Always, "`timeout`: the request ran past the server's time limit; or a dependency (the database, the broker) is unavailable. Nothing was changed that a retry would repeat; retry later."),
+    ("503", Applies::Always, "`timeout`: the request ran past the server's time limit; or a dependency (the database, the broker) is unavailable. Retry later."),
 ];
 
 impl Applies {
@@ -57,6 +64,20 @@ impl Applies {
             Applies::PathParameters => has_parameter(ParameterIn::Path),
             Applies::QueryParameters => has_parameter(ParameterIn::Query),
             Applies::Body => operation.request_body.is_some(),
+            Applies::ApiJsonBody => {
+                let own_parser = operation
+                    .request_body
+                    .as_ref()
+                    .and_then(|body| body.content.get("application/json"))
+                    .and_then(|content| content.schema.as_ref())
+                    .is_some_and(|schema| match schema {
+                        RefOr::Ref(r) => OWN_PARSER
+                            .iter()
+                            .any(|name| r.ref_location.ends_with(&format!("/{name}"))),
+                        RefOr::T(_) => false,
+                    });
+                operation.request_body.is_some() && !own_parser
+            }
         }
     }
 }

@@ -798,6 +798,20 @@ async fn malformed_paths_and_query_strings_get_json_errors_with_stable_codes() -
     }
     let r = client.get("/v1/no-such-route", &admin).await?;
     assert_eq!((r.status, r.code()), (404, "not_found"), "{r:?}");
+    let patch = client
+        .http
+        .patch(format!("{}/v1/members", client.base))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    let allow = patch.headers().get("allow").cloned();
+    assert_eq!(patch.status().as_u16(), 405);
+    assert_eq!(
+        allow.as_ref().and_then(|v| v.to_str().ok()),
+        Some("GET,HEAD,POST")
+    );
+    let body: serde_json::Value = patch.json().await?;
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
 
     api.stop().await?;
     Ok(())

@@ -357,11 +357,25 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
         }
         IntegrityCommand::Diff { org, from, to } => {
             let pool = crate::connect(&config).await?;
-            let diff = crate::routes::integrity::suite_diff(&pool, org, &from, &to)
+            // Every page, one JSON document per page.
+            let mut after = None;
+            loop {
+                let diff = crate::routes::integrity::suite_diff(
+                    &pool,
+                    org,
+                    &from,
+                    &to,
+                    after,
+                    crate::routes::integrity::MAX_DIFF_PAGE,
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
-            println!("{}", serde_json::to_string_pretty(&diff)?);
-            Ok(())
+                println!("{}", serde_json::to_string_pretty(&diff)?);
+                match diff.next_after {
+                    Some(next) => after = Some(next),
+                    None => return Ok(()),
+                }
+            }
         }
         IntegrityCommand::Version => {
             println!("{suite_version}");

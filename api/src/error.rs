@@ -146,6 +146,9 @@ impl From<SessionError> for ApiError {
             E::InvalidCandidate => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_candidate"),
             E::NotFinished(_) => (StatusCode::CONFLICT, "session_not_finished"),
             E::AnalysisAlreadyRecorded(_) => (StatusCode::CONFLICT, "analysis_already_recorded"),
+            E::AccessAlreadyRevoked => (StatusCode::CONFLICT, "access_already_revoked"),
+            E::AccessRevoked => (StatusCode::UNAUTHORIZED, "session_token_revoked"),
+            E::InvalidReason => (StatusCode::UNPROCESSABLE_ENTITY, "reason_required"),
             E::Review(review) => review_status(review),
         };
         Self::new(status, code, error.to_string())

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod integrity_worker;
 pub mod leaderboard;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod scheduler;

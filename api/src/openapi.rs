@@ -25,7 +25,7 @@ use crate::routes::{
         members::me, members::list_members, members::create_member, members::create_key, members::revoke_key,
         assessments::list, assessments::show, assessments::show_version, assessments::create, assessments::revise,
         assessments::publish, assessments::retire,
-        sessions::invite, sessions::list, sessions::show, sessions::events,
+        sessions::invite, sessions::list, sessions::show, sessions::events, sessions::revoke_access,
         candidate::workspace, candidate::consent, candidate::start, candidate::submit,
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream, replay::stream_ticket,

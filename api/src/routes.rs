@@ -42,6 +42,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .fallback(|| async { crate::error::ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::middleware,
+        ))
         .layer(axum::middleware::map_response(safe_defaults))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

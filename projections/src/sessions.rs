@@ -294,6 +294,12 @@ async fn apply_lifecycle(
         .bind(id)
         .bind(at)
         .bind(time_used_seconds),
+        SessionEvent::CandidateAccessRevoked { reason, at, .. } => sqlx::query(
+            "UPDATE sessions SET access_revoked_at = $2, access_revoked_reason = $3 WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(reason),
         // Recorded by `integrity` and `review` before this function is reached.
         _ => return Ok(()),
     };

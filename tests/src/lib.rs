@@ -63,20 +63,14 @@ impl TestEnv {
             consumer_instance_id: None,
             metrics_token: None,
             listen: "127.0.0.1:0".into(),
-            max_batch_events: 1000,
             max_batch_bytes: 256 * 1024,
-            max_clock_skew_seconds: 30,
             db_pool_size: 10,
             scheduler_interval_ms: 200,
-            expiry_grace_seconds: 35,
-            producer_linger_ms: 2,
             kafka_properties: None,
-            consumer_batch_max: 2000,
-            consumer_batch_wait_ms: 20,
-            consumer_fetch_wait_ms: 50,
             clock_offset_seconds: 0,
-            integrity_workers: 1,
             integrity_similarity_threshold: None,
+            // Everything else as in production (rate limits, caps, timeouts included).
+            ..Config::defaults()
         };
         clarity_api::migrate(&config)
             .await
@@ -482,8 +476,13 @@ impl Client {
     }
 }
 
-/// A valid edit event with sequence `seq` (inserts one character at the end of `main.py`).
+/// A valid event with sequence `seq` typing `main.py` one character at a time: seq 1 creates
+/// the file holding `x` (an editor announces a file before editing it), every later seq inserts
+/// one `x` at its end. After seq `n` the file is `n` × `x`.
 pub fn edit_event(seq: u64) -> Value {
+    if seq == 1 {
+        return json!({"seq": 1, "ts": chrono::Utc::now(), "data": {"type": "file_created", "file": "main.py", "content": "x"}});
+    }
     json!({"seq": seq, "ts": chrono::Utc::now(), "data": {"type": "edit", "file": "main.py", "position": seq - 1, "deleted": 0, "inserted": "x", "origin": "typed"}})
 }
 

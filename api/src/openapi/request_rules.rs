@@ -42,6 +42,7 @@ pub fn bodies() -> BTreeMap<String, &'static [&'static str]> {
         body::<members::NewMember>(),
         body::<assessments::NewAssessment>(),
         body::<sessions::NewInvite>(),
+        body::<sessions::RevokeAccess>(),
         body::<candidate::Consent>(),
         body::<candidate::Submission>(),
         body::<telemetry::TelemetryBatch>(),

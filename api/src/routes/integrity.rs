@@ -285,7 +285,15 @@ pub async fn matched(
 pub struct DiffParams {
     pub from: String,
     pub to: String,
+    /// Continue after this session (the `next_after` of the previous page).
+    pub after: Option<Uuid>,
+    /// Sessions compared per page: 1 to 5,000 (default 1,000).
+    #[param(minimum = 1, maximum = 5000)]
+    pub limit: Option<i64>,
 }
+
+/// The largest page of a suite diff.
+pub const MAX_DIFF_PAGE: i64 = 5_000;
 
 /// How one session's analysis changed between two suite versions.
 #[derive(Debug, Serialize, ToSchema)]
@@ -308,6 +316,8 @@ pub struct SuiteDiff {
     pub compared: usize,
     /// The ones whose tier or fired rules differ.
     pub changed: Vec<SessionDiff>,
+    /// More sessions follow: ask again with `after` set to this.
+    pub next_after: Option<Uuid>,
 }
 
 /// Differences between two suite versions over every session of the organization both analysed
@@ -323,17 +333,35 @@ pub async fn diff(
     ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<Json<SuiteDiff>> {
     member.require(&[Role::Admin, Role::HiringManager, Role::Auditor])?;
+    let limit = params.limit.unwrap_or(1_000);
+    if !(1..=MAX_DIFF_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_DIFF_PAGE}"),
+        ));
+    }
     Ok(Json(
-        suite_diff(&state.pool, member.org_id, &params.from, &params.to).await?,
+        suite_diff(
+            &state.pool,
+            member.org_id,
+            &params.from,
+            &params.to,
+            params.after,
+            limit,
+        )
+        .await?,
     ))
 }
 
-/// Computes the difference between two suite versions for an organization.
+/// Computes the difference between two suite versions for one page of an organization's
+/// sessions (in session id order, after `after`, at most `limit`).
 pub async fn suite_diff(
     pool: &sqlx::PgPool,
     org_id: Uuid,
     from: &str,
     to: &str,
+    after: Option<Uuid>,
+    limit: i64,
 ) -> Result<SuiteDiff> {
     if from == to {
         return Err(ApiError::invalid(
@@ -349,14 +377,20 @@ pub async fn suite_diff(
                       WHERE f.session_id = b.session_id AND f.suite_version = b.suite_version ORDER BY 1)
          FROM integrity_analyses a JOIN integrity_analyses b USING (session_id)
          WHERE a.org_id = $1 AND a.suite_version = $2 AND b.suite_version = $3
-         ORDER BY a.session_id",
+           AND ($4::uuid IS NULL OR a.session_id > $4)
+         ORDER BY a.session_id LIMIT $5",
     )
     .bind(org_id)
     .bind(from)
     .bind(to)
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     let compared = rows.len();
+    let next_after = (compared as i64 == limit)
+        .then(|| rows.last().map(|r| r.0))
+        .flatten();
     let changed = rows
         .into_iter()
         .filter_map(|(session_id, tier_from, tier_to, a, b)| {
@@ -378,6 +412,7 @@ pub async fn suite_diff(
         to: to.to_string(),
         compared,
         changed,
+        next_after,
     })
 }
 

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use clarity_domain::telemetry::TelemetryData;
 use clarity_projections::replay_engine::{self, FileDiff, Keyframe, Workspace};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -510,7 +510,9 @@ pub struct StreamQuery {
     /// 1 to 32 (default 1).
     #[param(minimum = 1, maximum = 32)]
     pub speed: Option<u32>,
-    /// Idle gaps longer than this (ms of session time) are shortened to it; default 2000.
+    /// Idle gaps longer than this (ms of session time) are shortened to it; 0 to 600,000
+    /// (`MAX_SKIP_IDLE_MS`), default 2000.
+    #[param(minimum = 0, maximum = 600_000)]
     pub skip_idle_ms: Option<i64>,
     /// A stream ticket (`POST …/replay/stream-tickets`), for clients that cannot send an
     /// `Authorization` header (`EventSource`). Never put an API key in a URL. Documented as the
@@ -593,6 +595,7 @@ pub async fn stream(
             ))
         }
     };
+    state.spend(crate::limits::Caller::Staff(member.key_id))?;
     let h = head(&state, &member, id).await?;
     let speed = q.speed.unwrap_or(1);
     if !(1..=32).contains(&speed) {
@@ -608,7 +611,17 @@ pub async fn stream(
             format!("from_seq must be between 0 and {}", h.last_seq),
         ));
     }
-    let skip_idle = q.skip_idle_ms.unwrap_or(2000).max(0);
+    let skip_idle = q.skip_idle_ms.unwrap_or(2000);
+    if !(0..=MAX_SKIP_IDLE_MS).contains(&skip_idle) {
+        return Err(ApiError::invalid(
+            "invalid_skip_idle",
+            format!("skip_idle_ms must be between 0 and {MAX_SKIP_IDLE_MS}"),
+        ));
+    }
+    // Held until the stream ends or the client goes away.
+    let permit = state
+        .streams
+        .open(member.member_id, state.config.max_streams_per_member)?;
     crate::access_log::record(
         &state.pool,
         &member,
@@ -617,9 +630,15 @@ pub async fn stream(
         serde_json::json!({"from_seq": from, "speed": speed, "skip_idle_ms": skip_idle}),
     )
     .await?;
-    let stream = async_stream(state, id, h, from, speed, skip_idle);
+    let stream = async_stream(state, id, h, from, speed, skip_idle).map(move |event| {
+        let _open = &permit;
+        event
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
+
+/// The longest idle gap a stream may keep (a minute of silence is already a long pause).
+const MAX_SKIP_IDLE_MS: i64 = 600_000;
 
 fn async_stream(
     state: AppState,

@@ -6,6 +6,7 @@
 //! can be shown again exactly (`?version=<hash>`).
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
@@ -22,7 +23,7 @@ use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::leaderboard::{self, Board, Cohort};
-use crate::state::AppState;
+use crate::state::{complete_your_review_first, AppState};
 
 const READERS: &[Role] = &[Role::Admin, Role::HiringManager, Role::Auditor];
 
@@ -50,7 +51,7 @@ pub async fn bundle(
     State(state): State<AppState>,
     member: Member,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>> {
+) -> Result<axum::response::Response> {
     member.require(&[Role::Admin, Role::Auditor])?;
     state.require_session_in_org(id, member.org_id).await?;
     // The bundle must hold every event to verify, so a pending reviewer (an admin can be one)
@@ -73,8 +74,17 @@ pub async fn bundle(
         json!({"count": bundle.checkpoint.count}),
     )
     .await?;
-    let value: Value = serde_json::from_str(&bundle.to_json()).map_err(ApiError::internal)?;
-    Ok(Json(value))
+    // Written once, straight from the bundle (the entries and this text are the only copies).
+    let body = serde_json::to_vec(&bundle).map_err(ApiError::internal)?;
+    drop(bundle);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// A served report version.
@@ -102,7 +112,9 @@ pub struct ReportParams {
 }
 
 /// The candidate report (admin, hiring manager, auditor). A member who reviews the session sees
-/// it only after completing their review (403 `complete_your_review_first`).
+/// it only after completing their review (403 `complete_your_review_first`). The sessions a
+/// member reviews and has not completed are left out of the cohort (as on the leaderboards), and
+/// a stored version of a report whose cohort holds one of them answers 403 too.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/report", tag = "reports", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), ReportParams),
     responses(
@@ -120,7 +132,17 @@ pub async fn report(
     state
         .require_not_pending_reviewer(id, member.member_id, "the report")
         .await?;
+    // Blind review on the cohort: the caller's pending reviews are left out of it, as on the
+    // leaderboards.
+    let withheld = leaderboard::pending_reviews(&state.pool, member.member_id).await?;
     if let Some(hash) = params.version {
+        // A stored version is frozen: it may rank this session among sessions the caller reviews
+        // and has not completed. Shown once they have.
+        if ranks_withheld(&state, member.org_id, id, &withheld).await? {
+            return Err(complete_your_review_first(
+                "a stored report version ranks this session among sessions you review: it opens once your reviews are completed".into(),
+            ));
+        }
         let row: Option<(SqlJson<Value>, DateTime<Utc>)> = sqlx::query_as(
             "SELECT content, first_served_at FROM report_versions WHERE session_id = $1 AND org_id = $2 AND content_hash = $3",
         )
@@ -146,7 +168,7 @@ pub async fn report(
             content,
         }));
     }
-    let content = build(&state, &member, id).await?;
+    let content = build(&state, &member, id, &withheld).await?;
     let content_hash = hex::encode(Sha256::digest(canonical_json(&content)));
     sqlx::query(
         "INSERT INTO report_versions (session_id, content_hash, org_id, content, first_served_to)
@@ -195,7 +217,30 @@ type SessionFacts = (
     Option<String>,
 );
 
-async fn build(state: &AppState, member: &Member, id: Uuid) -> Result<Value> {
+/// Whether one of `withheld` (sessions the caller must not see scored) is scored in the cohort
+/// of session `id` (its assessment version in the organization).
+async fn ranks_withheld(
+    state: &AppState,
+    org_id: Uuid,
+    id: Uuid,
+    withheld: &[Uuid],
+) -> Result<bool> {
+    if withheld.is_empty() {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM session_scores w JOIN sessions s
+             ON s.org_id = w.org_id AND s.assessment_id = w.assessment_id AND s.assessment_version = w.assessment_version
+           WHERE s.session_id = $1 AND s.org_id = $2 AND w.session_id = ANY($3))",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(withheld)
+    .fetch_one(&state.pool)
+    .await?)
+}
+
+async fn build(state: &AppState, member: &Member, id: Uuid, withheld: &[Uuid]) -> Result<Value> {
     let facts: Option<SessionFacts> = sqlx::query_as(
         "SELECT status, candidate_name, assessment_id, assessment_version, assessment_title, started_at,
                 coalesce(submitted_at, expired_at), time_used_seconds, integrity_tier, integrity_suite_version
@@ -287,7 +332,7 @@ async fn build(state: &AppState, member: &Member, id: Uuid) -> Result<Value> {
                 finished_from: None,
                 finished_to: None,
             };
-            leaderboard::standing_of(&state.pool, &cohort, id).await?
+            leaderboard::standing_of(&state.pool, &cohort, id, withheld).await?
         }
         _ => None,
     };

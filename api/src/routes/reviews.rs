@@ -6,7 +6,8 @@
 //! managers assign reviewers and decide; assigned reviewers score and complete their own review;
 //! reviewers, hiring managers and admins comment and resolve findings; auditors read.
 //!
-//! **Blind review**: a reviewer sees other reviewers' scores only after completing their own.
+//! **Blind review**: a reviewer sees other reviewers' scores, and the decisions resting on them,
+//! only after completing their own.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -527,10 +528,12 @@ pub struct ReviewView {
     /// Scores the caller may see: a reviewer who has not completed their review sees only their
     /// own (blind review).
     pub scores: Vec<ScoreView>,
-    /// True when other reviewers' scores are withheld from the caller.
+    /// True when other reviewers' scores, and the decisions that rest on them, are withheld from
+    /// the caller.
     pub blinded: bool,
     pub comments: Vec<CommentView>,
     pub resolutions: Vec<ResolutionView>,
+    /// Decisions the caller may see: none of others' while the caller's own review is pending.
     pub decisions: Vec<DecisionView>,
 }
 
@@ -581,10 +584,14 @@ pub async fn show(
     .bind(id)
     .fetch_all(&state.pool)
     .await?;
+    // A decision rests on the completed reviews (its rationale quotes them): blind too.
     let decisions: Vec<DecisionView> = sqlx::query_as(
-        "SELECT decision_id, outcome, rationale, decided_by, report_hash, supersedes, current, decided_at FROM decisions WHERE session_id = $1 ORDER BY event_sequence",
+        "SELECT decision_id, outcome, rationale, decided_by, report_hash, supersedes, current, decided_at
+         FROM decisions WHERE session_id = $1 AND (NOT $2 OR decided_by = $3) ORDER BY event_sequence",
     )
     .bind(id)
+    .bind(blinded)
+    .bind(member.member_id)
     .fetch_all(&state.pool)
     .await?;
     crate::access_log::record(

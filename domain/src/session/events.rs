@@ -98,6 +98,15 @@ pub enum SessionEvent {
         time_used_seconds: i64,
         at: DateTime<Utc>,
     },
+    /// Staff revoked the candidate's access (a leaked link, a withdrawn application): the
+    /// session token stops working at once, whatever the session's state. The session itself
+    /// is not ended by this: an unfinished one still expires at its deadline.
+    CandidateAccessRevoked {
+        /// Why, for the audit trail (shown to staff, never to the candidate).
+        reason: String,
+        revoked_by: Uuid,
+        at: DateTime<Utc>,
+    },
     /// The deadline passed; the work as of the deadline stands as the submission.
     SessionExpired {
         deadline: DateTime<Utc>,
@@ -178,6 +187,7 @@ impl SessionEvent {
             Self::SessionStarted { .. } => "SessionStarted",
             Self::SessionSubmitted { .. } => "SessionSubmitted",
             Self::SessionExpired { .. } => "SessionExpired",
+            Self::CandidateAccessRevoked { .. } => "CandidateAccessRevoked",
             Self::IntegrityAnalysed { .. } => "IntegrityAnalysed",
             Self::ReviewersAssigned { .. } => "ReviewersAssigned",
             Self::CriterionScored { .. } => "CriterionScored",

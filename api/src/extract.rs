@@ -42,6 +42,14 @@ impl<S: Send + Sync, T: DeserializeOwned + BodyText> FromRequest<S> for ApiJson<
         let axum::Json(value) = axum::Json::<Value>::from_request(req, state)
             .await
             .map_err(json_rejection)?;
+        // Every request body is an object; serde would also read a struct from an array of its
+        // fields in order (`[null]` was accepted as an empty re-run request).
+        if !value.is_object() {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
         if let Some(path) = nul_path(&value, &mut Vec::new()) {
             return Err(ApiError::invalid(
                 "invalid_text",

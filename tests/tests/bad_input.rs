@@ -798,6 +798,11 @@ async fn malformed_paths_and_query_strings_get_json_errors_with_stable_codes() -
     }
     let r = client.get("/v1/no-such-route", &admin).await?;
     assert_eq!((r.status, r.code()), (404, "not_found"), "{r:?}");
+    // A struct's fields as an array (serde reads that too): `[null]` was a valid re-run request.
+    let r = client
+        .post("/v1/integrity/reruns", &admin, &json!([null]))
+        .await?;
+    assert_eq!((r.status, r.code()), (422, "invalid_body"), "{r:?}");
     let patch = client
         .http
         .patch(format!("{}/v1/members", client.base))

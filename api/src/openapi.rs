@@ -94,4 +94,30 @@ mod tests {
         }
         assert_eq!(request_rules::conflicts(&mut doc), Vec::<String>::new());
     }
+
+    #[test]
+    fn every_operation_documents_the_responses_any_operation_can_give() {
+        let doc = serde_json::to_value(super::ApiDoc::openapi()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = &operation["responses"];
+                let has = |status: &str| responses.get(status).is_some();
+                let at = format!("{method} {path}");
+                assert!(has("429") && has("503"), "{at}: 429 and 503");
+                let headers = &responses["429"]["headers"];
+                for header in ["Retry-After", "RateLimit-Policy", "RateLimit"] {
+                    assert!(headers.get(header).is_some(), "{at}: 429 {header}");
+                }
+                let secured = operation["security"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty());
+                assert!(!secured || has("401"), "{at}: 401");
+                if operation.get("requestBody").is_some() {
+                    for status in ["400", "415", "422"] {
+                        assert!(has(status), "{at}: {status}");
+                    }
+                }
+            }
+        }
+    }
 }

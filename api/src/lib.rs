@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod held_back;
 pub mod integrity_worker;
 pub mod leaderboard;
 pub mod limits;

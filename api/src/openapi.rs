@@ -34,7 +34,7 @@ use crate::routes::{
         reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,
         access::list,
     ),
-    components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
+    components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent, crate::held_back::HeldBack)),
     modifiers(&SecurityAddon, &RequestRules, &CommonResponses),
     tags(
         (name = "members", description = "Organization members and API keys"),

@@ -14,7 +14,7 @@ pub mod review;
 pub mod scores;
 pub mod sessions;
 
-use clarity_domain::wire::WireEvent;
+use clarity_domain::wire::{StreamKind, WireEvent};
 use sqlx::PgConnection;
 
 /// A decoded record from a topic, with its position.
@@ -155,6 +155,40 @@ impl Projection {
         }
     }
 
+    /// Whether a record of kind `record` must wait behind an earlier unresolved quarantined record
+    /// (of kind `blocker`, `None` when unknown) of the same stream, rather than be applied past
+    /// it. Projections whose state is a fold over the stream in order (the catalogue's
+    /// `last_sequence`, the replay's workspace) hold everything behind it; `sessions` holds later
+    /// lifecycle events behind a lifecycle event (its status, decision and score columns are
+    /// last-writer-wins), while telemetry, whose log rows and counters do not depend on order,
+    /// moves on (its audit chain waits instead: see [`audit_chain`]). Decision 0017.
+    pub fn holds_behind(self, blocker: Option<StreamKind>, record: StreamKind) -> bool {
+        match self {
+            Self::Catalogue | Self::Replay => true,
+            Self::Sessions => {
+                blocker == Some(StreamKind::Lifecycle) && record == StreamKind::Lifecycle
+            }
+        }
+    }
+
+    /// After records of `stream` were applied late (a quarantine retry), brings the parts of the
+    /// projection that follow the stream in order up to date with what was applied past them,
+    /// for records before `before_offset` (all when `None`). For `sessions` this chains the log
+    /// rows the audit chain had to leave out while it waited for the late record; the other
+    /// projections hold their later records instead, so there is nothing to do. Returns how many
+    /// rows it brought up to date.
+    pub async fn catch_up(
+        self,
+        conn: &mut PgConnection,
+        stream: uuid::Uuid,
+        before_offset: Option<i64>,
+    ) -> Result<u64, ProjectionError> {
+        match self {
+            Self::Sessions => Ok(audit_chain::extend(conn, stream, before_offset).await?),
+            Self::Catalogue | Self::Replay => Ok(0),
+        }
+    }
+
     /// Applies a batch of records in order inside the caller's transaction.
     pub async fn apply(
         self,
@@ -166,5 +200,28 @@ impl Projection {
             Self::Sessions => sessions::apply(conn, records).await,
             Self::Replay => replay::apply(conn, records).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_depends_on_order_waits_behind_a_quarantined_record() {
+        use StreamKind::{Lifecycle, Telemetry};
+        // Folds over the stream in order hold everything behind it.
+        for projection in [Projection::Catalogue, Projection::Replay] {
+            assert!(projection.holds_behind(Some(Telemetry), Telemetry));
+            assert!(projection.holds_behind(Some(Lifecycle), Telemetry));
+            assert!(projection.holds_behind(None, Lifecycle));
+        }
+        // `sessions`: lifecycle behind lifecycle; telemetry never (its rows and counts do not
+        // depend on order; its audit chain waits instead).
+        assert!(Projection::Sessions.holds_behind(Some(Lifecycle), Lifecycle));
+        assert!(!Projection::Sessions.holds_behind(Some(Lifecycle), Telemetry));
+        assert!(!Projection::Sessions.holds_behind(Some(Telemetry), Lifecycle));
+        assert!(!Projection::Sessions.holds_behind(Some(Telemetry), Telemetry));
+        assert!(!Projection::Sessions.holds_behind(None, Lifecycle));
     }
 }

@@ -177,6 +177,23 @@ impl TestEnv {
         Ok(cmd.spawn()?)
     }
 
+    /// Runs `clarity <args>` to completion with this environment's configuration (plus
+    /// `extra_env`) and returns its exit status and output, as an operator would see them.
+    pub async fn run_cli(
+        &self,
+        args: &[&str],
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<CliRun> {
+        let mut cmd = self.process_command(args, extra_env)?;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let output = cmd.output().await?;
+        Ok(CliRun {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
     fn process_command(
         &self,
         args: &[&str],
@@ -241,6 +258,14 @@ impl TestEnv {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// A finished `clarity` command.
+#[derive(Debug)]
+pub struct CliRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Path of the `clarity` binary built by `cargo build -p clarity-api` (scripts/test builds it).

@@ -67,6 +67,10 @@ pub struct ReplaySummary {
     pub keyframe_every_events: u32,
     pub anomalies: i64,
     pub markers: Vec<Marker>,
+    /// Present while records of this session are held back (quarantined): the timeline may end
+    /// early or miss events until they are applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<crate::held_back::HeldBack>,
 }
 
 struct Head {
@@ -117,6 +121,7 @@ pub async fn summary(
         .bind(id)
         .fetch_all(&state.pool)
         .await?;
+    let held_back = crate::held_back::for_session(&state.pool, id).await?;
     crate::access_log::record(
         &state.pool,
         &member,
@@ -136,6 +141,7 @@ pub async fn summary(
         keyframe_every_events: clarity_projections::replay::POLICY.every_events,
         anomalies: h.anomalies,
         markers,
+        held_back,
     }))
 }
 

@@ -96,7 +96,9 @@ pub struct Report {
     /// When this exact content was first served.
     pub first_served_at: DateTime<Utc>,
     /// Status, time used, per-criterion scores (each reviewer and the aggregate), code runs,
-    /// integrity summary with replay links, cohort percentile and rank, the current decision.
+    /// integrity summary with replay links, cohort percentile and rank, the current decision;
+    /// and `held_back` (a `HeldBack`) while records of the session are quarantined — part of the
+    /// hashed content, so such a report is a version of its own.
     #[schema(value_type = Object)]
     pub content: Value,
 }
@@ -342,7 +344,8 @@ async fn build(state: &AppState, member: &Member, id: Uuid, withheld: &[Uuid]) -
     .bind(id)
     .fetch_optional(&state.pool)
     .await?;
-    Ok(json!({
+    let held_back = crate::held_back::for_session(&state.pool, id).await?;
+    let mut content = json!({
         "session_id": id,
         "candidate": candidate,
         "assessment": {"id": assessment_id, "version": version, "title": title,
@@ -366,7 +369,14 @@ async fn build(state: &AppState, member: &Member, id: Uuid, withheld: &[Uuid]) -
         },
         "cohort": standing.map(|(_, percentile, rank, n)| json!({"size": n, "percentile": percentile, "rank": rank})),
         "decision": decision.map(|(o, r, at)| json!({"outcome": o, "rationale": r, "decided_at": at})),
-    }))
+    });
+    // Part of the hashed content: a report made while data was held back is a different report
+    // (a decision names the version its maker saw, notice included). Absent otherwise, so the
+    // reports of sessions with nothing held back keep their hashes.
+    if let Some(held_back) = held_back {
+        content["held_back"] = serde_json::to_value(held_back).map_err(ApiError::internal)?;
+    }
+    Ok(content)
 }
 
 /// Leaderboard filters.

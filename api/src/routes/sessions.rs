@@ -257,6 +257,11 @@ pub struct SessionView {
     pub code_runs: i64,
     pub face_checks: i64,
     pub last_seq: i64,
+    /// Present while records of this session are held back (quarantined): this view does not
+    /// count them yet.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<crate::held_back::HeldBack>,
 }
 
 const SESSION_COLUMNS: &str = "session_id, status, assessment_id, assessment_version, assessment_title, candidate_name,
@@ -325,7 +330,9 @@ pub async fn show(
     .bind(member.org_id)
     .fetch_optional(&state.pool)
     .await?;
-    Ok(Json(row.ok_or_else(|| ApiError::not_found("session"))?))
+    let mut view: SessionView = row.ok_or_else(|| ApiError::not_found("session"))?;
+    view.held_back = crate::held_back::for_session(&state.pool, id).await?;
+    Ok(Json(view))
 }
 
 /// One entry of the per-session log.

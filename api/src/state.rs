@@ -156,4 +156,26 @@ impl AppState {
             .map_err(ApiError::from)?;
         Ok(std::mem::take(ctx.aggregate()))
     }
+
+    /// Read-your-writes for a client that reads from a projection what it just changed: waits
+    /// until `done` (one boolean query, bound to `id`) is true, at most
+    /// [`PROJECTION_WAIT`]. When time runs out the command is answered anyway: it is stored,
+    /// and a lagging projection must not fail it.
+    pub async fn wait_until_projected(&self, done: &str, id: Uuid) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + PROJECTION_WAIT;
+        loop {
+            let projected: bool = sqlx::query_scalar(done)
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+            if projected || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
+
+/// The longest a command waits for the projection its client reads next (relay + consumer lag;
+/// tens of milliseconds when healthy).
+pub const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

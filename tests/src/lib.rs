@@ -511,6 +511,28 @@ pub fn edit_event(seq: u64) -> Value {
     json!({"seq": seq, "ts": chrono::Utc::now(), "data": {"type": "edit", "file": "main.py", "position": seq - 1, "deleted": 0, "inserted": "x", "origin": "typed"}})
 }
 
+/// The workspace root (the repository checkout the tests run from).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The interpreter of the foreign clients' virtualenv (`tests/foreign/requirements.txt`:
+/// the topic validator, schemathesis): `CLARITY_TEST_PYTHON`, default `.clarity/venv/bin/python`,
+/// or a failure saying how to make it. Tests that need it fail without it; they never skip.
+pub fn foreign_python() -> anyhow::Result<std::path::PathBuf> {
+    let python = std::env::var_os("CLARITY_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".clarity/venv/bin/python"));
+    anyhow::ensure!(
+        python.exists(),
+        "{} is missing: create the foreign-client venv with \
+         `source scripts/python.sh && ensure_python_deps`, \
+         or point CLARITY_TEST_PYTHON at a Python with tests/foreign/requirements.txt installed",
+        python.display()
+    );
+    Ok(python)
+}
+
 /// A TCP port that was free a moment ago (for a `clarity serve` subprocess to listen on).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

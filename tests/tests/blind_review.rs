@@ -114,6 +114,8 @@ struct Route {
     path: String,
     /// (name, location, required)
     params: Vec<(String, String, bool)>,
+    /// Whether a stream ticket opens it instead of the key (`stream_ticket` security scheme).
+    ticket: bool,
 }
 
 /// Every GET operation that takes a member API key (`api_key` security scheme).
@@ -129,6 +131,12 @@ fn staff_get_routes(doc: &Value) -> Vec<Route> {
         if !staff {
             continue;
         }
+        let ticket = get["security"].as_array().is_some_and(|schemes| {
+            schemes.iter().any(|s| {
+                s.as_object()
+                    .is_some_and(|o| o.contains_key("stream_ticket"))
+            })
+        });
         let params = get["parameters"]
             .as_array()
             .map(|ps| {
@@ -146,6 +154,7 @@ fn staff_get_routes(doc: &Value) -> Vec<Route> {
         routes.push(Route {
             path: path.clone(),
             params,
+            ticket,
         });
     }
     routes
@@ -160,7 +169,9 @@ fn param_value(name: &str, f: &Fixture, main: &str, second: &str) -> Option<Stri
         "assessment_id" => REST_API.to_string(),
         "version" => "1".to_string(),
         "member_id" => f.alice.clone(),
-        "from" | "to" | "suite_version" => f.suite_version.clone(),
+        "from" | "suite_version" => f.suite_version.clone(),
+        // The suite diff compares two different versions; this one has no analyses.
+        "to" => "no-such-suite".to_string(),
         "from_seq" => "0".to_string(),
         "to_seq" => f.last_seq.to_string(),
         "seq" => "1".to_string(),
@@ -178,7 +189,6 @@ fn extra_queries(path: &str, f: &Fixture, main: &str) -> Vec<String> {
         "/v1/sessions/{session_id}/replay/events" => vec!["limit=5000".into()],
         "/v1/sessions/{session_id}/replay/stream" => vec!["speed=32&skip_idle_ms=0".into()],
         "/v1/sessions/{session_id}/replay/diff" => vec![format!("from_seq=0&to_seq={last}")],
-        "/v1/integrity/diff" => vec![format!("from={}&to=no-such-suite", f.suite_version)],
         "/v1/sessions/{session_id}/events" => vec!["limit=5000".into()],
         "/v1/sessions/{session_id}/integrity" => vec![format!("suite_version={}", f.suite_version)],
         "/v1/sessions/{session_id}/report" => {
@@ -214,9 +224,9 @@ struct Outcome {
     reply: Reply,
 }
 
-/// Calls `route` as `key` with every query variant, `main` as the session. A route with a
-/// `ticket` query parameter is also opened with a ticket from `POST <route>-tickets`, without the
-/// key (the way a browser's `EventSource` does).
+/// Calls `route` as `key` with every query variant, `main` as the session. A route a stream
+/// ticket opens is also opened with a ticket from `POST <route>-tickets`, without the key (the
+/// way a browser's `EventSource` does).
 async fn call_route(
     client: &Client,
     route: &Route,
@@ -228,9 +238,7 @@ async fn call_route(
     let mut path = route.path.clone();
     let mut required = Vec::new();
     for (name, location, is_required) in &route.params {
-        // A parameter is in the path when the template names it (some query parameters are
-        // documented as `in: path`, which also makes them `required`); it must be filled, as must
-        // a query parameter documented as required.
+        // A path parameter must be filled, as must a query parameter documented as required.
         let placeholder = format!("{{{name}}}");
         let in_path = route.path.contains(&placeholder);
         if !(in_path || location == "query" && *is_required) {
@@ -265,12 +273,7 @@ async fn call_route(
         let reply = client.get(&url, key).await?;
         outcomes.push(Outcome { url, reply });
     }
-    if route
-        .params
-        .iter()
-        // Some query parameters are documented as `in: path`: by name, outside the template.
-        .any(|(name, _, _)| name == "ticket" && !route.path.contains("{ticket}"))
-    {
+    if route.ticket {
         // A ticket opens the stream once: one per variant.
         for q in &queries {
             let issued = client

@@ -89,6 +89,7 @@ pub struct IntegrityView {
 
 /// Which analysis to show.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ShowParams {
     /// A suite version from `versions`; the latest when omitted.
@@ -98,7 +99,9 @@ pub struct ShowParams {
 /// The integrity analysis of a session (admin, hiring manager, reviewer, auditor).
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/integrity", tag = "integrity", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), ShowParams),
-    responses((status = 200, body = IntegrityView), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = IntegrityView),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
@@ -215,7 +218,9 @@ pub struct MatchView {
 /// sessions must belong to the caller's organization).
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/integrity/matches/{other_session_id}", tag = "integrity", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), ("other_session_id" = Uuid, Path)),
-    responses((status = 200, body = MatchView), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = MatchView),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn matched(
     State(state): State<AppState>,
     member: Member,
@@ -275,6 +280,7 @@ pub async fn matched(
 
 /// Two suite versions to compare.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiffParams {
     pub from: String,
@@ -282,6 +288,7 @@ pub struct DiffParams {
     /// Continue after this session (the `next_after` of the previous page).
     pub after: Option<Uuid>,
     /// Sessions compared per page: 1 to 5,000 (default 1,000).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<i64>,
 }
 
@@ -316,7 +323,10 @@ pub struct SuiteDiff {
 /// Differences between two suite versions over every session of the organization both analysed
 /// (admin, hiring manager, auditor).
 #[utoipa::path(get, path = "/v1/integrity/diff", tag = "integrity", security(("api_key" = [])),
-    params(DiffParams), responses((status = 200, body = SuiteDiff), (status = 422, body = crate::error::ErrorBody)))]
+    params(DiffParams), responses(
+        (status = 200, body = SuiteDiff),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 422, description = "`same_suite_version`: `from` and `to` must differ. Also the query errors below.", body = crate::error::ErrorBody)))]
 pub async fn diff(
     State(state): State<AppState>,
     member: Member,
@@ -428,7 +438,9 @@ pub struct RerunQueued {
 /// findings are stored beside the old ones; compare them with `GET /v1/integrity/diff`.
 #[utoipa::path(post, path = "/v1/integrity/reruns", tag = "integrity", security(("api_key" = [])),
     request_body = RerunRequest,
-    responses((status = 202, body = RerunQueued), (status = 403, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 202, body = RerunQueued),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn rerun(
     State(state): State<AppState>,
     member: Member,

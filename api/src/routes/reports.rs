@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use clarity_domain::assessment::AssessmentSpec;
 use clarity_domain::audit::canonical_json;
 use serde::{Deserialize, Serialize};
@@ -43,7 +43,10 @@ pub fn router() -> Router<AppState> {
 /// offline with `clarity verify bundle.json --public-key <GET /v1/audit/public-key>`.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/audit/bundle", tag = "reports", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)),
-    responses((status = 200, body = Object), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Object),
+        (status = 403, description = "`forbidden`: the caller's role may not do this; `complete_your_review_first`: the caller reviews the session and has not completed their review.", body = crate::error::ErrorBody),
+        (status = 409, description = "`no_signed_checkpoint`: the session has no signed audit checkpoint yet (it is not finished, or the consumers sign nothing).", body = crate::error::ErrorBody)))]
 pub async fn bundle(
     State(state): State<AppState>,
     member: Member,
@@ -102,6 +105,7 @@ pub struct Report {
 
 /// Which version to show.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportParams {
     /// A content hash served earlier (e.g. the one a decision names); the current report when
@@ -115,7 +119,9 @@ pub struct ReportParams {
 /// a stored version of a report whose cohort holds one of them answers 403 too.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/report", tag = "reports", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), ReportParams),
-    responses((status = 200, body = Report), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Report),
+        (status = 403, description = "`forbidden`: the caller's role may not do this; `complete_your_review_first`: the caller reviews the session and has not completed their review.", body = crate::error::ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     member: Member,
@@ -375,17 +381,21 @@ async fn build(state: &AppState, member: &Member, id: Uuid, withheld: &[Uuid]) -
 
 /// Leaderboard filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BoardParams {
     /// Rows to return (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Only sessions whose integrity analysis found nothing to review.
     #[serde(default)]
     pub cleared: bool,
-    /// Finished at or after.
-    pub from: Option<DateTime<Utc>>,
-    /// Finished before.
-    pub to: Option<DateTime<Utc>>,
+    /// Finished at or after; a year from 2000 to 2999 as written (with its offset).
+    #[param(pattern = "^2[0-9]{3}-")]
+    pub from: Option<DateTime<FixedOffset>>,
+    /// Finished before; a year from 2000 to 2999 as written (with its offset).
+    #[param(pattern = "^2[0-9]{3}-")]
+    pub to: Option<DateTime<FixedOffset>>,
 }
 
 /// The leaderboard of an assessment version in the caller's organization: rank, score,
@@ -393,7 +403,9 @@ pub struct BoardParams {
 /// not completed are withheld (left out of the cohort; counted in `withheld`).
 #[utoipa::path(get, path = "/v1/assessments/{assessment_id}/versions/{version}/leaderboard", tag = "reports", security(("api_key" = [])),
     params(("assessment_id" = Uuid, Path), ("version" = i32, Path), BoardParams),
-    responses((status = 200, body = Board), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Board),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn board(
     State(state): State<AppState>,
     member: Member,
@@ -419,12 +431,10 @@ async fn leaderboard_for(
             "limit must be between 1 and 500",
         ));
     }
-    let plausible = |t: &Option<DateTime<Utc>>| {
-        t.is_none_or(|t| {
-            t >= clarity_domain::telemetry::earliest_timestamp() && t.timestamp() < 32_503_680_000
-            // year 3000
-        })
-    };
+    // The year as written, which is what the documented pattern can state (an offset moves the
+    // instant by hours, never out of what PostgreSQL stores).
+    let plausible =
+        |t: &Option<DateTime<FixedOffset>>| t.is_none_or(|t| (2000..3000).contains(&t.year()));
     if !plausible(&params.from) || !plausible(&params.to) {
         return Err(ApiError::invalid(
             "invalid_range",
@@ -436,8 +446,8 @@ async fn leaderboard_for(
         assessment_id: version.map(|(id, _)| id),
         version: version.map_or(0, |(_, v)| v),
         cleared_only: params.cleared,
-        finished_from: params.from,
-        finished_to: params.to,
+        finished_from: params.from.map(|t| t.with_timezone(&Utc)),
+        finished_to: params.to.map(|t| t.with_timezone(&Utc)),
     };
     let withheld = leaderboard::pending_reviews(&state.pool, member.member_id).await?;
     Ok(Json(
@@ -450,7 +460,9 @@ async fn leaderboard_for(
 /// rubric, but rubrics differ: compare within an assessment version where it matters.
 #[utoipa::path(get, path = "/v1/leaderboard", tag = "reports", security(("api_key" = [])),
     params(BoardParams),
-    responses((status = 200, body = Board), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Board),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn org_board(
     State(state): State<AppState>,
     member: Member,

@@ -48,6 +48,7 @@ pub struct NewInvite {
     pub candidate: Candidate,
     /// Hours until the invitation lapses if not started (1 to 2160, default 168).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2160)]
     pub invite_expires_in_hours: Option<i64>,
 }
 
@@ -63,7 +64,11 @@ pub struct Invited {
 
 /// Invites a candidate to a published assessment version (admin, hiring manager).
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", security(("api_key" = [])), request_body = NewInvite,
-    responses((status = 201, body = Invited), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, body = Invited),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`: no such assessment (or version) visible to the organization.", body = crate::error::ErrorBody),
+        (status = 409, description = "`assessment_retired`, `assessment_not_published`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn invite(
     State(state): State<AppState>,
     member: Member,
@@ -158,8 +163,12 @@ pub async fn invite(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeAccess {
-    /// 1 to 1,000 characters.
-    #[schema(min_length = 1, max_length = 1000)]
+    /// 1 to 1,000 characters, not only whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub reason: String,
 }
 
@@ -262,17 +271,21 @@ const SESSION_COLUMNS: &str = "session_id, status, assessment_id, assessment_ver
 
 /// Filters for listing sessions.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub assessment_id: Option<Uuid>,
     /// At most 500; default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
 /// Lists the organization's sessions, newest first.
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("api_key" = [])), params(ListQuery),
-    responses((status = 200, body = [SessionView])))]
+    responses(
+        (status = 200, body = [SessionView]),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     member: Member,
@@ -301,7 +314,9 @@ pub async fn list(
 
 /// One session of the organization.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "sessions", security(("api_key" = [])),
-    params(("session_id" = Uuid, Path)), responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)))]
+    params(("session_id" = Uuid, Path)), responses(
+        (status = 200, body = SessionView),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
@@ -335,11 +350,13 @@ pub struct LogEntry {
 
 /// Paging through the log.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Return entries after this Kafka offset (exclusive); from the start when omitted.
     pub after_offset: Option<i64>,
     /// At most 5000; default 1000.
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<i64>,
 }
 
@@ -355,7 +372,9 @@ pub struct LogPage {
 /// member who reviews the session and has not completed their review: the other reviewers'
 /// `CriterionScored` events and others' `DecisionRecorded` events are left out.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "sessions", security(("api_key" = [])),
-    params(("session_id" = Uuid, Path), LogQuery), responses((status = 200, body = LogPage), (status = 404, body = crate::error::ErrorBody)))]
+    params(("session_id" = Uuid, Path), LogQuery), responses(
+        (status = 200, body = LogPage),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     member: Member,

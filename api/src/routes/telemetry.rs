@@ -62,7 +62,9 @@ pub fn router(_state: &AppState) -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryBatch {
-    #[schema(value_type = Vec<TelemetryEvent>)]
+    /// 1 to `CLARITY_MAX_BATCH_EVENTS` events (1000 by default; more answers 413), with `seq`
+    /// increasing.
+    #[schema(value_type = Vec<TelemetryEvent>, min_items = 1, max_items = 1000)]
     pub events: Vec<serde_json::Value>,
 }
 
@@ -104,13 +106,13 @@ pub const MAX_RECORD_BYTES: usize = 900_000;
     params(("session_id" = Uuid, Path)), request_body = TelemetryBatch,
     responses(
         (status = 200, body = IngestResult),
-        (status = 400, description = "malformed JSON", body = crate::error::ErrorBody),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
-        (status = 409, description = "session not in progress, or a gap in `seq`", body = crate::error::ErrorBody),
-        (status = 413, description = "too many events or bytes", body = crate::error::ErrorBody),
-        (status = 422, description = "invalid events; `details` lists each with its reason", body = crate::error::ErrorBody),
-        (status = 503, description = "broker unavailable; retry the batch", body = crate::error::ErrorBody)))]
+        (status = 409, description = "`session_not_in_progress`: the session is not started, finished, or past its deadline; `sequence_gap`: the batch does not start at the next `seq` (`details.expected_seq`).", body = crate::error::ErrorBody),
+        (status = 413, description = "`batch_too_large`: more events or bytes than the server takes; `event_too_large`: one event is over 900,000 bytes as a record.", body = crate::error::ErrorBody),
+        (status = 422, description = "`invalid_events`: `details` lists each refused event with its code (e.g. `invalid_event`, `invalid_seq`, `invalid_text`, `invalid_file`, `timestamp_too_early`, `timestamp_in_future`, `timestamp_before_session`, `sequence_not_increasing`); nothing of the batch was accepted. `empty_batch`: no events.", body = crate::error::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: retry the batch.", body = crate::error::ErrorBody)))]
 pub async fn ingest(
     State(state): State<AppState>,
     token: CandidateToken,
@@ -478,4 +480,10 @@ fn generic_events(bytes: &[u8]) -> Result<Vec<Parsed>> {
             (seq, event.map(TelemetryEvent::from))
         })
         .collect())
+}
+
+impl crate::extract::BodyText for TelemetryBatch {
+    // Inserted text, file contents and commands are code; a batch is bounded by
+    // `max_batch_bytes` and each event by `MAX_RECORD_BYTES` instead.
+    const LONG_TEXT: &'static [&'static str] = &["events"];
 }

@@ -468,7 +468,7 @@ impl CandidateSession {
 fn looks_like_email(s: &str) -> bool {
     let mut parts = s.split('@');
     matches!((parts.next(), parts.next(), parts.next()),
-        (Some(local), Some(domain), None) if !local.is_empty() && !domain.contains("..") && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.len() <= 254 && !s.contains(char::is_whitespace))
+        (Some(local), Some(domain), None) if !local.is_empty() && !domain.contains("..") && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.chars().count() <= 254 && !s.contains(char::is_whitespace))
 }
 
 impl Aggregate for CandidateSession {

@@ -780,7 +780,13 @@ async fn a_session_event_the_broker_refused_holds_the_session_back_until_it_is_p
     .await?;
 
     // Assert: the submission is not published past the comment; the session says it is held
-    // back, by the relay.
+    // back, by the relay. (The events before the comment reach the read model first.)
+    env.wait_for::<bool>(
+        "the events published before the comment in the read model",
+        &format!("SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = '{s}' AND status = 'in_progress')"),
+        |d| *d,
+    )
+    .await?;
     let view = client
         .get(&format!("/v1/sessions/{s}"), &product.admin)
         .await?;

@@ -6,6 +6,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -61,11 +62,48 @@ impl Member {
     }
 }
 
-/// An authenticated candidate, acting on exactly one session.
+/// An authenticated candidate, acting on exactly one session, with what the event store says
+/// about that session when the token was checked.
 #[derive(Debug, Clone)]
 pub struct CandidateToken {
     pub session_id: Uuid,
     pub org_id: Uuid,
+    /// When the clock started (`SessionStarted`), if it did.
+    pub started_at: Option<DateTime<Utc>>,
+    /// The session's deadline, once started.
+    pub deadline: Option<DateTime<Utc>>,
+    /// When the session ended (`SessionSubmitted` or `SessionExpired`), if it did.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The session's telemetry gate as it was when the token was checked (`None` before the
+    /// first batch): read with the token so that ingestion needs no query of its own for it.
+    pub gate: Option<(i64, crate::routes::telemetry::gate::Gate)>,
+}
+
+impl CandidateToken {
+    /// Whether telemetry may be accepted at `now`: started, not ended, deadline not passed
+    /// (the same rule as `CandidateSession::accepts_telemetry`).
+    pub fn accepts_telemetry(&self, now: DateTime<Utc>) -> bool {
+        self.started_at.is_some()
+            && self.ended_at.is_none()
+            && self.deadline.is_some_and(|d| now <= d)
+    }
+}
+
+/// Until when a session token works, given what happened to its session: before the start,
+/// until the invitation lapses; while the session runs, until the deadline plus the grace;
+/// once it ended, until the end plus the grace. Revocation ends it at once (checked apart).
+pub fn candidate_token_expiry(
+    invite_expires_at: DateTime<Utc>,
+    deadline: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    grace: chrono::Duration,
+) -> DateTime<Utc> {
+    match (ended_at, deadline) {
+        (Some(ended), Some(deadline)) => (ended + grace).min(deadline + grace),
+        (Some(ended), None) => ended + grace,
+        (None, Some(deadline)) => deadline + grace,
+        (None, None) => invite_expires_at,
+    }
 }
 
 /// A freshly issued credential: the full secret (shown once) and what to store.
@@ -189,7 +227,9 @@ impl FromRequestParts<AppState> for Member {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Member::from_api_key(state, bearer(parts)?).await
+        let member = Member::from_api_key(state, bearer(parts)?).await?;
+        state.spend(crate::limits::Caller::Staff(member.key_id))?;
+        Ok(member)
     }
 }
 
@@ -203,17 +243,97 @@ impl FromRequestParts<AppState> for CandidateToken {
         let token = bearer(parts)?;
         let invalid = || ApiError::unauthenticated("invalid session token");
         let (session_id, secret) = parse(token, "cst").ok_or_else(invalid)?;
-        let row: Option<(Uuid, Vec<u8>)> =
-            sqlx::query_as("SELECT org_id, secret_hash FROM session_tokens WHERE session_id = $1")
-                .bind(session_id)
-                .fetch_optional(&state.pool)
-                .await?;
-        let (org_id, stored) = row.ok_or_else(invalid)?;
-        if !constant_time_eq(&stored, &hash(secret)) {
+        // The token row, and the session's life from the event store itself (not a read model,
+        // which may lag): one index range scan over the session's lifecycle events. Revocation
+        // is an event, so it takes effect the moment it is recorded.
+        let row: Option<SessionLife> = sqlx::query_as(SESSION_LIFE)
+            .bind(session_id)
+            .fetch_optional(&state.pool)
+            .await?;
+        let life = row.ok_or_else(invalid)?;
+        if !constant_time_eq(&life.secret_hash, &hash(secret)) {
             return Err(invalid());
         }
-        Ok(CandidateToken { session_id, org_id })
+        // Only the holder of the secret learns why it no longer works.
+        if life.revoked {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_token_revoked",
+                "this session link was revoked by the organization; contact them for a new invitation",
+            ));
+        }
+        let Some(invite_expires_at) = life.invite_expires_at else {
+            // A token whose invitation was never recorded (the invite failed half-way).
+            return Err(invalid());
+        };
+        let grace = chrono::Duration::seconds(state.config.candidate_token_grace_seconds);
+        let expires_at =
+            candidate_token_expiry(invite_expires_at, life.deadline, life.ended_at, grace);
+        if state.now() > expires_at {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "session_token_expired",
+                format!("this session link expired at {expires_at}"),
+            )
+            .with_details(serde_json::json!({ "expired_at": expires_at })));
+        }
+        state.spend(crate::limits::Caller::Candidate(session_id))?;
+        Ok(CandidateToken {
+            session_id,
+            org_id: life.org_id,
+            started_at: life.started_at,
+            deadline: life.deadline,
+            ended_at: life.ended_at,
+            gate: life.gate_last_seq.map(|last_seq| {
+                (
+                    last_seq,
+                    crate::routes::telemetry::gate::Gate::from_row(
+                        last_seq,
+                        life.gate_events.unwrap_or_default(),
+                        life.gate_bytes.unwrap_or_default(),
+                        life.gate_files.map(|f| f.0),
+                    ),
+                )
+            }),
+        })
     }
+}
+
+/// A session token's row and its session's life, read from the event store (`payload` is the
+/// externally tagged event; `SessionStarted` v1 named its start `started_at`).
+const SESSION_LIFE: &str = "
+SELECT t.org_id, t.secret_hash, life.*,
+       c.last_seq AS gate_last_seq, c.events AS gate_events, c.bytes AS gate_bytes, c.files AS gate_files
+FROM session_tokens t
+CROSS JOIN LATERAL (
+    SELECT COALESCE(bool_or(e.event_type = 'CandidateAccessRevoked'), false) AS revoked,
+           max((e.payload -> 'CandidateInvited' ->> 'invite_expires_at')::timestamptz) AS invite_expires_at,
+           max(COALESCE(e.payload -> 'SessionStarted' ->> 'at',
+                        e.payload -> 'SessionStarted' ->> 'started_at')::timestamptz) AS started_at,
+           max((e.payload -> 'SessionStarted' ->> 'deadline')::timestamptz) AS deadline,
+           min(COALESCE(e.payload -> 'SessionSubmitted' ->> 'at',
+                        e.payload -> 'SessionExpired' ->> 'at')::timestamptz) AS ended_at
+    FROM events e
+    WHERE e.aggregate_type = 'CandidateSession' AND e.aggregate_id = t.session_id::text
+      AND e.event_type IN ('CandidateInvited', 'SessionStarted', 'SessionSubmitted',
+                           'SessionExpired', 'CandidateAccessRevoked')
+) life
+LEFT JOIN telemetry_cursors c ON c.session_id = t.session_id
+WHERE t.session_id = $1";
+
+#[derive(sqlx::FromRow)]
+struct SessionLife {
+    org_id: Uuid,
+    secret_hash: Vec<u8>,
+    revoked: bool,
+    invite_expires_at: Option<DateTime<Utc>>,
+    started_at: Option<DateTime<Utc>>,
+    deadline: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    gate_last_seq: Option<i64>,
+    gate_events: Option<i64>,
+    gate_bytes: Option<i64>,
+    gate_files: Option<sqlx::types::Json<std::collections::BTreeMap<String, i64>>>,
 }
 
 impl CandidateToken {

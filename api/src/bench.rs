@@ -355,7 +355,13 @@ impl BenchEnv {
     /// The pool, the API state, the seeded catalogue and the bench organization.
     async fn prepare(&self) -> anyhow::Result<(PgPool, AppState, crate::NewOrganization)> {
         let pool = crate::connect(&self.config).await?;
-        let state = AppState::new(pool.clone(), self.config.clone())?;
+        // The benches measure capacity: the per-caller rate limits are off.
+        let config = crate::config::Config {
+            rate_staff_per_second: 0.0,
+            rate_candidate_per_second: 0.0,
+            ..self.config.clone()
+        };
+        let state = AppState::new(pool.clone(), config)?;
         crate::seed::seed(&state)
             .await
             .map_err(|e| anyhow::anyhow!("seeding: {}: {}", e.code, e.message))?;
@@ -427,6 +433,9 @@ impl BenchEnv {
                 )
                 .env("CLARITY_GROUP_PREFIX", &config.group_prefix)
                 .env("CLARITY_LISTEN", format!("127.0.0.1:{port}"))
+                // The benches measure capacity: the per-caller rate limits are off.
+                .env("CLARITY_RATE_STAFF_PER_SECOND", "0")
+                .env("CLARITY_RATE_CANDIDATE_PER_SECOND", "0")
                 .env(
                     "RUST_LOG",
                     std::env::var("CLARITY_BENCH_PRODUCT_LOG").unwrap_or_else(|_| "warn".into()),

@@ -1,5 +1,7 @@
 //! The `clarity` command line.
 
+mod quarantine;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -42,8 +44,9 @@ pub enum Command {
         /// `catalogue`, `sessions` or `replay`.
         projection: String,
     },
-    /// Records the projections set aside (`projection_rejects`): undecodable ones, and those
-    /// PostgreSQL refused. Each held back a candidate's acknowledged event from a read model.
+    /// Records held back: those the projections set aside (`projection_rejects`: undecodable,
+    /// refused by PostgreSQL, or held behind one of those) and events the relay could not
+    /// publish (`relay_rejects`). List, show, and retry them once the cause is fixed.
     Quarantine {
         #[command(subcommand)]
         command: QuarantineCommand,
@@ -90,17 +93,7 @@ pub enum Command {
     },
 }
 
-/// `clarity quarantine …`
-#[derive(Debug, Subcommand)]
-pub enum QuarantineCommand {
-    /// List quarantined records, newest first (topic/partition@offset, kind, SQLSTATE, session,
-    /// reason); the record itself is read from Kafka at those coordinates.
-    List {
-        /// Only this session's records.
-        #[arg(long)]
-        session: Option<uuid::Uuid>,
-    },
-}
+pub use quarantine::QuarantineCommand;
 
 /// `clarity org …`
 #[derive(Debug, Subcommand)]
@@ -227,33 +220,7 @@ pub async fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Quarantine {
-            command: QuarantineCommand::List { session },
-        } => {
-            let pool = crate::connect(&config).await?;
-            let rows: Vec<(String, String, i32, i64, String, Option<String>, Option<uuid::Uuid>, chrono::DateTime<chrono::Utc>, String)> =
-                sqlx::query_as(
-                    "SELECT projection, topic, partition, \"offset\", kind, sqlstate, session_id, rejected_at, reason
-                       FROM projection_rejects
-                      WHERE $1::uuid IS NULL OR session_id = $1
-                      ORDER BY rejected_at DESC, topic, partition, \"offset\"",
-                )
-                .bind(session)
-                .fetch_all(&pool)
-                .await?;
-            if rows.is_empty() {
-                println!("no quarantined records");
-            }
-            for (projection, topic, partition, offset, kind, sqlstate, session, at, reason) in rows
-            {
-                println!(
-                    "{at}  {projection:<9} {topic}/{partition}@{offset}  {kind}  sqlstate={}  session={}\n    {reason}",
-                    sqlstate.as_deref().unwrap_or("-"),
-                    session.map_or("-".to_string(), |s| s.to_string()),
-                );
-            }
-            Ok(())
-        }
+        Command::Quarantine { command } => quarantine::run(&config, command).await,
         Command::Rebuild { projection } => {
             let projection = projections(std::slice::from_ref(&projection))?[0];
             let report = clarity_consumers::projection_runner::rebuild(
@@ -357,11 +324,25 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
         }
         IntegrityCommand::Diff { org, from, to } => {
             let pool = crate::connect(&config).await?;
-            let diff = crate::routes::integrity::suite_diff(&pool, org, &from, &to)
+            // Every page, one JSON document per page.
+            let mut after = None;
+            loop {
+                let diff = crate::routes::integrity::suite_diff(
+                    &pool,
+                    org,
+                    &from,
+                    &to,
+                    after,
+                    crate::routes::integrity::MAX_DIFF_PAGE,
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
-            println!("{}", serde_json::to_string_pretty(&diff)?);
-            Ok(())
+                println!("{}", serde_json::to_string_pretty(&diff)?);
+                match diff.next_after {
+                    Some(next) => after = Some(next),
+                    None => return Ok(()),
+                }
+            }
         }
         IntegrityCommand::Version => {
             println!("{suite_version}");

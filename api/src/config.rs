@@ -118,6 +118,68 @@ pub struct Config {
     /// Producer linger for telemetry, in milliseconds (batches concurrent requests).
     #[arg(long, env = "CLARITY_PRODUCER_LINGER_MS", default_value_t = 2)]
     pub producer_linger_ms: u32,
+    /// How long a candidate's session token keeps working after the session ended (submitted or
+    /// expired), in seconds: long enough to see the confirmation, short enough that a link found
+    /// later opens nothing. Before the start it works until the invitation lapses, while the
+    /// session runs until the deadline plus this grace.
+    #[arg(
+        long,
+        env = "CLARITY_CANDIDATE_TOKEN_GRACE_SECONDS",
+        default_value_t = 900
+    )]
+    pub candidate_token_grace_seconds: i64,
+    /// Most telemetry events one session may record (the client hears 413
+    /// `session_event_limit` beyond it). A 3-hour session of fast typing is about 100,000.
+    #[arg(long, env = "CLARITY_MAX_SESSION_EVENTS", default_value_t = 1_000_000)]
+    pub max_session_events: i64,
+    /// Most telemetry bytes (events as records) one session may record.
+    #[arg(long, env = "CLARITY_MAX_SESSION_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub max_session_bytes: i64,
+    /// Largest workspace a session may build (the sum of its files' lengths, in UTF-16 units as
+    /// editors count them).
+    #[arg(long, env = "CLARITY_MAX_WORKSPACE_UNITS", default_value_t = 4 * 1024 * 1024)]
+    pub max_workspace_units: i64,
+    /// Most files in one session's workspace.
+    #[arg(long, env = "CLARITY_MAX_WORKSPACE_FILES", default_value_t = 500)]
+    pub max_workspace_files: usize,
+    /// Requests per second each API key may make (sustained); 0 turns the limit off.
+    #[arg(long, env = "CLARITY_RATE_STAFF_PER_SECOND", default_value_t = 50.0)]
+    pub rate_staff_per_second: f64,
+    /// Requests each API key may make in a burst above the sustained rate.
+    #[arg(long, env = "CLARITY_RATE_STAFF_BURST", default_value_t = 1000)]
+    pub rate_staff_burst: u32,
+    /// Requests per second each candidate token may make (sustained); 0 turns the limit off.
+    /// An editor sends a telemetry batch every second or so; 20/s leaves room for catching up
+    /// after a network outage.
+    #[arg(
+        long,
+        env = "CLARITY_RATE_CANDIDATE_PER_SECOND",
+        default_value_t = 20.0
+    )]
+    pub rate_candidate_per_second: f64,
+    /// Requests each candidate token may make in a burst.
+    #[arg(long, env = "CLARITY_RATE_CANDIDATE_BURST", default_value_t = 600)]
+    pub rate_candidate_burst: u32,
+    /// Requests per second one client address may make to the unauthenticated routes (health,
+    /// readiness, schemas); 0 turns the limit off.
+    #[arg(long, env = "CLARITY_RATE_ADDRESS_PER_SECOND", default_value_t = 10.0)]
+    pub rate_address_per_second: f64,
+    /// Burst of the per-address limit.
+    #[arg(long, env = "CLARITY_RATE_ADDRESS_BURST", default_value_t = 100)]
+    pub rate_address_burst: u32,
+    /// Refused credentials (401) per second one client address may cause before every request
+    /// from it answers 429 for a while; 0 turns the limit off.
+    #[arg(long, env = "CLARITY_RATE_FAILURES_PER_SECOND", default_value_t = 0.5)]
+    pub rate_failures_per_second: f64,
+    /// Refused credentials one client address may cause in a burst.
+    #[arg(long, env = "CLARITY_RATE_FAILURES_BURST", default_value_t = 20)]
+    pub rate_failures_burst: u32,
+    /// Longest a request may take to produce its response, in seconds (503 `timeout` after).
+    #[arg(long, env = "CLARITY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// Most replay streams one member may have open at once.
+    #[arg(long, env = "CLARITY_MAX_STREAMS_PER_MEMBER", default_value_t = 4)]
+    pub max_streams_per_member: usize,
     /// Shifts the application clock by this many seconds. For drills and tests of time-based
     /// behaviour (deadlines) only; never set it in production.
     #[arg(
@@ -130,6 +192,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every setting at its default, as `clarity` would run with no flags (environment variables
+    /// still apply): what tests start from before overriding the settings they care about.
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Defaults as clap::Parser>::parse_from(["clarity"]).config
+    }
+
     /// The broker settings derived from this configuration.
     pub fn kafka(&self) -> KafkaSettings {
         KafkaSettings {

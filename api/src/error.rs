@@ -146,6 +146,9 @@ impl From<SessionError> for ApiError {
             E::InvalidCandidate => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_candidate"),
             E::NotFinished(_) => (StatusCode::CONFLICT, "session_not_finished"),
             E::AnalysisAlreadyRecorded(_) => (StatusCode::CONFLICT, "analysis_already_recorded"),
+            E::AccessAlreadyRevoked => (StatusCode::CONFLICT, "access_already_revoked"),
+            E::AccessRevoked => (StatusCode::UNAUTHORIZED, "session_token_revoked"),
+            E::InvalidReason => (StatusCode::UNPROCESSABLE_ENTITY, "reason_required"),
             E::Review(review) => review_status(review),
         };
         Self::new(status, code, error.to_string())
@@ -158,10 +161,13 @@ fn review_status(error: &ReviewError) -> (StatusCode, &'static str) {
     use StatusCode as S;
     match error {
         R::NotFinished => (S::CONFLICT, "session_not_finished"),
-        R::NoReviewers => (S::UNPROCESSABLE_ENTITY, "no_new_reviewers"),
+        // Refusals that depend on the session's state, not on the request alone, are 409 (or
+        // 404 for a reference to something the session does not have): 422 is kept for
+        // requests that break a rule the OpenAPI document states (docs/decisions/0019).
+        R::NoReviewers => (S::CONFLICT, "no_new_reviewers"),
         R::NotAReviewer(_) => (S::FORBIDDEN, "not_a_reviewer"),
-        R::UnknownCriterion(_) => (S::UNPROCESSABLE_ENTITY, "unknown_criterion"),
-        R::UnknownLevel { .. } => (S::UNPROCESSABLE_ENTITY, "unknown_level"),
+        R::UnknownCriterion(_) => (S::NOT_FOUND, "unknown_criterion"),
+        R::UnknownLevel { .. } => (S::NOT_FOUND, "unknown_level"),
         R::JustificationRequired => (S::UNPROCESSABLE_ENTITY, "justification_required"),
         R::AlreadyScored(_) => (S::CONFLICT, "already_scored"),
         R::NotCurrentScore(_) => (S::CONFLICT, "not_current_score"),

@@ -20,13 +20,15 @@ use crate::error::ApiError;
 /// property of the API boundary, so it is enforced here, once.
 pub struct ApiJson<T>(pub T);
 
-/// The longest string any JSON body may carry, in bytes, outside the fields a request type names
-/// in [`BodyText::LONG_TEXT`]: names, e-mails, notice versions, justifications, rationales,
-/// comments, reasons. Free text is evidence a human reads; 10,000 bytes is a long page.
-pub const MAX_TEXT_BYTES: usize = 10_000;
+/// The longest string any JSON body may carry, in characters (Unicode scalar values, what JSON
+/// Schema's `maxLength` counts, so the OpenAPI document states it exactly), outside the fields a
+/// request type names in [`BodyText::LONG_TEXT`]: names, e-mails, notice versions,
+/// justifications, rationales, comments, reasons. Free text is evidence a human reads; 10,000
+/// characters is a long page.
+pub const MAX_TEXT_CHARS: usize = 10_000;
 
 /// What a request body may hold as text. Every JSON request type says so explicitly, so a new
-/// one cannot forget: most keep the default (every string at most [`MAX_TEXT_BYTES`]).
+/// one cannot forget: most keep the default (every string at most [`MAX_TEXT_CHARS`]).
 pub trait BodyText {
     /// Paths (prefixes, `.`-separated) whose strings may be longer — code and prompts — bounded
     /// by the body limit instead.
@@ -40,6 +42,14 @@ impl<S: Send + Sync, T: DeserializeOwned + BodyText> FromRequest<S> for ApiJson<
         let axum::Json(value) = axum::Json::<Value>::from_request(req, state)
             .await
             .map_err(json_rejection)?;
+        // Every request body is an object; serde would also read a struct from an array of its
+        // fields in order (`[null]` was accepted as an empty re-run request).
+        if !value.is_object() {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
         if let Some(path) = nul_path(&value, &mut Vec::new()) {
             return Err(ApiError::invalid(
                 "invalid_text",
@@ -49,12 +59,38 @@ impl<S: Send + Sync, T: DeserializeOwned + BodyText> FromRequest<S> for ApiJson<
         if let Some((path, len)) = long_text(&value, &mut Vec::new(), T::LONG_TEXT) {
             return Err(ApiError::invalid(
                 "text_too_long",
-                format!("{path}: {len} bytes; at most {MAX_TEXT_BYTES} bytes"),
+                format!("{path}: {len} characters; at most {MAX_TEXT_CHARS} characters"),
             ));
         }
-        strict_from_value(value)
+        strict_from_value(whole_numbers(value))
             .map(Self)
             .map_err(|message| ApiError::invalid("invalid_body", message))
+    }
+}
+
+/// `value` with every whole number spelled as an integer (`41.0` → `41`). JSON has one number
+/// type and JSON Schema's `integer` admits both spellings, but serde's integer types take only
+/// the first; floats fields take either.
+fn whole_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            let whole = f.is_finite() && f.fract() == 0.0;
+            if whole && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                Value::from(f as i64)
+            } else if whole && f >= 0.0 && f < u64::MAX as f64 {
+                Value::from(f as u64)
+            } else {
+                Value::Number(n)
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, item)| (key, whole_numbers(item)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -91,8 +127,8 @@ fn nul_path(value: &Value, at: &mut Vec<String>) -> Option<String> {
     }
 }
 
-/// The path and length of the first string longer than [`MAX_TEXT_BYTES`] outside the `long`
-/// path prefixes.
+/// The path and length (in characters) of the first string longer than [`MAX_TEXT_CHARS`]
+/// outside the `long` path prefixes.
 fn long_text(value: &Value, at: &mut Vec<String>, long: &[&str]) -> Option<(String, usize)> {
     let path = |at: &[String]| {
         if at.is_empty() {
@@ -107,7 +143,12 @@ fn long_text(value: &Value, at: &mut Vec<String>, long: &[&str]) -> Option<(Stri
             .any(|prefix| p == *prefix || p.starts_with(&format!("{prefix}.")))
     };
     match value {
-        Value::String(s) if s.len() > MAX_TEXT_BYTES && !allowed(at) => Some((path(at), s.len())),
+        // Bytes first: a string of at most MAX_TEXT_CHARS bytes has at most as many characters.
+        Value::String(s)
+            if s.len() > MAX_TEXT_CHARS && s.chars().count() > MAX_TEXT_CHARS && !allowed(at) =>
+        {
+            Some((path(at), s.chars().count()))
+        }
         Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
             at.push(i.to_string());
             let found = long_text(item, at, long);
@@ -165,13 +206,25 @@ pub fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// `Query<T>` with rejections in the API's error format: 422 `invalid_query` (an unknown
-/// parameter, a value of the wrong type, a missing required one).
+/// parameter, a value of the wrong type, a missing required one, NUL in a value).
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // NUL can only arrive percent-encoded; PostgreSQL cannot compare text holding it (a
+        // report `?version=` with NUL answered 500), so it is refused here for every parameter.
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
+        {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "query parameters must not contain NUL (U+0000)",
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Self(value))
@@ -257,17 +310,34 @@ mod tests {
 
     #[test]
     fn long_text_is_found_outside_the_paths_allowed_to_be_long() {
-        let long = "x".repeat(super::MAX_TEXT_BYTES + 1);
+        let long = "x".repeat(super::MAX_TEXT_CHARS + 1);
         let body = serde_json::json!({"files": [{"path": "a", "content": long}], "note": "short"});
         assert_eq!(super::long_text(&body, &mut Vec::new(), &["files"]), None);
         assert_eq!(
             super::long_text(&body, &mut Vec::new(), &[]),
-            Some(("files.0.content".to_string(), super::MAX_TEXT_BYTES + 1))
+            Some(("files.0.content".to_string(), super::MAX_TEXT_CHARS + 1))
         );
         let name = serde_json::json!({"filesystem": long});
         assert!(
             super::long_text(&name, &mut Vec::new(), &["files"]).is_some(),
             "prefixes are whole segments"
+        );
+        // Characters, not bytes, as JSON Schema's `maxLength` counts them.
+        let wide = serde_json::json!({"name": "é".repeat(super::MAX_TEXT_CHARS)});
+        assert_eq!(super::long_text(&wide, &mut Vec::new(), &[]), None);
+        let wider = serde_json::json!({"name": "é".repeat(super::MAX_TEXT_CHARS + 1)});
+        assert_eq!(
+            super::long_text(&wider, &mut Vec::new(), &[]),
+            Some(("name".to_string(), super::MAX_TEXT_CHARS + 1))
+        );
+    }
+
+    #[test]
+    fn whole_numbers_are_integers_whatever_their_spelling() {
+        let body = json!({"score": 41.0, "weight": 2.5, "list": [1.0, -3.0], "big": 1e300});
+        assert_eq!(
+            super::whole_numbers(body),
+            json!({"score": 41, "weight": 2.5, "list": [1, -3], "big": 1e300})
         );
     }
 

@@ -249,11 +249,13 @@ pub async fn pending_reviews(pool: &PgPool, member: Uuid) -> Result<Vec<Uuid>, s
 }
 
 /// One session's place in its cohort: (score, percentile, rank, cohort size); `None` if the
-/// session has no score in this cohort.
+/// session has no score in this cohort. `withheld` (the caller's pending reviews, never the
+/// session itself) are left out of the cohort, as in [`top`].
 pub async fn standing_of(
     pool: &PgPool,
     cohort: &Cohort,
     session_id: Uuid,
+    withheld: &[Uuid],
 ) -> Result<Option<(f64, Option<f64>, i64, i64)>, sqlx::Error> {
     let score: Option<(f64, bool)> = sqlx::query_as(
         "SELECT score, cleared FROM session_scores WHERE session_id = $1 AND org_id = $2
@@ -271,7 +273,16 @@ pub async fn standing_of(
     if cohort.cleared_only && !cleared {
         return Ok(None);
     }
-    let (below, equal, n) = counts(pool, cohort, score).await?;
+    let (mut below, mut equal, mut n) = counts(pool, cohort, score).await?;
+    // Take the withheld sessions back out of those counts.
+    for hidden in withheld_scores(pool, cohort, withheld).await? {
+        n -= 1;
+        if hidden < score {
+            below -= 1;
+        } else if hidden == score {
+            equal -= 1;
+        }
+    }
     let (percentile, rank) = standing(below, equal, n);
     Ok(Some((score, percentile, rank, n)))
 }

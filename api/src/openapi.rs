@@ -1,7 +1,15 @@
-//! The OpenAPI document of the HTTP API, generated from the handlers and types.
+//! The OpenAPI document of the HTTP API, generated from the handlers and types, then completed
+//! by modifiers with what holds for every operation ([`common_responses`]) and for every request
+//! body ([`request_rules`]), so that no route has to repeat it and none can forget it.
 
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+pub mod common_responses;
+pub mod request_rules;
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use common_responses::CommonResponses;
+use request_rules::RequestRules;
 
 use crate::routes::{
     access, assessments, candidate, integrity, members, ops, replay, reports, reviews, sessions,
@@ -17,7 +25,7 @@ use crate::routes::{
         members::me, members::list_members, members::create_member, members::create_key, members::revoke_key,
         assessments::list, assessments::show, assessments::show_version, assessments::create, assessments::revise,
         assessments::publish, assessments::retire,
-        sessions::invite, sessions::list, sessions::show, sessions::events,
+        sessions::invite, sessions::list, sessions::show, sessions::events, sessions::revoke_access,
         candidate::workspace, candidate::consent, candidate::start, candidate::submit,
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream, replay::stream_ticket,
@@ -26,8 +34,8 @@ use crate::routes::{
         reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,
         access::list,
     ),
-    components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent)),
-    modifiers(&SecurityAddon),
+    components(schemas(crate::error::ErrorBody, clarity_domain::telemetry::TelemetryEvent, crate::held_back::HeldBack)),
+    modifiers(&SecurityAddon, &RequestRules, &CommonResponses),
     tags(
         (name = "members", description = "Organization members and API keys"),
         (name = "assessments", description = "The built-in library and the organization's own assessments"),
@@ -58,5 +66,58 @@ impl Modify for SecurityAddon {
             "session_token",
             bearer("Candidate session token `cst_<session>_<secret>`"),
         );
+        components.add_security_scheme(
+            "stream_ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "ticket",
+                "Single-use replay stream ticket `rst_<secret>` from `POST /v1/sessions/{session_id}/replay/stream-tickets`, for clients that cannot send an `Authorization` header",
+            ))),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::request_rules;
+
+    #[test]
+    fn every_request_body_states_the_edge_rules_of_its_type() {
+        let mut doc = super::ApiDoc::openapi();
+        let listed = request_rules::bodies();
+        for name in request_rules::request_body_names(&doc) {
+            assert!(
+                listed.contains_key(&name),
+                "{name} is a request body: list it in request_rules::bodies()"
+            );
+        }
+        assert_eq!(request_rules::conflicts(&mut doc), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_operation_documents_the_responses_any_operation_can_give() {
+        let doc = serde_json::to_value(super::ApiDoc::openapi()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = &operation["responses"];
+                let has = |status: &str| responses.get(status).is_some();
+                let at = format!("{method} {path}");
+                assert!(has("429") && has("503"), "{at}: 429 and 503");
+                let headers = &responses["429"]["headers"];
+                for header in ["Retry-After", "RateLimit-Policy", "RateLimit"] {
+                    assert!(headers.get(header).is_some(), "{at}: 429 {header}");
+                }
+                let secured = operation["security"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty());
+                assert!(!secured || has("401"), "{at}: 401");
+                if operation.get("requestBody").is_some() {
+                    for status in ["400", "415", "422"] {
+                        assert!(has(status), "{at}: {status}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -32,7 +32,20 @@ pub fn router(state: AppState) -> Router {
         .merge(access::router())
         .merge(candidate::router())
         .merge(telemetry::router(&state))
+        // After every route: a method a path does not have answers the API's error (axum keeps
+        // the `Allow` header on a 405).
+        .method_not_allowed_fallback(|| async {
+            crate::error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not support the method; see the Allow header",
+            )
+        })
         .fallback(|| async { crate::error::ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::middleware,
+        ))
         .layer(axum::middleware::map_response(safe_defaults))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

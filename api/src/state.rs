@@ -33,6 +33,10 @@ pub struct AppState {
     /// answers from it for a moment instead of querying the database and the broker per call.
     pub readiness:
         Arc<std::sync::Mutex<Option<(std::time::Instant, Result<(), (&'static str, String)>)>>>,
+    /// Rate-limit buckets of this process (`crate::limits`).
+    pub limiter: Arc<crate::limits::Limiter>,
+    /// Open replay streams per member.
+    pub streams: Arc<crate::limits::Streams>,
 }
 
 /// An event store that upcasts events stored in an older version when it loads them (the same
@@ -56,6 +60,16 @@ pub fn metadata(org_id: Option<Uuid>, actor: &str, at: DateTime<Utc>) -> HashMap
     m
 }
 
+/// 403 `complete_your_review_first`: what was asked for would show a pending reviewer the scores
+/// they must not see yet (blind review).
+pub fn complete_your_review_first(message: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "complete_your_review_first",
+        message,
+    )
+}
+
 impl AppState {
     /// Builds the state; the producer is idempotent with `acks=all`.
     pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
@@ -66,6 +80,8 @@ impl AppState {
             assessment_store: Arc::new(store(&pool)),
             session_store: Arc::new(store(&pool)),
             pool,
+            limiter: Arc::new(crate::limits::Limiter::new(&config)),
+            streams: Arc::default(),
             config: Arc::new(config),
             producer,
             readiness: Arc::new(std::sync::Mutex::new(None)),
@@ -126,11 +142,7 @@ impl AppState {
         what: &str,
     ) -> Result<(), ApiError> {
         if self.is_pending_reviewer(id, member).await? {
-            return Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                "complete_your_review_first",
-                format!("you review this session: {what} (with the other reviewers' scores) opens once your review is completed"),
-            ));
+            return Err(complete_your_review_first(format!("you review this session: {what} (with the other reviewers' scores) opens once your review is completed")));
         }
         Ok(())
     }
@@ -144,4 +156,26 @@ impl AppState {
             .map_err(ApiError::from)?;
         Ok(std::mem::take(ctx.aggregate()))
     }
+
+    /// Read-your-writes for a client that reads from a projection what it just changed: waits
+    /// until `done` (one boolean query, bound to `id`) is true, at most
+    /// [`PROJECTION_WAIT`]. When time runs out the command is answered anyway: it is stored,
+    /// and a lagging projection must not fail it.
+    pub async fn wait_until_projected(&self, done: &str, id: Uuid) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + PROJECTION_WAIT;
+        loop {
+            let projected: bool = sqlx::query_scalar(done)
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+            if projected || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
+
+/// The longest a command waits for the projection its client reads next (relay + consumer lag;
+/// tens of milliseconds when healthy).
+pub const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -12,5 +12,6 @@ pub mod kafka;
 pub mod metrics;
 pub mod outbox_relay;
 pub mod projection_runner;
+pub mod quarantine;
 
 pub use kafka::KafkaSettings;

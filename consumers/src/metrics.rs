@@ -77,8 +77,9 @@ pub static RECORD_AGE_AT_COMMIT: LazyLock<HistogramVec> = LazyLock::new(|| {
 });
 
 /// Records set aside by each projection (`projection_rejects`), by kind: `undecodable` (not a
-/// Clarity record) or `unappliable` (PostgreSQL refused its data). Alert on any increase: a
-/// candidate's acknowledged event is held back until an operator looks at it.
+/// Clarity record), `unappliable` (PostgreSQL refused its data) or `held` (waiting behind one of
+/// those, to keep its stream in order). A candidate's acknowledged event is held back until an
+/// operator looks at it; alert on `clarity_quarantine_unresolved`, which also clears.
 pub static PROJECTION_QUARANTINED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "clarity_projection_quarantined_total",
@@ -95,6 +96,19 @@ pub static RELAY_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         "clarity_relay_rejected_total",
         "Stored events the relay set aside instead of publishing",
         &["topic"]
+    )
+    .expect("metric registers")
+});
+
+/// Quarantined records not yet resolved, by stage (`projection`, `relay`), name (the projection,
+/// or the relay's checkpoint name) and kind, read from `projection_rejects` and `relay_rejects`
+/// when `/metrics` is scraped (so it is right whichever process quarantined or retried them).
+/// Alert on `> 0`: it clears when `clarity quarantine retry` resolves them.
+pub static QUARANTINE_UNRESOLVED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "clarity_quarantine_unresolved",
+        "Quarantined records held back and not yet resolved",
+        &["stage", "name", "kind"]
     )
     .expect("metric registers")
 });

@@ -14,11 +14,13 @@
 //! checkpoint advances only after the broker acknowledged every record of a batch; a crash
 //! between the two republishes the batch (readers drop duplicates), it never skips.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clarity_domain::wire::WireEvent;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection, Row};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
@@ -128,7 +130,14 @@ async fn lead(
     Ok(())
 }
 
-/// Publishes one batch below the commit horizon; returns how many events it published.
+/// Publishes one batch below the commit horizon; returns how many events it passed (published,
+/// set aside or held).
+///
+/// An aggregate with an unresolved reject is held: its later events are recorded in
+/// `relay_rejects` as `held` instead of being published past it, so that `clarity quarantine
+/// retry` publishes the refused event and then these, in the stream's order. Events are enqueued
+/// one by one, so an event librdkafka refuses for its size holds the rest of its aggregate in
+/// the same batch too.
 #[instrument(skip_all, fields(relay = %config.name), err)]
 pub async fn publish_batch(
     conn: &mut PgConnection,
@@ -156,69 +165,66 @@ pub async fn publish_batch(
     };
     let (last_tx, last_position): (String, i64) = (last.get("tx_id"), last.get("position"));
 
-    let mut encoded = Vec::with_capacity(rows.len());
+    let mut blocked = blocked_aggregates(conn, &config.name, &rows).await?;
+    let mut deliveries = Vec::with_capacity(rows.len());
     let mut rejected: Vec<(usize, String)> = Vec::new();
+    let mut held: Vec<usize> = Vec::new();
     for (index, row) in rows.iter().enumerate() {
-        let aggregate_type: String = row.get("aggregate_type");
-        let aggregate_id: String = row.get("aggregate_id");
-        let topic = kafka.topic_for_aggregate(&aggregate_type).to_string();
-        match to_wire(row).and_then(|wire| serde_json::to_vec(&wire)) {
-            Ok(value) => encoded.push((index, topic, aggregate_id, value)),
+        let aggregate = aggregate_of(row);
+        if blocked.contains(&aggregate) {
+            held.push(index);
+            continue;
+        }
+        let topic = kafka.topic_for_aggregate(&aggregate.0).to_string();
+        let value = match to_wire(row).and_then(|wire| serde_json::to_vec(&wire)) {
+            Ok(value) => value,
             // Retrying cannot make a stored event encodable.
-            Err(error) => rejected.push((index, format!("cannot be encoded: {error}"))),
+            Err(error) => {
+                rejected.push((index, format!("cannot be encoded: {error}")));
+                blocked.insert(aggregate);
+                continue;
+            }
+        };
+        // Enqueue everything, then wait for every acknowledgement. The idempotent producer keeps
+        // per-partition order across its internal retries.
+        match enqueue(producer, &topic, &aggregate.1, &value).await {
+            Ok(delivery) => deliveries.push((index, topic, value.len(), delivery)),
+            Err(error) if never_publishable(&error) => {
+                rejected.push((index, refusal(value.len(), &error)));
+                blocked.insert(aggregate);
+            }
+            Err(error) => return Err(RelayError::Broker(error)),
         }
     }
-    // Enqueue everything, then wait for every acknowledgement. The idempotent producer keeps
-    // per-partition order across its internal retries.
-    let deliveries: Vec<_> = encoded
-        .iter()
-        .map(|(_, topic, key, value)| {
-            producer.send(
-                FutureRecord::to(topic).key(key).payload(value),
-                Duration::from_secs(30),
-            )
-        })
-        .collect();
-    for (delivery, (index, topic, _, value)) in futures::future::join_all(deliveries)
-        .await
-        .into_iter()
-        .zip(&encoded)
-    {
-        match delivery {
-            Ok(_) => RELAY_PUBLISHED.with_label_values(&[topic]).inc(),
-            Err((error, _)) if never_publishable(&error) => rejected.push((
-                *index,
-                format!("the broker cannot take it ({} bytes): {error}", value.len()),
-            )),
+    for (index, topic, bytes, delivery) in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => RELAY_PUBLISHED.with_label_values(&[&topic]).inc(),
+            // The broker refused it after it was sent (its limit is below the producer's): the
+            // aggregate's later events of this batch may already be on the topic. Keep the
+            // producer's `message.max.bytes` at or below the topics' `max.message.bytes`.
+            Ok(Err((error, _))) if never_publishable(&error) => {
+                rejected.push((index, refusal(bytes, &error)))
+            }
             // Anything else (the broker down, a timeout) is retried: the batch again, from the
             // checkpoint; the records already acknowledged come out twice, never missing.
-            Err((error, _)) => return Err(RelayError::Broker(error)),
+            Ok(Err((error, _))) => return Err(RelayError::Broker(error)),
+            Err(_) => return Err(RelayError::Broker(KafkaError::Canceled)),
         }
     }
+    rejected.sort_by_key(|(index, _)| *index);
     for (index, reason) in &rejected {
-        let row = &rows[*index];
-        let aggregate_type: String = row.get("aggregate_type");
-        warn!(aggregate_type = %aggregate_type, aggregate_id = %row.get::<String, _>("aggregate_id"),
-              sequence = row.get::<i64, _>("sequence"), %reason, "stored event set aside; the relay moves on");
-        let inserted = sqlx::query(
-            "INSERT INTO relay_rejects (relay, aggregate_type, aggregate_id, sequence, tx_id, position, bytes, reason)
-             VALUES ($1, $2, $3, $4, $5::xid8, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(&config.name)
-        .bind(&aggregate_type)
-        .bind(row.get::<String, _>("aggregate_id"))
-        .bind(row.get::<i64, _>("sequence"))
-        .bind(row.get::<String, _>("tx_id"))
-        .bind(row.get::<i64, _>("position"))
-        .bind(row.get::<&str, _>("payload").len() as i64)
-        .bind(reason)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if inserted > 0 {
-            RELAY_REJECTED
-                .with_label_values(&[kafka.topic_for_aggregate(&aggregate_type)])
-                .inc();
+        set_aside(conn, kafka, config, &rows[*index], reason).await?;
+    }
+    for index in held {
+        let row = &rows[index];
+        if hold(conn, config, row).await? {
+            continue;
+        }
+        // What it waited for was published meanwhile (`clarity quarantine retry`, with
+        // everything held behind it): it goes next.
+        match publish_one(kafka, producer, row).await? {
+            Ok(()) => {}
+            Err(reason) => set_aside(conn, kafka, config, row, &reason).await?,
         }
     }
     sqlx::query(
@@ -232,6 +238,159 @@ pub async fn publish_batch(
     .execute(&mut *conn)
     .await?;
     Ok(rows.len())
+}
+
+/// (aggregate type, aggregate id) of an event row.
+fn aggregate_of(row: &PgRow) -> (String, String) {
+    (row.get("aggregate_type"), row.get("aggregate_id"))
+}
+
+/// The aggregates of `rows` that have an unresolved reject: their events wait behind it.
+async fn blocked_aggregates(
+    conn: &mut PgConnection,
+    relay: &str,
+    rows: &[PgRow],
+) -> Result<HashSet<(String, String)>, sqlx::Error> {
+    let (types, ids): (Vec<String>, Vec<String>) = rows.iter().map(aggregate_of).unzip();
+    let blocked: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT r.aggregate_type, r.aggregate_id
+           FROM relay_rejects r JOIN unnest($2::text[], $3::text[]) AS u(t, i)
+             ON r.aggregate_type = u.t AND r.aggregate_id = u.i
+          WHERE r.relay = $1 AND r.resolved_at IS NULL",
+    )
+    .bind(relay)
+    .bind(&types)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(blocked.into_iter().collect())
+}
+
+/// Enqueues a record, waiting while librdkafka's queue is full; errors librdkafka raises before
+/// sending (a record larger than `message.max.bytes`) come back here, not from the delivery.
+async fn enqueue(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &[u8],
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut record = FutureRecord::to(topic).key(key).payload(value);
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
+
+fn refusal(bytes: usize, error: &KafkaError) -> String {
+    format!("the broker cannot take it ({bytes} bytes): {error}")
+}
+
+/// Publishes one stored event and waits for the acknowledgement: `Ok(Err(reason))` when it can
+/// never be published as it is (too large, not encodable); `Err` for anything to retry later.
+pub(crate) async fn publish_one(
+    kafka: &KafkaSettings,
+    producer: &FutureProducer,
+    row: &PgRow,
+) -> Result<Result<(), String>, RelayError> {
+    let aggregate = aggregate_of(row);
+    let topic = kafka.topic_for_aggregate(&aggregate.0).to_string();
+    let value = match to_wire(row).and_then(|wire| serde_json::to_vec(&wire)) {
+        Ok(value) => value,
+        Err(error) => return Ok(Err(format!("cannot be encoded: {error}"))),
+    };
+    let delivery = match enqueue(producer, &topic, &aggregate.1, &value).await {
+        Ok(delivery) => delivery,
+        Err(error) if never_publishable(&error) => return Ok(Err(refusal(value.len(), &error))),
+        Err(error) => return Err(RelayError::Broker(error)),
+    };
+    match delivery.await {
+        Ok(Ok(_)) => {
+            RELAY_PUBLISHED.with_label_values(&[&topic]).inc();
+            Ok(Ok(()))
+        }
+        Ok(Err((error, _))) if never_publishable(&error) => Ok(Err(refusal(value.len(), &error))),
+        Ok(Err((error, _))) => Err(RelayError::Broker(error)),
+        Err(_) => Err(RelayError::Broker(KafkaError::Canceled)),
+    }
+}
+
+/// Records a stored event the broker can never take (once) and counts it.
+async fn set_aside(
+    conn: &mut PgConnection,
+    kafka: &KafkaSettings,
+    config: &RelayConfig,
+    row: &PgRow,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let (aggregate_type, aggregate_id) = aggregate_of(row);
+    warn!(%aggregate_type, %aggregate_id, sequence = row.get::<i64, _>("sequence"), %reason,
+          "stored event set aside; the relay moves on");
+    let inserted = sqlx::query(
+        "INSERT INTO relay_rejects (relay, aggregate_type, aggregate_id, sequence, tx_id, position, bytes, reason, first_reason)
+         VALUES ($1, $2, $3, $4, $5::xid8, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(&config.name)
+    .bind(&aggregate_type)
+    .bind(&aggregate_id)
+    .bind(row.get::<i64, _>("sequence"))
+    .bind(row.get::<String, _>("tx_id"))
+    .bind(row.get::<i64, _>("position"))
+    .bind(row.get::<&str, _>("payload").len() as i64)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted > 0 {
+        RELAY_REJECTED
+            .with_label_values(&[kafka.topic_for_aggregate(&aggregate_type)])
+            .inc();
+    }
+    Ok(())
+}
+
+/// Records an event as held behind its aggregate's unresolved reject — if there still is one.
+/// The blockers are read with a lock, so a retry publishing them concurrently either finished
+/// first (nothing held: the caller publishes the event) or sees this row and publishes it too.
+/// `true` when the event is held, or is itself still quarantined (a batch read again after a
+/// crash meets its own reject: it stays in the quarantine rather than being published past it).
+async fn hold(
+    conn: &mut PgConnection,
+    config: &RelayConfig,
+    row: &PgRow,
+) -> Result<bool, sqlx::Error> {
+    let (aggregate_type, aggregate_id) = aggregate_of(row);
+    let held: Option<i32> = sqlx::query_scalar(
+        "WITH blockers AS (
+             SELECT sequence FROM relay_rejects
+              WHERE relay = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND sequence <= $4
+                AND resolved_at IS NULL
+                FOR KEY SHARE
+         )
+         INSERT INTO relay_rejects AS r (relay, aggregate_type, aggregate_id, sequence, tx_id, position, bytes,
+                                         reason, first_reason, kind)
+         SELECT $1, $2, $3, $4, $5::xid8, $6, $7, m.reason, m.reason, 'held'
+           FROM (SELECT format('held behind %s/%s#%s, to keep its stream in order', $2::text, $3::text, min(sequence))
+                        AS reason
+                   FROM blockers HAVING count(*) > 0) AS m
+         ON CONFLICT (relay, aggregate_type, aggregate_id, sequence) DO UPDATE SET refused_at = r.refused_at
+         RETURNING 1",
+    )
+    .bind(&config.name)
+    .bind(&aggregate_type)
+    .bind(&aggregate_id)
+    .bind(row.get::<i64, _>("sequence"))
+    .bind(row.get::<String, _>("tx_id"))
+    .bind(row.get::<i64, _>("position"))
+    .bind(row.get::<&str, _>("payload").len() as i64)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(held.is_some())
 }
 
 /// Whether the broker (or librdkafka, before sending) refuses this record for what it is, so that
@@ -249,7 +408,7 @@ fn never_publishable(error: &KafkaError) -> bool {
     )
 }
 
-fn to_wire(row: &sqlx::postgres::PgRow) -> Result<WireEvent, serde_json::Error> {
+pub(crate) fn to_wire(row: &PgRow) -> Result<WireEvent, serde_json::Error> {
     let aggregate_type: String = row.get("aggregate_type");
     let aggregate_id: String = row.get("aggregate_id");
     let event_type: String = row.get("event_type");

@@ -17,7 +17,7 @@ use clarity_domain::wire::WireEvent;
 use clarity_projections::{Projection, ProjectionError, Record};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -25,10 +25,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::kafka::{KafkaSettings, Overrides};
+
+mod set_aside;
 use crate::metrics::{
     BATCH_SECONDS, CONSUMER_LAG, PROJECTION_QUARANTINED, PROJECTION_RECORDS, RECORD_AGE_AT_COMMIT,
     RECORD_AGE_AT_FETCH,
 };
+use set_aside::{resolve, set_aside, Unresolved};
 
 /// Batch sizing for a projection consumer.
 #[derive(Debug, Clone)]
@@ -59,9 +62,28 @@ pub struct RawRecord {
     pub offset: i64,
     /// The record's create time (ms since the epoch), when the broker reports one.
     pub timestamp_ms: Option<i64>,
+    /// The record as it was on the topic, kept with it if it is quarantined (Kafka keeps it only
+    /// until retention deletes it).
+    pub bytes: Arc<RecordBytes>,
     /// The payload decoded, once for all projections of the topic (or why it is not a Clarity
     /// CloudEvent).
     pub decoded: Result<Arc<WireEvent>, String>,
+}
+
+/// A record's bytes: payload, key and headers.
+#[derive(Debug, Clone, Default)]
+pub struct RecordBytes {
+    pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Decodes a record's payload as the runner does (a Clarity CloudEvent, or why not:
+/// [`WireEvent::from_payload`]).
+pub fn decode(payload: &[u8]) -> Result<Arc<WireEvent>, String> {
+    WireEvent::from_payload(payload)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 /// What happened to a batch.
@@ -116,7 +138,7 @@ impl ConsumerContext for RunnerContext {
     }
 }
 
-fn lock_key(projection: Projection) -> String {
+pub(crate) fn lock_key(projection: Projection) -> String {
     format!("clarity.projection.{}", projection.name())
 }
 
@@ -316,15 +338,27 @@ async fn next_batch<C: ConsumerContext + 'static>(
     Ok(Some(batch))
 }
 
-fn raw<M: Message>(message: &M) -> RawRecord {
+pub(crate) fn raw<M: Message>(message: &M) -> RawRecord {
+    let payload = message.payload().unwrap_or_default();
+    let headers = message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
     RawRecord {
         topic: message.topic().to_string(),
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),
-        decoded: WireEvent::from_payload(message.payload().unwrap_or_default())
-            .map(Arc::new)
-            .map_err(|e| e.to_string()),
+        decoded: decode(payload),
+        bytes: Arc::new(RecordBytes {
+            payload: payload.to_vec(),
+            key: message.key().map(<[u8]>::to_vec),
+            headers,
+        }),
     }
 }
 
@@ -447,9 +481,10 @@ async fn apply_batch_isolating(
     Ok(BatchOutcome::Applied(applied))
 }
 
-/// Applies a batch in one transaction: skips records below the stored offsets, projects the rest,
-/// sets aside records that cannot be decoded and those in `quarantine` (in `projection_rejects`),
-/// and stores the new offsets.
+/// Applies a batch in one transaction: skips records below the stored offsets, sets aside (in
+/// `projection_rejects`, with the record itself) those that cannot be decoded, those in
+/// `quarantine`, and those the projection must hold behind an earlier set-aside record of their
+/// stream ([`Projection::holds_behind`]), projects the rest, and stores the new offsets.
 async fn apply_once(
     conn: &mut PgConnection,
     projection: Projection,
@@ -505,7 +540,12 @@ async fn apply_once(
         .into_iter()
         .map(|(t, p, o)| ((t, p), o))
         .collect();
+        // What is still quarantined on these partitions (usually nothing): the streams that must
+        // wait, and — in a rebuild — records set aside before that now apply.
+        let mut waiting = Unresolved::load(&mut tx, projection, &topics, &numbers).await?;
         let mut records = Vec::with_capacity(batch.len());
+        let mut set_aside_now: Vec<(&RawRecord, &'static str, String, Option<String>)> = Vec::new();
+        let mut resolved_now: Vec<&RawRecord> = Vec::new();
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for raw in batch {
             let key = (raw.topic.clone(), raw.partition);
@@ -514,19 +554,52 @@ async fn apply_once(
             }
             next.insert(key, raw.offset + 1);
             let id = (raw.topic.clone(), raw.partition, raw.offset);
-            if rejected.contains_key(&id) || quarantine.contains_key(&id) {
+            if let Some(reason) = rejected.get(&id) {
+                waiting.add(raw);
+                set_aside_now.push((raw, "undecodable", reason.clone(), None));
+                continue;
+            }
+            if let Some((reason, sqlstate)) = quarantine.get(&id) {
+                waiting.add(raw);
+                set_aside_now.push((raw, "unappliable", reason.clone(), sqlstate.clone()));
                 continue;
             }
             match &raw.decoded {
-                Ok(event) => records.push(Record {
-                    topic: raw.topic.clone(),
-                    partition: raw.partition,
-                    offset: raw.offset,
-                    event: event.clone(),
-                }),
-                Err(reason) => {
-                    rejected.insert(id, reason.clone());
+                Ok(event) => {
+                    if let Some(blocker) = waiting.blocker(projection, raw, event) {
+                        waiting.add(raw);
+                        set_aside_now.push((
+                            raw,
+                            "held",
+                            format!("held behind {blocker}, to keep its stream in order"),
+                            None,
+                        ));
+                        continue;
+                    }
+                    if waiting.take(raw) {
+                        resolved_now.push(raw);
+                    }
+                    records.push(Record {
+                        topic: raw.topic.clone(),
+                        partition: raw.partition,
+                        offset: raw.offset,
+                        event: event.clone(),
+                    });
                 }
+                Err(reason) => {
+                    set_aside_now.push((raw, "undecodable", reason.clone(), None));
+                }
+            }
+        }
+        // Set aside first, so that the projection sees what waits (the audit chain's holes).
+        let mut quarantined: Vec<&'static str> = Vec::new();
+        for (raw, kind, reason, sqlstate) in &set_aside_now {
+            if *kind != "held" {
+                warn!(projection = projection.name(), topic = %raw.topic, partition = raw.partition,
+                      offset = raw.offset, kind, %reason, "record set aside");
+            }
+            if set_aside(&mut tx, projection, raw, kind, reason, sqlstate.as_deref()).await? {
+                quarantined.push(kind);
             }
         }
         match projection.apply(&mut tx, &records).await {
@@ -544,48 +617,16 @@ async fn apply_once(
             }
             Err(ProjectionError::Database(e)) => return Err(e),
         }
-        for ((topic, partition, offset), reason) in &rejected {
-            if *offset
-                >= stored
-                    .get(&(topic.clone(), *partition))
-                    .copied()
-                    .unwrap_or(0)
-            {
-                warn!(projection = projection.name(), %topic, partition, offset, %reason, "record set aside");
-                set_aside(
-                    &mut tx,
-                    projection,
-                    (topic, *partition, *offset),
-                    "undecodable",
-                    reason,
-                    None,
-                    batch,
-                )
-                .await?;
-            }
-        }
-        for ((topic, partition, offset), (reason, sqlstate)) in quarantine {
-            let in_batch = batch
-                .iter()
-                .any(|r| r.topic == *topic && r.partition == *partition && r.offset == *offset);
-            if in_batch
-                && *offset
-                    >= stored
-                        .get(&(topic.clone(), *partition))
-                        .copied()
-                        .unwrap_or(0)
-            {
-                set_aside(
-                    &mut tx,
-                    projection,
-                    (topic, *partition, *offset),
-                    "unappliable",
-                    reason,
-                    sqlstate.as_deref(),
-                    batch,
-                )
-                .await?;
-            }
+        for raw in &resolved_now {
+            // Only in a rebuild: a record quarantined before now applies.
+            resolve(
+                &mut tx,
+                projection,
+                raw,
+                "applied by a rebuild",
+                "clarity rebuild",
+            )
+            .await?;
         }
         for ((topic, partition), offset) in &next {
             sqlx::query(
@@ -600,6 +641,11 @@ async fn apply_once(
             .await?;
         }
         tx.commit().await?;
+        for kind in quarantined {
+            PROJECTION_QUARANTINED
+                .with_label_values(&[projection.name(), kind])
+                .inc();
+        }
         PROJECTION_RECORDS
             .with_label_values(&[projection.name()])
             .inc_by(records.len() as u64);
@@ -608,45 +654,6 @@ async fn apply_once(
             .observe(started.elapsed().as_secs_f64());
         return Ok(BatchOutcome::Applied(records.len()));
     }
-}
-
-/// Records one set-aside record in `projection_rejects` (once) and counts it.
-async fn set_aside(
-    tx: &mut PgConnection,
-    projection: Projection,
-    (topic, partition, offset): (&str, i32, i64),
-    kind: &str,
-    reason: &str,
-    sqlstate: Option<&str>,
-    batch: &[RawRecord],
-) -> Result<(), sqlx::Error> {
-    // The session it belongs to, when it decoded: the session's pages can say data is held back.
-    let session_id = batch
-        .iter()
-        .find(|r| r.topic == topic && r.partition == partition && r.offset == offset)
-        .and_then(|r| r.decoded.as_ref().ok())
-        .and_then(|e| e.subject.parse::<uuid::Uuid>().ok());
-    let inserted = sqlx::query(
-        "INSERT INTO projection_rejects (projection, topic, partition, \"offset\", reason, kind, sqlstate, session_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-    )
-    .bind(projection.name())
-    .bind(topic)
-    .bind(partition)
-    .bind(offset)
-    .bind(reason)
-    .bind(kind)
-    .bind(sqlstate)
-    .bind(session_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted > 0 {
-        PROJECTION_QUARANTINED
-            .with_label_values(&[projection.name(), kind])
-            .inc();
-    }
-    Ok(())
 }
 
 /// Assigns every partition of `topic` that holds records to `consumer`, from the beginning (no
@@ -710,10 +717,9 @@ pub async fn rebuild(
         .bind(projection.name())
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM projection_rejects WHERE projection = $1")
-        .bind(projection.name())
-        .execute(&mut *tx)
-        .await?;
+    // The quarantine is kept: the rebuild meets each record again and resolves the rows of
+    // those that now apply (and re-quarantines the others); a record Kafka no longer has stays
+    // quarantined with its stored copy, for `clarity quarantine retry`.
     tx.commit().await?;
 
     let consumer = kafka.reader(&format!("rebuild.{}", projection.name()))?;

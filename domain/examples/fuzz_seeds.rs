@@ -271,6 +271,14 @@ fn lifecycle(telemetry: &[TelemetryEvent]) -> Vec<(&'static str, SessionEventOrA
         ),
         (
             "CandidateSession",
+            S(SessionEvent::CandidateAccessRevoked {
+                reason: "Shared the link with a friend.".into(),
+                revoked_by: STAFF,
+                at: t(80),
+            }),
+        ),
+        (
+            "CandidateSession",
             S(SessionEvent::SessionExpired {
                 deadline: t(90),
                 time_used_seconds: 5400,

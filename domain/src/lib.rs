@@ -14,6 +14,7 @@ pub mod scoring;
 pub mod session;
 pub mod telemetry;
 pub mod upcast;
+pub mod whole_number;
 pub mod wire;
 
 pub use assessment::Assessment;

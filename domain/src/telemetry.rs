@@ -26,8 +26,12 @@ pub use batch::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TelemetryEvent {
     /// Client sequence number: 1, 2, 3, ... with no gaps within a session.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     pub seq: u64,
-    /// Wall-clock time on the client when the event happened.
+    /// Wall-clock time on the client when the event happened: from 2000 on, not before the
+    /// session started and not after the server's clock, each give or take the allowed clock
+    /// skew (30 s by default).
+    #[schema(pattern = "^[2-9][0-9]{3}-")]
     pub ts: DateTime<Utc>,
     /// What happened.
     pub data: TelemetryData,
@@ -66,43 +70,79 @@ pub enum EditOrigin {
 pub enum TelemetryData {
     /// A key press: key-down and key-up on the client's monotonic clock, in milliseconds.
     Keystroke {
+        #[schema(minimum = 0)]
         down_ms: f64,
-        /// Missing when the client never saw the key-up.
+        /// Missing when the client never saw the key-up; never before `down_ms`.
         #[serde(default)]
+        #[schema(minimum = 0)]
         up_ms: Option<f64>,
         key_class: KeyClass,
     },
     /// Text replaced in a file: `deleted` code units at `position` replaced by `inserted`.
     Edit {
+        #[schema(
+            pattern = "^(?!/)(?!(.*/)?\\.\\.(/|$))[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            max_length = 512
+        )]
         file: String,
+        #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
         position: i64,
+        #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
         deleted: i64,
         inserted: String,
         origin: EditOrigin,
     },
     /// A file was created, optionally with content.
     FileCreated {
+        #[schema(
+            pattern = "^(?!/)(?!(.*/)?\\.\\.(/|$))[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            max_length = 512
+        )]
         file: String,
         #[serde(default)]
         content: String,
     },
     /// A file was renamed.
-    FileRenamed { file: String, new_file: String },
+    FileRenamed {
+        #[schema(
+            pattern = "^(?!/)(?!(.*/)?\\.\\.(/|$))[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            max_length = 512
+        )]
+        file: String,
+        #[schema(
+            pattern = "^(?!/)(?!(.*/)?\\.\\.(/|$))[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            max_length = 512
+        )]
+        new_file: String,
+    },
     /// A file was deleted.
-    FileDeleted { file: String },
+    FileDeleted {
+        #[schema(
+            pattern = "^(?!/)(?!(.*/)?\\.\\.(/|$))[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            max_length = 512
+        )]
+        file: String,
+    },
     /// The editor window lost focus (tab-away).
     FocusLost {},
     /// The editor window regained focus.
     FocusRegained {},
     /// Cursor moved or a selection changed.
     Cursor {
+        #[schema(
+            pattern = "^(?!/)(?!(.*/)?\\.\\.(/|$))[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            max_length = 512
+        )]
         file: String,
+        #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
         position: i64,
         #[serde(default)]
+        #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
         selection_end: Option<i64>,
     },
     /// The candidate ran code or tests.
     CodeRun {
+        #[schema(max_length = 4096)]
         command: String,
         exit_code: i32,
         #[serde(default)]
@@ -114,11 +154,19 @@ pub enum TelemetryData {
     /// A face check computed on the client: a score, never an image or an embedding.
     FaceCheck {
         /// Similarity to the reference captured at start, 0..=1.
+        #[schema(minimum = 0, maximum = 1)]
         similarity: f64,
+        #[schema(
+            pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+        )]
         model_id: String,
+        #[schema(
+            pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+        )]
         model_version: String,
         face_count: u32,
         /// Image quality estimate, 0..=1.
+        #[schema(minimum = 0, maximum = 1)]
         quality: f64,
     },
 }
@@ -171,21 +219,21 @@ impl Rejection {
     }
 }
 
-/// Longest accepted file path, in bytes.
-pub const MAX_PATH_BYTES: usize = 512;
+/// Longest accepted file path, in characters (what JSON Schema's `maxLength` counts).
+pub const MAX_PATH_CHARS: usize = 512;
 
 fn check_path(file: &str) -> Result<(), Rejection> {
     if file.trim().is_empty() {
         return Err(Rejection::new("missing_file", "`file` must name a file"));
     }
-    if file.len() > MAX_PATH_BYTES
+    if file.chars().count() > MAX_PATH_CHARS
         || file.starts_with('/')
         || file.split('/').any(|s| s == "..")
         || file.chars().any(char::is_control)
     {
         return Err(Rejection::new(
             "invalid_file",
-            "`file` must be a relative path of at most 512 bytes without `..` or control characters",
+            "`file` must be a relative path of at most 512 characters without `..` or control characters",
         ));
     }
     Ok(())
@@ -305,10 +353,10 @@ impl TelemetryEvent {
                 }
             }
             TelemetryData::CodeRun { command, .. } => {
-                if command.len() > 4096 {
+                if command.chars().count() > 4096 {
                     return Err(Rejection::new(
                         "too_long",
-                        "`command` is limited to 4096 bytes",
+                        "`command` is limited to 4096 characters",
                     ));
                 }
                 check_text(command, "command")?;

@@ -14,7 +14,7 @@ pub mod review;
 pub mod scores;
 pub mod sessions;
 
-use clarity_domain::wire::WireEvent;
+use clarity_domain::wire::{StreamKind, WireEvent};
 use sqlx::PgConnection;
 
 /// A decoded record from a topic, with its position.
@@ -38,8 +38,14 @@ impl Record {
         }
     }
 
-    /// The session (stream id) and organization of a sessions-topic record.
+    /// The session (stream id) and organization of a sessions-topic record. A record whose
+    /// `sequence` does not fit the tables' `bigint` is refused here too, for every projection of
+    /// the topic: stored, it would wrap to a negative seq and count as an event (issue 11; the
+    /// API refuses such a seq, a foreign producer need not).
     pub fn session_and_org(&self) -> Result<(uuid::Uuid, uuid::Uuid), ProjectionError> {
+        if i64::try_from(self.event.sequence).is_err() {
+            return Err(self.undecodable("sequence is beyond 2^63 - 1"));
+        }
         let session_id = self
             .event
             .subject
@@ -149,6 +155,50 @@ impl Projection {
         }
     }
 
+    /// Whether a record (its stream kind and sequence) must wait behind an earlier unresolved
+    /// quarantined record of the same stream (its kind and sequence, `None` when unknown), rather
+    /// than be applied past it. A record only ever waits behind one of its own kind with a lower
+    /// sequence — one it would have to follow in the stream's order; a quarantined record whose
+    /// sequence is far ahead, unknown or of the other kind holds nothing (a hostile record
+    /// cannot freeze a session). Within that: the catalogue (a fold over an assessment's events:
+    /// `last_sequence`) and the replay (a fold over a session's telemetry in `seq` order, its time
+    /// base from the lifecycle) wait; `sessions` holds lifecycle events (its status, decision and
+    /// score columns are last-writer-wins), while telemetry, whose log rows and counters do not
+    /// depend on order, moves on (its audit chain waits instead: see [`audit_chain`]).
+    /// Decision 0017.
+    pub fn holds_behind(
+        self,
+        blocker: Option<(StreamKind, Option<u64>)>,
+        record: (StreamKind, u64),
+    ) -> bool {
+        let follows = matches!(
+            blocker,
+            Some((kind, Some(blocker_seq))) if kind == record.0 && blocker_seq < record.1
+        );
+        match self {
+            Self::Catalogue | Self::Replay => follows,
+            Self::Sessions => follows && record.0 == StreamKind::Lifecycle,
+        }
+    }
+
+    /// After records of `stream` were applied late (a quarantine retry), brings the parts of the
+    /// projection that follow the stream in order up to date with what was applied past them,
+    /// for records before `before_offset` (all when `None`). For `sessions` this chains the log
+    /// rows the audit chain had to leave out while it waited for the late record; the other
+    /// projections hold their later records instead, so there is nothing to do. Returns how many
+    /// rows it brought up to date.
+    pub async fn catch_up(
+        self,
+        conn: &mut PgConnection,
+        stream: uuid::Uuid,
+        before_offset: Option<i64>,
+    ) -> Result<u64, ProjectionError> {
+        match self {
+            Self::Sessions => Ok(audit_chain::extend(conn, stream, before_offset).await?),
+            Self::Catalogue | Self::Replay => Ok(0),
+        }
+    }
+
     /// Applies a batch of records in order inside the caller's transaction.
     pub async fn apply(
         self,
@@ -160,5 +210,36 @@ impl Projection {
             Self::Sessions => sessions::apply(conn, records).await,
             Self::Replay => replay::apply(conn, records).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_depends_on_order_waits_behind_a_quarantined_record() {
+        use StreamKind::{Lifecycle, Telemetry};
+        for projection in [Projection::Catalogue, Projection::Replay] {
+            // Behind a record of its kind that it follows in the stream's order.
+            assert!(projection.holds_behind(Some((Lifecycle, Some(3))), (Lifecycle, 4)));
+            // Not behind one far ahead (or unknown, or of the other kind, or undecodable).
+            assert!(!projection.holds_behind(Some((Lifecycle, Some(9))), (Lifecycle, 4)));
+            assert!(!projection.holds_behind(Some((Lifecycle, None)), (Lifecycle, 4)));
+            assert!(!projection.holds_behind(None, (Lifecycle, 4)));
+        }
+        let replay = Projection::Replay;
+        assert!(replay.holds_behind(Some((Telemetry, Some(7))), (Telemetry, 8)));
+        assert!(!replay.holds_behind(Some((Telemetry, Some(1 << 63))), (Telemetry, 8)));
+        assert!(!replay.holds_behind(Some((Lifecycle, Some(2))), (Telemetry, 8)));
+        // `sessions`: lifecycle behind lifecycle; telemetry never (its rows and counts do not
+        // depend on order; its audit chain waits instead).
+        let sessions = Projection::Sessions;
+        assert!(sessions.holds_behind(Some((Lifecycle, Some(2))), (Lifecycle, 3)));
+        assert!(!sessions.holds_behind(Some((Lifecycle, Some(5))), (Lifecycle, 3)));
+        assert!(!sessions.holds_behind(Some((Lifecycle, Some(2))), (Telemetry, 3)));
+        assert!(!sessions.holds_behind(Some((Telemetry, Some(2))), (Lifecycle, 3)));
+        assert!(!sessions.holds_behind(Some((Telemetry, Some(2))), (Telemetry, 3)));
+        assert!(!sessions.holds_behind(None, (Lifecycle, 3)));
     }
 }

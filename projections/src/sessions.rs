@@ -121,7 +121,9 @@ impl TelemetryColumns {
         self.partition.push(record.partition);
         self.offset.push(record.offset);
         self.data.push(wire.data.to_string());
-        self.ce_type.push(link.as_ref().map(|l| l.ce_type.clone()));
+        // The type is kept even when the record is not chained (yet): a chain that waited for a
+        // quarantined record chains it later from this row (`audit_chain::extend`).
+        self.ce_type.push(Some(wire.event_type.clone()));
         self.chain_position.push(link.as_ref().map(|l| l.position));
         self.chain_hash.push(link.map(|l| l.hash));
     }
@@ -209,7 +211,7 @@ async fn insert_lifecycle(
     .bind(record.partition)
     .bind(record.offset)
     .bind(wire.data.to_string())
-    .bind(link.as_ref().map(|l| l.ce_type.clone()))
+    .bind(&wire.event_type)
     .bind(link.as_ref().map(|l| l.position))
     .bind(link.map(|l| l.hash))
     .execute(conn)
@@ -294,6 +296,12 @@ async fn apply_lifecycle(
         .bind(id)
         .bind(at)
         .bind(time_used_seconds),
+        SessionEvent::CandidateAccessRevoked { reason, at, .. } => sqlx::query(
+            "UPDATE sessions SET access_revoked_at = $2, access_revoked_reason = $3 WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(reason),
         // Recorded by `integrity` and `review` before this function is reached.
         _ => return Ok(()),
     };

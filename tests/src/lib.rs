@@ -63,20 +63,14 @@ impl TestEnv {
             consumer_instance_id: None,
             metrics_token: None,
             listen: "127.0.0.1:0".into(),
-            max_batch_events: 1000,
             max_batch_bytes: 256 * 1024,
-            max_clock_skew_seconds: 30,
             db_pool_size: 10,
             scheduler_interval_ms: 200,
-            expiry_grace_seconds: 35,
-            producer_linger_ms: 2,
             kafka_properties: None,
-            consumer_batch_max: 2000,
-            consumer_batch_wait_ms: 20,
-            consumer_fetch_wait_ms: 50,
             clock_offset_seconds: 0,
-            integrity_workers: 1,
             integrity_similarity_threshold: None,
+            // Everything else as in production (rate limits, caps, timeouts included).
+            ..Config::defaults()
         };
         clarity_api::migrate(&config)
             .await
@@ -183,6 +177,23 @@ impl TestEnv {
         Ok(cmd.spawn()?)
     }
 
+    /// Runs `clarity <args>` to completion with this environment's configuration (plus
+    /// `extra_env`) and returns its exit status and output, as an operator would see them.
+    pub async fn run_cli(
+        &self,
+        args: &[&str],
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<CliRun> {
+        let mut cmd = self.process_command(args, extra_env)?;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let output = cmd.output().await?;
+        Ok(CliRun {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
     fn process_command(
         &self,
         args: &[&str],
@@ -247,6 +258,14 @@ impl TestEnv {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// A finished `clarity` command.
+#[derive(Debug)]
+pub struct CliRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Path of the `clarity` binary built by `cargo build -p clarity-api` (scripts/test builds it).
@@ -482,9 +501,36 @@ impl Client {
     }
 }
 
-/// A valid edit event with sequence `seq` (inserts one character at the end of `main.py`).
+/// A valid event with sequence `seq` typing `main.py` one character at a time: seq 1 creates
+/// the file holding `x` (an editor announces a file before editing it), every later seq inserts
+/// one `x` at its end. After seq `n` the file is `n` × `x`.
 pub fn edit_event(seq: u64) -> Value {
+    if seq == 1 {
+        return json!({"seq": 1, "ts": chrono::Utc::now(), "data": {"type": "file_created", "file": "main.py", "content": "x"}});
+    }
     json!({"seq": seq, "ts": chrono::Utc::now(), "data": {"type": "edit", "file": "main.py", "position": seq - 1, "deleted": 0, "inserted": "x", "origin": "typed"}})
+}
+
+/// The workspace root (the repository checkout the tests run from).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The interpreter of the foreign clients' virtualenv (`tests/foreign/requirements.txt`:
+/// the topic validator, schemathesis): `CLARITY_TEST_PYTHON`, default `.clarity/venv/bin/python`,
+/// or a failure saying how to make it. Tests that need it fail without it; they never skip.
+pub fn foreign_python() -> anyhow::Result<std::path::PathBuf> {
+    let python = std::env::var_os("CLARITY_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".clarity/venv/bin/python"));
+    anyhow::ensure!(
+        python.exists(),
+        "{} is missing: create the foreign-client venv with \
+         `source scripts/python.sh && ensure_python_deps`, \
+         or point CLARITY_TEST_PYTHON at a Python with tests/foreign/requirements.txt installed",
+        python.display()
+    );
+    Ok(python)
 }
 
 /// A TCP port that was free a moment ago (for a `clarity serve` subprocess to listen on).

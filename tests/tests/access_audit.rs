@@ -117,7 +117,7 @@ async fn successful_reads_are_logged_per_session_and_member_and_only_auditors_li
     let r = client
         .get(&format!("{base}/replay/state?seq=999"), &rita_key)
         .await?;
-    assert_eq!((r.status, r.code()), (422, "position_out_of_range"));
+    assert_eq!((r.status, r.code()), (409, "position_out_of_range"));
     let r = client
         .get(&format!("{base}/replay/state?seq=1"), &anil_key)
         .await?;

@@ -280,8 +280,10 @@ async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exa
         "time used is the full time limit, not the downtime"
     );
     client.wait_ready().await?;
+    // Two hours on, the candidate's link has expired with the session (deadline plus the token
+    // grace): nothing more is accepted, and nothing is readable either.
     let r = client.send_events(&session, &token, 11, 12).await?;
-    assert_eq!((r.status, r.code()), (409, "session_not_in_progress"));
+    assert_eq!((r.status, r.code()), (401, "session_token_expired"));
     let r = client
         .post(
             &format!("/v1/sessions/{session}/submit"),
@@ -289,7 +291,7 @@ async fn a_deadline_that_passes_while_the_server_is_down_expires_the_session_exa
             &json!({"files": [{"path": "a", "content": ""}]}),
         )
         .await?;
-    assert_eq!((r.status, r.code()), (409, "session_finished"));
+    assert_eq!((r.status, r.code()), (401, "session_token_expired"));
 
     first.kill().await?;
     second.kill().await?;

@@ -7,31 +7,10 @@
 //! `CLARITY_TEST_PYTHON`, default `.clarity/venv/bin/python`. Without it the test fails; it
 //! never skips, since a contract nobody checks from outside Rust is how the schemas drifted.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
 use chrono::{Duration, Utc};
-use clarity_tests::{Client, TestEnv};
+use clarity_tests::{foreign_python as python, workspace_root, Client, TestEnv};
 use serde_json::{json, Value};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The venv's interpreter, or a failure saying how to make one.
-fn python() -> anyhow::Result<PathBuf> {
-    let python = std::env::var_os("CLARITY_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".clarity/venv/bin/python"));
-    anyhow::ensure!(
-        python.exists(),
-        "{} is missing: create the foreign-client venv with \
-         `source scripts/python.sh && ensure_python_deps`, \
-         or point CLARITY_TEST_PYTHON at a Python with tests/foreign/requirements.txt installed",
-        python.display()
-    );
-    Ok(python)
-}
+use std::collections::BTreeSet;
 
 /// Runs the validator over `topics`; returns its exit status, JSON summary and stderr.
 async fn validate(env: &TestEnv, topics: &[&str]) -> anyhow::Result<(i32, Value, String)> {

@@ -243,6 +243,39 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
         .await?;
     assert_eq!(diff.status, 200, "{diff:?}");
     assert_eq!(diff.body["compared"], 2);
+    assert_eq!(diff.body["next_after"], serde_json::Value::Null);
+    // Paged: one session a page, the second page after the first, then nothing more.
+    let page = |after: Option<&str>| {
+        format!(
+            "/v1/integrity/diff?from={}&to={}&limit=1{}",
+            urlencode(&version),
+            urlencode(&new_version),
+            after.map(|a| format!("&after={a}")).unwrap_or_default()
+        )
+    };
+    let first = client.get(&page(None), &admin).await?;
+    assert_eq!(first.body["compared"], 1, "{first:?}");
+    let next = first.body["next_after"].as_str().unwrap().to_string();
+    let second_page = client.get(&page(Some(&next)), &admin).await?;
+    assert_eq!(second_page.body["compared"], 1, "{second_page:?}");
+    let last = second_page.body["next_after"].as_str().unwrap().to_string();
+    assert_ne!(last, next);
+    let empty = client.get(&page(Some(&last)), &admin).await?;
+    assert_eq!(
+        (
+            empty.body["compared"].as_u64(),
+            empty.body["next_after"].is_null()
+        ),
+        (Some(0), true),
+        "{empty:?}"
+    );
+    let r = client
+        .get(
+            &format!("/v1/integrity/diff?from=a&to=b&limit={}", 5_001),
+            &admin,
+        )
+        .await?;
+    assert_eq!((r.status, r.code()), (422, "invalid_limit"));
     let same = client
         .get(
             &format!(

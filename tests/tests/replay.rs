@@ -116,14 +116,19 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
         "the end state is what was submitted"
     );
 
-    // Out-of-range and malformed positions are 4xx with codes.
-    for q in [
-        format!("seq={}", last + 1),
-        "seq=-1".into(),
-        format!("at_ms={}", STEP_MS * last + 1),
+    // Out-of-range and malformed positions are 4xx with codes: past the end is a conflict with
+    // the session's state (409), a negative position breaks the documented minimum (422).
+    for (q, status) in [
+        (format!("seq={}", last + 1), 409),
+        ("seq=-1".into(), 422),
+        (format!("at_ms={}", STEP_MS * last + 1), 409),
     ] {
         let r = client.get(&format!("{base}/state?{q}"), &admin).await?;
-        assert_eq!((r.status, r.code()), (422, "position_out_of_range"), "{q}");
+        assert_eq!(
+            (r.status, r.code()),
+            (status, "position_out_of_range"),
+            "{q}"
+        );
     }
     let r = client
         .get(&format!("{base}/state?seq=1&at_ms=5"), &admin)

@@ -53,7 +53,7 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
             &json!({"reviewers": [alice, uuid::Uuid::new_v4()]}),
         )
         .await?;
-    assert_eq!((r.status, r.code()), (422, "unknown_reviewer"), "{r:?}");
+    assert_eq!((r.status, r.code()), (404, "unknown_reviewer"), "{r:?}");
     let r = client
         .post(
             &format!("{base}/reviewers"),
@@ -106,12 +106,12 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
     for (body, status, code) in [
         (
             json!({"criterion": "nope", "score": 1, "justification": "x"}),
-            422,
+            404,
             "unknown_criterion",
         ),
         (
             json!({"criterion": criteria[1].0, "score": 99, "justification": "x"}),
-            422,
+            404,
             "unknown_level",
         ),
         (
@@ -255,7 +255,7 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         .await?;
     assert_eq!(
         (r.status, r.code()),
-        (422, "unknown_report_version"),
+        (404, "unknown_report_version"),
         "{r:?}"
     );
     env.wait_for::<i64>(
@@ -370,7 +370,7 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         .await?;
     assert_eq!(
         (r.status, r.code()),
-        (422, "replay_seq_out_of_range"),
+        (409, "replay_seq_out_of_range"),
         "{r:?}"
     );
     let r = client

@@ -135,7 +135,7 @@ async fn measure(env: &BenchEnv, args: &LeaderboardArgs) -> anyhow::Result<Value
                 anyhow::ensure!(board.rows.len() as i64 == args.top.min(board.cohort_size));
             } else {
                 let id = ids[rng.random_range(0..ids.len())];
-                leaderboard::standing_of(&pool, &c, id).await?;
+                leaderboard::standing_of(&pool, &c, id, &[]).await?;
             }
             h.record(t.elapsed().as_micros().max(1) as u64)?;
         }

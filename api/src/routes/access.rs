@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
 /// Filters and paging. At least one of `session_id` and `member_id` is required; both together
 /// narrow to that member's reads of that session.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccessQuery {
     /// Reads of this session (including copied-code comparisons that showed its code as the
@@ -38,6 +39,7 @@ pub struct AccessQuery {
     /// Reads by this member.
     pub member_id: Option<Uuid>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Cursor: the `next_before` of the previous page; returns entries older than that entry.
     pub before: Option<i64>,

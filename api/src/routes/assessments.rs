@@ -49,7 +49,8 @@ pub struct AssessmentSummary {
 
 /// Lists the built-in library and the organization's own assessments.
 #[utoipa::path(get, path = "/v1/assessments", tag = "assessments", security(("api_key" = [])),
-    responses((status = 200, body = [AssessmentSummary])))]
+    responses(
+        (status = 200, body = [AssessmentSummary])))]
 pub async fn list(
     State(state): State<AppState>,
     member: Member,
@@ -114,7 +115,8 @@ async fn visible_summary(
 
 /// One assessment with its draft and every published version.
 #[utoipa::path(get, path = "/v1/assessments/{assessment_id}", tag = "assessments", security(("api_key" = [])),
-    params(("assessment_id" = Uuid, Path)), responses((status = 200, body = AssessmentDetail), (status = 404, body = crate::error::ErrorBody)))]
+    params(("assessment_id" = Uuid, Path)), responses(
+        (status = 200, body = AssessmentDetail)))]
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
@@ -137,7 +139,8 @@ pub async fn show(
 
 /// One published version.
 #[utoipa::path(get, path = "/v1/assessments/{assessment_id}/versions/{version}", tag = "assessments", security(("api_key" = [])),
-    params(("assessment_id" = Uuid, Path), ("version" = i32, Path)), responses((status = 200, body = VersionView), (status = 404, body = crate::error::ErrorBody)))]
+    params(("assessment_id" = Uuid, Path), ("version" = i32, Path)), responses(
+        (status = 200, body = VersionView)))]
 pub async fn show_version(
     State(state): State<AppState>,
     member: Member,
@@ -188,6 +191,16 @@ async fn execute(
             metadata(Some(member.org_id), &member.member_id.to_string(), at),
         )
         .await?;
+    // The client reads the assessment next from the catalogue (GET /v1/assessments/{id}): answer
+    // once the catalogue has the event just stored.
+    state
+        .wait_until_projected(
+            "SELECT COALESCE((SELECT c.last_sequence >= (SELECT max(sequence) FROM events
+                 WHERE aggregate_type = 'Assessment' AND aggregate_id = $1::text)
+               FROM catalogue_assessments c WHERE c.assessment_id = $1), false)",
+            id,
+        )
+        .await?;
     let a = state.load_assessment(id).await?;
     Ok(AssessmentAccepted {
         assessment_id: id,
@@ -212,7 +225,11 @@ async fn owned(state: &AppState, member: &Member, id: Uuid) -> Result<()> {
 
 /// Creates an assessment with its first draft (admin, hiring manager).
 #[utoipa::path(post, path = "/v1/assessments", tag = "assessments", security(("api_key" = [])), request_body = NewAssessment,
-    responses((status = 201, body = AssessmentAccepted), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, body = AssessmentAccepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 409, description = "`concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody),
+        (status = 422, description = "`invalid_assessment`: the spec breaks a rule its schema states, or one it cannot: criterion keys and starter file paths unique, level scores increasing. Also the request body errors below.", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     member: Member,
@@ -236,7 +253,11 @@ pub async fn create(
 /// Replaces the working draft (admin, hiring manager).
 #[utoipa::path(put, path = "/v1/assessments/{assessment_id}/draft", tag = "assessments", security(("api_key" = [])),
     params(("assessment_id" = Uuid, Path)), request_body = NewAssessment,
-    responses((status = 200, body = AssessmentAccepted), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = AssessmentAccepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this, or the assessment is in the read-only built-in library.", body = crate::error::ErrorBody),
+        (status = 409, description = "`assessment_retired`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody),
+        (status = 422, description = "`invalid_assessment`: the spec breaks a rule its schema states, or one it cannot: criterion keys and starter file paths unique, level scores increasing. Also the request body errors below.", body = crate::error::ErrorBody)))]
 pub async fn revise(
     State(state): State<AppState>,
     member: Member,
@@ -260,7 +281,10 @@ pub async fn revise(
 /// Publishes the draft as the next immutable version (admin, hiring manager).
 #[utoipa::path(post, path = "/v1/assessments/{assessment_id}/publish", tag = "assessments", security(("api_key" = [])),
     params(("assessment_id" = Uuid, Path)),
-    responses((status = 200, body = AssessmentAccepted), (status = 409, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = AssessmentAccepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this, or the assessment is in the read-only built-in library.", body = crate::error::ErrorBody),
+        (status = 409, description = "`nothing_to_publish`, `assessment_retired`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn publish(
     State(state): State<AppState>,
     member: Member,
@@ -276,7 +300,10 @@ pub async fn publish(
 /// Retires the assessment: no new invitations (admin, hiring manager).
 #[utoipa::path(post, path = "/v1/assessments/{assessment_id}/retire", tag = "assessments", security(("api_key" = [])),
     params(("assessment_id" = Uuid, Path)),
-    responses((status = 200, body = AssessmentAccepted), (status = 409, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = AssessmentAccepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this, or the assessment is in the read-only built-in library.", body = crate::error::ErrorBody),
+        (status = 409, description = "`assessment_retired`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn retire(
     State(state): State<AppState>,
     member: Member,

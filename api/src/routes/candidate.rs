@@ -80,7 +80,8 @@ async fn execute(
 
 /// The session, its deadline and the assessment content.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/workspace", tag = "candidate", security(("session_token" = [])),
-    params(("session_id" = Uuid, Path)), responses((status = 200, body = Workspace), (status = 404, body = crate::error::ErrorBody)))]
+    params(("session_id" = Uuid, Path)), responses(
+        (status = 200, body = Workspace)))]
 pub async fn workspace(
     State(state): State<AppState>,
     token: CandidateToken,
@@ -102,6 +103,9 @@ pub async fn workspace(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub notice_version: String,
     pub scopes: ConsentScopes,
 }
@@ -109,7 +113,9 @@ pub struct Consent {
 /// Records the candidate's consent.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/consent", tag = "candidate", security(("session_token" = [])),
     params(("session_id" = Uuid, Path)), request_body = Consent,
-    responses((status = 200, body = Workspace), (status = 409, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Workspace),
+        (status = 409, description = "`consent_already_recorded`, `session_already_started`, `session_finished`, `invite_expired`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn consent(
     State(state): State<AppState>,
     token: CandidateToken,
@@ -131,7 +137,9 @@ pub async fn consent(
 /// the relay lags), so that the candidate's telemetry follows it in the session's partition.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/start", tag = "candidate", security(("session_token" = [])),
     params(("session_id" = Uuid, Path)),
-    responses((status = 200, body = Workspace), (status = 409, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Workspace),
+        (status = 409, description = "`consent_required`, `session_already_started`, `session_finished`, `invite_expired`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     token: CandidateToken,
@@ -166,13 +174,16 @@ async fn wait_until_relayed(state: &AppState, id: Uuid, timeout: Duration) -> Re
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
+    #[schema(min_items = 1)]
     pub files: Vec<SubmittedFile>,
 }
 
 /// Submits the work: the files are stored by digest and the digest is recorded in the event.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/submit", tag = "candidate", security(("session_token" = [])),
     params(("session_id" = Uuid, Path)), request_body = Submission,
-    responses((status = 200, body = Workspace), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Workspace),
+        (status = 409, description = "`session_not_started`, `session_finished`, `deadline_passed`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
     token: CandidateToken,

@@ -89,6 +89,7 @@ pub struct IntegrityView {
 
 /// Which analysis to show.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ShowParams {
     /// A suite version from `versions`; the latest when omitted.
@@ -98,7 +99,9 @@ pub struct ShowParams {
 /// The integrity analysis of a session (admin, hiring manager, reviewer, auditor).
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/integrity", tag = "integrity", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), ShowParams),
-    responses((status = 200, body = IntegrityView), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = IntegrityView),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
@@ -215,7 +218,9 @@ pub struct MatchView {
 /// sessions must belong to the caller's organization).
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/integrity/matches/{other_session_id}", tag = "integrity", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), ("other_session_id" = Uuid, Path)),
-    responses((status = 200, body = MatchView), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = MatchView),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn matched(
     State(state): State<AppState>,
     member: Member,
@@ -275,11 +280,20 @@ pub async fn matched(
 
 /// Two suite versions to compare.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiffParams {
     pub from: String,
     pub to: String,
+    /// Continue after this session (the `next_after` of the previous page).
+    pub after: Option<Uuid>,
+    /// Sessions compared per page: 1 to 5,000 (default 1,000).
+    #[param(minimum = 1, maximum = 5000)]
+    pub limit: Option<i64>,
 }
+
+/// The largest page of a suite diff.
+pub const MAX_DIFF_PAGE: i64 = 5_000;
 
 /// How one session's analysis changed between two suite versions.
 #[derive(Debug, Serialize, ToSchema)]
@@ -302,29 +316,52 @@ pub struct SuiteDiff {
     pub compared: usize,
     /// The ones whose tier or fired rules differ.
     pub changed: Vec<SessionDiff>,
+    /// More sessions follow: ask again with `after` set to this.
+    pub next_after: Option<Uuid>,
 }
 
 /// Differences between two suite versions over every session of the organization both analysed
 /// (admin, hiring manager, auditor).
 #[utoipa::path(get, path = "/v1/integrity/diff", tag = "integrity", security(("api_key" = [])),
-    params(DiffParams), responses((status = 200, body = SuiteDiff), (status = 422, body = crate::error::ErrorBody)))]
+    params(DiffParams), responses(
+        (status = 200, body = SuiteDiff),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 422, description = "`same_suite_version`: `from` and `to` must differ. Also the query errors below.", body = crate::error::ErrorBody)))]
 pub async fn diff(
     State(state): State<AppState>,
     member: Member,
     ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<Json<SuiteDiff>> {
     member.require(&[Role::Admin, Role::HiringManager, Role::Auditor])?;
+    let limit = params.limit.unwrap_or(1_000);
+    if !(1..=MAX_DIFF_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_DIFF_PAGE}"),
+        ));
+    }
     Ok(Json(
-        suite_diff(&state.pool, member.org_id, &params.from, &params.to).await?,
+        suite_diff(
+            &state.pool,
+            member.org_id,
+            &params.from,
+            &params.to,
+            params.after,
+            limit,
+        )
+        .await?,
     ))
 }
 
-/// Computes the difference between two suite versions for an organization.
+/// Computes the difference between two suite versions for one page of an organization's
+/// sessions (in session id order, after `after`, at most `limit`).
 pub async fn suite_diff(
     pool: &sqlx::PgPool,
     org_id: Uuid,
     from: &str,
     to: &str,
+    after: Option<Uuid>,
+    limit: i64,
 ) -> Result<SuiteDiff> {
     if from == to {
         return Err(ApiError::invalid(
@@ -340,14 +377,20 @@ pub async fn suite_diff(
                       WHERE f.session_id = b.session_id AND f.suite_version = b.suite_version ORDER BY 1)
          FROM integrity_analyses a JOIN integrity_analyses b USING (session_id)
          WHERE a.org_id = $1 AND a.suite_version = $2 AND b.suite_version = $3
-         ORDER BY a.session_id",
+           AND ($4::uuid IS NULL OR a.session_id > $4)
+         ORDER BY a.session_id LIMIT $5",
     )
     .bind(org_id)
     .bind(from)
     .bind(to)
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     let compared = rows.len();
+    let next_after = (compared as i64 == limit)
+        .then(|| rows.last().map(|r| r.0))
+        .flatten();
     let changed = rows
         .into_iter()
         .filter_map(|(session_id, tier_from, tier_to, a, b)| {
@@ -369,6 +412,7 @@ pub async fn suite_diff(
         to: to.to_string(),
         compared,
         changed,
+        next_after,
     })
 }
 
@@ -394,7 +438,9 @@ pub struct RerunQueued {
 /// findings are stored beside the old ones; compare them with `GET /v1/integrity/diff`.
 #[utoipa::path(post, path = "/v1/integrity/reruns", tag = "integrity", security(("api_key" = [])),
     request_body = RerunRequest,
-    responses((status = 202, body = RerunQueued), (status = 403, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 202, body = RerunQueued),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn rerun(
     State(state): State<AppState>,
     member: Member,

@@ -32,7 +32,8 @@ pub struct Me {
 
 /// Who am I?
 #[utoipa::path(get, path = "/v1/me", tag = "members", security(("api_key" = [])),
-    responses((status = 200, body = Me), (status = 401, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Me)))]
 pub async fn me(State(state): State<AppState>, member: Member) -> Result<Json<Me>> {
     let org_name: String = sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1")
         .bind(member.org_id)
@@ -58,7 +59,9 @@ pub struct MemberView {
 
 /// Lists the organization's members (admin).
 #[utoipa::path(get, path = "/v1/members", tag = "members", security(("api_key" = [])),
-    responses((status = 200, body = [MemberView]), (status = 403, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = [MemberView]),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn list_members(
     State(state): State<AppState>,
     member: Member,
@@ -75,7 +78,11 @@ pub async fn list_members(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub name: String,
+    #[schema(pattern = "^[^\\u0000]*@[^\\u0000]*$")]
     pub email: String,
     pub role: Role,
 }
@@ -93,7 +100,10 @@ pub struct MemberWithKey {
 
 /// Adds a member and issues their first API key (admin).
 #[utoipa::path(post, path = "/v1/members", tag = "members", security(("api_key" = [])), request_body = NewMember,
-    responses((status = 201, body = MemberWithKey), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, body = MemberWithKey),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 409, description = "`member_exists`: a member with this email exists.", body = crate::error::ErrorBody)))]
 pub async fn create_member(
     State(state): State<AppState>,
     member: Member,
@@ -169,7 +179,9 @@ pub struct NewKey {
 
 /// Issues another API key for a member (admin).
 #[utoipa::path(post, path = "/v1/members/{member_id}/api-keys", tag = "members", security(("api_key" = [])),
-    params(("member_id" = Uuid, Path)), responses((status = 201, body = NewKey), (status = 404, body = crate::error::ErrorBody)))]
+    params(("member_id" = Uuid, Path)), responses(
+        (status = 201, body = NewKey),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn create_key(
     State(state): State<AppState>,
     member: Member,
@@ -203,7 +215,9 @@ pub async fn create_key(
 
 /// Revokes an API key of the organization (admin).
 #[utoipa::path(delete, path = "/v1/api-keys/{key_id}", tag = "members", security(("api_key" = [])),
-    params(("key_id" = Uuid, Path)), responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    params(("key_id" = Uuid, Path)), responses(
+        (status = 204, description = "Revoked."),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     member: Member,

@@ -156,6 +156,11 @@ async fn metrics(
                 .into_response();
         }
     }
+    // Read from the tables, so the alert fires and clears whichever process quarantined or
+    // retried the records; a failed read leaves the last values (and is logged).
+    if let Err(error) = clarity_consumers::quarantine::refresh_gauge(&state.pool).await {
+        tracing::warn!(%error, "could not read the quarantine for clarity_quarantine_unresolved");
+    }
     let mut body = String::new();
     let encoder = prometheus::TextEncoder::new();
     if let Err(e) = encoder.encode_utf8(&prometheus::gather(), &mut body) {

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use clarity_domain::telemetry::TelemetryData;
 use clarity_projections::replay_engine::{self, FileDiff, Keyframe, Workspace};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -67,6 +67,10 @@ pub struct ReplaySummary {
     pub keyframe_every_events: u32,
     pub anomalies: i64,
     pub markers: Vec<Marker>,
+    /// Present while records of this session are held back (quarantined): the timeline may end
+    /// early or miss events until they are applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<crate::held_back::HeldBack>,
 }
 
 struct Head {
@@ -97,7 +101,9 @@ async fn head(state: &AppState, member: &Member, id: Uuid) -> Result<Head> {
 
 /// The replay timeline of a session: duration, last position and markers.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/replay", tag = "replay", security(("api_key" = [])),
-    params(("session_id" = Uuid, Path)), responses((status = 200, body = ReplaySummary), (status = 404, body = crate::error::ErrorBody)))]
+    params(("session_id" = Uuid, Path)), responses(
+        (status = 200, body = ReplaySummary),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn summary(
     State(state): State<AppState>,
     member: Member,
@@ -115,6 +121,7 @@ pub async fn summary(
         .bind(id)
         .fetch_all(&state.pool)
         .await?;
+    let held_back = crate::held_back::for_session(&state.pool, id).await?;
     crate::access_log::record(
         &state.pool,
         &member,
@@ -134,14 +141,20 @@ pub async fn summary(
         keyframe_every_events: clarity_projections::replay::POLICY.every_events,
         anomalies: h.anomalies,
         markers,
+        held_back,
     }))
 }
 
 /// A position: exactly one of `seq` (0 = before the first event) or `at_ms` (time since start).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Position {
+    /// The position as a telemetry `seq` (0 = before the first event).
+    #[param(minimum = 0)]
     pub seq: Option<i64>,
+    /// The position as milliseconds since the session started.
+    #[param(minimum = 0)]
     pub at_ms: Option<i64>,
 }
 
@@ -168,8 +181,18 @@ pub struct ReplayState {
     pub event: Option<TimelineEvent>,
 }
 
-fn out_of_range(message: String) -> ApiError {
-    ApiError::invalid("position_out_of_range", message)
+/// A position outside the session: 422 when negative (the documented minimum is 0), 409 when
+/// past its end (an in-progress session may still get there).
+fn out_of_range(value: i64, message: String) -> ApiError {
+    if value < 0 {
+        ApiError::invalid("position_out_of_range", message)
+    } else {
+        ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "position_out_of_range",
+            message,
+        )
+    }
 }
 
 fn at_ms(started_at: Option<DateTime<Utc>>, occurred_at: DateTime<Utc>) -> i64 {
@@ -181,19 +204,19 @@ async fn resolve(state: &AppState, id: Uuid, h: &Head, pos: &Position) -> Result
     match (pos.seq, pos.at_ms) {
         (Some(seq), None) => {
             if !(0..=h.last_seq).contains(&seq) {
-                return Err(out_of_range(format!(
-                    "seq must be between 0 and {}",
-                    h.last_seq
-                )));
+                return Err(out_of_range(
+                    seq,
+                    format!("seq must be between 0 and {}", h.last_seq),
+                ));
             }
             Ok(seq)
         }
         (None, Some(t)) => {
             if !(0..=h.last_at_ms).contains(&t) {
-                return Err(out_of_range(format!(
-                    "at_ms must be between 0 and {}",
-                    h.last_at_ms
-                )));
+                return Err(out_of_range(
+                    t,
+                    format!("at_ms must be between 0 and {}", h.last_at_ms),
+                ));
             }
             let Some(started_at) = h.started_at else {
                 return Ok(0);
@@ -289,7 +312,11 @@ async fn workspace_at(
 /// The files, cursor and event at a position (by `seq` or `at_ms`).
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/state", tag = "replay", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), Position),
-    responses((status = 200, body = ReplayState), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = ReplayState),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 409, description = "`position_out_of_range`: past the session's last event (it may get there while in progress).", body = crate::error::ErrorBody),
+        (status = 422, description = "`invalid_position`: give exactly one of `seq` and `at_ms`; `position_out_of_range`: negative. Also the query errors below.", body = crate::error::ErrorBody)))]
 pub async fn state_at(
     State(state): State<AppState>,
     member: Member,
@@ -319,11 +346,14 @@ pub async fn state_at(
 
 /// A page of events.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// First `seq` to return (default 1).
+    #[param(minimum = 1)]
     pub from_seq: Option<i64>,
     /// At most 5000 (default 1000).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<i64>,
 }
 
@@ -366,7 +396,10 @@ async fn page(
 /// Telemetry events from a position on, paged.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/events", tag = "replay", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), EventsQuery),
-    responses((status = 200, body = EventsPage), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = EventsPage),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 409, description = "`position_out_of_range`: `from_seq` past the session's last event + 1.", body = crate::error::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     member: Member,
@@ -382,10 +415,10 @@ pub async fn events(
         ));
     }
     if from > h.last_seq + 1 {
-        return Err(out_of_range(format!(
-            "from_seq must be at most {}",
-            h.last_seq + 1
-        )));
+        return Err(out_of_range(
+            from,
+            format!("from_seq must be at most {}", h.last_seq + 1),
+        ));
     }
     let events = page(&state, id, h.started_at, from, limit).await?;
     let to = events.last().map_or(from - 1, |e| e.seq);
@@ -419,9 +452,12 @@ pub async fn events(
 
 /// Two positions to compare.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiffQuery {
+    #[param(minimum = 0)]
     pub from_seq: i64,
+    #[param(minimum = 0)]
     pub to_seq: i64,
 }
 
@@ -435,7 +471,10 @@ pub struct DiffResult {
 /// A line diff of the workspace between two positions.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/diff", tag = "replay", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), DiffQuery),
-    responses((status = 200, body = DiffResult), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = DiffResult),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 409, description = "`position_out_of_range`: past the session's last event.", body = crate::error::ErrorBody)))]
 pub async fn diff(
     State(state): State<AppState>,
     member: Member,
@@ -445,10 +484,10 @@ pub async fn diff(
     let h = head(&state, &member, id).await?;
     for s in [q.from_seq, q.to_seq] {
         if !(0..=h.last_seq).contains(&s) {
-            return Err(out_of_range(format!(
-                "positions must be between 0 and {}",
-                h.last_seq
-            )));
+            return Err(out_of_range(
+                s,
+                format!("positions must be between 0 and {}", h.last_seq),
+            ));
         }
     }
     let (before, _) = workspace_at(&state, id, h.started_at, q.from_seq).await?;
@@ -468,16 +507,23 @@ pub async fn diff(
 
 /// Playback parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Start after this position (default 0).
+    #[param(minimum = 0)]
     pub from_seq: Option<i64>,
     /// 1 to 32 (default 1).
+    #[param(minimum = 1, maximum = 32)]
     pub speed: Option<u32>,
-    /// Idle gaps longer than this (ms of session time) are shortened to it; default 2000.
+    /// Idle gaps longer than this (ms of session time) are shortened to it; 0 to 600,000
+    /// (`MAX_SKIP_IDLE_MS`), default 2000.
+    #[param(minimum = 0, maximum = 600_000)]
     pub skip_idle_ms: Option<i64>,
     /// A stream ticket (`POST …/replay/stream-tickets`), for clients that cannot send an
-    /// `Authorization` header (`EventSource`). Never put an API key in a URL.
+    /// `Authorization` header (`EventSource`). Never put an API key in a URL. Documented as the
+    /// operation's second security scheme (`stream_ticket`), not as a parameter.
+    #[param(ignore)]
     pub ticket: Option<String>,
 }
 
@@ -497,7 +543,9 @@ const TICKET_SECONDS: i64 = 60;
 /// asked for the ticket, with the same checks (admin, reviewer, auditor).
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/replay/stream-tickets", tag = "replay", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)),
-    responses((status = 201, body = StreamTicket), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, body = StreamTicket),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn stream_ticket(
     State(state): State<AppState>,
     member: Member,
@@ -525,9 +573,12 @@ pub async fn stream_ticket(
 /// Plays the session back as server-sent events (`event: replay`, then `event: end`), paced at
 /// `speed`× session time with idle gaps shortened to `skip_idle_ms`. If reading fails midway the
 /// stream ends with `event: error` carrying a code and `next_seq` to resume from.
-#[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/stream", tag = "replay", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/stream", tag = "replay", security(("api_key" = []), ("stream_ticket" = [])),
     params(("session_id" = Uuid, Path), StreamQuery),
-    responses((status = 200, description = "text/event-stream"), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, description = "`text/event-stream` of the session's events at the chosen speed."),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 409, description = "`position_out_of_range`: `from_seq` past the session's last event.", body = crate::error::ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -550,6 +601,7 @@ pub async fn stream(
             ))
         }
     };
+    state.spend(crate::limits::Caller::Staff(member.key_id))?;
     let h = head(&state, &member, id).await?;
     let speed = q.speed.unwrap_or(1);
     if !(1..=32).contains(&speed) {
@@ -560,12 +612,22 @@ pub async fn stream(
     }
     let from = q.from_seq.unwrap_or(0);
     if !(0..=h.last_seq).contains(&from) {
-        return Err(out_of_range(format!(
-            "from_seq must be between 0 and {}",
-            h.last_seq
-        )));
+        return Err(out_of_range(
+            from,
+            format!("from_seq must be between 0 and {}", h.last_seq),
+        ));
     }
-    let skip_idle = q.skip_idle_ms.unwrap_or(2000).max(0);
+    let skip_idle = q.skip_idle_ms.unwrap_or(2000);
+    if !(0..=MAX_SKIP_IDLE_MS).contains(&skip_idle) {
+        return Err(ApiError::invalid(
+            "invalid_skip_idle",
+            format!("skip_idle_ms must be between 0 and {MAX_SKIP_IDLE_MS}"),
+        ));
+    }
+    // Held until the stream ends or the client goes away.
+    let permit = state
+        .streams
+        .open(member.member_id, state.config.max_streams_per_member)?;
     crate::access_log::record(
         &state.pool,
         &member,
@@ -574,9 +636,15 @@ pub async fn stream(
         serde_json::json!({"from_seq": from, "speed": speed, "skip_idle_ms": skip_idle}),
     )
     .await?;
-    let stream = async_stream(state, id, h, from, speed, skip_idle);
+    let stream = async_stream(state, id, h, from, speed, skip_idle).map(move |event| {
+        let _open = &permit;
+        event
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
+
+/// The longest idle gap a stream may keep (a minute of silence is already a long pause).
+const MAX_SKIP_IDLE_MS: i64 = 600_000;
 
 fn async_stream(
     state: AppState,

@@ -6,9 +6,10 @@
 //! can be shown again exactly (`?version=<hash>`).
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use clarity_domain::assessment::AssessmentSpec;
 use clarity_domain::audit::canonical_json;
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::leaderboard::{self, Board, Cohort};
-use crate::state::AppState;
+use crate::state::{complete_your_review_first, AppState};
 
 const READERS: &[Role] = &[Role::Admin, Role::HiringManager, Role::Auditor];
 
@@ -42,12 +43,15 @@ pub fn router() -> Router<AppState> {
 /// offline with `clarity verify bundle.json --public-key <GET /v1/audit/public-key>`.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/audit/bundle", tag = "reports", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)),
-    responses((status = 200, body = Object), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Object),
+        (status = 403, description = "`forbidden`: the caller's role may not do this; `complete_your_review_first`: the caller reviews the session and has not completed their review.", body = crate::error::ErrorBody),
+        (status = 409, description = "`no_signed_checkpoint`: the session has no signed audit checkpoint yet (it is not finished, or the consumers sign nothing).", body = crate::error::ErrorBody)))]
 pub async fn bundle(
     State(state): State<AppState>,
     member: Member,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>> {
+) -> Result<axum::response::Response> {
     member.require(&[Role::Admin, Role::Auditor])?;
     state.require_session_in_org(id, member.org_id).await?;
     // The bundle must hold every event to verify, so a pending reviewer (an admin can be one)
@@ -70,8 +74,17 @@ pub async fn bundle(
         json!({"count": bundle.checkpoint.count}),
     )
     .await?;
-    let value: Value = serde_json::from_str(&bundle.to_json()).map_err(ApiError::internal)?;
-    Ok(Json(value))
+    // Written once, straight from the bundle (the entries and this text are the only copies).
+    let body = serde_json::to_vec(&bundle).map_err(ApiError::internal)?;
+    drop(bundle);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// A served report version.
@@ -83,13 +96,16 @@ pub struct Report {
     /// When this exact content was first served.
     pub first_served_at: DateTime<Utc>,
     /// Status, time used, per-criterion scores (each reviewer and the aggregate), code runs,
-    /// integrity summary with replay links, cohort percentile and rank, the current decision.
+    /// integrity summary with replay links, cohort percentile and rank, the current decision;
+    /// and `held_back` (a `HeldBack`) while records of the session are quarantined — part of the
+    /// hashed content, so such a report is a version of its own.
     #[schema(value_type = Object)]
     pub content: Value,
 }
 
 /// Which version to show.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportParams {
     /// A content hash served earlier (e.g. the one a decision names); the current report when
@@ -98,10 +114,14 @@ pub struct ReportParams {
 }
 
 /// The candidate report (admin, hiring manager, auditor). A member who reviews the session sees
-/// it only after completing their review (403 `complete_your_review_first`).
+/// it only after completing their review (403 `complete_your_review_first`). The sessions a
+/// member reviews and has not completed are left out of the cohort (as on the leaderboards), and
+/// a stored version of a report whose cohort holds one of them answers 403 too.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/report", tag = "reports", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), ReportParams),
-    responses((status = 200, body = Report), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Report),
+        (status = 403, description = "`forbidden`: the caller's role may not do this; `complete_your_review_first`: the caller reviews the session and has not completed their review.", body = crate::error::ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     member: Member,
@@ -114,7 +134,17 @@ pub async fn report(
     state
         .require_not_pending_reviewer(id, member.member_id, "the report")
         .await?;
+    // Blind review on the cohort: the caller's pending reviews are left out of it, as on the
+    // leaderboards.
+    let withheld = leaderboard::pending_reviews(&state.pool, member.member_id).await?;
     if let Some(hash) = params.version {
+        // A stored version is frozen: it may rank this session among sessions the caller reviews
+        // and has not completed. Shown once they have.
+        if ranks_withheld(&state, member.org_id, id, &withheld).await? {
+            return Err(complete_your_review_first(
+                "a stored report version ranks this session among sessions you review: it opens once your reviews are completed".into(),
+            ));
+        }
         let row: Option<(SqlJson<Value>, DateTime<Utc>)> = sqlx::query_as(
             "SELECT content, first_served_at FROM report_versions WHERE session_id = $1 AND org_id = $2 AND content_hash = $3",
         )
@@ -140,7 +170,7 @@ pub async fn report(
             content,
         }));
     }
-    let content = build(&state, &member, id).await?;
+    let content = build(&state, &member, id, &withheld).await?;
     let content_hash = hex::encode(Sha256::digest(canonical_json(&content)));
     sqlx::query(
         "INSERT INTO report_versions (session_id, content_hash, org_id, content, first_served_to)
@@ -189,7 +219,30 @@ type SessionFacts = (
     Option<String>,
 );
 
-async fn build(state: &AppState, member: &Member, id: Uuid) -> Result<Value> {
+/// Whether one of `withheld` (sessions the caller must not see scored) is scored in the cohort
+/// of session `id` (its assessment version in the organization).
+async fn ranks_withheld(
+    state: &AppState,
+    org_id: Uuid,
+    id: Uuid,
+    withheld: &[Uuid],
+) -> Result<bool> {
+    if withheld.is_empty() {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM session_scores w JOIN sessions s
+             ON s.org_id = w.org_id AND s.assessment_id = w.assessment_id AND s.assessment_version = w.assessment_version
+           WHERE s.session_id = $1 AND s.org_id = $2 AND w.session_id = ANY($3))",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(withheld)
+    .fetch_one(&state.pool)
+    .await?)
+}
+
+async fn build(state: &AppState, member: &Member, id: Uuid, withheld: &[Uuid]) -> Result<Value> {
     let facts: Option<SessionFacts> = sqlx::query_as(
         "SELECT status, candidate_name, assessment_id, assessment_version, assessment_title, started_at,
                 coalesce(submitted_at, expired_at), time_used_seconds, integrity_tier, integrity_suite_version
@@ -281,7 +334,7 @@ async fn build(state: &AppState, member: &Member, id: Uuid) -> Result<Value> {
                 finished_from: None,
                 finished_to: None,
             };
-            leaderboard::standing_of(&state.pool, &cohort, id).await?
+            leaderboard::standing_of(&state.pool, &cohort, id, withheld).await?
         }
         _ => None,
     };
@@ -291,7 +344,8 @@ async fn build(state: &AppState, member: &Member, id: Uuid) -> Result<Value> {
     .bind(id)
     .fetch_optional(&state.pool)
     .await?;
-    Ok(json!({
+    let held_back = crate::held_back::for_session(&state.pool, id).await?;
+    let mut content = json!({
         "session_id": id,
         "candidate": candidate,
         "assessment": {"id": assessment_id, "version": version, "title": title,
@@ -315,22 +369,33 @@ async fn build(state: &AppState, member: &Member, id: Uuid) -> Result<Value> {
         },
         "cohort": standing.map(|(_, percentile, rank, n)| json!({"size": n, "percentile": percentile, "rank": rank})),
         "decision": decision.map(|(o, r, at)| json!({"outcome": o, "rationale": r, "decided_at": at})),
-    }))
+    });
+    // Part of the hashed content: a report made while data was held back is a different report
+    // (a decision names the version its maker saw, notice included). Absent otherwise, so the
+    // reports of sessions with nothing held back keep their hashes.
+    if let Some(held_back) = held_back {
+        content["held_back"] = serde_json::to_value(held_back).map_err(ApiError::internal)?;
+    }
+    Ok(content)
 }
 
 /// Leaderboard filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BoardParams {
     /// Rows to return (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Only sessions whose integrity analysis found nothing to review.
     #[serde(default)]
     pub cleared: bool,
-    /// Finished at or after.
-    pub from: Option<DateTime<Utc>>,
-    /// Finished before.
-    pub to: Option<DateTime<Utc>>,
+    /// Finished at or after; a year from 2000 to 2999 as written (with its offset).
+    #[param(pattern = "^2[0-9]{3}-")]
+    pub from: Option<DateTime<FixedOffset>>,
+    /// Finished before; a year from 2000 to 2999 as written (with its offset).
+    #[param(pattern = "^2[0-9]{3}-")]
+    pub to: Option<DateTime<FixedOffset>>,
 }
 
 /// The leaderboard of an assessment version in the caller's organization: rank, score,
@@ -338,7 +403,9 @@ pub struct BoardParams {
 /// not completed are withheld (left out of the cohort; counted in `withheld`).
 #[utoipa::path(get, path = "/v1/assessments/{assessment_id}/versions/{version}/leaderboard", tag = "reports", security(("api_key" = [])),
     params(("assessment_id" = Uuid, Path), ("version" = i32, Path), BoardParams),
-    responses((status = 200, body = Board), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Board),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn board(
     State(state): State<AppState>,
     member: Member,
@@ -364,12 +431,10 @@ async fn leaderboard_for(
             "limit must be between 1 and 500",
         ));
     }
-    let plausible = |t: &Option<DateTime<Utc>>| {
-        t.is_none_or(|t| {
-            t >= clarity_domain::telemetry::earliest_timestamp() && t.timestamp() < 32_503_680_000
-            // year 3000
-        })
-    };
+    // The year as written, which is what the documented pattern can state (an offset moves the
+    // instant by hours, never out of what PostgreSQL stores).
+    let plausible =
+        |t: &Option<DateTime<FixedOffset>>| t.is_none_or(|t| (2000..3000).contains(&t.year()));
     if !plausible(&params.from) || !plausible(&params.to) {
         return Err(ApiError::invalid(
             "invalid_range",
@@ -381,8 +446,8 @@ async fn leaderboard_for(
         assessment_id: version.map(|(id, _)| id),
         version: version.map_or(0, |(_, v)| v),
         cleared_only: params.cleared,
-        finished_from: params.from,
-        finished_to: params.to,
+        finished_from: params.from.map(|t| t.with_timezone(&Utc)),
+        finished_to: params.to.map(|t| t.with_timezone(&Utc)),
     };
     let withheld = leaderboard::pending_reviews(&state.pool, member.member_id).await?;
     Ok(Json(
@@ -395,7 +460,9 @@ async fn leaderboard_for(
 /// rubric, but rubrics differ: compare within an assessment version where it matters.
 #[utoipa::path(get, path = "/v1/leaderboard", tag = "reports", security(("api_key" = [])),
     params(BoardParams),
-    responses((status = 200, body = Board), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = Board),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn org_board(
     State(state): State<AppState>,
     member: Member,

@@ -6,7 +6,8 @@
 //! managers assign reviewers and decide; assigned reviewers score and complete their own review;
 //! reviewers, hiring managers and admins comment and resolve findings; auditors read.
 //!
-//! **Blind review**: a reviewer sees other reviewers' scores only after completing their own.
+//! **Blind review**: a reviewer sees other reviewers' scores, and the decisions resting on them,
+//! only after completing their own.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -108,6 +109,7 @@ async fn run(
 #[serde(deny_unknown_fields)]
 pub struct AssignReviewers {
     /// Member ids of the organization (role reviewer, hiring manager or admin).
+    #[schema(min_items = 1)]
     pub reviewers: Vec<Uuid>,
 }
 
@@ -122,7 +124,11 @@ pub struct Accepted {
 /// Makes members reviewers of a session (admin, hiring manager).
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/reviewers", tag = "reviews", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)), request_body = AssignReviewers,
-    responses((status = 202, body = Accepted), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 202, body = Accepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`: no such session; `unknown_reviewer`: a listed id is not a reviewer, hiring manager or admin of the organization.", body = crate::error::ErrorBody),
+        (status = 409, description = "`no_new_reviewers`: every listed member already reviews the session; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn assign(
     State(state): State<AppState>,
     member: Member,
@@ -130,6 +136,12 @@ pub async fn assign(
     ApiJson(req): ApiJson<AssignReviewers>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     member.require(DECIDERS)?;
+    if req.reviewers.is_empty() {
+        return Err(ApiError::invalid(
+            "no_reviewers",
+            "list at least one reviewer",
+        ));
+    }
     owned_session(&state, &member, id).await?;
     let known: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM members WHERE org_id = $1 AND id = ANY($2)
@@ -140,7 +152,8 @@ pub async fn assign(
     .fetch_all(&state.pool)
     .await?;
     if let Some(unknown) = req.reviewers.iter().find(|r| !known.contains(r)) {
-        return Err(ApiError::invalid(
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
             "unknown_reviewer",
             format!("{unknown} is not a reviewer, hiring manager or admin of this organization"),
         ));
@@ -166,7 +179,11 @@ pub struct NewScore {
     /// The criterion's `key` in the rubric.
     pub criterion: String,
     /// One of the criterion's level scores.
+    #[schema(maximum = 255)]
     pub score: u8,
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub justification: String,
     /// To amend: the id of your current score for this criterion.
     #[serde(default)]
@@ -176,7 +193,11 @@ pub struct NewScore {
 /// Scores a criterion as the calling reviewer, or amends their score (assigned reviewers).
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/scores", tag = "reviews", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)), request_body = NewScore,
-    responses((status = 202, body = Accepted), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 202, body = Accepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this; `not_a_reviewer`: the caller does not review the session.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`: no such session; `unknown_criterion`, `unknown_level`: not in the session's rubric.", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_not_finished`, `already_scored`, `not_current_score`, `review_already_completed`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn score(
     State(state): State<AppState>,
     member: Member,
@@ -208,7 +229,10 @@ pub async fn score(
 /// Submits the calling reviewer's review (every criterion must be scored).
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/review/complete", tag = "reviews", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)),
-    responses((status = 202, body = Accepted), (status = 409, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 202, body = Accepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this; `not_a_reviewer`: the caller does not review the session.", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_not_finished`, `review_incomplete`, `review_already_completed`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn complete(
     State(state): State<AppState>,
     member: Member,
@@ -235,14 +259,21 @@ pub async fn complete(
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
     /// The telemetry `seq` the comment is about (open the replay there).
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     pub replay_seq: u64,
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub text: String,
 }
 
 /// Comments at a replay position (reviewer, hiring manager, admin).
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/comments", tag = "reviews", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)), request_body = NewComment,
-    responses((status = 202, body = Accepted), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 202, body = Accepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 409, description = "`replay_seq_out_of_range`: past the session's last event; `session_not_finished`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn comment(
     State(state): State<AppState>,
     member: Member,
@@ -256,11 +287,23 @@ pub async fn comment(
             .bind(id)
             .fetch_optional(&state.pool)
             .await?;
-    if i64::try_from(req.replay_seq).map_or(true, |seq| seq > last_seq.unwrap_or(0)) {
-        return Err(ApiError::invalid(
-            "replay_seq_out_of_range",
-            format!("the session's last position is {}", last_seq.unwrap_or(0)),
-        ));
+    let last_seq = last_seq.unwrap_or(0);
+    match i64::try_from(req.replay_seq) {
+        Err(_) => {
+            return Err(ApiError::invalid(
+                "replay_seq_out_of_range",
+                format!("replay_seq is at most {}", i64::MAX),
+            ))
+        }
+        // The session may still get there (while in progress): a conflict with its state.
+        Ok(seq) if seq > last_seq => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "replay_seq_out_of_range",
+                format!("the session's last position is {last_seq}"),
+            ))
+        }
+        Ok(_) => {}
     }
     let comment_id = Uuid::now_v7();
     run(
@@ -287,13 +330,20 @@ pub struct NewResolution {
     /// The finding's position in the analysis (as in `integrity_findings.ordinal`).
     pub ordinal: u32,
     pub resolution: FindingResolution,
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub reason: String,
 }
 
 /// Confirms or dismisses an integrity finding with a reason (reviewer, hiring manager, admin).
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/integrity/resolutions", tag = "reviews", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)), request_body = NewResolution,
-    responses((status = 202, body = Accepted), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 202, body = Accepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`: no such session; `unknown_finding`: no such finding in that suite version.", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_not_finished`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn resolve(
     State(state): State<AppState>,
     member: Member,
@@ -324,8 +374,12 @@ pub async fn resolve(
 #[serde(deny_unknown_fields)]
 pub struct NewDecision {
     pub outcome: DecisionOutcome,
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub rationale: String,
     /// The content hash of the report version the decider was looking at.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub report_hash: String,
     /// To amend: the id of the current decision.
     #[serde(default)]
@@ -336,7 +390,11 @@ pub struct NewDecision {
 /// reviewer of the session may decide only if the organization allows it.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/decisions", tag = "reviews", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)), request_body = NewDecision,
-    responses((status = 202, body = Accepted), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 202, body = Accepted),
+        (status = 403, description = "`forbidden`: the caller's role may not do this; `reviewer_may_not_decide`: the caller reviews the session and the organization does not let reviewers decide.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`: no such session; `unknown_report_version`: no report with that hash was served for the session.", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_not_finished`, `no_completed_review`, `decision_already_recorded`, `not_current_decision`, `audit_chain_not_ready`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn decide(
     State(state): State<AppState>,
     member: Member,
@@ -370,7 +428,8 @@ pub async fn decide(
     .fetch_one(&state.pool)
     .await?;
     if !served {
-        return Err(ApiError::invalid(
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
             "unknown_report_version",
             "report_hash must be the content hash of a report version served for this session (GET /v1/sessions/{id}/report)",
         ));
@@ -469,10 +528,12 @@ pub struct ReviewView {
     /// Scores the caller may see: a reviewer who has not completed their review sees only their
     /// own (blind review).
     pub scores: Vec<ScoreView>,
-    /// True when other reviewers' scores are withheld from the caller.
+    /// True when other reviewers' scores, and the decisions that rest on them, are withheld from
+    /// the caller.
     pub blinded: bool,
     pub comments: Vec<CommentView>,
     pub resolutions: Vec<ResolutionView>,
+    /// Decisions the caller may see: none of others' while the caller's own review is pending.
     pub decisions: Vec<DecisionView>,
 }
 
@@ -480,7 +541,9 @@ pub struct ReviewView {
 /// not completed their own review.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/review", tag = "reviews", security(("api_key" = [])),
     params(("session_id" = Uuid, Path)),
-    responses((status = 200, body = ReviewView), (status = 404, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 200, body = ReviewView),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
@@ -521,10 +584,14 @@ pub async fn show(
     .bind(id)
     .fetch_all(&state.pool)
     .await?;
+    // A decision rests on the completed reviews (its rationale quotes them): blind too.
     let decisions: Vec<DecisionView> = sqlx::query_as(
-        "SELECT decision_id, outcome, rationale, decided_by, report_hash, supersedes, current, decided_at FROM decisions WHERE session_id = $1 ORDER BY event_sequence",
+        "SELECT decision_id, outcome, rationale, decided_by, report_hash, supersedes, current, decided_at
+         FROM decisions WHERE session_id = $1 AND (NOT $2 OR decided_by = $3) ORDER BY event_sequence",
     )
     .bind(id)
+    .bind(blinded)
+    .bind(member.member_id)
     .fetch_all(&state.pool)
     .await?;
     crate::access_log::record(

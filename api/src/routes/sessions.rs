@@ -31,6 +31,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions", post(invite).get(list))
         .route("/v1/sessions/{session_id}", get(show))
         .route("/v1/sessions/{session_id}/events", get(events))
+        .route(
+            "/v1/sessions/{session_id}/revoke-access",
+            post(revoke_access),
+        )
 }
 
 /// An invitation.
@@ -44,6 +48,7 @@ pub struct NewInvite {
     pub candidate: Candidate,
     /// Hours until the invitation lapses if not started (1 to 2160, default 168).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2160)]
     pub invite_expires_in_hours: Option<i64>,
 }
 
@@ -59,7 +64,11 @@ pub struct Invited {
 
 /// Invites a candidate to a published assessment version (admin, hiring manager).
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", security(("api_key" = [])), request_body = NewInvite,
-    responses((status = 201, body = Invited), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses(
+        (status = 201, body = Invited),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`: no such assessment (or version) visible to the organization.", body = crate::error::ErrorBody),
+        (status = 409, description = "`assessment_retired`, `assessment_not_published`; `concurrent_modification`: the resource changed concurrently; retry.", body = crate::error::ErrorBody)))]
 pub async fn invite(
     State(state): State<AppState>,
     member: Member,
@@ -150,6 +159,72 @@ pub async fn invite(
     ))
 }
 
+/// Why the candidate's access is revoked (kept in the audit trail; never shown to the candidate).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeAccess {
+    /// 1 to 1,000 characters, not only whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
+    pub reason: String,
+}
+
+/// The revocation, as recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessRevoked {
+    pub session_id: Uuid,
+    pub revoked_at: DateTime<Utc>,
+}
+
+/// Revokes the candidate's session token (admin, hiring manager): from now on it answers 401
+/// `session_token_revoked`, whatever the session's state. Recorded as the event
+/// `CandidateAccessRevoked`. An unfinished session still expires at its deadline; its telemetry
+/// up to now is kept.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/revoke-access", tag = "sessions", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)), request_body = RevokeAccess,
+    responses(
+        (status = 200, body = AccessRevoked),
+        (status = 400, description = "malformed JSON", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, description = "not an admin or hiring manager", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "`access_already_revoked`", body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody),
+        (status = 422, description = "`reason_required`, or an invalid body", body = crate::error::ErrorBody)))]
+pub async fn revoke_access(
+    State(state): State<AppState>,
+    member: Member,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RevokeAccess>,
+) -> Result<Json<AccessRevoked>> {
+    member.require(INVITERS)?;
+    // The aggregate, not the read model: a session invited a moment ago can be revoked at once.
+    let session = state.load_session(id).await?;
+    if session.id.is_none() || session.org_id != Some(member.org_id) {
+        return Err(ApiError::not_found("session"));
+    }
+    let at = state.now();
+    state
+        .sessions
+        .execute_with_metadata(
+            &id.to_string(),
+            SessionCommand::RevokeAccess {
+                reason: body.reason,
+                revoked_by: member.member_id,
+                at,
+            },
+            metadata(Some(member.org_id), &member.member_id.to_string(), at),
+        )
+        .await?;
+    Ok(Json(AccessRevoked {
+        session_id: id,
+        revoked_at: at,
+    }))
+}
+
 /// A session as the `sessions` projection has it.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct SessionView {
@@ -168,6 +243,9 @@ pub struct SessionView {
     pub deadline: Option<DateTime<Utc>>,
     pub submitted_at: Option<DateTime<Utc>>,
     pub expired_at: Option<DateTime<Utc>>,
+    /// When staff revoked the candidate's access (their link stopped working then), and why.
+    pub access_revoked_at: Option<DateTime<Utc>>,
+    pub access_revoked_reason: Option<String>,
     pub time_used_seconds: Option<i64>,
     pub files_digest: Option<String>,
     pub lifecycle_events: i64,
@@ -179,26 +257,35 @@ pub struct SessionView {
     pub code_runs: i64,
     pub face_checks: i64,
     pub last_seq: i64,
+    /// Present while records of this session are held back (quarantined): this view does not
+    /// count them yet.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<crate::held_back::HeldBack>,
 }
 
 const SESSION_COLUMNS: &str = "session_id, status, assessment_id, assessment_version, assessment_title, candidate_name,
     candidate_email, candidate_ref, invited_at, invite_expires_at, consented_at, started_at, deadline, submitted_at,
-    expired_at, time_used_seconds, files_digest, lifecycle_events, telemetry_events, keystrokes, edits, pastes,
+    expired_at, access_revoked_at, access_revoked_reason, time_used_seconds, files_digest, lifecycle_events, telemetry_events, keystrokes, edits, pastes,
     focus_losses, code_runs, face_checks, last_seq";
 
 /// Filters for listing sessions.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub assessment_id: Option<Uuid>,
     /// At most 500; default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
 /// Lists the organization's sessions, newest first.
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("api_key" = [])), params(ListQuery),
-    responses((status = 200, body = [SessionView])))]
+    responses(
+        (status = 200, body = [SessionView]),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     member: Member,
@@ -227,7 +314,9 @@ pub async fn list(
 
 /// One session of the organization.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "sessions", security(("api_key" = [])),
-    params(("session_id" = Uuid, Path)), responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)))]
+    params(("session_id" = Uuid, Path)), responses(
+        (status = 200, body = SessionView),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     member: Member,
@@ -241,7 +330,9 @@ pub async fn show(
     .bind(member.org_id)
     .fetch_optional(&state.pool)
     .await?;
-    Ok(Json(row.ok_or_else(|| ApiError::not_found("session"))?))
+    let mut view: SessionView = row.ok_or_else(|| ApiError::not_found("session"))?;
+    view.held_back = crate::held_back::for_session(&state.pool, id).await?;
+    Ok(Json(view))
 }
 
 /// One entry of the per-session log.
@@ -259,11 +350,13 @@ pub struct LogEntry {
 
 /// Paging through the log.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Return entries after this Kafka offset (exclusive); from the start when omitted.
     pub after_offset: Option<i64>,
     /// At most 5000; default 1000.
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<i64>,
 }
 
@@ -277,9 +370,11 @@ pub struct LogPage {
 
 /// The ordered, de-duplicated event log of a session (admin, reviewer, auditor). Blind for a
 /// member who reviews the session and has not completed their review: the other reviewers'
-/// `CriterionScored` events are left out.
+/// `CriterionScored` events and others' `DecisionRecorded` events are left out.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "sessions", security(("api_key" = [])),
-    params(("session_id" = Uuid, Path), LogQuery), responses((status = 200, body = LogPage), (status = 404, body = crate::error::ErrorBody)))]
+    params(("session_id" = Uuid, Path), LogQuery), responses(
+        (status = 200, body = LogPage),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     member: Member,
@@ -297,13 +392,15 @@ pub async fn events(
     state.require_session_in_org(id, member.org_id).await?;
     // Blind review, as on `/review`: a member who reviews this session and has not completed
     // their review gets the log without the other reviewers' scores (their `CriterionScored`
-    // events), whatever their role.
+    // events) and without the decisions resting on them (`DecisionRecorded`), whatever their
+    // role.
     let blinded = state.is_pending_reviewer(id, member.member_id).await?;
     let entries: Vec<LogEntry> = sqlx::query_as(
         "SELECT stream_kind, seq, event_type, occurred_at, kafka_partition, kafka_offset, data FROM session_events
          WHERE session_id = $1 AND org_id = $2 AND kafka_offset > $3
-           AND NOT ($5 AND stream_kind = 'lifecycle' AND event_type = 'CriterionScored'
-                    AND data->>'reviewer' IS DISTINCT FROM $6::text)
+           AND NOT ($5 AND stream_kind = 'lifecycle'
+                    AND ((event_type = 'CriterionScored' AND data->>'reviewer' IS DISTINCT FROM $6::text)
+                         OR (event_type = 'DecisionRecorded' AND data->>'decided_by' IS DISTINCT FROM $6::text)))
          ORDER BY kafka_offset LIMIT $4",
     )
     .bind(id)
@@ -325,3 +422,4 @@ pub async fn events(
 }
 
 impl crate::extract::BodyText for NewInvite {}
+impl crate::extract::BodyText for RevokeAccess {}

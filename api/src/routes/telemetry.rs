@@ -30,6 +30,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub mod gate;
+
 use crate::auth::CandidateToken;
 use crate::config::Config;
 use crate::error::{ApiError, Result};
@@ -73,13 +75,13 @@ pub struct IngestResult {
     params(("session_id" = Uuid, Path)), request_body = TelemetryBatch,
     responses(
         (status = 200, body = IngestResult),
-        (status = 400, description = "malformed JSON", body = crate::error::ErrorBody),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
-        (status = 409, description = "session not in progress, or a gap in `seq`", body = crate::error::ErrorBody),
-        (status = 413, description = "too many events or bytes", body = crate::error::ErrorBody),
-        (status = 422, description = "invalid events; `details` lists each with its reason", body = crate::error::ErrorBody),
-        (status = 503, description = "broker unavailable; retry the batch", body = crate::error::ErrorBody)))]
+        (status = 409, description = "`session_not_in_progress`: the session is not started, finished, or past its deadline; `sequence_gap`: the batch does not start at the next `seq` (`details.expected_seq`).", body = crate::error::ErrorBody),
+        (status = 413, description = "`batch_too_large`: more events or bytes than the server takes; `event_too_large`: one event is over 900,000 bytes as a record.", body = crate::error::ErrorBody),
+        (status = 422, description = "`invalid_events`: `details` lists each refused event with its code (e.g. `invalid_event`, `invalid_seq`, `invalid_text`, `invalid_file`, `timestamp_too_early`, `timestamp_in_future`, `timestamp_before_session`, `sequence_not_increasing`); nothing of the batch was accepted. `empty_batch`: no events.", body = crate::error::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: retry the batch.", body = crate::error::ErrorBody)))]
 pub async fn ingest(
     State(state): State<AppState>,
     token: CandidateToken,
@@ -90,29 +92,29 @@ pub async fn ingest(
     token.for_session(session_id)?;
     let events = parse_batch(&state, &headers, body).await?;
 
-    let session = state.load_session(session_id).await?;
+    // The session's life came with the token (from the event store, no aggregate replay).
     let now = state.now();
-    if !session.accepts_telemetry(now) {
+    if !token.accepts_telemetry(now) {
         INGESTED
             .with_label_values(&["rejected"])
             .inc_by(events.len() as u64);
+        let why = if token.ended_at.is_some() {
+            "has ended"
+        } else if token.started_at.is_none() {
+            "has not started"
+        } else {
+            "is past its deadline"
+        };
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "session_not_in_progress",
-            format!(
-                "the session is {}; telemetry is accepted only while it is in progress",
-                if session.status == clarity_domain::session::SessionStatus::InProgress {
-                    "past its deadline"
-                } else {
-                    session.status.as_str()
-                }
-            ),
+            format!("the session {why}; telemetry is accepted only while it is in progress"),
         ));
     }
-    let org_id = session.org_id.unwrap_or(token.org_id);
+    let org_id = token.org_id;
     // A client cannot date its process trace before the session started (beyond the clock skew
     // allowed): a backdated trace would misplace every event on the replay and in the analyses.
-    if let Some(started_at) = session.started_at {
+    if let Some(started_at) = token.started_at {
         let earliest = started_at - chrono::Duration::seconds(state.config.max_clock_skew_seconds);
         let early: Vec<EventRejection> = events
             .iter()
@@ -140,25 +142,31 @@ pub async fn ingest(
         }
     }
 
-    // Read the cursor (created by the session's first batch); no transaction is held while the
-    // broker acknowledges (see the module comment for why order still holds). A plain read on
-    // the hot path: the row is written only when the cursor moves.
-    let cursor: Option<i64> =
-        sqlx::query_scalar("SELECT last_seq FROM telemetry_cursors WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let last_seq: i64 = match cursor {
-        Some(last_seq) => last_seq,
+    // The gate came with the token (a plain read, no transaction held while the broker
+    // acknowledges; see the module comment for why order still holds). The session's first
+    // batch creates the row.
+    let (last_seq, gate) = match token.gate.clone() {
+        Some(gate) => gate,
         None => {
-            sqlx::query_scalar(
-                "INSERT INTO telemetry_cursors (session_id) VALUES ($1)
+            type Row = (
+                i64,
+                i64,
+                i64,
+                Option<sqlx::types::Json<std::collections::BTreeMap<String, i64>>>,
+            );
+            // Created empty, or as a racing request just left it.
+            let (last_seq, events, bytes, files): Row = sqlx::query_as(
+                "INSERT INTO telemetry_cursors (session_id, files) VALUES ($1, '{}')
                  ON CONFLICT (session_id) DO UPDATE SET session_id = EXCLUDED.session_id
-                 RETURNING last_seq",
+                 RETURNING last_seq, events, bytes, files",
             )
             .bind(session_id)
             .fetch_one(&state.pool)
-            .await?
+            .await?;
+            (
+                last_seq,
+                gate::Gate::from_row(last_seq, events, bytes, files.map(|f| f.0)),
+            )
         }
     };
     let fresh: Vec<&TelemetryEvent> = events.iter().filter(|e| e.seq as i64 > last_seq).collect();
@@ -207,6 +215,44 @@ pub async fn ingest(
             ),
         ));
     }
+    // The session's caps and its workspace's rules, against the gate as read above.
+    let mut next = gate.clone();
+    let sized: Vec<(&TelemetryEvent, usize)> = fresh
+        .iter()
+        .copied()
+        .zip(payloads.iter().map(Vec::len))
+        .collect();
+    let limits = gate::Limits {
+        max_events: state.config.max_session_events,
+        max_bytes: state.config.max_session_bytes,
+        max_workspace_units: state.config.max_workspace_units,
+        max_files: state.config.max_workspace_files,
+    };
+    if let Err(refusal) = next.admit(&sized, &limits) {
+        INGESTED
+            .with_label_values(&["rejected"])
+            .inc_by(events.len() as u64);
+        return Err(match refusal {
+            gate::Refusal::Event {
+                index,
+                code,
+                message,
+            } => ApiError::invalid(
+                "invalid_events",
+                "1 event(s) rejected; nothing in the batch was accepted",
+            )
+            .with_details(vec![EventRejection {
+                // Duplicates are a prefix of the batch (seq increases within it).
+                index: duplicates + index,
+                seq: Some(fresh[index].seq),
+                code: code.to_string(),
+                message,
+            }]),
+            gate::Refusal::Cap { code, message } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+            }
+        });
+    }
     let started = Instant::now();
     let deliveries: Vec<_> = payloads
         .iter()
@@ -228,12 +274,19 @@ pub async fn ingest(
     }
     PRODUCE_SECONDS.observe(started.elapsed().as_secs_f64());
     let new_last = fresh.last().map_or(last_seq, |e| e.seq as i64);
-    // Only ever moves forward: a slower copy of this batch cannot move it back.
-    sqlx::query("UPDATE telemetry_cursors SET last_seq = GREATEST(last_seq, $2), updated_at = now() WHERE session_id = $1")
-        .bind(session_id)
-        .bind(new_last)
-        .execute(&state.pool)
-        .await?;
+    // Only ever moves forward, and only once per batch: a slower copy of this batch (checked
+    // against the same gate) finds the cursor already there and changes nothing.
+    sqlx::query(
+        "UPDATE telemetry_cursors SET last_seq = $2, events = $3, bytes = $4, files = $5, updated_at = now()
+         WHERE session_id = $1 AND last_seq < $2",
+    )
+    .bind(session_id)
+    .bind(new_last)
+    .bind(next.events)
+    .bind(next.bytes)
+    .bind((!next.legacy).then(|| sqlx::types::Json(&next.files)))
+    .execute(&state.pool)
+    .await?;
     INGESTED
         .with_label_values(&["accepted"])
         .inc_by(fresh.len() as u64);
@@ -266,9 +319,9 @@ async fn parse_batch(
             "expected `Content-Type: application/json`",
         ));
     }
-    let bytes = axum::body::to_bytes(body, config.max_batch_bytes)
+    let bytes = read_at_most(body, config.max_batch_bytes)
         .await
-        .map_err(|_| batch_too_large(config))?;
+        .ok_or_else(|| batch_too_large(config))?;
     let limits = BatchLimits {
         max_events: config.max_batch_events,
         max_clock_skew: chrono::Duration::seconds(config.max_clock_skew_seconds),
@@ -304,4 +357,34 @@ fn batch_error(error: BatchError, config: &Config) -> ApiError {
             ApiError::invalid(code, message).with_details(rejections)
         }
     }
+}
+
+/// How much of an oversize body is read, and thrown away, before answering 413. Most clients do
+/// not read a response before they finish sending: cut off after the limit, they see a broken
+/// pipe instead of `batch_too_large`. Past this much the connection is closed unread.
+const DRAIN_BYTES: usize = 4 * 1024 * 1024;
+
+/// The body if it holds at most `limit` bytes; `None` if it is larger (or breaks off), after
+/// draining up to [`DRAIN_BYTES`] more of it.
+async fn read_at_most(body: Body, limit: usize) -> Option<axum::body::Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_add(DRAIN_BYTES) {
+            return None;
+        }
+    }
+    (seen <= limit).then(|| kept.into())
+}
+
+impl crate::extract::BodyText for TelemetryBatch {
+    // Inserted text, file contents and commands are code; a batch is bounded by
+    // `max_batch_bytes` and each event by `MAX_RECORD_BYTES` instead.
+    const LONG_TEXT: &'static [&'static str] = &["events"];
 }

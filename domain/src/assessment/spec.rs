@@ -44,6 +44,8 @@ pub enum Format {
 /// A file the candidate starts from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StarterFile {
+    /// Relative, without empty, `.` or `..` segments; unique within the assessment.
+    #[schema(pattern = "^(?!\\.\\.?(/|$))[^/\\u0000]+(/(?!\\.\\.?(/|$))[^/\\u0000]+)*$")]
     pub path: String,
     pub content: String,
 }
@@ -51,8 +53,14 @@ pub struct StarterFile {
 /// One task of an assessment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Task {
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub title: String,
     /// Markdown prompt shown to the candidate.
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub prompt: String,
     #[serde(default)]
     pub starter_files: Vec<StarterFile>,
@@ -61,6 +69,7 @@ pub struct Task {
 /// A level of a rubric criterion: a score and what earns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Level {
+    #[schema(maximum = 255)]
     pub score: u8,
     pub descriptor: String,
 }
@@ -68,18 +77,22 @@ pub struct Level {
 /// One rubric criterion, weighted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Criterion {
-    /// Stable machine key, e.g. `api_design`.
+    /// Stable machine key, e.g. `api_design`; unique within the rubric.
+    #[schema(pattern = "^[a-z0-9_]+$")]
     pub key: String,
     pub name: String,
     /// Relative weight (> 0).
+    #[schema(minimum = 1, maximum = 4_294_967_295_u32, format = Int64)]
     pub weight: u32,
-    /// Ordered from lowest to highest score.
+    /// Ordered from lowest to highest score, each score higher than the one before.
+    #[schema(min_items = 1)]
     pub levels: Vec<Level>,
 }
 
 /// How submissions are scored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Rubric {
+    #[schema(min_items = 1)]
     pub criteria: Vec<Criterion>,
 }
 
@@ -109,12 +122,19 @@ impl Default for IntegrityPolicy {
 /// The full content of an assessment version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AssessmentSpec {
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$",
+        max_length = 200
+    )]
     pub title: String,
     pub kind: AssessmentKind,
     pub difficulty: Difficulty,
     pub best_for: String,
     pub format: Format,
+    /// 15 to 480.
+    #[schema(minimum = 15, maximum = 480)]
     pub time_limit_minutes: u32,
+    #[schema(min_items = 1)]
     pub tasks: Vec<Task>,
     pub rubric: Rubric,
     #[serde(default)]

@@ -71,6 +71,12 @@ pub enum SessionError {
     NotFinished(&'static str),
     #[error("the session was already analysed with suite version {0}")]
     AnalysisAlreadyRecorded(String),
+    #[error("the candidate's access was already revoked")]
+    AccessAlreadyRevoked,
+    #[error("the candidate's access was revoked")]
+    AccessRevoked,
+    #[error("a reason of 1 to 1,000 characters is required")]
+    InvalidReason,
     #[error(transparent)]
     Review(#[from] ReviewError),
 }
@@ -91,6 +97,9 @@ pub struct CandidateSession {
     /// Reviewers, scores, reviews and the decision.
     #[serde(default)]
     pub review: ReviewState,
+    /// Staff revoked the candidate's access (`CandidateAccessRevoked`).
+    #[serde(default)]
+    pub access_revoked: bool,
 }
 
 impl CandidateSession {
@@ -142,6 +151,26 @@ impl CandidateSession {
         }
         if command.is_review() {
             return self.decide_review(command);
+        }
+        // Revocation is possible in any state after the invitation (also after the end, to cut
+        // the grace period short).
+        if let C::RevokeAccess {
+            reason,
+            revoked_by,
+            at,
+        } = command
+        {
+            return self.revoke(reason, revoked_by, at);
+        }
+        // What the candidate does: refused once their access is revoked (the API refuses the
+        // token first; this keeps the rule in the aggregate, whoever issues the command).
+        if self.access_revoked
+            && matches!(
+                command,
+                C::RecordConsent { .. } | C::Start { .. } | C::Submit { .. }
+            )
+        {
+            return Err(SessionError::AccessRevoked);
         }
         if let C::RecordIntegrityAnalysis {
             analysis,
@@ -237,6 +266,11 @@ impl CandidateSession {
             | C::AddComment { .. }
             | C::ResolveFinding { .. }
             | C::RecordDecision { .. } => self.decide_review(command),
+            C::RevokeAccess {
+                reason,
+                revoked_by,
+                at,
+            } => self.revoke(reason, revoked_by, at),
             C::Expire { at } => {
                 let (started_at, deadline) = self.running()?;
                 if at < deadline {
@@ -397,6 +431,25 @@ impl CandidateSession {
         Ok(vec![event])
     }
 
+    fn revoke(
+        &self,
+        reason: String,
+        revoked_by: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<SessionEvent>, SessionError> {
+        if self.access_revoked {
+            return Err(SessionError::AccessAlreadyRevoked);
+        }
+        if reason.trim().is_empty() || reason.chars().count() > 1_000 {
+            return Err(SessionError::InvalidReason);
+        }
+        Ok(vec![SessionEvent::CandidateAccessRevoked {
+            reason,
+            revoked_by,
+            at,
+        }])
+    }
+
     fn check_invite_open(&self, at: DateTime<Utc>) -> Result<(), SessionError> {
         match self.invite_expires_at {
             Some(expiry) if at > expiry => Err(SessionError::InviteExpired(expiry)),
@@ -415,7 +468,7 @@ impl CandidateSession {
 fn looks_like_email(s: &str) -> bool {
     let mut parts = s.split('@');
     matches!((parts.next(), parts.next(), parts.next()),
-        (Some(local), Some(domain), None) if !local.is_empty() && !domain.contains("..") && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.len() <= 254 && !s.contains(char::is_whitespace))
+        (Some(local), Some(domain), None) if !local.is_empty() && !domain.contains("..") && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && s.chars().count() <= 254 && !s.contains(char::is_whitespace))
 }
 
 impl Aggregate for CandidateSession {
@@ -460,6 +513,7 @@ impl Aggregate for CandidateSession {
             }
             SessionEvent::SessionSubmitted { .. } => self.status = SessionStatus::Submitted,
             SessionEvent::SessionExpired { .. } => self.status = SessionStatus::Expired,
+            SessionEvent::CandidateAccessRevoked { .. } => self.access_revoked = true,
             SessionEvent::IntegrityAnalysed { analysis, .. } => {
                 let findings = analysis.findings().count() as u32;
                 self.review

@@ -35,6 +35,12 @@ pub enum SessionCommand {
         file_count: u32,
         at: DateTime<Utc>,
     },
+    /// Staff revoke the candidate's session token.
+    RevokeAccess {
+        reason: String,
+        revoked_by: Uuid,
+        at: DateTime<Utc>,
+    },
     /// The deadline passed without a submission; issued by the deadline scheduler.
     Expire { at: DateTime<Utc> },
     /// Record the integrity analysis of a finished session; issued by the analysis worker.

@@ -21,7 +21,15 @@ use crate::upcast;
 /// Who is being assessed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Candidate {
+    #[schema(
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub name: String,
+    /// `local@domain.tld`: one `@`, a dotted domain, no whitespace.
+    #[schema(
+        pattern = "^[^@\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+@[^@.\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+(\\.[^@.\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+)+$",
+        max_length = 254
+    )]
     pub email: String,
     /// The candidate's id in the customer's ATS, if any.
     #[serde(default)]
@@ -88,6 +96,15 @@ pub enum SessionEvent {
         files_digest: String,
         file_count: u32,
         time_used_seconds: i64,
+        at: DateTime<Utc>,
+    },
+    /// Staff revoked the candidate's access (a leaked link, a withdrawn application): the
+    /// session token stops working at once, whatever the session's state. The session itself
+    /// is not ended by this: an unfinished one still expires at its deadline.
+    CandidateAccessRevoked {
+        /// Why, for the audit trail (shown to staff, never to the candidate).
+        reason: String,
+        revoked_by: Uuid,
         at: DateTime<Utc>,
     },
     /// The deadline passed; the work as of the deadline stands as the submission.
@@ -170,6 +187,7 @@ impl SessionEvent {
             Self::SessionStarted { .. } => "SessionStarted",
             Self::SessionSubmitted { .. } => "SessionSubmitted",
             Self::SessionExpired { .. } => "SessionExpired",
+            Self::CandidateAccessRevoked { .. } => "CandidateAccessRevoked",
             Self::IntegrityAnalysed { .. } => "IntegrityAnalysed",
             Self::ReviewersAssigned { .. } => "ReviewersAssigned",
             Self::CriterionScored { .. } => "CriterionScored",

@@ -24,7 +24,9 @@ pub const MAX_RECORD_BYTES: usize = 900_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryBatch {
-    #[schema(value_type = Vec<TelemetryEvent>)]
+    /// 1 to `CLARITY_MAX_BATCH_EVENTS` events (1000 by default; more answers 413), with `seq`
+    /// increasing.
+    #[schema(value_type = Vec<TelemetryEvent>, min_items = 1, max_items = 1000)]
     pub events: Vec<serde_json::Value>,
 }
 

@@ -12,11 +12,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{EditOrigin, KeyClass, TelemetryData, TelemetryEvent};
+// Integers may be spelled `41.0`: the same JSON number (crate::whole_number).
+use crate::whole_number::{int as whole, opt_int as opt_whole};
 
 /// A telemetry event as a client sends it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventBody {
+    #[serde(deserialize_with = "whole")]
     seq: u64,
     ts: DateTime<Utc>,
     data: DataBody,
@@ -34,7 +37,9 @@ enum DataBody {
     },
     Edit {
         file: String,
+        #[serde(deserialize_with = "whole")]
         position: i64,
+        #[serde(deserialize_with = "whole")]
         deleted: i64,
         inserted: String,
         origin: EditOrigin,
@@ -55,23 +60,27 @@ enum DataBody {
     FocusRegained {},
     Cursor {
         file: String,
+        #[serde(deserialize_with = "whole")]
         position: i64,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "opt_whole")]
         selection_end: Option<i64>,
     },
     CodeRun {
         command: String,
+        #[serde(deserialize_with = "whole")]
         exit_code: i32,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "whole")]
         tests_passed: u32,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "whole")]
         tests_failed: u32,
+        #[serde(deserialize_with = "whole")]
         duration_ms: u64,
     },
     FaceCheck {
         similarity: f64,
         model_id: String,
         model_version: String,
+        #[serde(deserialize_with = "whole")]
         face_count: u32,
         quality: f64,
     },

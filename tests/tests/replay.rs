@@ -137,6 +137,10 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
 
     // Markers: the paste, the tab-away before it, both runs, the face anomaly, the submission.
     let markers = summary.body["markers"].as_array().unwrap();
+    assert_eq!(
+        summary.body["markers_truncated"], false,
+        "a few markers are all listed"
+    );
     let paste_seq = typed
         .iter()
         .position(|d| {

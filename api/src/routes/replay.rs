@@ -66,7 +66,11 @@ pub struct ReplaySummary {
     pub last_seq: i64,
     pub keyframe_every_events: u32,
     pub anomalies: i64,
+    /// The first `MAX_SUMMARY_MARKERS` (5,000) markers in position order; the events pages
+    /// (`/replay/events`) carry the markers of every range.
     pub markers: Vec<Marker>,
+    /// More markers exist than the summary lists.
+    pub markers_truncated: bool,
     /// Present while records of this session are held back (quarantined): the timeline may end
     /// early or miss events until they are applied.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,10 +121,13 @@ pub async fn summary(
             .fetch_optional(&state.pool)
             .await?
             .unwrap_or_default();
-    let markers = sqlx::query_as("SELECT kind, seq, at_ms, end_seq, duration_ms, label, data FROM replay_markers WHERE session_id = $1 ORDER BY seq, kind")
+    let mut markers: Vec<Marker> = sqlx::query_as("SELECT kind, seq, at_ms, end_seq, duration_ms, label, data FROM replay_markers WHERE session_id = $1 ORDER BY seq, kind LIMIT $2")
         .bind(id)
+        .bind(MAX_SUMMARY_MARKERS + 1)
         .fetch_all(&state.pool)
         .await?;
+    let markers_truncated = markers.len() as i64 > MAX_SUMMARY_MARKERS;
+    markers.truncate(MAX_SUMMARY_MARKERS as usize);
     let held_back = crate::held_back::for_session(&state.pool, id).await?;
     crate::access_log::record(
         &state.pool,
@@ -141,9 +148,13 @@ pub async fn summary(
         keyframe_every_events: clarity_projections::replay::POLICY.every_events,
         anomalies: h.anomalies,
         markers,
+        markers_truncated,
         held_back,
     }))
 }
+
+/// The most markers a replay summary lists (a session's markers are bounded only by its events).
+const MAX_SUMMARY_MARKERS: i64 = 5_000;
 
 /// A position: exactly one of `seq` (0 = before the first event) or `at_ms` (time since start).
 #[derive(Debug, Deserialize, IntoParams)]

@@ -61,6 +61,8 @@ pg_cluster_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -1; }
 ensure_postgres() {
   if port_open 5432; then return 0; fi
   if ! command -v pg_ctlcluster >/dev/null || [ -z "$(pg_cluster_version)" ]; then
+    # A fresh machine has only the psql client: this is `apt-get install postgresql` (after one
+    # `apt-get update`, see apt_install), which also creates the cluster.
     log "installing PostgreSQL from Debian's packages"
     apt_install postgresql
   fi

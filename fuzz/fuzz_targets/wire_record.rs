@@ -138,13 +138,15 @@ fn lifecycle(wire: &WireEvent, tagged: serde_json::Result<Value>) -> WireEvent {
     )
 }
 
-/// Event type names of every aggregate (and a few that exist nowhere).
-const NAMES: &[&str] = &[
+/// Lifecycle event type names of every aggregate, and one that exists nowhere; the telemetry
+/// kinds come from `TelemetryData::KINDS` (see [`NAMES`]).
+const LIFECYCLE_NAMES: &[&str] = &[
     "CandidateInvited",
     "ConsentRecorded",
     "SessionStarted",
     "SessionSubmitted",
     "SessionExpired",
+    "CandidateAccessRevoked",
     "IntegrityAnalysed",
     "ReviewersAssigned",
     "CriterionScored",
@@ -156,18 +158,17 @@ const NAMES: &[&str] = &[
     "DraftRevised",
     "AssessmentVersionPublished",
     "AssessmentRetired",
-    "keystroke",
-    "edit",
-    "file_created",
-    "file_renamed",
-    "file_deleted",
-    "focus_lost",
-    "focus_regained",
-    "cursor",
-    "code_run",
-    "face_check",
     "Unknown",
 ];
+
+/// Every event type name a generated envelope may carry.
+static NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    LIFECYCLE_NAMES
+        .iter()
+        .chain(clarity_domain::telemetry::TelemetryData::KINDS.iter())
+        .copied()
+        .collect()
+});
 
 /// Field names the payloads use, so that generated objects reach the decoders' fields.
 const FIELDS: &[&str] = &[
@@ -317,7 +318,7 @@ fn generated(u: &mut Unstructured<'_>) -> Result<WireEvent> {
     } else {
         *u.choose(&["CandidateSession", "Assessment", "Telemetry", "Other"])?
     };
-    let name = *u.choose(NAMES)?;
+    let name = *u.choose(&NAMES)?;
     let version = u.int_in_range(0..=3u32)?.to_string();
     let subject = if u.ratio(7, 8)? {
         Uuid::from_u128(u.arbitrary()?).to_string()

@@ -38,14 +38,10 @@ impl Record {
         }
     }
 
-    /// The session (stream id) and organization of a sessions-topic record. A record whose
-    /// `sequence` does not fit the tables' `bigint` is refused here too, for every projection of
-    /// the topic: stored, it would wrap to a negative seq and count as an event (issue 11; the
-    /// API refuses such a seq, a foreign producer need not).
+    /// The session (stream id) and organization of a sessions-topic record. (A `sequence` past
+    /// the tables' `bigint` never gets this far: `WireEvent::from_payload`, which every reader
+    /// decodes with, refuses it.)
     pub fn session_and_org(&self) -> Result<(uuid::Uuid, uuid::Uuid), ProjectionError> {
-        if i64::try_from(self.event.sequence).is_err() {
-            return Err(self.undecodable("sequence is beyond 2^63 - 1"));
-        }
         let session_id = self
             .event
             .subject

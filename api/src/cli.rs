@@ -227,6 +227,7 @@ pub async fn run() -> anyhow::Result<()> {
                 &config.database_url,
                 &config.kafka(),
                 projection,
+                &config.projections(),
                 true,
             )
             .await?;

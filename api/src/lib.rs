@@ -11,9 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
-pub mod held_back;
 pub mod integrity_worker;
-pub mod leaderboard;
 pub mod limits;
 pub mod openapi;
 pub mod routes;
@@ -22,6 +20,10 @@ pub mod schemas;
 pub mod seed;
 pub mod simulate;
 pub mod state;
+
+// The read side's queries, at the paths callers have always used (they live with their
+// projections).
+pub use clarity_projections::{held_back, leaderboard};
 
 use std::time::Duration;
 

@@ -79,6 +79,7 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
         &env.config.database_url,
         &kafka,
         Projection::Sessions,
+        &env.config.projections(),
         false,
     )
     .await?;
@@ -86,6 +87,7 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
         &env.config.database_url,
         &kafka,
         Projection::Catalogue,
+        &env.config.projections(),
         false,
     )
     .await?;

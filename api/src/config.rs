@@ -269,7 +269,9 @@ impl Config {
     /// per call when no valid signing key is configured.
     pub fn projections(&self) -> ProjectionConfig {
         ProjectionConfig {
-            audit: AuditConfig::from_seed_hex(self.audit_signing_key.as_ref().map(|s| s.0.as_str())),
+            audit: AuditConfig::from_seed_hex(
+                self.audit_signing_key.as_ref().map(|s| s.0.as_str()),
+            ),
             replay: self.replay_config(),
         }
     }

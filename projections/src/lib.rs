@@ -201,7 +201,9 @@ impl Projection {
         before_offset: Option<i64>,
     ) -> Result<u64, ProjectionError> {
         match self {
-            Self::Sessions => Ok(audit_chain::extend(&config.audit, conn, stream, before_offset).await?),
+            Self::Sessions => {
+                Ok(audit_chain::extend(&config.audit, conn, stream, before_offset).await?)
+            }
             Self::Catalogue | Self::Replay => Ok(0),
         }
     }

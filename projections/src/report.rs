@@ -286,8 +286,18 @@ fn assemble(facts: Facts) -> Report {
         decision,
         held_back,
     } = facts;
-    let (status, candidate, assessment_id, version, title, started_at, finished_at, time_used, tier, suite) =
-        session;
+    let (
+        status,
+        candidate,
+        assessment_id,
+        version,
+        title,
+        started_at,
+        finished_at,
+        time_used,
+        tier,
+        suite,
+    ) = session;
     let criteria = spec
         .as_ref()
         .map(|s| {
@@ -348,14 +358,17 @@ fn assemble(facts: Facts) -> Report {
             suite_version: suite,
             findings: findings
                 .into_iter()
-                .map(|(detector, rule, level, summary, replay_seq)| ReportFinding {
-                    detector,
-                    rule,
-                    level,
-                    summary,
-                    replay_seq,
-                    replay: replay_seq.map(|q| format!("/review/sessions/{session_id}?seq={q}")),
-                })
+                .map(
+                    |(detector, rule, level, summary, replay_seq)| ReportFinding {
+                        detector,
+                        rule,
+                        level,
+                        summary,
+                        replay_seq,
+                        replay: replay_seq
+                            .map(|q| format!("/review/sessions/{session_id}?seq={q}")),
+                    },
+                )
                 .collect(),
         },
         cohort: standing.map(|(_, percentile, rank, size)| CohortStanding {

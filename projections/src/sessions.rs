@@ -22,10 +22,10 @@
 
 pub mod audit_chain;
 pub mod audit_trail;
+pub mod event_log;
 pub mod integrity;
 pub mod leaderboard;
 pub mod lifecycle;
-pub mod event_log;
 pub mod reviews;
 pub mod scores;
 
@@ -99,7 +99,7 @@ pub async fn apply(
                         wire.time,
                         reason,
                     )
-                        .await?;
+                    .await?;
                 }
                 if event_log::insert_lifecycle(conn, session_id, org_id, record, link).await? {
                     match event {
@@ -144,4 +144,3 @@ pub async fn apply(
     chains.save(conn).await?;
     Ok(())
 }
-

@@ -33,7 +33,11 @@ fn signing() -> ProjectionConfig {
 }
 
 /// The built-in REST API assessment as version 1 of a new assessment.
-fn published() -> (Uuid, clarity_domain::assessment::AssessmentSpec, Vec<Record>) {
+fn published() -> (
+    Uuid,
+    clarity_domain::assessment::AssessmentSpec,
+    Vec<Record>,
+) {
     let spec = clarity_domain::catalogue::builtin()
         .into_iter()
         .next()
@@ -195,7 +199,15 @@ async fn a_session_s_lifecycle_and_log_are_projected_once_whatever_the_redeliver
     .fetch_one(&db.pool)
     .await?;
     assert_eq!(
-        (status.as_str(), telemetry, lifecycle, pastes, focus_losses, code_runs, last_seq),
+        (
+            status.as_str(),
+            telemetry,
+            lifecycle,
+            pastes,
+            focus_losses,
+            code_runs,
+            last_seq
+        ),
         ("submitted", 6, 4, 1, 1, 1, 6)
     );
     let log: Vec<(String, i64, String)> = sqlx::query_as(
@@ -219,15 +231,18 @@ async fn a_session_s_lifecycle_and_log_are_projected_once_whatever_the_redeliver
             .fetch_one(&db.pool)
             .await?;
     assert_eq!(chained, 10);
-    let checkpoints: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT count, reason FROM audit_checkpoints WHERE session_id = $1",
-    )
-    .bind(s.session)
-    .fetch_all(&db.pool)
-    .await?;
+    let checkpoints: Vec<(i64, String)> =
+        sqlx::query_as("SELECT count, reason FROM audit_checkpoints WHERE session_id = $1")
+            .bind(s.session)
+            .fetch_all(&db.pool)
+            .await?;
     assert_eq!(checkpoints, [(10, "submitted".to_string())]);
     for (table, before) in Projection::Sessions.tables().iter().zip(&first) {
-        assert_eq!(&db.rows(table).await?, before, "{table} changed on re-delivery");
+        assert_eq!(
+            &db.rows(table).await?,
+            before,
+            "{table} changed on re-delivery"
+        );
     }
     db.drop().await
 }
@@ -289,20 +304,32 @@ async fn the_replay_keeps_keyframes_and_markers_and_seeks_to_any_position() -> T
     let head = seek::head(&db.pool, s.org, s.session)
         .await?
         .expect("a replay");
-    assert_eq!((head.last_seq, head.last_at_ms, head.anomalies), (6, 60_000, 0));
-    assert!(seek::head(&db.pool, Uuid::new_v4(), s.session).await?.is_none(), "another org");
-    let keyframes: Vec<i64> = sqlx::query_scalar(
-        "SELECT seq FROM replay_keyframes WHERE session_id = $1 ORDER BY seq",
-    )
-    .bind(s.session)
-    .fetch_all(&db.pool)
-    .await?;
+    assert_eq!(
+        (head.last_seq, head.last_at_ms, head.anomalies),
+        (6, 60_000, 0)
+    );
+    assert!(
+        seek::head(&db.pool, Uuid::new_v4(), s.session)
+            .await?
+            .is_none(),
+        "another org"
+    );
+    let keyframes: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM replay_keyframes WHERE session_id = $1 ORDER BY seq")
+            .bind(s.session)
+            .fetch_all(&db.pool)
+            .await?;
     assert_eq!(keyframes, [0, 2, 4, 6]);
     let markers = seek::first_markers(&db.pool, s.session, 100).await?;
     let kinds: Vec<(&str, i64)> = markers.iter().map(|m| (m.kind.as_str(), m.seq)).collect();
     assert_eq!(
         kinds,
-        [("paste", 3), ("focus_away", 4), ("code_run", 6), ("submission", 6)]
+        [
+            ("paste", 3),
+            ("focus_away", 4),
+            ("code_run", 6),
+            ("submission", 6)
+        ]
     );
     assert_eq!(markers[1].duration_ms, Some(15_000));
 
@@ -399,7 +426,10 @@ async fn reviews_scores_and_decisions_make_the_leaderboard_and_the_report() -> T
     .fetch_all(&db.pool)
     .await?;
     assert_eq!(current.len(), 2 * spec.rubric.criteria.len());
-    assert_eq!(current.iter().filter(|(_, c)| *c).count(), spec.rubric.criteria.len());
+    assert_eq!(
+        current.iter().filter(|(_, c)| *c).count(),
+        spec.rubric.criteria.len()
+    );
     let completed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
         "SELECT completed_at FROM review_reviewers WHERE session_id = $1 AND reviewer = $2",
     )
@@ -413,8 +443,16 @@ async fn reviews_scores_and_decisions_make_the_leaderboard_and_the_report() -> T
             .bind(s.session)
             .fetch_one(&db.pool)
             .await?;
-    assert_eq!((score, reviews), (100.0, 1), "every criterion at its top level");
-    assert_eq!(db.rows("session_scores").await?, scored, "a decision does not rescore");
+    assert_eq!(
+        (score, reviews),
+        (100.0, 1),
+        "every criterion at its top level"
+    );
+    assert_eq!(
+        db.rows("session_scores").await?,
+        scored,
+        "a decision does not rescore"
+    );
     let decided: (String, bool) =
         sqlx::query_as("SELECT outcome, current FROM decisions WHERE session_id = $1")
             .bind(s.session)
@@ -434,11 +472,18 @@ async fn reviews_scores_and_decisions_make_the_leaderboard_and_the_report() -> T
     let board = leaderboard::top(&db.pool, &cohort, 10, &[]).await?;
     assert_eq!(board.cohort_size, 1);
     assert_eq!(
-        board.rows.iter().map(|r| (r.session_id, r.rank, r.score)).collect::<Vec<_>>(),
+        board
+            .rows
+            .iter()
+            .map(|r| (r.session_id, r.rank, r.score))
+            .collect::<Vec<_>>(),
         [(s.session, 1, 100.0)]
     );
     let blind = leaderboard::top(&db.pool, &cohort, 10, &[s.session]).await?;
-    assert_eq!((blind.cohort_size, blind.rows.len(), blind.withheld), (0, 0, 1));
+    assert_eq!(
+        (blind.cohort_size, blind.rows.len(), blind.withheld),
+        (0, 0, 1)
+    );
 
     // ... and the report.
     let built = report::build(&db.pool, s.org, s.session, &[])
@@ -452,9 +497,17 @@ async fn reviews_scores_and_decisions_make_the_leaderboard_and_the_report() -> T
         .criteria
         .iter()
         .all(|c| c.completed_reviews.len() == 1 && c.mean.is_some()));
-    assert_eq!(built.cohort.as_ref().map(|c| (c.size, c.rank)), Some((1, 1)));
-    assert_eq!(built.decision.as_ref().map(|d| d.outcome.as_str()), Some("advance"));
-    assert!(report::build(&db.pool, Uuid::new_v4(), s.session, &[]).await?.is_none());
+    assert_eq!(
+        built.cohort.as_ref().map(|c| (c.size, c.rank)),
+        Some((1, 1))
+    );
+    assert_eq!(
+        built.decision.as_ref().map(|d| d.outcome.as_str()),
+        Some("advance")
+    );
+    assert!(report::build(&db.pool, Uuid::new_v4(), s.session, &[])
+        .await?
+        .is_none());
     db.drop().await
 }
 
@@ -482,14 +535,20 @@ async fn the_catalogue_keeps_each_assessment_and_its_versions_once() -> TestResu
         .bind(assessment)
         .fetch_one(&db.pool)
         .await?;
-    assert_eq!((title, latest, has_draft, last_sequence), (spec.title.clone(), Some(1), false, 2));
+    assert_eq!(
+        (title, latest, has_draft, last_sequence),
+        (spec.title.clone(), Some(1), false, 2)
+    );
     let versions: Vec<(i32, String, i32)> = sqlx::query_as(
         "SELECT version, spec_digest, time_limit_minutes FROM catalogue_versions WHERE assessment_id = $1",
     )
     .bind(assessment)
     .fetch_all(&db.pool)
     .await?;
-    assert_eq!(versions, [(1, "d1".to_string(), spec.time_limit_minutes as i32)]);
+    assert_eq!(
+        versions,
+        [(1, "d1".to_string(), spec.time_limit_minutes as i32)]
+    );
     assert_eq!(
         (
             db.rows("catalogue_assessments").await?,

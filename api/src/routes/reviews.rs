@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use clarity_domain::assessment::Rubric;
 use clarity_domain::session::{DecisionOutcome, FindingResolution, SessionCommand};
 use clarity_domain::CandidateSession;

@@ -66,12 +66,14 @@ pub async fn head(
     .bind(org_id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(started_at, last_seq, last_at_ms, anomalies)| Head {
-        started_at,
-        last_seq,
-        last_at_ms,
-        anomalies,
-    }))
+    Ok(
+        row.map(|(started_at, last_seq, last_at_ms, anomalies)| Head {
+            started_at,
+            last_seq,
+            last_at_ms,
+            anomalies,
+        }),
+    )
 }
 
 /// What the timeline's title shows, from projection `sessions`: (status, candidate name,

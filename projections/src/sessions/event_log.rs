@@ -165,7 +165,6 @@ pub(super) async fn lifecycle_counted(
     Ok(())
 }
 
-
 /// One entry of the per-session log.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct LogEntry {

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::held_back::HeldBack;
 
-use super::integrity;
 use super::event_log::lifecycle_counted;
+use super::integrity;
 
 /// Applies one lifecycle event that was newly appended to the log (review, scoring and integrity
 /// events are recorded by their own parts before this is reached).

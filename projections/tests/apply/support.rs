@@ -144,7 +144,11 @@ impl SessionStream {
     }
 
     /// The next lifecycle record.
-    pub fn event(&mut self, event: clarity_domain::session::SessionEvent, time: DateTime<Utc>) -> Record {
+    pub fn event(
+        &mut self,
+        event: clarity_domain::session::SessionEvent,
+        time: DateTime<Utc>,
+    ) -> Record {
         self.lifecycle += 1;
         let wire = lifecycle(
             "CandidateSession",

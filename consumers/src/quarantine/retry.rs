@@ -457,7 +457,12 @@ async fn apply_late(
     .await?;
     if let Some(stream) = row.stream {
         projection
-            .catch_up(&options.projection, &mut savepoint, stream, Some(row.offset))
+            .catch_up(
+                &options.projection,
+                &mut savepoint,
+                stream,
+                Some(row.offset),
+            )
             .await?;
     }
     let event = match decode(&bytes.payload) {

@@ -1,0 +1,66 @@
+/**
+ * The page's side: keyboard, focus, visibility and network listeners that feed a [`Capture`].
+ * Edits come from the editor's adapter (`codemirror.ts`), not from here.
+ */
+
+import type { Capture } from "./capture";
+
+/** Where to listen. */
+export interface AttachOptions {
+  /** The element whose keys are captured (the editor's root): listened to in the capture phase,
+   * so a key press is numbered before the editor turns it into an edit. */
+  keyTarget: EventTarget;
+  /** The window (`window` by default). */
+  window?: Window;
+  /** The document (`document` by default). */
+  document?: Document;
+}
+
+/**
+ * Attaches `capture` to the page and returns a function that detaches it. Tab-aways are
+ * recorded from the window's focus and the document's visibility (whichever changes first; a
+ * second signal of the same change is not recorded twice). On `pagehide` and on becoming hidden
+ * the queue is stored and sent with `keepalive`; `online` retries at once.
+ */
+export function attach(capture: Capture, options: AttachOptions): () => void {
+  const win = options.window ?? window;
+  const doc = options.document ?? document;
+  let away = doc.visibilityState === "hidden" || !doc.hasFocus();
+
+  const lost = () => {
+    if (away) return;
+    away = true;
+    capture.focusLost();
+  };
+  const regained = () => {
+    if (!away) return;
+    away = false;
+    capture.focusRegained();
+  };
+  const onKeyDown = (e: Event) => capture.keyDown(e as KeyboardEvent);
+  const onKeyUp = (e: Event) => capture.keyUp(e as KeyboardEvent);
+  const onVisibility = () => {
+    if (doc.visibilityState === "hidden") {
+      lost();
+      capture.flushOnHide();
+    } else if (doc.hasFocus()) {
+      regained();
+    }
+  };
+  const onPageHide = () => capture.flushOnHide();
+  const onOnline = () => capture.retryNow();
+
+  const listeners: Array<[EventTarget, string, (e: Event) => void, boolean]> = [
+    [options.keyTarget, "keydown", onKeyDown, true],
+    [options.keyTarget, "keyup", onKeyUp, true],
+    [win, "blur", lost, false],
+    [win, "focus", regained, false],
+    [doc, "visibilitychange", onVisibility, false],
+    [win, "pagehide", onPageHide, false],
+    [win, "online", onOnline, false],
+  ];
+  for (const [target, type, f, capturePhase] of listeners) target.addEventListener(type, f, capturePhase);
+  return () => {
+    for (const [target, type, f, capturePhase] of listeners) target.removeEventListener(type, f, capturePhase);
+  };
+}

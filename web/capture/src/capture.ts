@@ -178,6 +178,7 @@ export class Capture {
   private wakeAt = Infinity;
   private persistScheduled = false;
   private persisting = false;
+  private persistAgain = false;
   private io: Promise<void> = Promise.resolve();
   private storageError: string | null = null;
   private refused = 0;
@@ -710,7 +711,8 @@ export class Capture {
   /** Stores every changed entry in one storage transaction, after earlier storage work. */
   private persist(): void {
     if (this.persisting) {
-      this.schedulePersist();
+      // Stored when the write in progress completes (see `finally` below).
+      this.persistAgain = true;
       return;
     }
     const dirty = this.entries.filter((e) => e.dirty);
@@ -738,6 +740,10 @@ export class Capture {
       )
       .finally(() => {
         this.persisting = false;
+        if (this.persistAgain) {
+          this.persistAgain = false;
+          this.persist();
+        }
         this.pump();
       });
   }

@@ -61,8 +61,10 @@ export class IngestServer {
   }
 
   async close(): Promise<void> {
+    // Stop accepting first, then end the open (keep-alive) connections.
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closed;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

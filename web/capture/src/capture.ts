@@ -179,6 +179,7 @@ export class Capture {
   private persistScheduled = false;
   private persisting = false;
   private persistAgain = false;
+  private keepaliveInFlight = false;
   private io: Promise<void> = Promise.resolve();
   private storageError: string | null = null;
   private refused = 0;
@@ -422,15 +423,23 @@ export class Capture {
   flushOnHide(keepaliveBytes = 60 * 1024): void {
     this.releaseAll();
     this.persist();
-    if (this.stopped) return;
+    // `visibilitychange` and `pagehide` often come together: one keepalive request at a time
+    // (the browser's 64 KiB budget is shared by all of them in flight).
+    if (this.stopped || this.keepaliveInFlight) return;
     const batch = this.readyBatch(keepaliveBytes);
     if (batch.length === 0) return;
     for (const e of batch) e.sent = true;
     this.requests++;
+    this.keepaliveInFlight = true;
     void sendBatch(this.transport, encodeBatch(batch.map((e) => e.event)), true).then((outcome) => {
+      this.keepaliveInFlight = false;
       // The normal loop retries failures; only acknowledgements and stops matter here.
-      if (outcome.kind === "acked") this.acked(outcome, batch);
-      else if (outcome.kind === "stop") this.stop(outcome.problem);
+      if (outcome.kind === "acked") {
+        this.acked(outcome, batch);
+        this.checkDrained();
+      } else if (outcome.kind === "stop") {
+        this.stop(outcome.problem);
+      }
     });
   }
 

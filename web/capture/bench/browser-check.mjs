@@ -93,7 +93,13 @@ function replayFiles(upTo) {
 
 const server = createServer((req, res) => {
   if (req.method === "GET" && req.url === "/") {
-    res.writeHead(200, { "Content-Type": "text/html" });
+    // Cross-origin isolated, so that performance.now() has 5 µs resolution instead of 100 µs
+    // (the capture path's cost is a few microseconds: coarse ticks would hide it).
+    res.writeHead(200, {
+      "Content-Type": "text/html",
+      "Cross-Origin-Opener-Policy": "same-origin",
+      "Cross-Origin-Embedder-Policy": "require-corp",
+    });
     return res.end(PAGE);
   }
   if (req.method === "GET" && req.url === "/capture.js") {
@@ -186,6 +192,7 @@ await context.setOffline(false);
 const status = await page.evaluate(() => window.capture.flush());
 await harvest();
 const finalText = await page.inputValue("#code");
+const isolated = await page.evaluate(() => self.crossOriginIsolated);
 const elapsedMin = (Date.now() - started) / 60000;
 await browser.close();
 server.close();
@@ -214,6 +221,7 @@ console.log(JSON.stringify({
   mean_events_per_request: +(batches.reduce((n, r) => n + r.events, 0) / batches.length).toFixed(1),
   mean_bytes_per_request: Math.round(batches.reduce((n, r) => n + r.bytes, 0) / batches.length),
   requests_per_minute: +(requests.length / elapsedMin).toFixed(1),
+  cross_origin_isolated: isolated,
   state_while_offline: offlineState,
   overhead_before_reload: overheads[0],
   overhead_after_reload: overheads[1],

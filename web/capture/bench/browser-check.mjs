@@ -51,8 +51,13 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>capture check</title>
 <script src="/capture.js"></script>
 <script type="module">
 const C = ClarityCapture;
+if (!(await C.claimSession(${JSON.stringify(SESSION)}, 3000))) {
+  window.secondTab = true;
+  throw new Error("this session is open in another tab");
+}
 const state = await (await fetch("/state")).json();
-const storage = await C.IndexedDbStorage.open();
+const { storage, persistent } = await C.IndexedDbStorage.openOrMemory();
+if (!persistent) throw new Error("IndexedDB is not available");
 const files = new Map(Object.entries(state.files));
 const capture = await C.Capture.open({
   sessionId: ${JSON.stringify(SESSION)}, token: ${JSON.stringify(TOKEN)}, storage,
@@ -171,6 +176,12 @@ await type(typed.slice(0, third));
 // A paste from the clipboard.
 await page.evaluate(() => navigator.clipboard.writeText("\n# pasted block\nimport os\n"));
 await page.keyboard.press("Control+V");
+// A second tab of the same session is refused.
+const second = await context.newPage();
+second.on("pageerror", () => {});
+await second.goto(base + "/");
+await second.waitForFunction(() => window.secondTab === true);
+await second.close();
 // A tab-away. Headless Chromium keeps every page focused and visible, so the window's own
 // blur / focus events are dispatched here (the listeners are the real ones).
 await page.evaluate(() => window.dispatchEvent(new FocusEvent("blur")));

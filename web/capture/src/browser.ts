@@ -64,3 +64,27 @@ export function attach(capture: Capture, options: AttachOptions): () => void {
     for (const [target, type, f, capturePhase] of listeners) target.removeEventListener(type, f, capturePhase);
   };
 }
+
+/**
+ * Claims the session for this tab: `true` once no other tab of this browser holds it (the claim
+ * lasts until the page goes away), `false` if another still holds it after `waitMs` (a reload
+ * waits for the page it replaces to let go). Two tabs capturing one session would number the
+ * same `seq` from the same storage: the page should refuse the second tab. `true` where the
+ * browser has no Web Locks.
+ */
+export async function claimSession(
+  sessionId: string,
+  waitMs = 3000,
+  locks: LockManager | undefined = globalThis.navigator?.locks,
+): Promise<boolean> {
+  if (!locks) return true;
+  return new Promise<boolean>((resolve) => {
+    locks
+      .request(`clarity-capture:${sessionId}`, { signal: AbortSignal.timeout(waitMs) }, () => {
+        resolve(true);
+        // Held for the page's lifetime: the browser releases it when the page is gone.
+        return new Promise<never>(() => {});
+      })
+      .catch(() => resolve(false));
+  });
+}

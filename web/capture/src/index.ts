@@ -19,7 +19,7 @@ export type { CmChangeSet, CmSelection, CmSelectionRange, CmText, CmTransaction,
 export { MemoryStorage } from "./storage";
 export type { QueueMeta, QueueStorage, StoredQueue } from "./storage";
 export { IndexedDbStorage } from "./indexeddb";
-export { attach } from "./browser";
+export { attach, claimSession } from "./browser";
 export type { AttachOptions } from "./browser";
 export { applyEvents, diffReplacement, jsonBytes, splitText } from "./text";
 export type { Replacement } from "./text";

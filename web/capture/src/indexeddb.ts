@@ -6,7 +6,7 @@
  */
 
 import type { TelemetryEvent } from "./wire";
-import type { QueueMeta, QueueStorage, StoredQueue } from "./storage";
+import { MemoryStorage, type QueueMeta, type QueueStorage, type StoredQueue } from "./storage";
 
 const VERSION = 1;
 const EVENTS = "events";
@@ -53,6 +53,22 @@ export class IndexedDbStorage implements QueueStorage {
     // Another tab upgrading the schema: let it, this connection is closed and reopened on reload.
     db.onversionchange = () => db.close();
     return new IndexedDbStorage(db);
+  }
+
+  /**
+   * IndexedDB if the browser lets this page use it, otherwise memory (some private modes, a
+   * blocked or broken database): `persistent` says which, so the page can warn that a reload
+   * would lose what is not acknowledged yet.
+   */
+  static async openOrMemory(name = "clarity-capture"): Promise<{ storage: QueueStorage; persistent: boolean; error?: string }> {
+    try {
+      const storage = await IndexedDbStorage.open(name);
+      // A database that opens but cannot be read (a corrupt profile) fails here, not mid-session.
+      await storage.load("clarity-capture-probe");
+      return { storage, persistent: true };
+    } catch (error) {
+      return { storage: new MemoryStorage(), persistent: false, error: String(error) };
+    }
   }
 
   async load(sessionId: string): Promise<StoredQueue> {

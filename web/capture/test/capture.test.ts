@@ -427,3 +427,23 @@ test("on page hide the stored queue is sent with keepalive", async () => {
   capture.close();
   await server.close();
 });
+
+test("when storage fails the status says so and events are sent from memory", async () => {
+  const server = await IngestServer.start();
+  const storage = new MemoryStorage();
+  const capture = await open(server, storage);
+  storage.failWith = new Error("QuotaExceededError");
+  capture.focusLost();
+  await eventually(() => capture.status.get().storageError !== null);
+  assert.match(capture.status.get().storageError ?? "", /QuotaExceededError/);
+  const status = await capture.flush();
+  assert.equal(status.state, "online");
+  assert.deepEqual(server.seqs(), [1]);
+  storage.failWith = null;
+  capture.focusRegained();
+  await capture.flush();
+  await eventually(() => capture.status.get().storageError === null);
+  assert.deepEqual(server.seqs(), [1, 2]);
+  capture.close();
+  await server.close();
+});

@@ -7,8 +7,10 @@ import type { Capture } from "./capture";
 
 /** Where to listen. */
 export interface AttachOptions {
-  /** The element whose keys are captured (the editor's root): listened to in the capture phase,
-   * so a key press is numbered before the editor turns it into an edit. */
+  /**
+   * The element whose key presses are captured (the editor's root), listened to in the capture
+   * phase so that a key press is numbered before the editor turns it into an edit.
+   */
   keyTarget: EventTarget;
   /** The window (`window` by default). */
   window?: Window;
@@ -52,7 +54,9 @@ export function attach(capture: Capture, options: AttachOptions): () => void {
 
   const listeners: Array<[EventTarget, string, (e: Event) => void, boolean]> = [
     [options.keyTarget, "keydown", onKeyDown, true],
-    [options.keyTarget, "keyup", onKeyUp, true],
+    // Key-ups anywhere: a key pressed in the editor may come up elsewhere (Tab moves the focus
+    // before its key-up); only keys pressed in the editor are open, others are ignored.
+    [win, "keyup", onKeyUp, true],
     [win, "blur", lost, false],
     [win, "focus", regained, false],
     [doc, "visibilitychange", onVisibility, false],

@@ -92,8 +92,12 @@ export interface Entry {
   stored: boolean;
   /** Changed since last stored. */
   dirty: boolean;
-  /** Sent at least once (or loaded from storage, where a previous page may have sent it). */
-  sent: boolean;
+  /**
+   * Requests that carried it (a loaded entry counts one: a previous page may have sent it). A
+   * duplicate acknowledged for an entry only one request ever carried means the server holds
+   * that number from elsewhere.
+   */
+  sends: number;
   /** `clock.now()` when captured. */
   at: number;
   /** Its JSON's UTF-8 size (0: not measured yet). */
@@ -138,7 +142,7 @@ export class Outbox {
     this.lastSeq = meta.lastSeq;
     const now = o.clock.now();
     for (const event of loaded) {
-      this.entries.push({ event, open: false, stored: true, dirty: false, sent: true, at: now, bytes: 0 });
+      this.entries.push({ event, open: false, stored: true, dirty: false, sends: 1, at: now, bytes: 0 });
     }
     this.cell = new Cell(this.snapshot("online"));
   }
@@ -190,7 +194,7 @@ export class Outbox {
       ts: new Date(this.o.clock.wallNow() + this.clockOffsetMs).toISOString(),
       data,
     };
-    const entry: Entry = { event, open, stored: false, dirty: true, sent: false, at: this.o.clock.now(), bytes: 0 };
+    const entry: Entry = { event, open, stored: false, dirty: true, sends: 0, at: this.o.clock.now(), bytes: 0 };
     this.entries.push(entry);
     // Sending is checked when the entry is stored (`persist`), the count trigger included.
     this.schedulePersist();
@@ -231,7 +235,7 @@ export class Outbox {
     if (this.stopped || this.keepaliveInFlight) return;
     const batch = this.readyBatch(maxBytes);
     if (batch.length === 0) return;
-    for (const e of batch) e.sent = true;
+    for (const e of batch) e.sends++;
     this.requests++;
     this.keepaliveInFlight = true;
     void sendBatch(this.o.transport, encodeBatch(batch.map((e) => e.event)), true).then((outcome) => {
@@ -333,8 +337,7 @@ export class Outbox {
 
   private async send(batch: Entry[]): Promise<void> {
     this.inFlight = true;
-    const firstAttempt = batch.map((e) => !e.sent);
-    for (const e of batch) e.sent = true;
+    for (const e of batch) e.sends++;
     this.requests++;
     let outcome: Outcome;
     try {
@@ -347,11 +350,12 @@ export class Outbox {
       case "acked": {
         this.batches++;
         this.batchedEvents += batch.length;
-        // Duplicates are a prefix of the batch. A duplicate this client never sent before
-        // means the server holds other events under these numbers (another device, lost
-        // storage): stop rather than let the server drop them as copies.
+        // Duplicates are a prefix of the batch. A duplicate no other request of this client
+        // carried (counted now, so a keepalive copy racing this request counts) means the
+        // server holds other events under these numbers (another device, lost storage): stop
+        // rather than let the server drop them as copies.
         const dups = Math.min(outcome.result.duplicates, batch.length);
-        const conflict = firstAttempt.slice(0, dups).some(Boolean) || outcome.result.last_seq > this.lastSeq;
+        const conflict = batch.slice(0, dups).some((e) => e.sends === 1) || outcome.result.last_seq > this.lastSeq;
         this.acked(outcome, batch);
         if (conflict) {
           this.stop({

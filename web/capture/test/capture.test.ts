@@ -447,3 +447,38 @@ test("when storage fails the status says so and events are sent from memory", as
   capture.close();
   await server.close();
 });
+
+test("a keepalive copy that overtakes the request in flight does not count as a conflict", async () => {
+  const server = await IngestServer.start();
+  const storage = new MemoryStorage();
+  let held: (() => void) | null = null;
+  server.script = (batch, req, res) => {
+    if (held === null && server.requests.length === 1) {
+      // Hold the page's normal request until its keepalive copy has been processed.
+      held = () => {
+        server.script = null;
+        const [status, body] = server.ingest(batch, "Bearer cst_test");
+        res.writeHead(status, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(body));
+      };
+      return "handled";
+    }
+    return "default";
+  };
+  const capture = await open(server, storage, { batchEvents: 2 });
+  capture.focusLost();
+  capture.focusRegained();
+  await server.until(() => server.requests.length === 1);
+  capture.flushOnHide(); // the tab is hidden while the batch is in flight
+  await server.until(() => server.stored.length === 2);
+  (held as (() => void) | null)?.();
+  // The held request's answer (all duplicates) has been handled.
+  await eventually(() => capture.traffic().batches === 1);
+  const status = capture.status.get();
+  assert.equal(status.state, "online");
+  assert.equal(status.ackedSeq, 2);
+  assert.deepEqual(server.seqs(), [1, 2]);
+  assert.equal(server.requests.length, 2);
+  capture.close();
+  await server.close();
+});

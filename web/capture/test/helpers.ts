@@ -95,7 +95,8 @@ export class IngestServer {
     for (const w of waiters) w();
   }
 
-  private ingest(batch: TelemetryEvent[], authorization: string): [number, unknown] {
+  /** The contract's answer to `batch` (stores what is fresh), for scripts that answer late. */
+  ingest(batch: TelemetryEvent[], authorization: string): [number, unknown] {
     if (authorization !== `Bearer ${this.token}`) {
       return [401, { error: { code: "unauthenticated", message: "invalid session token" } }];
     }

@@ -452,7 +452,7 @@ test("a keepalive copy that overtakes the request in flight does not count as a 
   const server = await IngestServer.start();
   const storage = new MemoryStorage();
   let held: (() => void) | null = null;
-  server.script = (batch, req, res) => {
+  server.script = (batch, _req, res) => {
     if (held === null && server.requests.length === 1) {
       // Hold the page's normal request until its keepalive copy has been processed.
       held = () => {

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { EDIT_ORIGINS, KEY_CLASSES, KINDS, type TelemetryData, type TelemetryKind } from "../src/wire";
+import { EDIT_ORIGINS, KEY_CLASSES, KINDS, SERVER_LIMITS, type TelemetryData, type TelemetryKind } from "../src/wire";
 
 // Tests run from web/ (`npm test`); CLARITY_SCHEMAS overrides.
 const SCHEMAS = process.env["CLARITY_SCHEMAS"] ?? join(process.cwd(), "..", "docs", "schemas");
@@ -48,6 +48,8 @@ void everyOptionalListed;
 
 interface Schema {
   properties: Record<string, unknown>;
+  maxItems?: number;
+  maxLength?: number;
   required?: string[];
   enum?: string[];
   const?: string;
@@ -92,4 +94,17 @@ test("key classes, edit origins and the batch and answer shapes are the OpenAPI 
   assert.deepEqual(Object.keys(schemas["TelemetryEvent"]!.properties).sort(), ["data", "seq", "ts"]);
   assert.deepEqual(Object.keys(schemas["TelemetryBatch"]!.properties), ["events"]);
   assert.deepEqual(Object.keys(schemas["IngestResult"]!.properties).sort(), ["accepted", "duplicates", "last_seq"]);
+});
+
+test("the limits the capture checks locally are the published ones", () => {
+  const openapi = JSON.parse(readFileSync(join(SCHEMAS, "openapi.json"), "utf8")) as {
+    components: { schemas: Record<string, Schema> };
+  };
+  const events = openapi.components.schemas["TelemetryBatch"]!.properties["events"] as Schema;
+  assert.equal(events.maxItems, SERVER_LIMITS.maxBatchEvents);
+  const data = (kind: string) => eventSchema(kind).properties["data"] as Schema;
+  for (const kind of ["edit", "file_created", "file_deleted", "cursor"]) {
+    assert.equal((data(kind).properties["file"] as Schema).maxLength, SERVER_LIMITS.maxPathChars, kind);
+  }
+  assert.equal((data("code_run").properties["command"] as Schema).maxLength, SERVER_LIMITS.maxCommandChars);
 });

@@ -63,9 +63,9 @@ export function attach(capture: Capture, options: AttachOptions): () => void {
     [win, "pagehide", onPageHide, false],
     [win, "online", onOnline, false],
   ];
-  for (const [target, type, f, capturePhase] of listeners) target.addEventListener(type, f, capturePhase);
+  for (const [target, type, f, capture] of listeners) target.addEventListener(type, f, { capture });
   return () => {
-    for (const [target, type, f, capturePhase] of listeners) target.removeEventListener(type, f, capturePhase);
+    for (const [target, type, f, capture] of listeners) target.removeEventListener(type, f, { capture });
   };
 }
 

@@ -6,6 +6,9 @@
 //! A telemetry record is applied only if its `seq` is the session's next one: duplicates (retries,
 //! re-publishes) are skipped, so the workspace never sees an event twice. `at_ms` is the time since
 //! the session started (its `SessionStarted` time; the first event's time if that is not known).
+//!
+//! The keyframe interval comes in with [`ReplayConfig`]; the queries that read the replay (seek,
+//! markers, event pages) are in [`seek`].
 
 pub mod seek;
 

@@ -351,7 +351,12 @@ async fn integrity_eval(
     };
     let started = std::time::Instant::now();
     let report = tokio::task::spawn_blocking(move || eval::run(&settings)).await?;
-    let table = eval::markdown(&report, &format!("clarity integrity eval --honest {honest} --adversaries {adversaries} --seed {seed}"));
+    let table = eval::markdown(
+        &report,
+        &format!(
+            "clarity integrity eval --honest {honest} --adversaries {adversaries} --seed {seed}"
+        ),
+    );
     print!("{table}");
     eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
     if let Some(path) = out {

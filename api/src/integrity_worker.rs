@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clarity_domain::assessment::AssessmentSpec;
-use clarity_integrity::{similarity, suite, SessionTrace};
 use clarity_domain::session::{ConsentScopes, SessionCommand, SessionError, SubmittedFile};
 use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
+use clarity_integrity::{similarity, suite, SessionTrace};
 use cqrs_es::AggregateError;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};

@@ -475,8 +475,11 @@ mod tests {
 
     #[test]
     fn a_manifest_with_an_unknown_field_is_refused() {
-        let manifest =
-            embedded_files()["rate-limiting/assessment.json"].replacen('{', "{\"tilte\": \"x\",", 1);
+        let manifest = embedded_files()["rate-limiting/assessment.json"].replacen(
+            '{',
+            "{\"tilte\": \"x\",",
+            1,
+        );
         let mut files: BTreeMap<&str, &str> = embedded_files();
         files.insert("rate-limiting/assessment.json", &manifest);
         assert!(matches!(
@@ -495,7 +498,12 @@ mod tests {
                 .iter()
                 .map(|c| c.key.as_str())
                 .collect();
-            assert_eq!(keys.len(), entry.spec.rubric.criteria.len(), "{}", entry.spec.title);
+            assert_eq!(
+                keys.len(),
+                entry.spec.rubric.criteria.len(),
+                "{}",
+                entry.spec.title
+            );
         }
     }
 }

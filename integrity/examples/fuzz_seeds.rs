@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 use clarity_domain::assessment::{AssessmentEvent, AssessmentSpec, Format};
 use clarity_domain::audit::{key_from_seed_hex, Bundle, Chain, ChainEntry};
-use clarity_integrity::{suite, SessionTrace};
 use clarity_domain::session::{
     AssessmentRef, Candidate, ChainSeal, ConsentScopes, DecisionOutcome, FindingResolution,
     SessionEvent,
@@ -18,6 +17,7 @@ use clarity_domain::session::{
 use clarity_domain::telemetry::{EditOrigin, KeyClass, TelemetryData, TelemetryEvent};
 use clarity_domain::upcast;
 use clarity_domain::wire::WireEvent;
+use clarity_integrity::{suite, SessionTrace};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

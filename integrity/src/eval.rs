@@ -400,7 +400,12 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
                 g.trace
                     .events
                     .into_iter()
-                    .filter(|e| matches!(e.data, clarity_domain::telemetry::TelemetryData::Keystroke { .. }))
+                    .filter(|e| {
+                        matches!(
+                            e.data,
+                            clarity_domain::telemetry::TelemetryData::Keystroke { .. }
+                        )
+                    })
                     .collect(),
             );
         }

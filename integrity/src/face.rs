@@ -313,9 +313,9 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
 mod tests {
     use super::*;
     use crate::synth::face::{face_checks, merge, FaceScenario};
+    use chrono::{Duration, TimeZone, Utc};
     use clarity_domain::session::ConsentScopes;
     use clarity_domain::telemetry::TelemetryEvent;
-    use chrono::{Duration, TimeZone, Utc};
     use rand::SeedableRng;
 
     fn trace_for(scenario: FaceScenario, seed: u64) -> SessionTrace {

@@ -214,8 +214,8 @@ pub fn generate(trace: &SessionTrace, reports: &[DetectorReport]) -> Vec<FollowU
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clarity_domain::telemetry::TelemetryEvent;
     use chrono::{TimeZone, Utc};
+    use clarity_domain::telemetry::TelemetryEvent;
 
     fn ev(seq: u64, secs: i64, data: TelemetryData) -> TelemetryEvent {
         TelemetryEvent {

@@ -75,9 +75,7 @@ pub use fingerprint::{
     replay_check, replay_overlap, timing_fingerprint, FINGERPRINT_SIZE, REPLAY_THRESHOLD,
 };
 
-use crate::{
-    Comparison, DetectorReport, Evidence, Finding, FindingLevel, RuleCheck, SessionTrace,
-};
+use crate::{Comparison, DetectorReport, Evidence, Finding, FindingLevel, RuleCheck, SessionTrace};
 use clarity_domain::telemetry::{KeyClass, TelemetryData};
 
 pub const DETECTOR: &str = "keystroke_timing";

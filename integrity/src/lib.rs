@@ -77,4 +77,3 @@ pub(crate) fn metrics_object(
         other => unreachable!("detector metrics are JSON objects, not {other}"),
     }
 }
-

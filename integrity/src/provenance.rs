@@ -662,8 +662,8 @@ mod tests {
     use super::*;
     use crate::synth::sessions::test_support::*;
     use crate::synth::sessions::{honest_session, pasted_whole_session, HonestStyle};
-    use clarity_domain::telemetry::{KeyClass, TelemetryEvent};
     use chrono::Duration;
+    use clarity_domain::telemetry::{KeyClass, TelemetryEvent};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 

@@ -10,10 +10,13 @@
 //!
 //! Template syntax: `«name»` a per-solution name (a synonym chosen once per solution),
 //! `⟨a¦b¦c⟩` a random choice (nestable), a line starting with `?` is kept with probability ½,
-//! consecutive lines starting with `%` are shuffled among themselves.
+//! consecutive lines starting with `%` are shuffled among themselves, and `⟦path:from-to⟧` is
+//! replaced (before anything else) by lines `from` to `to` (1-based, inclusive) of the task's
+//! starter file `path`, so code a candidate keeps comes from the catalogue's own files.
 
 mod pools;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rand::rngs::StdRng;
@@ -176,7 +179,7 @@ fn render_file(
         }
         out.push('\n');
     } else {
-        out.push_str(&expand_one(rng, f.header, names));
+        out.push_str(&expand_quoting(rng, f.header, names, starter));
         out.push('\n');
     }
     let mut units: Vec<&Unit> = f
@@ -190,7 +193,7 @@ fn render_file(
     let lang = lang_of(f.path).unwrap_or(Lang::Generic);
     let mut chunks: Vec<String> = units
         .iter()
-        .map(|u| expand_one(rng, u.variants, names))
+        .map(|u| expand_quoting(rng, u.variants, names, starter))
         .collect();
     // Generic helpers some candidates write and others don't.
     let helpers = pools::helpers(lang);
@@ -205,7 +208,7 @@ fn render_file(
         out.push_str("\n\n");
     }
     if !f.footer.is_empty() {
-        out.push_str(&expand_one(rng, f.footer, names));
+        out.push_str(&expand_quoting(rng, f.footer, names, starter));
     }
     out.truncate(out.trim_end().len());
     out.push('\n');
@@ -215,6 +218,52 @@ fn render_file(
 fn expand_one(rng: &mut StdRng, variants: &[&str], names: &HashMap<&str, String>) -> String {
     let template = pick(rng, variants);
     expand(rng, template, names)
+}
+
+/// [`expand_one`] for a file's templates, which may quote the task's starter files.
+fn expand_quoting(
+    rng: &mut StdRng,
+    variants: &[&str],
+    names: &HashMap<&str, String>,
+    starter: &[SubmittedFile],
+) -> String {
+    let template = pick(rng, variants);
+    expand(rng, &quote_starter(template, starter), names)
+}
+
+/// Replaces every `⟦path:from-to⟧` with lines `from..=to` (1-based) of the starter file `path`.
+/// The pools are fixed, so a quote that does not resolve is a bug in them: it panics.
+fn quote_starter<'a>(template: &'a str, starter: &[SubmittedFile]) -> Cow<'a, str> {
+    if !template.contains('⟦') {
+        return Cow::Borrowed(template);
+    }
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('⟦') {
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + '⟦'.len_utf8()..];
+        let close = inner.find('⟧').expect("a starter quote is closed");
+        let (path, range) = inner[..close]
+            .rsplit_once(':')
+            .expect("a starter quote is `path:from-to`");
+        let (from, to) = range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+            .expect("a starter quote's lines are `from-to`");
+        let file = starter
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no starter file `{path}` to quote"));
+        let lines: Vec<&str> = file.content.lines().collect();
+        assert!(
+            1 <= from && from <= to && to <= lines.len(),
+            "`{path}` has no lines {range}"
+        );
+        out.push_str(&lines[from - 1..to].join("\n"));
+        rest = &inner[close + '⟧'.len_utf8()..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 fn pick<'a>(rng: &mut StdRng, variants: &[&'a str]) -> &'a str {

@@ -1,6 +1,8 @@
 //! Per-task idiom pools for [`super::solution`], and per-language helpers and dead code.
 //!
-//! Template syntax: see [`super`]. Names in `«»` are drawn from the task's synonyms.
+//! Template syntax: see [`super`]. Names in `«»` are drawn from the task's synonyms; code a
+//! candidate keeps from the starter files is quoted from the catalogue with `⟦path:from-to⟧`
+//! rather than pasted here.
 
 use crate::similarity::lexer::Lang;
 
@@ -1047,9 +1049,7 @@ static SAGA: TaskPool = TaskPool {
         extends_starter: false,
         header: &[
             r##"
-import { randomUUID } from "node:crypto";
-import express from "express";
-import type { InventoryClient, LineItem, LoyaltyClient, NotificationsClient, PaymentsClient } from "./clients.js";"##,
+⟦src/checkout.ts:1-3⟧"##,
             r##"
 import express from "express";
 import { randomUUID } from "node:crypto";
@@ -1058,21 +1058,7 @@ import type { InventoryClient, LineItem, LoyaltyClient, NotificationsClient, Pay
         ],
         units: &[
             req(&[r##"
-export interface CheckoutRequest {
-  customerId: string;
-  email: string;
-  items: LineItem[];
-  amountMinor: number;
-  currency: string;
-  pointsToRedeem: number;
-}
-
-export interface Deps {
-  inventory: InventoryClient;
-  payments: PaymentsClient;
-  loyalty: LoyaltyClient;
-  notifications: NotificationsClient;
-}"##]),
+⟦src/checkout.ts:5-19⟧"##]),
             req(&[
                 r##"
 interface «step»<C> {
@@ -1301,12 +1287,7 @@ export function checkoutRouter(deps: Deps): express.Router {
   return router;
 }"##,
                 r##"
-export function checkoutRouter(deps: Deps): express.Router {
-  const router = express.Router();
-
-  router.post("/checkout", async (req, res) => {
-    const body = req.body as CheckoutRequest;
-    const orderId = randomUUID();
+⟦src/checkout.ts:22-27⟧
     const state: Record<string, string> = {};
     const result = await «run»(state, buildSteps(deps, body, orderId));
     if (!result.ok) {
@@ -1344,16 +1325,7 @@ static BUG_HUNT: TaskPool = TaskPool {
             path: "invoices/payments.py",
             extends_starter: false,
             header: &[r##"
-"""Webhook from the card payment provider."""
-
-from __future__ import annotations
-
-from flask import Blueprint, request
-
-from .db import get_db
-from .signing import verify_signature
-
-bp = Blueprint("payments", __name__)"##],
+⟦invoices/payments.py:1-10⟧"##],
             units: &[
                 req(&[r##"
 @bp.post("/webhooks/payments")
@@ -1422,34 +1394,17 @@ def record_payment(«db», invoice_id: int, «amount»: int, provider_ref: str) 
             path: "invoices/fx.py",
             extends_starter: false,
             header: &[r##"
-"""Exchange rates, for showing invoice amounts in the account's display currency."""
-
-from __future__ import annotations
-
+⟦invoices/fx.py:1-4⟧
 import threading
-import time
-from decimal import ROUND_HALF_EVEN, Decimal
-
-import requests
-
-RATES_URL = "https://fx.internal.ledgerline.example/v1/latest?base=EUR""##],
+⟦invoices/fx.py:5-10⟧"##],
             units: &[
                 req(&[r##"
-def fetch_rates() -> dict[str, Decimal]:
-    resp = requests.get(RATES_URL, timeout=3)
-    resp.raise_for_status()
-    table = {code: Decimal(str(rate)) for code, rate in resp.json()["rates"].items()}
-    table["EUR"] = Decimal(1)
-    return table"##]),
+⟦invoices/fx.py:13-13⟧
+⟦invoices/fx.py:15-19⟧"##]),
                 req(&[
                     r##"
 class RateCache:
-    def __init__(self, fetch=fetch_rates, ttl_seconds: float = 300.0, clock=time.monotonic):
-        self._fetch = fetch
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._rates: dict[str, Decimal] = {}
-        self._fetched_at: float | None = None
+⟦invoices/fx.py:26-31⟧
         self.«lock» = threading.Lock()
 
     def _refresh_if_stale(self) -> dict[str, Decimal]:

@@ -5,7 +5,7 @@ use crate::similarity::{compare, fingerprint, Params};
 
 fn markers_left(files: &[SubmittedFile]) -> bool {
     files.iter().any(|f| {
-        f.content.contains(['«', '»', '⟨', '⟩', '¦'])
+        f.content.contains(['«', '»', '⟨', '⟩', '¦', '⟦', '⟧'])
             || f.content
                 .lines()
                 .any(|l| l.starts_with('?') || l.starts_with('%'))
@@ -108,4 +108,35 @@ fn dead_code_adds_lines_and_the_copy_still_matches() {
         let floor = if task == 1 { 0.2 } else { 0.6 };
         assert!(m.score > floor, "task {task}: {}", m.score);
     }
+}
+
+#[test]
+fn code_kept_from_a_starter_file_is_quoted_from_the_catalogue() {
+    // Arrange: the orchestration task's candidates keep the starter's request and deps types.
+    let task = 3;
+    let starter = starter_files(task);
+    let checkout = &starter
+        .iter()
+        .find(|f| f.path == "src/checkout.ts")
+        .unwrap()
+        .content;
+    let kept: Vec<&str> = checkout.lines().skip(4).take(15).collect();
+
+    // Act
+    let files = solution(&mut StdRng::seed_from_u64(11), task);
+
+    // Assert: every kept line, in order (a candidate's own statements may fall between them).
+    let solution = &files
+        .iter()
+        .find(|f| f.path == "src/checkout.ts")
+        .unwrap()
+        .content;
+    assert_eq!(kept[0], "export interface CheckoutRequest {");
+    let mut wanted = kept.iter().peekable();
+    for line in solution.lines() {
+        if wanted.peek() == Some(&&line) {
+            wanted.next();
+        }
+    }
+    assert_eq!(wanted.next(), None, "{solution}");
 }

@@ -202,7 +202,7 @@ impl Tier {
 /// alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IntegrityAnalysis {
-    /// The suite's version: every detector's name and version (see `clarity_integrity::suite`). One
+    /// The suite's version: every detector's name and version (see `suite::SUITE_VERSION`). One
     /// session is analysed at most once per suite version; a new version is stored beside the old.
     pub suite_version: String,
     /// What asked for the analysis: `submitted`, `expired` or `rerun`.

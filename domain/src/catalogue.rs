@@ -63,7 +63,7 @@ pub const RATE_LIMITING_ID: Uuid = Uuid::from_u128(0xc1a7_1700_0000_4000_8000_00
 pub const LIBRARY_FILE: &str = "library.json";
 /// A folder's spec fields (everything but the rubric and the texts, which it names).
 pub const MANIFEST_FILE: &str = "assessment.json";
-/// A folder's rubric: an [`Rubric`] as JSON.
+/// A folder's rubric: a [`Rubric`] as JSON.
 pub const RUBRIC_FILE: &str = "rubric.json";
 /// Where a folder's starter files live, under their paths in the candidate's workspace.
 pub const STARTER_DIR: &str = "starter";
@@ -92,8 +92,10 @@ pub fn embedded_files() -> BTreeMap<&'static str, &'static str> {
 /// Why a catalogue folder cannot be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogueError {
+    /// A file the library or a manifest names is not in the folder.
     #[error("`{0}` is missing")]
     Missing(String),
+    /// A JSON file does not parse as what it should hold (unknown fields included).
     #[error("`{path}` is not valid: {reason}")]
     Invalid { path: String, reason: String },
 }

@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use clarity_domain::integrity::{similarity, suite, IntegrityAnalysis};
+use clarity_domain::integrity::IntegrityAnalysis;
+use clarity_integrity::{similarity, suite};
 use clarity_projections::integrity::{self, AnalysisVersion, MatchedBy, SuiteDiff};
 use clarity_projections::sessions::lifecycle;
 use serde::{Deserialize, Serialize};
@@ -181,7 +182,7 @@ pub async fn matched(
         let pool = state.pool.clone();
         let org = member.org_id;
         async move {
-            integrity::prints(&pool, org, session)
+            integrity::prints::<similarity::Fingerprints>(&pool, org, session)
                 .await?
                 .ok_or_else(|| ApiError::not_found("analysed session"))
         }

@@ -9,7 +9,7 @@
 //! `integrity_prints`): an analysis and its history, who matched whom, suite differences.
 
 use chrono::{DateTime, Utc};
-use clarity_domain::integrity::{similarity, IntegrityAnalysis};
+use clarity_domain::integrity::IntegrityAnalysis;
 use clarity_domain::session::SubmittedFile;
 use serde::Serialize;
 use sqlx::types::Json;
@@ -235,14 +235,18 @@ pub async fn matched_by(
     .await
 }
 
-/// An analysed session's code fingerprints and submitted files, or `None` when the organization
-/// has no analysed session of that id.
-pub async fn prints(
+/// An analysed session's code fingerprints (as the integrity worker stored them, typed by the
+/// caller: the detectors are not this crate's) and submitted files, or `None` when the
+/// organization has no analysed session of that id.
+pub async fn prints<P>(
     pool: &PgPool,
     org_id: Uuid,
     session_id: Uuid,
-) -> Result<Option<(similarity::Fingerprints, Vec<SubmittedFile>)>, sqlx::Error> {
-    let row: Option<(Json<similarity::Fingerprints>, Json<Vec<SubmittedFile>>)> = sqlx::query_as(
+) -> Result<Option<(P, Vec<SubmittedFile>)>, sqlx::Error>
+where
+    P: serde::de::DeserializeOwned + Send + Unpin + 'static,
+{
+    let row: Option<(Json<P>, Json<Vec<SubmittedFile>>)> = sqlx::query_as(
         "SELECT code_prints, files FROM integrity_prints WHERE session_id = $1 AND org_id = $2",
     )
     .bind(session_id)

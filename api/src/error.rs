@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use clarity_domain::assessment::AssessmentError;
 use clarity_domain::session::{ReviewError, SessionError};
-use cqrs_es::AggregateError;
+use clarity_app::members::MemberError;
+use clarity_app::CommandError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -199,19 +200,34 @@ impl From<AssessmentError> for ApiError {
     }
 }
 
-impl<T: std::error::Error + Into<ApiError>> From<AggregateError<T>> for ApiError {
-    fn from(error: AggregateError<T>) -> Self {
+/// The one mapping of a failed command to an answer: the aggregate's refusal keeps its own
+/// status and code (the tables above), a concurrent change is 409 `concurrent_modification`, an
+/// unreachable event store 503 `database_unavailable`, any other store failure 500 (its cause
+/// logged, not shown).
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
         match error {
-            AggregateError::UserError(e) => e.into(),
-            AggregateError::AggregateConflict => Self::new(
+            CommandError::Session(e) => e.into(),
+            CommandError::Assessment(e) => e.into(),
+            CommandError::Conflict => Self::new(
                 StatusCode::CONFLICT,
                 "concurrent_modification",
                 "the resource changed concurrently; retry",
             ),
-            AggregateError::DatabaseConnectionError(e) => {
-                Self::unavailable("database_unavailable", e)
-            }
-            other => Self::internal(other),
+            CommandError::NotFound(what) => Self::not_found(what),
+            CommandError::Unavailable(e) => Self::unavailable("database_unavailable", e),
+            CommandError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+/// A member that could not be created: 422 `invalid_member`, 409 `member_exists`, or 500.
+impl From<MemberError> for ApiError {
+    fn from(error: MemberError) -> Self {
+        match error {
+            MemberError::Invalid => Self::invalid("invalid_member", error.to_string()),
+            MemberError::Exists => Self::new(StatusCode::CONFLICT, "member_exists", error.to_string()),
+            MemberError::Store(e) => Self::internal(e),
         }
     }
 }

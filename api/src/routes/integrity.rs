@@ -22,7 +22,7 @@ use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
 use crate::extract::{ApiPath, ApiQuery};
-use crate::integrity_worker;
+use clarity_consumers::integrity_worker;
 use crate::state::AppState;
 
 const READERS: &[Role] = &[

@@ -1,5 +1,6 @@
 //! Candidate sessions, staff side: invite, list, read, and the per-session event log.
 
+use clarity_app::Actor;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -15,7 +16,7 @@ use crate::auth::{issue, Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
 use crate::extract::{ApiPath, ApiQuery};
-use crate::state::{metadata, AppState};
+use crate::state::AppState;
 
 const INVITERS: &[Role] = &[Role::Admin, Role::HiringManager];
 const READERS: &[Role] = &[
@@ -132,11 +133,12 @@ pub async fn invite(
         at,
     };
     let executed = state
-        .sessions
-        .execute_with_metadata(
-            &session_id.to_string(),
+        .execute(
+            Actor::Member(member.member_id),
+            member.org_id,
+            session_id,
             command,
-            metadata(Some(member.org_id), &member.member_id.to_string(), at),
+            at,
         )
         .await;
     if let Err(error) = executed {
@@ -145,7 +147,7 @@ pub async fn invite(
             .bind(session_id)
             .execute(&state.pool)
             .await?;
-        return Err(error.into());
+        return Err(error);
     }
     Ok((
         StatusCode::CREATED,
@@ -208,15 +210,16 @@ pub async fn revoke_access(
     }
     let at = state.now();
     state
-        .sessions
-        .execute_with_metadata(
-            &id.to_string(),
+        .execute(
+            Actor::Member(member.member_id),
+            member.org_id,
+            id,
             SessionCommand::RevokeAccess {
                 reason: body.reason,
                 revoked_by: member.member_id,
                 at,
             },
-            metadata(Some(member.org_id), &member.member_id.to_string(), at),
+            at,
         )
         .await?;
     Ok(Json(AccessRevoked {

@@ -350,4 +350,14 @@ mod tests {
         assert!(!constant_time_eq(&hash("wrong"), &issued.secret_hash));
         assert!(parse(&issued.token, "cst").is_none());
     }
+
+    #[test]
+    fn a_roles_stored_name_is_its_wire_name() {
+        for role in Role::ALL {
+            assert_eq!(
+                serde_json::to_value(role).unwrap(),
+                serde_json::Value::from(role.as_str())
+            );
+        }
+    }
 }

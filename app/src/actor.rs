@@ -88,13 +88,17 @@ impl FromStr for Actor {
             return Uuid::try_parse(id).map(Self::Member).map_err(|_| unknown());
         }
         if let Some(role) = text.strip_prefix("system:") {
-            return SystemRole::parse(role).map(Self::System).ok_or_else(unknown);
+            return SystemRole::parse(role)
+                .map(Self::System)
+                .ok_or_else(unknown);
         }
         // Older spellings: a bare member id, a role's bare name.
         if let Ok(id) = Uuid::try_parse(text) {
             return Ok(Self::Member(id));
         }
-        SystemRole::parse(text).map(Self::System).ok_or_else(unknown)
+        SystemRole::parse(text)
+            .map(Self::System)
+            .ok_or_else(unknown)
     }
 }
 
@@ -170,7 +174,14 @@ mod tests {
 
     #[test]
     fn an_unknown_spelling_is_refused_not_guessed() {
-        for text in ["", "an older API", "member:", "member:42", "system:cron", "Candidate"] {
+        for text in [
+            "",
+            "an older API",
+            "member:",
+            "member:42",
+            "system:cron",
+            "Candidate",
+        ] {
             assert_eq!(
                 text.parse::<Actor>(),
                 Err(UnknownActor(text.to_string())),

@@ -32,7 +32,7 @@ pub enum CommandError {
 impl CommandError {
     /// A failure of the store (anything but the aggregate's own refusal, which
     /// `App::execute` maps by aggregate).
-    pub(crate) fn from_store<T: std::error::Error + Send + Sync + 'static>(
+    pub(crate) fn from_store<T: std::error::Error>(
         error: AggregateError<T>,
     ) -> Self {
         match error {
@@ -42,10 +42,9 @@ impl CommandError {
                 Self::Store(e)
             }
             // Loading never refuses; `App::execute` maps refusals by aggregate before this.
-            AggregateError::UserError(e) => Self::Store(Box::new(e)),
+            AggregateError::UserError(e) => Self::Store(e.to_string().into()),
         }
     }
-
 }
 
 impl From<sqlx::Error> for CommandError {

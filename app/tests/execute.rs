@@ -42,12 +42,11 @@ async fn stored_metadata(
     pool: &PgPool,
     aggregate_id: Uuid,
 ) -> anyhow::Result<Vec<HashMap<String, String>>> {
-    let rows: Vec<sqlx::types::Json<HashMap<String, String>>> = sqlx::query_scalar(
-        "SELECT metadata FROM events WHERE aggregate_id = $1 ORDER BY sequence",
-    )
-    .bind(aggregate_id.to_string())
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<sqlx::types::Json<HashMap<String, String>>> =
+        sqlx::query_scalar("SELECT metadata FROM events WHERE aggregate_id = $1 ORDER BY sequence")
+            .bind(aggregate_id.to_string())
+            .fetch_all(pool)
+            .await?;
     Ok(rows.into_iter().map(|j| j.0).collect())
 }
 

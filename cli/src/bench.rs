@@ -362,9 +362,7 @@ impl BenchEnv {
             ..self.config.clone()
         };
         let state = AppState::new(pool.clone(), config)?;
-        crate::seed::seed(&state.app)
-            .await
-            .context("seeding")?;
+        crate::seed::seed(&state.app).await.context("seeding")?;
         let org =
             crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
         Ok((pool, state, org))

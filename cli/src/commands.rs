@@ -211,10 +211,8 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Seed => {
             let pool = crate::connect(&config).await?;
-            let app = clarity_app::App::new(
-                pool,
-                chrono::Duration::seconds(config.clock_offset_seconds),
-            );
+            let app =
+                clarity_app::App::new(pool, chrono::Duration::seconds(config.clock_offset_seconds));
             for (title, outcome) in crate::seed::seed(&app).await? {
                 println!("{outcome:?}\t{title}");
             }
@@ -317,8 +315,13 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
         }
         IntegrityCommand::Rerun { org, assessment } => {
             let pool = crate::connect(&config).await?;
-            let n = clarity_consumers::integrity_worker::enqueue_rerun(&pool, org, assessment, &suite_version)
-                .await?;
+            let n = clarity_consumers::integrity_worker::enqueue_rerun(
+                &pool,
+                org,
+                assessment,
+                &suite_version,
+            )
+            .await?;
             println!("queued {n} sessions for {suite_version}");
             Ok(())
         }

@@ -13,13 +13,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use clarity_app::{Actor, App, CommandError, Origin, SystemRole};
 use clarity_domain::assessment::AssessmentSpec;
+use clarity_domain::integrity::suite::SuiteSettings;
 use clarity_domain::integrity::{similarity, suite, SessionTrace};
+use clarity_domain::session::ChainSeal;
 use clarity_domain::session::{ConsentScopes, SessionCommand, SessionError, SubmittedFile};
 use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
-use clarity_app::{Actor, App, CommandError, Origin, SystemRole};
-use clarity_domain::integrity::suite::SuiteSettings;
-use clarity_domain::session::ChainSeal;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;

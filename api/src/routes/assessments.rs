@@ -1,12 +1,12 @@
 //! Assessments: the built-in library and the organization's own tests. Reads come from the
 //! `catalogue` projection; changes go through the `Assessment` aggregate.
 
-use clarity_app::Actor;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use clarity_app::Actor;
 use clarity_domain::assessment::{AssessmentCommand, AssessmentSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -59,17 +59,9 @@ pub async fn bundle(
     state
         .require_not_pending_reviewer(id, member.member_id, "the audit bundle")
         .await?;
-    // Only a missing checkpoint is 409; a failing database is a 500 whose cause is logged.
     let bundle = crate::audit::export(&state.pool, id)
         .await
-        .map_err(|e| match e.downcast_ref::<crate::audit::NoSignedCheckpoint>() {
-            Some(none) => ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "no_signed_checkpoint",
-                none.to_string(),
-            ),
-            None => ApiError::internal(format!("{e:#}")),
-        })?;
+        .map_err(ApiError::export_failure)?;
     crate::access_log::record(
         &state.pool,
         &member,

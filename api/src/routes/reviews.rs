@@ -9,12 +9,12 @@
 //! **Blind review**: a reviewer sees other reviewers' scores, and the decisions resting on them,
 //! only after completing their own.
 
-use clarity_app::Actor;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use clarity_app::Actor;
 use clarity_domain::assessment::Rubric;
 use clarity_domain::session::{DecisionOutcome, FindingResolution, SessionCommand};
 use clarity_domain::CandidateSession;

@@ -1,11 +1,11 @@
 //! Candidate sessions, staff side: invite, list, read, and the per-session event log.
 
-use clarity_app::Actor;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
+use clarity_app::Actor;
 use clarity_domain::assessment::AssessmentStatus;
 use clarity_domain::session::{AssessmentRef, Candidate, SessionCommand};
 use serde::{Deserialize, Serialize};

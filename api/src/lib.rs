@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod audit;
 pub mod auth;
+pub mod client_address;
 pub mod config;
 pub mod error;
 pub mod extract;

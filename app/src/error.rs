@@ -32,9 +32,7 @@ pub enum CommandError {
 impl CommandError {
     /// A failure of the store (anything but the aggregate's own refusal, which
     /// `App::execute` maps by aggregate).
-    pub(crate) fn from_store<T: std::error::Error>(
-        error: AggregateError<T>,
-    ) -> Self {
+    pub(crate) fn from_store<T: std::error::Error>(error: AggregateError<T>) -> Self {
         match error {
             AggregateError::AggregateConflict => Self::Conflict,
             AggregateError::DatabaseConnectionError(e) => Self::Unavailable(e),

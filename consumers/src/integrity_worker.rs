@@ -15,11 +15,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clarity_app::{Actor, App, CommandError, Origin, SystemRole};
 use clarity_domain::assessment::AssessmentSpec;
-use clarity_domain::integrity::suite::SuiteSettings;
-use clarity_domain::integrity::{similarity, suite, SessionTrace};
-use clarity_domain::session::ChainSeal;
-use clarity_domain::session::{ConsentScopes, SessionCommand, SessionError, SubmittedFile};
+use clarity_domain::session::{
+    ChainSeal, ConsentScopes, SessionCommand, SessionError, SubmittedFile,
+};
 use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
+use clarity_integrity::suite::SuiteSettings;
+use clarity_integrity::{similarity, suite, SessionTrace};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
@@ -334,7 +335,7 @@ async fn store_prints(
     .bind(s.finished_at.unwrap_or_else(Utc::now))
     .bind(similarity::VERSION)
     .bind(Json(&own.code))
-    .bind(clarity_domain::integrity::keystroke::VERSION)
+    .bind(clarity_integrity::keystroke::VERSION)
     .bind(Json(&own.timing))
     .bind(Json(&own.files))
     .execute(&mut **tx)
@@ -371,7 +372,7 @@ async fn load_cohort(
     )
     .bind(org_id)
     .bind(session_id)
-    .bind(clarity_domain::integrity::keystroke::VERSION)
+    .bind(clarity_integrity::keystroke::VERSION)
     .bind(COHORT_LIMIT)
     .fetch_all(&mut **tx)
     .await?;
@@ -390,7 +391,7 @@ async fn load_cohort(
 /// The calibrated similarity threshold of a built-in task (see `docs/integrity-eval.md`); custom
 /// assessments use the most conservative built-in value.
 pub fn similarity_threshold_for(assessment_id: Uuid) -> f64 {
-    clarity_domain::integrity::similarity::task_threshold(assessment_id)
+    clarity_integrity::similarity::task_threshold(assessment_id)
 }
 
 /// Enqueues a re-run of the current suite for every finished session of an organization

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
-use clarity_projections::audit_trail::{self, ExportError};
+use clarity_projections::audit_trail;
 use clarity_projections::leaderboard::{self, Board, Cohort};
 use clarity_projections::report;
 use serde::{Deserialize, Serialize};
@@ -61,15 +61,7 @@ pub async fn bundle(
         .await?;
     let bundle = audit_trail::export(&state.pool, id)
         .await
-        .map_err(|error| match error {
-            ExportError::NoSignedCheckpoint(_) => ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "no_signed_checkpoint",
-                error.to_string(),
-            ),
-            // The store failed or is inconsistent: the caller can do nothing about it.
-            other => ApiError::internal(other),
-        })?;
+        .map_err(ApiError::export_failure)?;
     crate::access_log::record(
         &state.pool,
         &member,

@@ -86,6 +86,10 @@ impl Origin {
 
 /// A command the application executes: it names its aggregate, so that
 /// [`App::execute`] is one path for every aggregate.
+/// How many times [`App::execute`] decides a command when other writers keep appending to the
+/// same aggregate first.
+pub const CONFLICT_ATTEMPTS: u32 = 10;
+
 pub trait Command: Send + Sync + Sized + 'static {
     /// The aggregate that decides this command.
     type Aggregate: Aggregate<Command = Self, Services = ()>;
@@ -157,19 +161,39 @@ impl App {
     /// Executes `command` on the aggregate `id` as `origin` says: loads the aggregate, lets it
     /// decide, and stores the events it produced with `origin`'s metadata — or stores nothing
     /// and says why.
-    pub async fn execute<C: Command>(
+    ///
+    /// When another writer appended to the same aggregate between the load and the store (the
+    /// integrity worker recording an analysis while a reviewer completes a review), the command
+    /// is decided again on the new state (after a few jittered milliseconds), up to
+    /// [`CONFLICT_ATTEMPTS`] times: the clash is one of
+    /// storage, not of business rules, and `decide` is pure, so deciding again is safe. Only a
+    /// clash that persists answers [`CommandError::Conflict`].
+    pub async fn execute<C: Command + Clone>(
         &self,
         origin: &Origin,
         id: Uuid,
         command: C,
     ) -> Result<(), CommandError> {
-        C::framework(self)
-            .execute_with_metadata(&id.to_string(), command, origin.metadata())
-            .await
-            .map_err(|error| match error {
-                AggregateError::UserError(e) => C::rejected(e),
-                other => CommandError::from_store(other),
-            })
+        let mut attempt = 1;
+        loop {
+            let result = C::framework(self)
+                .execute_with_metadata(&id.to_string(), command.clone(), origin.metadata())
+                .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_ATTEMPTS => {
+                    // A few jittered milliseconds, so that racers do not meet again in lockstep.
+                    let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        u64::from(attempt) + jitter,
+                    ))
+                    .await;
+                    attempt += 1;
+                }
+                Err(AggregateError::UserError(e)) => return Err(C::rejected(e)),
+                Err(other) => return Err(CommandError::from_store(other)),
+            }
+        }
     }
 
     /// Current state of an assessment (the default state if it does not exist).

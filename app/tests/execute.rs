@@ -173,3 +173,44 @@ async fn events_stored_with_the_older_actor_spellings_still_read() -> anyhow::Re
     );
     db.drop().await
 }
+
+#[tokio::test]
+async fn commands_racing_on_one_aggregate_are_decided_again_instead_of_failing(
+) -> anyhow::Result<()> {
+    // Arrange: a draft, and eight revisions of it sent at the same moment (each is valid
+    // whatever the order, as a reviewer's command is whatever the integrity worker appends).
+    let db = Database::new().await?;
+    let app = App::new(db.pool.clone(), chrono::Duration::zero());
+    let (member, org, id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let origin = Origin::new(Actor::Member(member), Some(org), app.now());
+    let spec = builtin().remove(0).spec;
+    let create = AssessmentCommand::CreateDraft {
+        assessment_id: id,
+        org_id: Some(org),
+        spec: spec.clone(),
+        at: app.now(),
+    };
+    app.execute(&origin, id, create).await?;
+
+    // Act
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (app, origin, spec) = (app.clone(), origin.clone(), spec.clone());
+        racing.spawn(async move {
+            let at = app.now();
+            app.execute(&origin, id, AssessmentCommand::ReviseDraft { spec, at })
+                .await
+        });
+    }
+    let results: Vec<Result<(), CommandError>> = racing.join_all().await;
+
+    // Assert: every one stored, once, in one contiguous stream.
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let sequences: Vec<i64> =
+        sqlx::query_scalar("SELECT sequence FROM events WHERE aggregate_id = $1 ORDER BY sequence")
+            .bind(id.to_string())
+            .fetch_all(&db.pool)
+            .await?;
+    assert_eq!(sequences, (1..=9).collect::<Vec<i64>>());
+    db.drop().await
+}

@@ -382,17 +382,10 @@ fn rubric() -> Vec<Criterion> {
 
 /// A started session with 30 events, submitted.
 async fn finished_session(client: &Client, admin: &str, name: &str) -> anyhow::Result<String> {
-    let (session, token) = client.started_session(admin, name).await?;
-    let r = client.send_events(&session, &token, 1, 30).await?;
-    anyhow::ensure!(r.status == 200, "telemetry refused: {r:?}");
-    let r = client
-        .post(
-            &format!("/v1/sessions/{session}/submit"),
-            &token,
-            &json!({"files": [{"path": "main.py", "content": "x".repeat(30)}]}),
-        )
+    let typed = "x".repeat(30);
+    let (session, _) = client
+        .finished_session(admin, name, 30, &[("main.py", &typed)])
         .await?;
-    anyhow::ensure!(r.status == 200, "submit refused: {r:?}");
     Ok(session)
 }
 
@@ -458,14 +451,7 @@ async fn no_staff_route_shows_other_reviewers_scores_to_a_pending_reviewer() -> 
         .await?;
 
     for s in [&session, &other] {
-        env.wait_for::<bool>(
-            "the integrity analysis",
-            &format!(
-                "SELECT integrity_suite_version IS NOT NULL FROM sessions WHERE session_id = '{s}'"
-            ),
-            |d| *d,
-        )
-        .await?;
+        env.wait_for_analysis(s).await?;
         env.wait_for::<i64>(
             "the session's score",
             &format!("SELECT count(*) FROM session_scores WHERE session_id = '{s}'"),

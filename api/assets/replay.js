@@ -11,6 +11,8 @@
 // Positions in files are UTF-16 code units, the unit of JavaScript strings, so edits and cursor
 // positions index the strings directly.
 
+import { renderHeldBack } from './held_back.js';
+
 const KEY_STORAGE = 'clarity.review.apiKey';
 const SKIP_IDLE_MS = 2000; // idle gaps longer than this are shortened to this when skipping idle
 const PAGE_LIMIT = 500; // events per /replay/events page during playback
@@ -296,6 +298,13 @@ async function load() {
     .filter((m) => m && Number.isFinite(Number(m.seq)))
     .sort((a, b) => a.seq - b.seq);
   renderHeader();
+  renderHeldBack(el('held-back'), summary.held_back);
+  const truncated = el('markers-truncated');
+  truncated.hidden = !summary.markers_truncated;
+  truncated.textContent = summary.markers_truncated
+    ? `This session has more markers than the timeline shows: these are the first ${S.markers.length}` +
+      (S.markers.length ? `, up to seq ${S.markers[S.markers.length - 1].seq}.` : '.')
+    : '';
   setupScrubber();
   renderMarkers();
   el('replay').hidden = false;

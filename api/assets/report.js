@@ -2,6 +2,8 @@
 // Everything shown comes from GET /v1/sessions/{id}/report; the API key is sent in the
 // Authorization header only and kept in sessionStorage, never in a URL the server sees.
 
+import { renderHeldBack } from './held_back.js';
+
 const KEY_STORAGE = 'clarity.apiKey';
 const el = (id) => document.getElementById(id);
 
@@ -88,6 +90,7 @@ function render(report, key) {
   }
   const last = c.code_runs.last;
   text('runs', `${c.code_runs.total} runs` + (last ? `; last: exit ${last.exit_code}, ${last.tests_passed} passed, ${last.tests_failed} failed` : ''));
+  renderHeldBack(el('held-back'), c.held_back);
   el('report').hidden = false;
   el('report').dataset.state = 'ready';
   void key;

@@ -67,6 +67,12 @@ pub struct Config {
     /// If set, `/metrics` requires `Authorization: Bearer <token>`.
     #[arg(long, env = "CLARITY_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Reverse proxies / load balancers in front of the API whose `X-Forwarded-For` is believed
+    /// (addresses or CIDR ranges, comma-separated). The client is then the right-most address
+    /// of that header that is not a trusted proxy; used by the per-address rate limits and the
+    /// `/metrics` loopback rule. Empty (the default): the connection's peer is the client.
+    #[arg(long, env = "CLARITY_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::client_address::TrustedProxies,
     /// HTTP listen address.
     #[arg(long, env = "CLARITY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,

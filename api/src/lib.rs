@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bench;
 
 pub mod cli;
+pub mod client_address;
 pub mod config;
 pub mod error;
 pub mod extract;

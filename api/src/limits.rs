@@ -227,10 +227,16 @@ impl AppState {
 pub async fn middleware(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let address = peer.ip();
+    let address = state
+        .config
+        .trusted_proxies
+        .client(peer.ip(), request.headers());
+    request
+        .extensions_mut()
+        .insert(crate::client_address::ClientAddress(address));
     let now = Instant::now();
     // An address whose credentials keep being refused is slowed down whatever it sends next.
     if let Some(failures) = state.limiter.take(Caller::Failures(address), 0.0, now) {

@@ -129,9 +129,12 @@ fn metrics_access(token_configured: bool, peer: std::net::IpAddr) -> bool {
 async fn metrics(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    client: Option<axum::Extension<crate::client_address::ClientAddress>>,
     headers: axum::http::HeaderMap,
 ) -> impl IntoResponse {
-    if !metrics_access(state.config.metrics_token.is_some(), peer.ip()) {
+    // Behind a trusted proxy on this host the peer is loopback for everyone: use the client.
+    let client = client.map_or(peer.ip(), |c| c.0 .0);
+    if !metrics_access(state.config.metrics_token.is_some(), client) {
         return ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "metrics_token_required",

@@ -14,6 +14,7 @@ const CSS: &str = include_str!("../../assets/replay.css");
 const REPORT_HTML: &str = include_str!("../../assets/report.html");
 const REPORT_JS: &str = include_str!("../../assets/report.js");
 const REPORT_CSS: &str = include_str!("../../assets/report.css");
+const HELD_BACK_JS: &str = include_str!("../../assets/held_back.js");
 
 /// Headers that keep the page self-contained: no third-party origins, no framing, no referrer.
 const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
@@ -46,6 +47,15 @@ pub fn router() -> Router<AppState> {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     JS,
+                )
+            }),
+        )
+        .route(
+            "/review/assets/held_back.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    HELD_BACK_JS,
                 )
             }),
         )

@@ -62,7 +62,9 @@ pub struct Invited {
     pub invite_expires_at: DateTime<Utc>,
 }
 
-/// Invites a candidate to a published assessment version (admin, hiring manager).
+/// Invites a candidate to a published assessment version (admin, hiring manager). Answers once
+/// the session is readable (`GET /v1/sessions/{id}`, the list), or after at most 5 s when the
+/// read models lag (the invitation is stored either way).
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", security(("api_key" = [])), request_body = NewInvite,
     responses(
         (status = 201, body = Invited),
@@ -147,6 +149,14 @@ pub async fn invite(
             .await?;
         return Err(error.into());
     }
+    // The client reads the session next (GET /v1/sessions/{id}, the list): answer once the
+    // sessions read model has it (read-your-writes, as for assessments; never fails the invite).
+    state
+        .wait_until_projected(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1)",
+            session_id,
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Invited {

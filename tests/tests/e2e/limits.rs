@@ -66,6 +66,59 @@ async fn wrong_keys_from_one_address_are_slowed_down_with_429() -> anyhow::Resul
     Ok(())
 }
 
+/// An unauthenticated GET from a client behind a proxy that says who it forwards.
+async fn forwarded(client: &Client, path: &str, for_address: &str) -> anyhow::Result<u16> {
+    let res = client
+        .http
+        .get(format!("{}{path}", client.base))
+        .header("x-forwarded-for", format!("198.51.100.66, {for_address}"))
+        .send()
+        .await?;
+    Ok(res.status().as_u16())
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_budget(
+) -> anyhow::Result<()> {
+    // Arrange: a per-address budget of 2; one API trusts the proxy (this host), one does not.
+    let env = TestEnv::new().await?;
+    let tight = Config {
+        rate_address_per_second: 0.001,
+        rate_address_burst: 2,
+        ..env.config.clone()
+    };
+    let trusting = env
+        .spawn_api_with(Config {
+            trusted_proxies: "127.0.0.1/32, ::1".parse().map_err(anyhow::Error::msg)?,
+            ..tight.clone()
+        })
+        .await?;
+    let untrusting = env.spawn_api_with(tight).await?;
+    let (behind, direct) = (Client::new(&trusting.base), Client::new(&untrusting.base));
+
+    // Act: three requests each from two clients the proxy forwards (the left-most entry is what
+    // a client could forge itself, and is the same for both).
+    let mut trusted = Vec::new();
+    let mut ignored = Vec::new();
+    for client_address in ["203.0.113.1", "203.0.113.2"] {
+        for _ in 0..3 {
+            trusted.push(forwarded(&behind, "/healthz", client_address).await?);
+            ignored.push(forwarded(&direct, "/healthz", client_address).await?);
+        }
+    }
+
+    // Assert: trusted, each forwarded client gets its own two; untrusted, the header is
+    // ignored and every request counts against the one peer address.
+    assert_eq!(trusted, [200, 200, 429, 200, 200, 429], "{trusted:?}");
+    assert_eq!(ignored, [200, 200, 429, 429, 429, 429], "{ignored:?}");
+    // The metrics' "same host only" rule looks at the forwarded client, not the local proxy.
+    assert_eq!(forwarded(&behind, "/metrics", "203.0.113.9").await?, 403);
+
+    trusting.stop().await?;
+    untrusting.stop().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn each_key_and_each_candidate_token_has_its_own_budget() -> anyhow::Result<()> {
     // Arrange: tiny budgets that do not refill during the test.

@@ -397,6 +397,18 @@ async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_a
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // ... and so do the pages people read (replay, report), in a real browser.
+    let expect = json!({"records": 11, "parts": 3, "absent": "yyyy"});
+    clarity_tests::run_browser_spec(
+        "held_back.spec.mjs",
+        &[
+            ("BASE_URL", &client.base),
+            ("SESSION_ID", &s),
+            ("API_KEY", &product.admin),
+            ("EXPECT_JSON", &expect.to_string()),
+        ],
+    )
+    .await?;
     let alert =
         "clarity_quarantine_unresolved{kind=\"unappliable\",name=\"replay\",stage=\"projection\"}";
     assert_eq!(metric(client, alert).await?, 1.0);

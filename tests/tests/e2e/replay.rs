@@ -375,3 +375,66 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
     product.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_summary_lists_five_thousand_markers_says_there_are_more_and_the_event_pages_carry_them(
+) -> anyhow::Result<()> {
+    // Arrange: a candidate who left the tab 5,001 times (10,002 events, one marker each time).
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
+    let (session, token) = client.started_session(&admin, "Restless").await?;
+    let now = Utc::now();
+    let events: Vec<Value> = (1..=10_002i64)
+        .map(|seq| {
+            let kind = if seq % 2 == 1 {
+                "focus_lost"
+            } else {
+                "focus_regained"
+            };
+            json!({"seq": seq, "ts": now + Duration::milliseconds(seq), "data": {"type": kind}})
+        })
+        .collect();
+    for chunk in events.chunks(1000) {
+        let r = client
+            .post(
+                &format!("/v1/sessions/{session}/telemetry"),
+                &token,
+                &json!({ "events": chunk }),
+            )
+            .await?;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    env.wait_for::<i64>(
+        "every tab-away in the replay",
+        &format!("SELECT count(*) FROM replay_markers WHERE session_id = '{session}'"),
+        |n| *n == 5001,
+    )
+    .await?;
+
+    // Act
+    let base = format!("/v1/sessions/{session}/replay");
+    let summary = client.get(&base, &admin).await?;
+    let tail = client
+        .get(&format!("{base}/events?from_seq=9001&limit=1002"), &admin)
+        .await?;
+
+    // Assert: the first 5,000 in order, flagged as cut; the page past them has the last one.
+    assert_eq!(summary.status, 200, "{summary:?}");
+    let markers = summary.body["markers"].as_array().expect("markers");
+    assert_eq!(markers.len(), 5000);
+    assert_eq!(summary.body["markers_truncated"], true);
+    assert_eq!(
+        (markers[0]["seq"].as_i64(), markers[4999]["seq"].as_i64()),
+        (Some(1), Some(9999))
+    );
+    assert_eq!(tail.status, 200, "{tail:?}");
+    let last: Vec<i64> = tail.body["markers"]
+        .as_array()
+        .expect("markers")
+        .iter()
+        .filter_map(|m| m["seq"].as_i64())
+        .collect();
+    assert_eq!(last.last(), Some(&10_001), "the 5,001st tab-away: {last:?}");
+    product.stop().await
+}

@@ -290,7 +290,7 @@ pub async fn run() -> anyhow::Result<()> {
 }
 
 async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<()> {
-    use clarity_domain::integrity::{eval, suite};
+    use clarity_integrity::suite;
     let suite_version = suite::suite_version(&config.integrity_settings());
     match command {
         IntegrityCommand::Eval {
@@ -298,23 +298,7 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
             adversaries,
             seed,
             out,
-        } => {
-            let settings = eval::EvalSettings {
-                honest_per_profile: honest,
-                per_adversary: adversaries,
-                seed,
-            };
-            let started = std::time::Instant::now();
-            let report = tokio::task::spawn_blocking(move || eval::run(&settings)).await?;
-            let table = eval::markdown(&report, &format!("clarity integrity eval --honest {honest} --adversaries {adversaries} --seed {seed}"));
-            print!("{table}");
-            eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
-            if let Some(path) = out {
-                std::fs::write(&path, &table)?;
-                eprintln!("wrote {}", path.display());
-            }
-            Ok(())
-        }
+        } => integrity_eval(honest, adversaries, seed, out).await,
         IntegrityCommand::Rerun { org, assessment } => {
             let pool = crate::connect(&config).await?;
             let n = crate::integrity_worker::enqueue_rerun(&pool, org, assessment, &suite_version)
@@ -349,6 +333,52 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
             Ok(())
         }
     }
+}
+
+/// `clarity integrity eval`: the detectors measured on labelled synthetic sessions.
+#[cfg(feature = "synth")]
+async fn integrity_eval(
+    honest: usize,
+    adversaries: usize,
+    seed: u64,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use clarity_integrity::eval;
+    let settings = eval::EvalSettings {
+        honest_per_profile: honest,
+        per_adversary: adversaries,
+        seed,
+    };
+    let started = std::time::Instant::now();
+    let report = tokio::task::spawn_blocking(move || eval::run(&settings)).await?;
+    let table = eval::markdown(
+        &report,
+        &format!(
+            "clarity integrity eval --honest {honest} --adversaries {adversaries} --seed {seed}"
+        ),
+    );
+    print!("{table}");
+    eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(path) = out {
+        std::fs::write(&path, &table)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Without the `synth` feature the synthetic-session generator is not compiled in (production
+/// builds leave it out), so the evaluation says how to get a build that has it.
+#[cfg(not(feature = "synth"))]
+async fn integrity_eval(
+    _honest: usize,
+    _adversaries: usize,
+    _seed: u64,
+    _out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this build has no synthetic-session generator; run the evaluation from a build with the \
+         `synth` feature: cargo run --release -p clarity-api --features synth -- integrity eval"
+    )
 }
 
 async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {

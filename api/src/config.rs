@@ -237,8 +237,8 @@ impl Config {
     }
 
     /// The integrity suite's settings.
-    pub fn integrity_settings(&self) -> clarity_domain::integrity::suite::SuiteSettings {
-        clarity_domain::integrity::suite::SuiteSettings {
+    pub fn integrity_settings(&self) -> clarity_integrity::suite::SuiteSettings {
+        clarity_integrity::suite::SuiteSettings {
             similarity_threshold: self.integrity_similarity_threshold,
         }
     }

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clarity_domain::assessment::AssessmentSpec;
-use clarity_domain::integrity::{similarity, suite, SessionTrace};
 use clarity_domain::session::{ConsentScopes, SessionCommand, SessionError, SubmittedFile};
 use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
+use clarity_integrity::{similarity, suite, SessionTrace};
 use cqrs_es::AggregateError;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -321,7 +321,7 @@ async fn store_prints(
     .bind(s.finished_at.unwrap_or_else(Utc::now))
     .bind(similarity::VERSION)
     .bind(Json(&own.code))
-    .bind(clarity_domain::integrity::keystroke::VERSION)
+    .bind(clarity_integrity::keystroke::VERSION)
     .bind(Json(&own.timing))
     .bind(Json(&own.files))
     .execute(&mut **tx)
@@ -358,7 +358,7 @@ async fn load_cohort(
     )
     .bind(org_id)
     .bind(session_id)
-    .bind(clarity_domain::integrity::keystroke::VERSION)
+    .bind(clarity_integrity::keystroke::VERSION)
     .bind(COHORT_LIMIT)
     .fetch_all(&mut **tx)
     .await?;
@@ -377,7 +377,7 @@ async fn load_cohort(
 /// The calibrated similarity threshold of a built-in task (see `docs/integrity-eval.md`); custom
 /// assessments use the most conservative built-in value.
 pub fn similarity_threshold_for(assessment_id: Uuid) -> f64 {
-    clarity_domain::integrity::similarity::task_threshold(assessment_id)
+    clarity_integrity::similarity::task_threshold(assessment_id)
 }
 
 /// Enqueues a re-run of the current suite for every finished session of an organization

@@ -1,62 +1,15 @@
-//! Integrity analysis: explainable signals computed from a session's process trace.
+//! Integrity findings as the model records them: what the `IntegrityAnalysed` event carries.
 //!
-//! Every detector is a pure function of a [`SessionTrace`] (the ordered telemetry of one session,
-//! what the candidate consented to, and the assessment's starter files). It answers with a
-//! [`DetectorReport`]: the measurements it made and the [`Finding`]s whose rules fired, each with
-//! the rule, the measured value, the threshold and the evidence (event ranges with the replay
-//! position to jump to). Findings never reject anyone: [`suite::tier`] rolls them up into a
-//! [`Tier`] that tells a human where to look, with the reasons.
-//!
-//! Detectors are versioned. A detector whose logic or thresholds change gets a new version, so
-//! findings recorded by different versions stay side by side and can be compared.
-//!
-//! `synth` generates labelled synthetic sessions (honest work and adversaries of increasing
-//! difficulty) and `eval` measures the detectors on them; `clarity integrity eval` prints the
-//! table committed in `docs/integrity-eval.md`.
+//! The detectors that compute these (and the synthetic sessions that measure them) live in the
+//! `clarity-integrity` crate; only the payload types stay here, because events are the model and
+//! an event's shape must not depend on which detectors happen to be compiled in. Each detector's
+//! report lists the measurements it made and the [`Finding`]s whose rules fired, each with the
+//! rule, the measured value, the threshold and the evidence (event ranges with the replay
+//! position to jump to). Findings never reject anyone: they roll up into a [`Tier`] that tells a
+//! human where to look, with the reasons.
 
-pub mod eval;
-pub mod face;
-pub mod followup;
-pub mod keystroke;
-pub mod provenance;
-pub mod similarity;
-pub mod suite;
-pub mod synth;
-pub mod transcription;
-
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-use crate::session::{ConsentScopes, SubmittedFile};
-use crate::telemetry::TelemetryEvent;
-
-/// Everything a detector may look at for one session.
-#[derive(Debug, Clone, Default)]
-pub struct SessionTrace {
-    /// When the session started (findings report times relative to it). `None` when unknown, in
-    /// which case the first event's time is used.
-    pub started_at: Option<DateTime<Utc>>,
-    /// The telemetry, ordered by `seq`, without duplicates.
-    pub events: Vec<TelemetryEvent>,
-    /// What the candidate agreed to; detectors outside the scopes do not run.
-    pub consent: ConsentScopes,
-    /// The assessment version's starter files: the workspace the candidate began with.
-    pub starter_files: Vec<SubmittedFile>,
-}
-
-impl SessionTrace {
-    /// The time origin for `at_ms` values.
-    pub fn origin(&self) -> Option<DateTime<Utc>> {
-        self.started_at
-            .or_else(|| self.events.first().map(|e| e.ts))
-    }
-
-    /// Milliseconds from the origin to `ts` (0 when there is no origin).
-    pub fn at_ms(&self, ts: DateTime<Utc>) -> i64 {
-        self.origin().map_or(0, |o| (ts - o).num_milliseconds())
-    }
-}
 
 /// How much a finding counts toward the session tier.
 #[derive(
@@ -209,14 +162,17 @@ impl DetectorReport {
     }
 }
 
-/// A detector's `metrics` from a `json!({...})` object literal.
-pub(crate) fn metrics_object(
-    value: serde_json::Value,
-) -> Option<serde_json::Map<String, serde_json::Value>> {
-    match value {
-        serde_json::Value::Object(fields) => Some(fields),
-        other => unreachable!("detector metrics are JSON objects, not {other}"),
-    }
+/// One question, anchored to the moment it is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FollowUp {
+    /// Milliseconds from the session start.
+    pub at_ms: i64,
+    /// The replay position to open while asking.
+    pub replay_seq: u64,
+    /// The question, ready to read out.
+    pub question: String,
+    /// What prompted it: `paste`, `away`, `tests_turned_green`, or a finding's `detector/rule`.
+    pub basis: String,
 }
 
 /// The session's roll-up: where a human should look first. Never a verdict.
@@ -257,7 +213,7 @@ pub struct IntegrityAnalysis {
     /// Every detector's report, including the ones that were skipped and why.
     pub reports: Vec<DetectorReport>,
     /// Questions for the walk-through interview.
-    pub followups: Vec<followup::FollowUp>,
+    pub followups: Vec<FollowUp>,
     /// How many telemetry events the analysis read, and the last `seq` among them.
     pub events_analysed: u64,
     pub last_seq: u64,

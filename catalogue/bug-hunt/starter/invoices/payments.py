@@ -1,0 +1,56 @@
+"""Webhook from the card payment provider."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from .db import get_db
+from .signing import verify_signature
+
+bp = Blueprint("payments", __name__)
+
+
+@bp.post("/webhooks/payments")
+def payment_webhook():
+    event = verify_signature(request)  # aborts with 400 on a bad signature
+    if event["type"] != "payment.succeeded":
+        return "", 204
+    payment = event["data"]
+    record_payment(
+        get_db(),
+        invoice_id=int(payment["metadata"]["invoice_id"]),
+        amount_cents=payment["amount"],
+        provider_ref=payment["id"],
+    )
+    return "", 204
+
+
+def record_payment(db, invoice_id: int, amount_cents: int, provider_ref: str) -> None:
+    """Applies a successful payment to its invoice.
+
+    The provider delivers each event at least once and retries until it receives a 2xx, so this
+    must be safe to call twice with the same provider_ref. Invoices may be paid in several parts.
+    """
+    already = db.execute(
+        "SELECT 1 FROM payments WHERE provider_ref = %s", (provider_ref,)
+    ).fetchone()
+    if already:
+        return
+
+    invoice = db.execute(
+        "SELECT balance_cents, status FROM invoices WHERE id = %s", (invoice_id,)
+    ).fetchone()
+    if invoice is None:
+        raise LookupError(f"invoice {invoice_id} not found")
+
+    db.execute(
+        "INSERT INTO payments (invoice_id, amount_cents, provider_ref, received_at)"
+        " VALUES (%s, %s, %s, now())",
+        (invoice_id, amount_cents, provider_ref),
+    )
+
+    balance = invoice.balance_cents - amount_cents
+    db.execute(
+        "UPDATE invoices SET balance_cents = %s, status = %s WHERE id = %s",
+        (balance, "paid" if balance <= 0 else "open", invoice_id),
+    )

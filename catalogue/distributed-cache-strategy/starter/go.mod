@@ -1,0 +1,3 @@
+module github.com/kestrel-outdoor/catalog-service
+
+go 1.22

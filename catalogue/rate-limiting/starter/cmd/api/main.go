@@ -1,0 +1,190 @@
+// Command api is the Parcelbase public API. Handlers are reduced to what matters for this
+// exercise; users, carriers and API keys are fakes with realistic latency.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parcelbase/api/internal/ratelimit"
+)
+
+type Plan string
+
+const (
+	PlanStarter  Plan = "starter"
+	PlanGrowth   Plan = "growth"
+	PlanPlatform Plan = "platform"
+)
+
+// Account owns an API key.
+type Account struct {
+	ID   string
+	Plan Plan
+}
+
+type accountKey struct{}
+
+// AccountFrom returns the account authenticated by withAPIKey, if any.
+func AccountFrom(ctx context.Context) (Account, bool) {
+	a, ok := ctx.Value(accountKey{}).(Account)
+	return a, ok
+}
+
+var errBadCredentials = errors.New("bad credentials")
+
+// fakeKeys stands in for the accounts database (~3 ms per lookup in production).
+type fakeKeys map[string]Account
+
+func (k fakeKeys) Lookup(ctx context.Context, token string) (Account, error) {
+	time.Sleep(3 * time.Millisecond)
+	if a, ok := k[token]; ok {
+		return a, nil
+	}
+	return Account{}, errors.New("unknown key")
+}
+
+// fakeUsers checks dashboard passwords. Production uses bcrypt at cost 12: ~80 ms of CPU.
+type fakeUsers struct{}
+
+func (fakeUsers) Authenticate(ctx context.Context, email, password string) (string, error) {
+	time.Sleep(80 * time.Millisecond)
+	if email == "ops@merchant.example" && password == "correct horse battery staple" {
+		return "sess_2b7e151628aed2a6", nil
+	}
+	return "", errBadCredentials // same error for unknown emails and wrong passwords
+}
+
+// fakeCarriers asks four carrier APIs for prices. The carriers together accept about 600 quote
+// requests/s from Parcelbase and throttle all of our traffic when we exceed that.
+type fakeCarriers struct{}
+
+func (fakeCarriers) Quote(ctx context.Context, from, to string, grams int) ([]map[string]any, error) {
+	select {
+	case <-time.After(400 * time.Millisecond):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return []map[string]any{{"carrier": "dpd", "service": "next_day", "price_minor": 689}}, nil
+}
+
+type server struct {
+	keys     fakeKeys
+	users    fakeUsers
+	carriers fakeCarriers
+	log      *slog.Logger
+}
+
+func main() {
+	s := &server{
+		keys: fakeKeys{
+			"pb_live_starter_5f1c": {ID: "acct_1001", Plan: PlanStarter},
+			"pb_live_growth_9a2e":  {ID: "acct_2002", Plan: PlanGrowth},
+			"pb_live_platf_c07d":   {ID: "acct_3003", Plan: PlanPlatform},
+		},
+		log: slog.New(slog.NewJSONHandler(os.Stdout, nil)),
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/sessions", s.handleLogin)
+	mux.HandleFunc("POST /v1/rates", s.requireAccount(s.handleRates))
+	mux.HandleFunc("POST /v1/labels", s.requireAccount(s.handleCreateLabel))
+	mux.HandleFunc("GET /v1/labels/{id}", s.requireAccount(s.handleGetLabel))
+
+	limiter := &ratelimit.FixedWindow{Limit: 100, Window: time.Second}
+	handler := rateLimit(limiter, s.withAPIKey(mux))
+
+	s.log.Info("listening", "addr", ":8080")
+	if err := http.ListenAndServe(":8080", handler); err != nil {
+		s.log.Error("server stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// rateLimit is the hackathon prototype: one limit for everybody, keyed by client IP.
+func rateLimit(l ratelimit.Limiter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := l.Allow(r.Context(), ratelimit.ClientIP(r))
+		if err == nil && !d.Allowed {
+			writeError(w, http.StatusServiceUnavailable, "slow_down", "Too many requests.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withAPIKey authenticates "Authorization: Bearer pb_live_..." keys. Requests without a key pass
+// through unauthenticated; handlers that need an account use requireAccount.
+func (s *server) withAPIKey(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			account, err := s.keys.Lookup(r.Context(), token)
+			if err != nil {
+				writeError(w, http.StatusUnauthorized, "invalid_api_key", "The API key is not valid.")
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), accountKey{}, account))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) requireAccount(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := AccountFrom(r.Context()); !ok {
+			writeError(w, http.StatusUnauthorized, "missing_api_key", "An API key is required.")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_body", "Expected email and password.")
+		return
+	}
+	token, err := s.users.Authenticate(r.Context(), body.Email, body.Password)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "invalid_credentials", "Email or password is incorrect.")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"session": token})
+}
+
+func (s *server) handleRates(w http.ResponseWriter, r *http.Request) {
+	rates, err := s.carriers.Quote(r.Context(), "GB-EC1V", "DE-10115", 1200)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "carrier_error", "Carriers did not answer in time.")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rates": rates})
+}
+
+func (s *server) handleCreateLabel(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusCreated, map[string]string{"id": "lbl_8c1f", "status": "created"})
+}
+
+func (s *server) handleGetLabel(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "in_transit"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, map[string]string{"error": code, "message": message})
+}

@@ -1,0 +1,3 @@
+module github.com/parcelbase/api
+
+go 1.22

@@ -5,7 +5,8 @@
 //! so thirty binaries meant thirty links and thirty copies on disk for every change to the
 //! product. Select a module as its own binary used to be selected:
 //! `cargo test -p clarity-tests --test e2e replay::` (the module path is part of every test's
-//! name; `--exact` or a longer prefix narrows it to one test).
+//! name). The filter is a substring, so `audit::` also selects `access_audit::`; one test alone:
+//! its full name after `--exact`.
 //!
 //! The tests share a process, so none may change process-wide state another test could see:
 //! every test gets its own database, topics and consumer groups from

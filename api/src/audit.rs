@@ -75,6 +75,12 @@ pub async fn stored_entries(
         .collect()
 }
 
+/// The session has no signed checkpoint yet, so there is nothing verifiable to export: the one
+/// export failure that is the client's to wait out (409), not the server's (500).
+#[derive(Debug, thiserror::Error)]
+#[error("session {0} has no signed checkpoint (is CLARITY_AUDIT_SIGNING_KEY set for the consumers, and is the session finished?)")]
+pub struct NoSignedCheckpoint(pub Uuid);
+
 /// A self-contained bundle of a session as the store holds it, up to its latest signed
 /// checkpoint (entries after it are not covered by a signature and are left out).
 pub async fn export(pool: &PgPool, session_id: Uuid) -> anyhow::Result<Bundle> {
@@ -86,7 +92,7 @@ pub async fn export(pool: &PgPool, session_id: Uuid) -> anyhow::Result<Bundle> {
     .fetch_optional(pool)
     .await?;
     let Some((count, head_hash, signed_at, key_id, public_key, signature)) = checkpoint else {
-        anyhow::bail!("session {session_id} has no signed checkpoint (is CLARITY_AUDIT_SIGNING_KEY set for the consumers, and is the session finished?)");
+        return Err(NoSignedCheckpoint(session_id).into());
     };
     let entries: Vec<ChainEntry> = stored_entries(pool, session_id)
         .await?

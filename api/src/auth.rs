@@ -7,9 +7,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
+use clarity_app::credentials::hash;
+pub use clarity_app::credentials::{issue, Issued};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -37,6 +38,17 @@ impl Role {
         Role::Auditor,
         Role::Analyst,
     ];
+
+    /// The role's stored (and wire) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::HiringManager => "hiring_manager",
+            Role::Reviewer => "reviewer",
+            Role::Auditor => "auditor",
+            Role::Analyst => "analyst",
+        }
+    }
 }
 
 /// An authenticated organization member.
@@ -104,29 +116,6 @@ pub fn candidate_token_expiry(
         (None, Some(deadline)) => deadline + grace,
         (None, None) => invite_expires_at,
     }
-}
-
-/// A freshly issued credential: the full secret (shown once) and what to store.
-pub struct Issued {
-    pub id: Uuid,
-    pub token: String,
-    pub secret_hash: Vec<u8>,
-}
-
-/// Issues `<prefix>_<id>_<secret>` with a 256-bit random secret.
-pub fn issue(prefix: &str, id: Uuid) -> Issued {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let secret = hex::encode(secret);
-    Issued {
-        id,
-        token: format!("{prefix}_{}_{secret}", id.simple()),
-        secret_hash: hash(&secret),
-    }
-}
-
-fn hash(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -360,5 +349,15 @@ mod tests {
         assert!(constant_time_eq(&hash(secret), &issued.secret_hash));
         assert!(!constant_time_eq(&hash("wrong"), &issued.secret_hash));
         assert!(parse(&issued.token, "cst").is_none());
+    }
+
+    #[test]
+    fn a_roles_stored_name_is_its_wire_name() {
+        for role in Role::ALL {
+            assert_eq!(
+                serde_json::to_value(role).unwrap(),
+                serde_json::Value::from(role.as_str())
+            );
+        }
     }
 }

@@ -4,9 +4,10 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use clarity_app::members::MemberError;
+use clarity_app::CommandError;
 use clarity_domain::assessment::AssessmentError;
 use clarity_domain::session::{ReviewError, SessionError};
-use cqrs_es::AggregateError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -89,6 +90,20 @@ impl ApiError {
             "internal",
             "internal error",
         )
+    }
+
+    /// A failed audit export: 409 `no_signed_checkpoint` when the session has no signed
+    /// checkpoint yet (the client may wait for one); anything else — a database error — is a
+    /// 500 whose cause is logged, not shown.
+    pub fn export_failure(error: anyhow::Error) -> Self {
+        match error.downcast_ref::<crate::audit::NoSignedCheckpoint>() {
+            Some(none) => Self::new(
+                StatusCode::CONFLICT,
+                "no_signed_checkpoint",
+                none.to_string(),
+            ),
+            None => Self::internal(format!("{error:#}")),
+        }
     }
 
     /// 503 with the given code (a dependency is down; retry later).
@@ -199,19 +214,97 @@ impl From<AssessmentError> for ApiError {
     }
 }
 
-impl<T: std::error::Error + Into<ApiError>> From<AggregateError<T>> for ApiError {
-    fn from(error: AggregateError<T>) -> Self {
+/// The one mapping of a failed command to an answer: the aggregate's refusal keeps its own
+/// status and code (the tables above), a concurrent change is 409 `concurrent_modification`, an
+/// unreachable event store 503 `database_unavailable`, any other store failure 500 (its cause
+/// logged, not shown).
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
         match error {
-            AggregateError::UserError(e) => e.into(),
-            AggregateError::AggregateConflict => Self::new(
+            CommandError::Session(e) => e.into(),
+            CommandError::Assessment(e) => e.into(),
+            CommandError::Conflict => Self::new(
                 StatusCode::CONFLICT,
                 "concurrent_modification",
                 "the resource changed concurrently; retry",
             ),
-            AggregateError::DatabaseConnectionError(e) => {
-                Self::unavailable("database_unavailable", e)
-            }
-            other => Self::internal(other),
+            CommandError::NotFound(what) => Self::not_found(what),
+            CommandError::Unavailable(e) => Self::unavailable("database_unavailable", e),
+            CommandError::Store(e) => Self::internal(e),
         }
+    }
+}
+
+/// A member that could not be created: 422 `invalid_member`, 409 `member_exists`, or 500.
+impl From<MemberError> for ApiError {
+    fn from(error: MemberError) -> Self {
+        match error {
+            MemberError::Invalid => Self::invalid("invalid_member", error.to_string()),
+            MemberError::Exists => {
+                Self::new(StatusCode::CONFLICT, "member_exists", error.to_string())
+            }
+            MemberError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(error: CommandError) -> (StatusCode, &'static str) {
+        let api = ApiError::from(error);
+        (api.status, api.code)
+    }
+
+    #[test]
+    fn a_failed_command_maps_to_one_status_and_code_per_cause() {
+        assert_eq!(
+            answer(CommandError::Session(SessionError::AlreadyStarted)),
+            (StatusCode::CONFLICT, "session_already_started")
+        );
+        assert_eq!(
+            answer(CommandError::Assessment(AssessmentError::NothingToPublish)),
+            (StatusCode::CONFLICT, "nothing_to_publish")
+        );
+        assert_eq!(
+            answer(CommandError::Conflict),
+            (StatusCode::CONFLICT, "concurrent_modification")
+        );
+        assert_eq!(
+            answer(CommandError::NotFound("session")),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+        assert_eq!(
+            answer(CommandError::Unavailable("connection refused".into())),
+            (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+        );
+        assert_eq!(
+            answer(CommandError::Store("row did not decode".into())),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+    }
+
+    #[test]
+    fn only_a_missing_checkpoint_is_a_conflict_of_the_audit_export() {
+        let session = uuid::Uuid::now_v7();
+        let none = ApiError::export_failure(crate::audit::NoSignedCheckpoint(session).into());
+        assert_eq!(
+            (none.status, none.code),
+            (StatusCode::CONFLICT, "no_signed_checkpoint")
+        );
+        assert!(none.message.contains(&session.to_string()));
+        let database = ApiError::export_failure(anyhow::Error::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(
+            (database.status, database.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert!(!database.message.contains("pool"), "{}", database.message);
+    }
+
+    #[test]
+    fn a_store_failure_is_not_shown_to_the_client() {
+        let api = ApiError::from(CommandError::Store("password=hunter2".into()));
+        assert!(!api.message.contains("hunter2"), "{}", api.message);
     }
 }

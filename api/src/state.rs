@@ -1,15 +1,11 @@
-//! Shared application state: the pool, the command side (cqrs-es over PostgreSQL), the
+//! Shared state of the HTTP layer: the pool, the command side (`clarity_app::App`), the
 //! telemetry producer and limits.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use clarity_domain::upcast::StoreUpcaster;
+use clarity_app::{Actor, App, Command, Origin};
 use clarity_domain::{Assessment, CandidateSession};
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{AggregateContext, CqrsFramework, EventStore};
-use postgres_es::PostgresEventRepository;
 use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -17,17 +13,13 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::error::ApiError;
 
-type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
-
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
-    pub assessments: Arc<CqrsFramework<Assessment, Store<Assessment>>>,
-    pub sessions: Arc<CqrsFramework<CandidateSession, Store<CandidateSession>>>,
-    assessment_store: Arc<Store<Assessment>>,
-    session_store: Arc<Store<CandidateSession>>,
+    /// The command side: every command a handler issues goes through [`AppState::execute`].
+    pub app: App,
     pub producer: FutureProducer,
     /// The last readiness probe (when, and the error code and message if it failed): `/readyz`
     /// answers from it for a moment instead of querying the database and the broker per call.
@@ -37,27 +29,6 @@ pub struct AppState {
     pub limiter: Arc<crate::limits::Limiter>,
     /// Open replay streams per member.
     pub streams: Arc<crate::limits::Streams>,
-}
-
-/// An event store that upcasts events stored in an older version when it loads them (the same
-/// steps the topics' readers use, see `clarity_domain::upcast`).
-fn store<A: cqrs_es::Aggregate>(pool: &PgPool) -> Store<A> {
-    PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
-        .with_upcasters(StoreUpcaster::for_aggregate::<A>())
-}
-
-/// Metadata stored with every event: who did it, for which organization, when.
-pub fn metadata(org_id: Option<Uuid>, actor: &str, at: DateTime<Utc>) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    if let Some(org) = org_id {
-        m.insert("org_id".into(), org.to_string());
-    }
-    m.insert("actor".into(), actor.to_string());
-    m.insert(
-        "time".into(),
-        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    );
-    m
 }
 
 /// 403 `complete_your_review_first`: what was asked for would show a pending reviewer the scores
@@ -75,10 +46,10 @@ impl AppState {
     pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
         let producer = config.kafka().producer(config.producer_linger_ms)?;
         Ok(Self {
-            assessments: Arc::new(CqrsFramework::new(store(&pool), vec![], ())),
-            sessions: Arc::new(CqrsFramework::new(store(&pool), vec![], ())),
-            assessment_store: Arc::new(store(&pool)),
-            session_store: Arc::new(store(&pool)),
+            app: App::new(
+                pool.clone(),
+                chrono::Duration::seconds(config.clock_offset_seconds),
+            ),
             pool,
             limiter: Arc::new(crate::limits::Limiter::new(&config)),
             streams: Arc::default(),
@@ -90,17 +61,26 @@ impl AppState {
 
     /// The application clock (wall clock plus the configured offset).
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::seconds(self.config.clock_offset_seconds)
+        self.app.now()
+    }
+
+    /// Executes `command` on aggregate `id` as `actor` of organization `org_id`, at `at` (the
+    /// time the command carries): the one path of every command the API issues.
+    pub async fn execute<C: Command>(
+        &self,
+        actor: Actor,
+        org_id: Uuid,
+        id: Uuid,
+        command: C,
+        at: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let origin = Origin::new(actor, Some(org_id), at);
+        Ok(self.app.execute(&origin, id, command).await?)
     }
 
     /// Current state of an assessment (default state if it does not exist).
     pub async fn load_assessment(&self, id: Uuid) -> Result<Assessment, ApiError> {
-        let mut ctx = self
-            .assessment_store
-            .load_aggregate(&id.to_string())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(std::mem::take(ctx.aggregate()))
+        Ok(self.app.load_assessment(id).await?)
     }
 
     /// 404 `not_found` unless the session is in the read model and belongs to `org_id`
@@ -149,12 +129,7 @@ impl AppState {
 
     /// Current state of a session (default state if it does not exist).
     pub async fn load_session(&self, id: Uuid) -> Result<CandidateSession, ApiError> {
-        let mut ctx = self
-            .session_store
-            .load_aggregate(&id.to_string())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(std::mem::take(ctx.aggregate()))
+        Ok(self.app.load_session(id).await?)
     }
 
     /// Read-your-writes for a client that reads from a projection what it just changed: waits

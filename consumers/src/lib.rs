@@ -1,5 +1,7 @@
-//! Clarity's Kafka side: topic settings, the outbox relay (event store → Kafka), and the
-//! projection runtime (Kafka → PostgreSQL read models) with rebuilds.
+//! Clarity's background roles: topic settings, the outbox relay (event store → Kafka), the
+//! projection runtime (Kafka → PostgreSQL read models) with rebuilds, the quarantine of poison
+//! records, and the workers that issue commands through `clarity_app` — the deadline scheduler
+//! and the integrity analysis worker.
 //!
 //! Delivery guarantees, in one place:
 //! - the relay publishes every committed event, in commit order, and advances its checkpoint only
@@ -8,10 +10,12 @@
 //!   resumes from the stored offsets, never from Kafka's; duplicates are dropped by
 //!   (stream, sequence) inside the projection.
 
+pub mod integrity_worker;
 pub mod kafka;
 pub mod metrics;
 pub mod outbox_relay;
 pub mod projection_runner;
 pub mod quarantine;
+pub mod scheduler;
 
 pub use kafka::KafkaSettings;

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use clarity_domain::wire::WireEvent;
 use clarity_projections::{Projection, ProjectionError, Record};
-use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
@@ -693,6 +692,49 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
+/// The progress bar of a rebuild on the terminal, with the `progress` feature (the command
+/// line has it); without it, e.g. in a library linked by the HTTP API, nothing is shown.
+struct Progress {
+    #[cfg(feature = "progress")]
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    #[cfg(feature = "progress")]
+    fn new(show: bool, total: u64, projection: Projection) -> Self {
+        use indicatif::{ProgressBar, ProgressStyle};
+        let bar = if show {
+            ProgressBar::new(total)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:40}] {pos}/{len} records {per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("rebuild {}", projection.name()));
+        Self { bar }
+    }
+
+    #[cfg(not(feature = "progress"))]
+    fn new(_show: bool, _total: u64, _projection: Projection) -> Self {
+        Self {}
+    }
+
+    fn inc(&self, _records: u64) {
+        #[cfg(feature = "progress")]
+        self.bar.inc(_records);
+    }
+
+    fn finish(&self) {
+        #[cfg(feature = "progress")]
+        self.bar.finish();
+    }
+}
+
 /// Rebuilds a projection from offset 0: clears its tables and offsets and re-applies the whole
 /// topic up to the end it had when the rebuild started. Live consumers of the projection pause
 /// meanwhile and resume from the rebuilt offsets.
@@ -724,17 +766,7 @@ pub async fn rebuild(
 
     let consumer = kafka.reader(&format!("rebuild.{}", projection.name()))?;
     let (mut ends, total) = assign_from_beginning(&consumer, &topic)?;
-    let bar = if show_progress {
-        ProgressBar::new(total)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} records {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("rebuild {}", projection.name()));
+    let bar = Progress::new(show_progress, total, projection);
     let mut records = 0u64;
     if !ends.is_empty() {
         let config = ConsumerConfig {

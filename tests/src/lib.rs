@@ -96,7 +96,7 @@ impl TestEnv {
             // Everything else as in production (rate limits, caps, timeouts included).
             ..Config::defaults()
         };
-        clarity_api::migrate(&config)
+        clarity_cli::migrate(&config)
             .await
             .context("migrating the test database")?;
         config
@@ -104,11 +104,9 @@ impl TestEnv {
             .ensure_topics()
             .await
             .context("creating topics (is the broker running? use scripts/test)")?;
-        let pool = clarity_api::connect(&config).await?;
+        let pool = clarity_cli::connect(&config).await?;
         let state = AppState::new(pool.clone(), config.clone())?;
-        clarity_api::seed::seed(&state)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        clarity_cli::seed::seed(&state.app).await?;
         Ok(Self { config, pool, id })
     }
 
@@ -130,7 +128,7 @@ impl TestEnv {
         let state = AppState::new(self.pool.clone(), config)?;
         let shutdown = CancellationToken::new();
         let s = shutdown.clone();
-        let handle = tokio::spawn(async move { clarity_api::serve_on(listener, state, s).await });
+        let handle = tokio::spawn(async move { clarity_cli::serve_on(listener, state, s).await });
         Ok(Running {
             base,
             shutdown,
@@ -142,7 +140,7 @@ impl TestEnv {
     pub fn spawn_relay(&self) -> Running {
         let (config, shutdown) = (self.config.clone(), CancellationToken::new());
         let s = shutdown.clone();
-        let handle = tokio::spawn(async move { clarity_api::relay(&config, s).await });
+        let handle = tokio::spawn(async move { clarity_cli::relay(&config, s).await });
         Running {
             base: String::new(),
             shutdown,
@@ -160,7 +158,7 @@ impl TestEnv {
         let s = shutdown.clone();
         let handle =
             tokio::spawn(
-                async move { clarity_api::consume(&config, pool, &Projection::ALL, s).await },
+                async move { clarity_cli::consume(&config, pool, &Projection::ALL, s).await },
             );
         Running {
             base: String::new(),
@@ -296,7 +294,7 @@ pub struct CliRun {
     pub stderr: String,
 }
 
-/// Path of the `clarity` binary built by `cargo build -p clarity-api` (scripts/test builds it).
+/// Path of the `clarity` binary built by `cargo build -p clarity-cli` (scripts/test builds it).
 pub fn clarity_binary() -> anyhow::Result<std::path::PathBuf> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
@@ -304,7 +302,7 @@ pub fn clarity_binary() -> anyhow::Result<std::path::PathBuf> {
     let bin = target.join("debug/clarity");
     anyhow::ensure!(
         bin.exists(),
-        "{} is missing: run `cargo build -p clarity-api` (scripts/test does)",
+        "{} is missing: run `cargo build -p clarity-cli` (scripts/test does)",
         bin.display()
     );
     Ok(bin)

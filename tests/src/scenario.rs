@@ -161,7 +161,7 @@ pub fn edit_event(seq: u64) -> Value {
 
 /// Creates an organization and returns its admin API key.
 pub async fn new_org(env: &TestEnv, name: &str) -> anyhow::Result<String> {
-    let org = clarity_api::create_organization(
+    let org = clarity_cli::create_organization(
         &env.pool,
         name,
         "Admin",

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use clarity_app::Actor;
 use clarity_domain::assessment::{AssessmentCommand, AssessmentSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,7 +16,7 @@ use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
 use crate::extract::ApiPath;
-use crate::state::{metadata, AppState};
+use crate::state::AppState;
 
 const AUTHORS: &[Role] = &[Role::Admin, Role::HiringManager];
 
@@ -184,11 +185,12 @@ async fn execute(
     at: DateTime<Utc>,
 ) -> Result<AssessmentAccepted> {
     state
-        .assessments
-        .execute_with_metadata(
-            &id.to_string(),
+        .execute(
+            Actor::Member(member.member_id),
+            member.org_id,
+            id,
             command,
-            metadata(Some(member.org_id), &member.member_id.to_string(), at),
+            at,
         )
         .await?;
     // The client reads the assessment next from the catalogue (GET /v1/assessments/{id}): answer

@@ -1,6 +1,7 @@
 //! What the candidate does, authenticated by the session token: read the workspace, consent,
 //! start, submit. (Telemetry is in `telemetry.rs`.)
 
+use clarity_app::Actor;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -18,7 +19,7 @@ use crate::auth::CandidateToken;
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
 use crate::extract::ApiPath;
-use crate::state::{metadata, AppState};
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,12 +69,7 @@ async fn execute(
     at: DateTime<Utc>,
 ) -> Result<CandidateSession> {
     state
-        .sessions
-        .execute_with_metadata(
-            &id.to_string(),
-            command,
-            metadata(Some(token.org_id), "candidate", at),
-        )
+        .execute(Actor::Candidate, token.org_id, id, command, at)
         .await?;
     state.load_session(id).await
 }

@@ -23,8 +23,8 @@ use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
 use crate::extract::{ApiPath, ApiQuery};
-use crate::integrity_worker;
 use crate::state::AppState;
+use clarity_consumers::integrity_worker;
 
 const READERS: &[Role] = &[
     Role::Admin,

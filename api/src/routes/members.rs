@@ -115,58 +115,31 @@ pub async fn create_member(
     Ok((axum::http::StatusCode::CREATED, Json(created)))
 }
 
-/// Inserts a member and their first key in one transaction (also used by `clarity org create`).
-pub async fn insert_member(
+/// Inserts a member and their first key in one transaction (`clarity_app::members`, which
+/// `clarity org create` uses too).
+async fn insert_member(
     pool: &sqlx::PgPool,
     org_id: Uuid,
     name: &str,
     email: &str,
     role: Role,
 ) -> Result<MemberWithKey> {
-    if name.trim().is_empty() || !email.contains('@') {
-        return Err(ApiError::invalid(
-            "invalid_member",
-            "a member needs a name and an email",
-        ));
-    }
-    let member_id = Uuid::now_v7();
-    let key = issue("clk", Uuid::now_v7());
-    let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO members (id, org_id, name, email, role) VALUES ($1, $2, $3, $4, $5)",
+    let created = clarity_app::members::create(
+        pool,
+        clarity_app::members::NewMember {
+            org_id,
+            name,
+            email,
+            role: role.as_str(),
+        },
     )
-    .bind(member_id)
-    .bind(org_id)
-    .bind(name.trim())
-    .bind(email.trim().to_lowercase())
-    .bind(role)
-    .execute(&mut *tx)
-    .await;
-    if let Err(sqlx::Error::Database(e)) = &inserted {
-        if e.constraint() == Some("members_email_unique") {
-            return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "member_exists",
-                "a member with this email exists",
-            ));
-        }
-    }
-    inserted?;
-    sqlx::query(
-        "INSERT INTO api_keys (id, member_id, secret_hash, label) VALUES ($1, $2, $3, 'initial')",
-    )
-    .bind(key.id)
-    .bind(member_id)
-    .bind(&key.secret_hash)
-    .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(MemberWithKey {
-        member_id,
+        member_id: created.member_id,
         org_id,
         role,
-        api_key_id: key.id,
-        api_key: key.token,
+        api_key_id: created.api_key_id,
+        api_key: created.api_key,
     })
 }
 

@@ -59,13 +59,9 @@ pub async fn bundle(
     state
         .require_not_pending_reviewer(id, member.member_id, "the audit bundle")
         .await?;
-    let bundle = crate::audit::export(&state.pool, id).await.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "no_signed_checkpoint",
-            e.to_string(),
-        )
-    })?;
+    let bundle = crate::audit::export(&state.pool, id)
+        .await
+        .map_err(ApiError::export_failure)?;
     crate::access_log::record(
         &state.pool,
         &member,

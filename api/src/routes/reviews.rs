@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use clarity_app::Actor;
 use clarity_domain::assessment::Rubric;
 use clarity_domain::session::{DecisionOutcome, FindingResolution, SessionCommand};
 use clarity_domain::CandidateSession;
@@ -25,7 +26,7 @@ use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
 use crate::extract::ApiPath;
-use crate::state::{metadata, AppState};
+use crate::state::AppState;
 
 const DECIDERS: &[Role] = &[Role::Admin, Role::HiringManager];
 const REVIEW_WRITERS: &[Role] = &[Role::Admin, Role::HiringManager, Role::Reviewer];
@@ -84,15 +85,12 @@ async fn run(
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let at = state.now();
     state
-        .sessions
-        .execute_with_metadata(
-            &id.to_string(),
+        .execute(
+            Actor::Member(member.member_id),
+            member.org_id,
+            id,
             command,
-            metadata(
-                Some(member.org_id),
-                &format!("member:{}", member.member_id),
-                at,
-            ),
+            at,
         )
         .await?;
     Ok((

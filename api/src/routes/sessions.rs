@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
+use clarity_app::Actor;
 use clarity_domain::assessment::AssessmentStatus;
 use clarity_domain::session::{AssessmentRef, Candidate, SessionCommand};
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use crate::auth::{issue, Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::ApiJson;
 use crate::extract::{ApiPath, ApiQuery};
-use crate::state::{metadata, AppState};
+use crate::state::AppState;
 
 const INVITERS: &[Role] = &[Role::Admin, Role::HiringManager];
 const READERS: &[Role] = &[
@@ -134,11 +135,12 @@ pub async fn invite(
         at,
     };
     let executed = state
-        .sessions
-        .execute_with_metadata(
-            &session_id.to_string(),
+        .execute(
+            Actor::Member(member.member_id),
+            member.org_id,
+            session_id,
             command,
-            metadata(Some(member.org_id), &member.member_id.to_string(), at),
+            at,
         )
         .await;
     if let Err(error) = executed {
@@ -147,7 +149,7 @@ pub async fn invite(
             .bind(session_id)
             .execute(&state.pool)
             .await?;
-        return Err(error.into());
+        return Err(error);
     }
     // The client reads the session next (GET /v1/sessions/{id}, the list): answer once the
     // sessions read model has it (read-your-writes, as for assessments; never fails the invite).
@@ -218,15 +220,16 @@ pub async fn revoke_access(
     }
     let at = state.now();
     state
-        .sessions
-        .execute_with_metadata(
-            &id.to_string(),
+        .execute(
+            Actor::Member(member.member_id),
+            member.org_id,
+            id,
             SessionCommand::RevokeAccess {
                 reason: body.reason,
                 revoked_by: member.member_id,
                 at,
             },
-            metadata(Some(member.org_id), &member.member_id.to_string(), at),
+            at,
         )
         .await?;
     Ok(Json(AccessRevoked {

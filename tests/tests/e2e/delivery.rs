@@ -341,7 +341,11 @@ async fn a_session_is_expired_only_after_the_grace_that_lets_accepted_telemetry_
     assert_eq!((r.status, r.code()), (409, "session_not_in_progress"));
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
-        clarity_api::scheduler::expire_overdue(&at(2 * 3600 + 10)?).await?,
+        clarity_consumers::scheduler::expire_overdue(
+            &at(2 * 3600 + 10)?.app,
+            env.config.expiry_grace()
+        )
+        .await?,
         0
     );
     assert_eq!(expired().await?, 0, "expired inside the grace");
@@ -349,7 +353,11 @@ async fn a_session_is_expired_only_after_the_grace_that_lets_accepted_telemetry_
 
     // ...and once the grace (35 s, longer than the producer's message timeout) has passed, it is.
     assert_eq!(
-        clarity_api::scheduler::expire_overdue(&at(2 * 3600 + 40)?).await?,
+        clarity_consumers::scheduler::expire_overdue(
+            &at(2 * 3600 + 40)?.app,
+            env.config.expiry_grace()
+        )
+        .await?,
         1
     );
     assert_eq!(expired().await?, 1);

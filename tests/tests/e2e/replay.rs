@@ -28,7 +28,7 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
         .fetch_one(&env.pool)
         .await?;
     let (script, content) =
-        clarity_api::simulate::script(&mut rand::rngs::StdRng::seed_from_u64(11));
+        clarity_cli::simulate::script(&mut rand::rngs::StdRng::seed_from_u64(11));
     let script: Vec<Value> = script.into_iter().chain([json!({"type": "face_check", "similarity": 0.2, "model_id": "m", "model_version": "1", "face_count": 0, "quality": 0.9})]).collect();
     let last = script.len() as i64;
     let events: Vec<Value> = script.iter().enumerate().map(|(i, data)| json!({"seq": i + 1, "ts": started + Duration::milliseconds(STEP_MS * (i as i64 + 1)), "data": data})).collect();

@@ -27,7 +27,7 @@ async fn the_replay_page_plays_seeks_jumps_and_diffs_in_a_real_browser() -> anyh
         .fetch_one(&env.pool)
         .await?;
     let (script, content) =
-        clarity_api::simulate::script(&mut rand::rngs::StdRng::seed_from_u64(5));
+        clarity_cli::simulate::script(&mut rand::rngs::StdRng::seed_from_u64(5));
     let events: Vec<Value> = script.iter().enumerate().map(|(i, data)| json!({"seq": i + 1, "ts": started + Duration::milliseconds(40 * (i as i64 + 1)), "data": data})).collect();
     for chunk in events.chunks(250) {
         assert_eq!(

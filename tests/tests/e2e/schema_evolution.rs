@@ -436,7 +436,7 @@ async fn a_consumer_restarted_while_a_newer_producer_writes_loses_and_doubles_no
     const SESSIONS: usize = 3;
     const EVENTS: u64 = 60;
     let env = TestEnv::new().await?;
-    let org = clarity_api::create_organization(&env.pool, "Acme", "Admin", "admin@acme.test")
+    let org = clarity_cli::create_organization(&env.pool, "Acme", "Admin", "admin@acme.test")
         .await?
         .org_id;
     let newer = NewerProducer::new(&env, org)?;

@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use clarity_projections::Projection;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::state::AppState;
+use clarity_api::config::Config;
+use clarity_api::state::AppState;
 
 /// Clarity: event-sourced technical-hiring assessments.
 #[derive(Debug, Parser)]
@@ -211,11 +211,9 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Seed => {
             let pool = crate::connect(&config).await?;
-            let state = AppState::new(pool, config)?;
-            for (title, outcome) in crate::seed::seed(&state)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
-            {
+            let app =
+                clarity_app::App::new(pool, chrono::Duration::seconds(config.clock_offset_seconds));
+            for (title, outcome) in crate::seed::seed(&app).await? {
                 println!("{outcome:?}\t{title}");
             }
             Ok(())
@@ -269,7 +267,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Docs { out } => {
             use utoipa::OpenApi;
             std::fs::create_dir_all(out.join("events"))?;
-            for (name, schema) in crate::schemas::event_schemas() {
+            for (name, schema) in clarity_api::schemas::event_schemas() {
                 std::fs::write(
                     out.join("events").join(format!("{name}.json")),
                     serde_json::to_string_pretty(&schema)? + "\n",
@@ -277,11 +275,11 @@ pub async fn run() -> anyhow::Result<()> {
             }
             std::fs::write(
                 out.join("openapi.json"),
-                crate::openapi::ApiDoc::openapi().to_pretty_json()? + "\n",
+                clarity_api::openapi::ApiDoc::openapi().to_pretty_json()? + "\n",
             )?;
             std::fs::write(
                 out.join("asyncapi.json"),
-                serde_json::to_string_pretty(&crate::schemas::asyncapi())? + "\n",
+                serde_json::to_string_pretty(&clarity_api::schemas::asyncapi())? + "\n",
             )?;
             println!("wrote {}", out.display());
             Ok(())
@@ -301,8 +299,13 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
         } => integrity_eval(honest, adversaries, seed, out).await,
         IntegrityCommand::Rerun { org, assessment } => {
             let pool = crate::connect(&config).await?;
-            let n = crate::integrity_worker::enqueue_rerun(&pool, org, assessment, &suite_version)
-                .await?;
+            let n = clarity_consumers::integrity_worker::enqueue_rerun(
+                &pool,
+                org,
+                assessment,
+                &suite_version,
+            )
+            .await?;
             println!("queued {n} sessions for {suite_version}");
             Ok(())
         }
@@ -311,13 +314,13 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
             // Every page, one JSON document per page.
             let mut after = None;
             loop {
-                let diff = crate::routes::integrity::suite_diff(
+                let diff = clarity_api::routes::integrity::suite_diff(
                     &pool,
                     org,
                     &from,
                     &to,
                     after,
-                    crate::routes::integrity::MAX_DIFF_PAGE,
+                    clarity_api::routes::integrity::MAX_DIFF_PAGE,
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
@@ -377,7 +380,7 @@ async fn integrity_eval(
 ) -> anyhow::Result<()> {
     anyhow::bail!(
         "this build has no synthetic-session generator; run the evaluation from a build with the \
-         `synth` feature: cargo run --release -p clarity-api --features synth -- integrity eval"
+         `synth` feature: cargo run --release -p clarity-cli --features synth -- integrity eval"
     )
 }
 
@@ -385,7 +388,7 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Export { session, out } => {
             let pool = crate::connect(&config).await?;
-            let bundle = crate::audit::export(&pool, session).await?;
+            let bundle = clarity_api::audit::export(&pool, session).await?;
             let json = bundle.to_json();
             match out {
                 Some(path) => {
@@ -419,7 +422,7 @@ async fn verify(
     if target == "session" {
         let id = id.ok_or_else(|| anyhow::anyhow!("usage: clarity verify session <id>"))?;
         let pool = crate::connect(&config).await?;
-        let check = crate::audit::check_session(&pool, &config.kafka(), id).await?;
+        let check = clarity_api::audit::check_session(&pool, &config.kafka(), id).await?;
         println!("{}", serde_json::to_string_pretty(&check)?);
         if check.problems.is_empty() {
             eprintln!(

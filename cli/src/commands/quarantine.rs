@@ -5,7 +5,7 @@ use clap::Subcommand;
 use clarity_consumers::quarantine::{self, Entry, Outcome, RetryOptions, Scope, Selector, Stage};
 use clarity_projections::Projection;
 
-use crate::config::Config;
+use clarity_api::config::Config;
 
 /// `clarity quarantine …`
 #[derive(Debug, Subcommand)]

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{finish, histogram, note, pct_text, percentiles, BenchEnv};
-use crate::config::Config;
-use crate::leaderboard::{self, Cohort};
+use clarity_api::config::Config;
+use clarity_api::leaderboard::{self, Cohort};
 
 /// `clarity bench leaderboard`
 #[derive(Debug, clap::Args)]

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{
     finish, histogram, memory_kib, mib, note, pct_text, percentiles, started_session, BenchEnv,
 };
-use crate::config::Config;
+use clarity_api::config::Config;
 
 /// `clarity bench replay`
 #[derive(Debug, clap::Args)]

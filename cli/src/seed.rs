@@ -2,11 +2,9 @@
 //! created and published; one whose content changed in this release is revised and published as
 //! a new version; an unchanged one is left alone.
 
+use clarity_app::{Actor, App, CommandError, Origin, SystemRole};
 use clarity_domain::assessment::AssessmentCommand;
 use clarity_domain::catalogue::builtin;
-
-use crate::error::ApiError;
-use crate::state::{metadata, AppState};
 
 /// What seeding did to each entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,13 +15,14 @@ pub enum SeedOutcome {
 }
 
 /// Seeds the catalogue; returns each entry's title and outcome.
-pub async fn seed(state: &AppState) -> Result<Vec<(String, SeedOutcome)>, ApiError> {
+pub async fn seed(app: &App) -> Result<Vec<(String, SeedOutcome)>, CommandError> {
     let mut report = Vec::new();
     for entry in builtin() {
-        let id = entry.id.to_string();
-        let current = state.load_assessment(entry.id).await?;
-        let at = state.now();
-        let meta = || metadata(None, "seed", at);
+        let id = entry.id;
+        let current = app.load_assessment(id).await?;
+        let at = app.now();
+        // The built-in library belongs to no organization.
+        let origin = Origin::new(Actor::System(SystemRole::Seed), None, at);
         let outcome = if current.id.is_none() {
             let create = AssessmentCommand::CreateDraft {
                 assessment_id: entry.id,
@@ -31,32 +30,19 @@ pub async fn seed(state: &AppState) -> Result<Vec<(String, SeedOutcome)>, ApiErr
                 spec: entry.spec.clone(),
                 at,
             };
-            state
-                .assessments
-                .execute_with_metadata(&id, create, meta())
-                .await?;
-            state
-                .assessments
-                .execute_with_metadata(&id, AssessmentCommand::Publish { at }, meta())
+            app.execute(&origin, id, create).await?;
+            app.execute(&origin, id, AssessmentCommand::Publish { at })
                 .await?;
             SeedOutcome::Created
         } else if current.latest_version().and_then(|v| current.version(v)) == Some(&entry.spec) {
             SeedOutcome::Unchanged
         } else {
-            state
-                .assessments
-                .execute_with_metadata(
-                    &id,
-                    AssessmentCommand::ReviseDraft {
-                        spec: entry.spec.clone(),
-                        at,
-                    },
-                    meta(),
-                )
-                .await?;
-            state
-                .assessments
-                .execute_with_metadata(&id, AssessmentCommand::Publish { at }, meta())
+            let revise = AssessmentCommand::ReviseDraft {
+                spec: entry.spec.clone(),
+                at,
+            };
+            app.execute(&origin, id, revise).await?;
+            app.execute(&origin, id, AssessmentCommand::Publish { at })
                 .await?;
             SeedOutcome::Updated(current.latest_version().unwrap_or(0) + 1)
         };

@@ -42,8 +42,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::Config;
-use crate::state::AppState;
+use clarity_api::config::Config;
+use clarity_api::state::AppState;
 
 /// The built-in "REST API Design & Implementation" assessment (120 minutes).
 const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
@@ -356,15 +356,13 @@ impl BenchEnv {
     async fn prepare(&self) -> anyhow::Result<(PgPool, AppState, crate::NewOrganization)> {
         let pool = crate::connect(&self.config).await?;
         // The benches measure capacity: the per-caller rate limits are off.
-        let config = crate::config::Config {
+        let config = Config {
             rate_staff_per_second: 0.0,
             rate_candidate_per_second: 0.0,
             ..self.config.clone()
         };
         let state = AppState::new(pool.clone(), config)?;
-        crate::seed::seed(&state)
-            .await
-            .map_err(|e| anyhow::anyhow!("seeding: {}: {}", e.code, e.message))?;
+        crate::seed::seed(&state.app).await.context("seeding")?;
         let org =
             crate::create_organization(&pool, "Bench", "Bench Admin", "admin@bench.test").await?;
         Ok((pool, state, org))

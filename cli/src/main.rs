@@ -12,5 +12,5 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(clarity_api::cli::run())
+        .block_on(clarity_cli::run())
 }

@@ -13,18 +13,19 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use clarity_app::{Actor, App, CommandError, Origin, SystemRole};
 use clarity_domain::assessment::AssessmentSpec;
-use clarity_domain::session::{ConsentScopes, SessionCommand, SessionError, SubmittedFile};
+use clarity_domain::session::{
+    ChainSeal, ConsentScopes, SessionCommand, SessionError, SubmittedFile,
+};
 use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
+use clarity_integrity::suite::SuiteSettings;
 use clarity_integrity::{similarity, suite, SessionTrace};
-use cqrs_es::AggregateError;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
-
-use crate::state::{metadata, AppState};
 
 /// Jobs failing this many times are set aside as `failed` (with the last error) for an operator.
 pub const MAX_ATTEMPTS: i32 = 5;
@@ -42,10 +43,10 @@ pub enum Outcome {
     Failed { session_id: Uuid, error: String },
 }
 
-/// Runs until `shutdown`.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
+/// Runs until `shutdown`, with the detector suite configured by `settings`.
+pub async fn run(app: App, settings: SuiteSettings, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let outcome = match work_one(&state).await {
+        let outcome = match work_one(&app, &settings).await {
             Ok(o) => o,
             Err(error) => {
                 warn!(error = %error, "integrity worker round failed");
@@ -81,11 +82,11 @@ struct SessionRow {
 }
 
 /// Takes one ready job and works it.
-pub async fn work_one(state: &AppState) -> anyhow::Result<Outcome> {
-    let mut tx = state.pool.begin().await?;
+pub async fn work_one(app: &App, settings: &SuiteSettings) -> anyhow::Result<Outcome> {
+    let mut tx = app.pool().begin().await?;
     // A re-run is for one suite version: during a rolling upgrade, a worker of another version
     // leaves it to the workers that run that version.
-    let version = suite::suite_version(&state.config.integrity_settings());
+    let version = suite::suite_version(settings);
     let job: Option<(Uuid, String, i32)> = sqlx::query_as(
         "SELECT session_id, trigger, attempts FROM integrity_jobs
          WHERE status = 'pending' AND available_at <= now()
@@ -98,7 +99,7 @@ pub async fn work_one(state: &AppState) -> anyhow::Result<Outcome> {
     let Some((session_id, trigger, attempts)) = job else {
         return Ok(Outcome::Idle);
     };
-    match analyse(state, &mut tx, session_id, &trigger).await {
+    match analyse(app, settings, &mut tx, session_id, &trigger).await {
         Ok(outcome) => {
             sqlx::query(
                 "UPDATE integrity_jobs SET status = 'done', outcome = $3, done_at = now(), attempts = attempts + 1
@@ -139,7 +140,8 @@ pub async fn work_one(state: &AppState) -> anyhow::Result<Outcome> {
 
 /// Loads the session's trace, runs the suite, records the event. Returns the job's outcome.
 async fn analyse(
-    state: &AppState,
+    app: &App,
+    settings: &SuiteSettings,
     tx: &mut Transaction<'_, Postgres>,
     session_id: Uuid,
     trigger: &str,
@@ -184,7 +186,7 @@ async fn analyse(
     let (Some(assessment_id), Some(version)) = (s.assessment_id, s.assessment_version) else {
         anyhow::bail!("the session has no assessment yet");
     };
-    let settings = state.config.integrity_settings();
+    let settings = settings.clone();
     let suite_version = suite::suite_version(&settings);
     let already: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'CandidateSession'
@@ -210,7 +212,7 @@ async fn analyse(
             "assessment {assessment_id} v{version} is not in the catalogue read model yet"
         );
     };
-    let events = load_telemetry(&state.pool, session_id).await?;
+    let events = load_telemetry(app.pool(), session_id).await?;
     let trace = SessionTrace {
         started_at: s.started_at,
         events,
@@ -255,28 +257,40 @@ async fn analyse(
         .await?
     };
     let tier = analysis.tier;
-    let at = state.now();
-    let result = state
-        .sessions
-        .execute_with_metadata(
-            &session_id.to_string(),
-            SessionCommand::RecordIntegrityAnalysis {
-                analysis: Box::new(analysis),
-                at,
-                // The job exists because the submission was projected, and the chain head was
-                // saved in that same transaction: the seal covers every telemetry event read.
-                chain_seal: crate::audit::current_seal(&state.pool, session_id).await?,
-            },
-            metadata(Some(s.org_id), "integrity-worker", at),
-        )
-        .await;
-    match result {
+    let at = app.now();
+    let origin = Origin::new(
+        Actor::System(SystemRole::IntegrityWorker),
+        Some(s.org_id),
+        at,
+    );
+    let command = SessionCommand::RecordIntegrityAnalysis {
+        analysis: Box::new(analysis),
+        at,
+        // The job exists because the submission was projected, and the chain head was saved in
+        // that same transaction: the seal covers every telemetry event read.
+        chain_seal: current_seal(app.pool(), session_id).await?,
+    };
+    match app.execute(&origin, session_id, command).await {
         Ok(()) => Ok(format!("recorded {suite_version}: {}", tier.as_str())),
-        Err(AggregateError::UserError(SessionError::AnalysisAlreadyRecorded(v))) => {
+        Err(CommandError::Session(SessionError::AnalysisAlreadyRecorded(v))) => {
             Ok(format!("already analysed with {v}"))
         }
         Err(error) => Err(anyhow::anyhow!("recording the analysis failed: {error}")),
     }
+}
+
+/// The current head of the session's audit chain (kept by the `sessions` projection), as the
+/// seal of the analysis; `None` if the session has no chain yet.
+async fn current_seal(pool: &PgPool, session_id: Uuid) -> sqlx::Result<Option<ChainSeal>> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT count, head_hash FROM audit_chain_heads WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(count, hash)| ChainSeal {
+        count: count as u64,
+        hash,
+    }))
 }
 
 /// The session's telemetry in `seq` order, without duplicates.

@@ -6,19 +6,28 @@
 //! process was down is acted on at the next start. Several schedulers may run: the aggregate's
 //! optimistic concurrency lets exactly one `SessionExpired` through.
 
+use std::time::Duration;
+
+use clarity_app::{Actor, App, CommandError, Origin, SystemRole};
 use clarity_domain::session::{SessionCommand, SessionError};
-use cqrs_es::AggregateError;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::state::{metadata, AppState};
+/// When the scheduler looks, and how long it waits past a deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulerConfig {
+    /// Time between two rounds.
+    pub interval: Duration,
+    /// How long after its deadline a session is expired.
+    pub grace: chrono::Duration,
+}
 
-/// Runs until `shutdown`, checking every `config.scheduler_interval()`.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let interval = state.config.scheduler_interval();
+/// Runs until `shutdown`, a round every `config.interval`.
+pub async fn run(app: App, config: SchedulerConfig, shutdown: CancellationToken) {
+    let interval = config.interval;
     while !shutdown.is_cancelled() {
-        match expire_overdue(&state).await {
+        match expire_overdue(&app, config.grace).await {
             Ok(0) => {}
             Ok(n) => info!(expired = n, "expired overdue sessions"),
             Err(error) => warn!(error = %error, "deadline scheduler round failed"),
@@ -30,8 +39,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// Expires every overdue session; returns how many this call expired.
-pub async fn expire_overdue(state: &AppState) -> anyhow::Result<usize> {
+/// Expires every session overdue by more than `grace`; returns how many this call expired.
+pub async fn expire_overdue(app: &App, grace: chrono::Duration) -> anyhow::Result<usize> {
     let overdue: Vec<String> = sqlx::query_scalar(
         "SELECT s.aggregate_id FROM events s
          WHERE s.aggregate_type = 'CandidateSession' AND s.event_type = 'SessionStarted'
@@ -40,32 +49,25 @@ pub async fn expire_overdue(state: &AppState) -> anyhow::Result<usize> {
                  AND e.aggregate_id = s.aggregate_id AND e.event_type IN ('SessionSubmitted', 'SessionExpired'))
          LIMIT 500",
     )
-    .bind(state.now() - state.config.expiry_grace())
-    .fetch_all(&state.pool)
+    .bind(app.now() - grace)
+    .fetch_all(app.pool())
     .await?;
     let mut expired = 0;
     for id in overdue {
         let Ok(session_id) = id.parse::<Uuid>() else {
             continue;
         };
-        let session = state
-            .load_session(session_id)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        let at = state.now();
-        let result = state
-            .sessions
-            .execute_with_metadata(
-                &id,
-                SessionCommand::Expire { at },
-                metadata(session.org_id, "scheduler", at),
-            )
+        let session = app.load_session(session_id).await?;
+        let at = app.now();
+        let origin = Origin::new(Actor::System(SystemRole::Scheduler), session.org_id, at);
+        let result = app
+            .execute(&origin, session_id, SessionCommand::Expire { at })
             .await;
         match result {
             Ok(()) => expired += 1,
             // Submitted or expired by someone else meanwhile: nothing to do.
-            Err(AggregateError::UserError(SessionError::AlreadyFinished(_)))
-            | Err(AggregateError::AggregateConflict) => {}
+            Err(CommandError::Session(SessionError::AlreadyFinished(_)))
+            | Err(CommandError::Conflict) => {}
             Err(error) => warn!(%session_id, error = %error, "could not expire session"),
         }
     }

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use clarity_consumers::projection_runner::ConsumerConfig;
 use clarity_consumers::KafkaSettings;
+use clarity_projections::audit_chain::AuditConfig;
+use clarity_projections::replay::ReplayConfig;
+use clarity_projections::replay_engine::KeyframePolicy;
+use clarity_projections::ProjectionConfig;
 
 /// Parsed `CLARITY_KAFKA_PROPERTIES`.
 #[derive(Clone, PartialEq, Eq)]
@@ -21,6 +25,22 @@ impl std::fmt::Debug for KafkaProperties {
 
 fn parse_kafka_properties(text: &str) -> Result<KafkaProperties, String> {
     clarity_consumers::kafka::parse_properties(text).map(KafkaProperties)
+}
+
+/// The audit signing key's hex seed (`CLARITY_AUDIT_SIGNING_KEY`), as configured: checked when a
+/// role builds its [`AuditConfig`] (an invalid one is logged and signs nothing, as it always did).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditKeySeed(pub String);
+
+impl std::fmt::Debug for AuditKeySeed {
+    // A private key: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+fn parse_audit_key_seed(text: &str) -> Result<AuditKeySeed, String> {
+    Ok(AuditKeySeed(text.to_string()))
 }
 
 /// Settings shared by every role.
@@ -121,6 +141,19 @@ pub struct Config {
     /// (bounds how long a new event waits at the broker when traffic is light).
     #[arg(long, env = "CLARITY_CONSUMER_FETCH_WAIT_MS", default_value_t = 50)]
     pub consumer_fetch_wait_ms: u64,
+    /// Hex seed (32 bytes) of the Ed25519 key the consumers sign audit checkpoints with (and
+    /// `GET /v1/audit/public-key` shows the public half of). Without it the audit chains are still
+    /// kept, but no checkpoint is signed and no bundle can be exported.
+    #[arg(long, env = "CLARITY_AUDIT_SIGNING_KEY", hide_env_values = true, value_parser = parse_audit_key_seed)]
+    pub audit_signing_key: Option<AuditKeySeed>,
+    /// The replay stores a keyframe after this many telemetry events (0: never by count); a seek
+    /// replays at most this many events past a keyframe.
+    #[arg(long, env = "CLARITY_REPLAY_KEYFRAME_EVENTS", default_value_t = 500)]
+    pub replay_keyframe_events: u32,
+    /// The replay stores a keyframe after this much session time, in milliseconds (0: never by
+    /// time), whichever of the two comes first.
+    #[arg(long, env = "CLARITY_REPLAY_KEYFRAME_MS", default_value_t = 60_000)]
+    pub replay_keyframe_ms: i64,
     /// Producer linger for telemetry, in milliseconds (batches concurrent requests).
     #[arg(long, env = "CLARITY_PRODUCER_LINGER_MS", default_value_t = 2)]
     pub producer_linger_ms: u32,
@@ -227,13 +260,43 @@ impl Config {
         }
     }
 
-    /// Batch sizing and fetch settings of the projection consumers.
+    /// Batch sizing and fetch settings of the projection consumers, and their projections'
+    /// configuration.
     pub fn consumer(&self) -> ConsumerConfig {
         ConsumerConfig {
             batch_max: self.consumer_batch_max.max(1),
             batch_wait: Duration::from_millis(self.consumer_batch_wait_ms),
             fetch_wait: Duration::from_millis(self.consumer_fetch_wait_ms),
+            projection: self.projections(),
         }
+    }
+
+    /// What the projections are configured with (for consumers, rebuilds and retries). Logs once
+    /// per call when no valid signing key is configured.
+    pub fn projections(&self) -> ProjectionConfig {
+        ProjectionConfig {
+            audit: AuditConfig::from_seed_hex(
+                self.audit_signing_key.as_ref().map(|s| s.0.as_str()),
+            ),
+            replay: self.replay_config(),
+        }
+    }
+
+    /// The replay's keyframe interval (the projection stores by it; seeks are bounded by it).
+    pub fn replay_config(&self) -> ReplayConfig {
+        ReplayConfig {
+            keyframes: KeyframePolicy {
+                every_events: self.replay_keyframe_events,
+                every_ms: self.replay_keyframe_ms,
+            },
+        }
+    }
+
+    /// The audit checkpoint signing key, if a valid one is configured (without logging: for
+    /// the routes that show its public half).
+    pub fn audit_signing_key(&self) -> Option<clarity_domain::audit::SigningKey> {
+        let seed = self.audit_signing_key.as_ref()?;
+        clarity_domain::audit::key_from_seed_hex(seed.0.trim()).ok()
     }
 
     /// The integrity suite's settings.

@@ -95,14 +95,14 @@ impl ApiError {
     /// A failed audit export: 409 `no_signed_checkpoint` when the session has no signed
     /// checkpoint yet (the client may wait for one); anything else — a database error — is a
     /// 500 whose cause is logged, not shown.
-    pub fn export_failure(error: anyhow::Error) -> Self {
-        match error.downcast_ref::<crate::audit::NoSignedCheckpoint>() {
-            Some(none) => Self::new(
+    pub fn export_failure(error: crate::audit::ExportError) -> Self {
+        match error {
+            crate::audit::ExportError::NoSignedCheckpoint(_) => Self::new(
                 StatusCode::CONFLICT,
                 "no_signed_checkpoint",
-                none.to_string(),
+                error.to_string(),
             ),
-            None => Self::internal(format!("{error:#}")),
+            other => Self::internal(other),
         }
     }
 
@@ -288,13 +288,15 @@ mod tests {
     #[test]
     fn only_a_missing_checkpoint_is_a_conflict_of_the_audit_export() {
         let session = uuid::Uuid::now_v7();
-        let none = ApiError::export_failure(crate::audit::NoSignedCheckpoint(session).into());
+        let none = ApiError::export_failure(crate::audit::ExportError::NoSignedCheckpoint(session));
         assert_eq!(
             (none.status, none.code),
             (StatusCode::CONFLICT, "no_signed_checkpoint")
         );
         assert!(none.message.contains(&session.to_string()));
-        let database = ApiError::export_failure(anyhow::Error::from(sqlx::Error::PoolTimedOut));
+        let database = ApiError::export_failure(crate::audit::ExportError::Database(
+            sqlx::Error::PoolTimedOut,
+        ));
         assert_eq!(
             (database.status, database.code),
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")

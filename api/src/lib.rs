@@ -10,14 +10,15 @@ pub mod client_address;
 pub mod config;
 pub mod error;
 pub mod extract;
-pub mod held_back;
-pub mod leaderboard;
 pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod schemas;
 pub mod state;
 
+// The read side's queries, at the paths callers have always used (they live with their
+// projections).
+pub use clarity_projections::{held_back, leaderboard};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 

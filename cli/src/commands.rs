@@ -225,6 +225,7 @@ pub async fn run() -> anyhow::Result<()> {
                 &config.database_url,
                 &config.kafka(),
                 projection,
+                &config.projections(),
                 true,
             )
             .await?;

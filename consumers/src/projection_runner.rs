@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clarity_domain::wire::WireEvent;
-use clarity_projections::{Projection, ProjectionError, Record};
+use clarity_projections::{Projection, ProjectionConfig, ProjectionError, Record};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
@@ -32,7 +32,7 @@ use crate::metrics::{
 };
 use set_aside::{resolve, set_aside, Unresolved};
 
-/// Batch sizing for a projection consumer.
+/// Batch sizing for a projection consumer, and what its projections are configured with.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     /// Most records applied in one transaction.
@@ -41,6 +41,8 @@ pub struct ConsumerConfig {
     pub batch_wait: Duration,
     /// Longest time the broker may hold a fetch request open (`fetch.wait.max.ms`).
     pub fetch_wait: Duration,
+    /// Passed to every projection the consumer feeds.
+    pub projection: ProjectionConfig,
 }
 
 impl Default for ConsumerConfig {
@@ -49,6 +51,7 @@ impl Default for ConsumerConfig {
             batch_max: 2000,
             batch_wait: Duration::from_millis(20),
             fetch_wait: Duration::from_millis(50),
+            projection: ProjectionConfig::default(),
         }
     }
 }
@@ -255,7 +258,7 @@ pub async fn run(
             let outcomes = futures::future::join_all(
                 pending
                     .iter()
-                    .map(|&p| apply_batch_pooled(&pool, p, &batch)),
+                    .map(|&p| apply_batch_pooled(&pool, p, &config.projection, &batch)),
             )
             .await;
             let mut still = Vec::new();
@@ -394,10 +397,11 @@ async fn stored_offset(
 async fn apply_batch_pooled(
     pool: &PgPool,
     projection: Projection,
+    settings: &ProjectionConfig,
     batch: &[RawRecord],
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    apply_batch(&mut conn, projection, batch).await
+    apply_batch(&mut conn, projection, settings, batch).await
 }
 
 /// Whether PostgreSQL refused the *data* (so retrying the same records can never succeed):
@@ -425,9 +429,10 @@ type Quarantine = BTreeMap<(String, i32, i64), (String, Option<String>)>;
 pub async fn apply_batch(
     conn: &mut PgConnection,
     projection: Projection,
+    settings: &ProjectionConfig,
     batch: &[RawRecord],
 ) -> Result<BatchOutcome, sqlx::Error> {
-    apply_batch_isolating(conn, projection, batch).await
+    apply_batch_isolating(conn, projection, settings, batch).await
 }
 
 /// Applies a batch; when PostgreSQL refuses its data ([`is_permanent`]), finds the record(s) it
@@ -438,13 +443,14 @@ pub async fn apply_batch(
 async fn apply_batch_isolating(
     conn: &mut PgConnection,
     projection: Projection,
+    settings: &ProjectionConfig,
     batch: &[RawRecord],
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut quarantine = Quarantine::new();
     let mut applied = 0;
     let mut pending: Vec<&[RawRecord]> = vec![batch];
     while let Some(part) = pending.pop() {
-        match apply_once(conn, projection, part, &quarantine).await {
+        match apply_once(conn, projection, settings, part, &quarantine).await {
             Ok(BatchOutcome::Applied(n)) => applied += n,
             Ok(BatchOutcome::RebuildInProgress) => return Ok(BatchOutcome::RebuildInProgress),
             Err(error) if is_permanent(&error) => {
@@ -487,6 +493,7 @@ async fn apply_batch_isolating(
 async fn apply_once(
     conn: &mut PgConnection,
     projection: Projection,
+    settings: &ProjectionConfig,
     batch: &[RawRecord],
     quarantine: &Quarantine,
 ) -> Result<BatchOutcome, sqlx::Error> {
@@ -601,7 +608,7 @@ async fn apply_once(
                 quarantined.push(kind);
             }
         }
-        match projection.apply(&mut tx, &records).await {
+        match projection.apply(settings, &mut tx, &records).await {
             Ok(()) => {}
             Err(ProjectionError::Undecodable {
                 topic,
@@ -742,6 +749,7 @@ pub async fn rebuild(
     database_url: &str,
     kafka: &KafkaSettings,
     projection: Projection,
+    settings: &ProjectionConfig,
     show_progress: bool,
 ) -> anyhow::Result<RebuildReport> {
     let started = Instant::now();
@@ -773,6 +781,7 @@ pub async fn rebuild(
             batch_max: 5000,
             batch_wait: Duration::from_millis(50),
             fetch_wait: Duration::from_millis(50),
+            projection: settings.clone(),
         };
         let never = CancellationToken::new();
         while !ends.is_empty() {
@@ -783,7 +792,7 @@ pub async fn rebuild(
             if batch.is_empty() {
                 continue;
             }
-            apply_batch(&mut conn, projection, &batch).await?;
+            apply_batch(&mut conn, projection, settings, &batch).await?;
             records += batch.len() as u64;
             bar.inc(batch.len() as u64);
             for r in &batch {

@@ -329,42 +329,6 @@ pub fn render_payload(payload: &[u8]) -> String {
     out
 }
 
-/// Unresolved quarantined records of one session, by where they were stopped and kind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldBackGroup {
-    /// The projection (`sessions`, `replay`) or `relay`.
-    pub part: String,
-    pub kind: String,
-    pub records: i64,
-    pub since: DateTime<Utc>,
-}
-
-/// What of `session`'s data is held back (unresolved rows only), by part and kind; empty when
-/// nothing is.
-pub async fn held_back(pool: &PgPool, session: Uuid) -> Result<Vec<HeldBackGroup>, sqlx::Error> {
-    let rows: Vec<(String, String, i64, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT projection, kind, count(*), min(rejected_at) FROM projection_rejects
-          WHERE session_id = $1 AND resolved_at IS NULL GROUP BY 1, 2
-         UNION ALL
-         SELECT 'relay', kind, count(*), min(rejected_at) FROM relay_rejects
-          WHERE aggregate_type = 'CandidateSession' AND aggregate_id = $1::text AND resolved_at IS NULL
-          GROUP BY 1, 2
-          ORDER BY 1, 2",
-    )
-    .bind(session)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(part, kind, records, since)| HeldBackGroup {
-            part,
-            kind,
-            records,
-            since,
-        })
-        .collect())
-}
-
 /// Sets `clarity_quarantine_unresolved` from the tables (the truth for every process), keeping a
 /// zero for every label set seen before or expected, so that an alert on `> 0` clears.
 pub async fn refresh_gauge(pool: &PgPool) -> Result<(), sqlx::Error> {

@@ -1,7 +1,11 @@
-//! Projection `catalogue`: what assessments exist, their status, and every published version.
+//! Projection `catalogue`: what assessments exist, their status, and every published version;
+//! and the queries that read them ([`list`], [`visible`], [`versions`], [`version`]).
 
+use chrono::{DateTime, Utc};
 use clarity_domain::assessment::{AssessmentEvent, AssessmentSpec};
-use sqlx::PgConnection;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{ProjectionError, Record};
@@ -142,4 +146,96 @@ async fn insert_version(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// An assessment as listed.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AssessmentSummary {
+    pub assessment_id: Uuid,
+    /// `null` for the built-in library.
+    pub org_id: Option<Uuid>,
+    pub title: String,
+    pub kind: String,
+    pub difficulty: String,
+    pub status: String,
+    pub latest_version: Option<i32>,
+    pub has_draft: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A published version.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct VersionView {
+    pub assessment_id: Uuid,
+    pub version: i32,
+    pub title: String,
+    pub best_for: String,
+    pub format: String,
+    pub time_limit_minutes: i32,
+    pub spec_digest: String,
+    pub published_at: DateTime<Utc>,
+    #[schema(value_type = AssessmentSpec)]
+    pub spec: sqlx::types::Json<AssessmentSpec>,
+}
+
+/// The built-in library and organization `org_id`'s own assessments, library first, by title.
+pub async fn list(pool: &PgPool, org_id: Uuid) -> Result<Vec<AssessmentSummary>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT assessment_id, org_id, title, kind, difficulty, status, latest_version, has_draft, updated_at
+         FROM catalogue_assessments WHERE org_id IS NULL OR org_id = $1 ORDER BY org_id NULLS FIRST, title",
+    )
+    .bind(org_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// An assessment organization `org_id` may see (the library's or its own) and its working draft;
+/// `None` otherwise.
+pub async fn visible(
+    pool: &PgPool,
+    org_id: Uuid,
+    assessment_id: Uuid,
+) -> Result<Option<(AssessmentSummary, Option<serde_json::Value>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        summary: AssessmentSummary,
+        draft: Option<serde_json::Value>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT assessment_id, org_id, title, kind, difficulty, status, latest_version, has_draft, updated_at, draft
+         FROM catalogue_assessments WHERE assessment_id = $1 AND (org_id IS NULL OR org_id = $2)",
+    )
+    .bind(assessment_id)
+    .bind(org_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| (row.summary, row.draft)))
+}
+
+/// Every published version of an assessment, oldest first.
+pub async fn versions(pool: &PgPool, assessment_id: Uuid) -> Result<Vec<VersionView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT assessment_id, version, title, best_for, format, time_limit_minutes, spec_digest, published_at, spec
+         FROM catalogue_versions WHERE assessment_id = $1 ORDER BY version",
+    )
+    .bind(assessment_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// One published version of an assessment.
+pub async fn version(
+    pool: &PgPool,
+    assessment_id: Uuid,
+    version: i32,
+) -> Result<Option<VersionView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT assessment_id, version, title, best_for, format, time_limit_minutes, spec_digest, published_at, spec
+         FROM catalogue_versions WHERE assessment_id = $1 AND version = $2",
+    )
+    .bind(assessment_id)
+    .bind(version)
+    .fetch_optional(pool)
+    .await
 }

@@ -1,18 +1,41 @@
-//! Clarity's read models: pure projection logic and the SQL that maintains each table.
+//! Clarity's read side: every read model's projection (the SQL that maintains its tables from the
+//! topics) and, beside it, the queries that read it — replay seek, leaderboards, the candidate
+//! report, the audit export, what is held back. The HTTP handlers only authorize, extract and map
+//! errors; what they read comes from here.
+//!
+//! | read model | projection | queries |
+//! |---|---|---|
+//! | catalogue | [`catalogue`] | (the assessment routes) |
+//! | sessions | [`sessions`] (split by concern) | [`leaderboard`], [`audit_trail`], [`report`] |
+//! | replay | [`replay`] | [`replay::seek`] |
+//! | quarantine (written by the consumer runtime) | — | [`held_back`] |
+//!
+//! Configuration comes in as values ([`ProjectionConfig`]); nothing here reads the environment.
 //!
 //! A projection receives a batch of [`Record`]s (already decoded Kafka records) and applies them
 //! inside a transaction owned by the consumer runtime, which writes the partition offsets in the
 //! same transaction. Each projection de-duplicates by (stream, sequence) itself, so a record seen
 //! twice (relay re-publish, retried batch) changes nothing the second time.
 
-pub mod audit_chain;
 pub mod catalogue;
-pub mod integrity;
+pub mod held_back;
 pub mod replay;
 pub mod replay_engine;
-pub mod review;
-pub mod scores;
+pub mod report;
 pub mod sessions;
+
+// The parts of `sessions` other crates name, at the paths they have always had.
+pub use sessions::{audit_chain, audit_trail, integrity, leaderboard, reviews, scores};
+
+/// What the projections need from the deployment, built by the caller (the roles build it from
+/// their configuration) and passed to [`Projection::apply`] and [`Projection::catch_up`].
+#[derive(Debug, Clone, Default)]
+pub struct ProjectionConfig {
+    /// How the audit chain signs checkpoints (part of `sessions`).
+    pub audit: audit_chain::AuditConfig,
+    /// The replay's keyframe interval.
+    pub replay: replay::ReplayConfig,
+}
 
 use clarity_domain::wire::{StreamKind, WireEvent};
 use sqlx::PgConnection;
@@ -74,8 +97,9 @@ pub enum ProjectionError {
 pub enum Projection {
     /// `catalogue_assessments`, `catalogue_versions` from the assessments topic.
     Catalogue,
-    /// `sessions`, `session_events`, `integrity_analyses`, `integrity_findings` from the sessions
-    /// topic; also enqueues `integrity_jobs` when a session finishes.
+    /// `sessions`, `session_events` and the review, score, integrity and audit tables
+    /// ([`sessions::TABLES`]) from the sessions topic; also enqueues `integrity_jobs` when a
+    /// session finishes.
     Sessions,
     /// `replay_sessions`, `replay_keyframes`, `replay_markers` from the sessions topic.
     Replay,
@@ -132,21 +156,7 @@ impl Projection {
     pub fn tables(self) -> &'static [&'static str] {
         match self {
             Self::Catalogue => &["catalogue_versions", "catalogue_assessments"],
-            Self::Sessions => &[
-                "score_histogram",
-                "session_scores",
-                "audit_checkpoints",
-                "audit_chain_heads",
-                "decisions",
-                "finding_resolutions",
-                "review_comments",
-                "review_scores",
-                "review_reviewers",
-                "integrity_findings",
-                "integrity_analyses",
-                "session_events",
-                "sessions",
-            ],
+            Self::Sessions => sessions::TABLES,
             Self::Replay => &["replay_markers", "replay_keyframes", "replay_sessions"],
         }
     }
@@ -185,12 +195,15 @@ impl Projection {
     /// rows it brought up to date.
     pub async fn catch_up(
         self,
+        config: &ProjectionConfig,
         conn: &mut PgConnection,
         stream: uuid::Uuid,
         before_offset: Option<i64>,
     ) -> Result<u64, ProjectionError> {
         match self {
-            Self::Sessions => Ok(audit_chain::extend(conn, stream, before_offset).await?),
+            Self::Sessions => {
+                Ok(audit_chain::extend(&config.audit, conn, stream, before_offset).await?)
+            }
             Self::Catalogue | Self::Replay => Ok(0),
         }
     }
@@ -198,13 +211,14 @@ impl Projection {
     /// Applies a batch of records in order inside the caller's transaction.
     pub async fn apply(
         self,
+        config: &ProjectionConfig,
         conn: &mut PgConnection,
         records: &[Record],
     ) -> Result<(), ProjectionError> {
         match self {
             Self::Catalogue => catalogue::apply(conn, records).await,
-            Self::Sessions => sessions::apply(conn, records).await,
-            Self::Replay => replay::apply(conn, records).await,
+            Self::Sessions => sessions::apply(config, conn, records).await,
+            Self::Replay => replay::apply(&config.replay, conn, records).await,
         }
     }
 }

@@ -6,9 +6,13 @@
 //! A telemetry record is applied only if its `seq` is the session's next one: duplicates (retries,
 //! re-publishes) are skipped, so the workspace never sees an event twice. `at_ms` is the time since
 //! the session started (its `SessionStarted` time; the first event's time if that is not known).
+//!
+//! The keyframe interval comes in with [`ReplayConfig`]; the queries that read the replay (seek,
+//! markers, event pages) are in [`seek`].
+
+pub mod seek;
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use clarity_domain::session::SessionEvent;
@@ -21,21 +25,26 @@ use uuid::Uuid;
 use crate::replay_engine::{KeyframePolicy, KeyframeReplayer, Workspace};
 use crate::{ProjectionError, Record};
 
-/// Keyframe interval: `CLARITY_REPLAY_KEYFRAME_EVENTS` events (default 500) or
-/// `CLARITY_REPLAY_KEYFRAME_MS` of session time (default 60 000), whichever comes first. Seeking
-/// costs one keyframe read plus at most that many events.
-pub static POLICY: LazyLock<KeyframePolicy> = LazyLock::new(|| {
-    let var = |name: &str, default: i64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    KeyframePolicy {
-        every_events: var("CLARITY_REPLAY_KEYFRAME_EVENTS", 500) as u32,
-        every_ms: var("CLARITY_REPLAY_KEYFRAME_MS", 60_000),
+/// How the replay projection stores keyframes. Seeking costs one keyframe read plus at most one
+/// interval of events.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayConfig {
+    /// The keyframe interval. The roles read it from `CLARITY_REPLAY_KEYFRAME_EVENTS` (events,
+    /// default 500) and `CLARITY_REPLAY_KEYFRAME_MS` (session time, default 60 000), whichever
+    /// comes first.
+    pub keyframes: KeyframePolicy,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self {
+            keyframes: KeyframePolicy {
+                every_events: 500,
+                every_ms: 60_000,
+            },
+        }
     }
-});
+}
 
 /// The working state of one session during a batch.
 struct Session {
@@ -62,13 +71,17 @@ struct Marker {
 }
 
 /// Applies a batch of session-topic records.
-pub async fn apply(conn: &mut PgConnection, records: &[Record]) -> Result<(), ProjectionError> {
+pub async fn apply(
+    config: &ReplayConfig,
+    conn: &mut PgConnection,
+    records: &[Record],
+) -> Result<(), ProjectionError> {
     let mut touched: HashMap<Uuid, Uuid> = HashMap::new();
     for record in records {
         let (session_id, org_id) = record.session_and_org()?;
         touched.entry(session_id).or_insert(org_id);
     }
-    let mut sessions = load(conn, &touched).await?;
+    let mut sessions = load(conn, config.keyframes, &touched).await?;
     let mut keyframes: Vec<(Uuid, i64, i64, String)> = Vec::new();
     let mut markers: Vec<(Uuid, Uuid, Marker)> = Vec::new();
     for record in records {
@@ -264,6 +277,7 @@ fn marker_for(s: &mut Session, seq: i64, at_ms: i64, data: &TelemetryData) -> Op
 /// batch, in one query; sessions not seen before start empty.
 async fn load(
     conn: &mut PgConnection,
+    policy: KeyframePolicy,
     touched: &HashMap<Uuid, Uuid>,
 ) -> Result<HashMap<Uuid, Session>, sqlx::Error> {
     type Row = (
@@ -310,7 +324,7 @@ async fn load(
                 last_seq,
                 last_at_ms,
                 replayer: KeyframeReplayer::resume(
-                    *POLICY,
+                    policy,
                     serde_json::from_value(workspace)
                         .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
                     events_since_keyframe.max(0) as u32,
@@ -328,7 +342,7 @@ async fn load(
             started_at: None,
             last_seq: 0,
             last_at_ms: 0,
-            replayer: KeyframeReplayer::new(*POLICY),
+            replayer: KeyframeReplayer::new(policy),
             focus_lost: None,
             anomalies: 0,
             new: true,

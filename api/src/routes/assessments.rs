@@ -1,5 +1,6 @@
-//! Assessments: the built-in library and the organization's own tests. Reads come from the
-//! `catalogue` projection; changes go through the `Assessment` aggregate.
+//! Assessments: the built-in library and the organization's own tests. Reads are the `catalogue`
+//! projection's queries (`clarity_projections::catalogue`); changes go through the `Assessment`
+//! aggregate.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,6 +12,8 @@ use clarity_domain::assessment::{AssessmentCommand, AssessmentSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use clarity_projections::catalogue::{self, AssessmentSummary, VersionView};
 
 use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
@@ -33,21 +36,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// An assessment as listed.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct AssessmentSummary {
-    pub assessment_id: Uuid,
-    /// `null` for the built-in library.
-    pub org_id: Option<Uuid>,
-    pub title: String,
-    pub kind: String,
-    pub difficulty: String,
-    pub status: String,
-    pub latest_version: Option<i32>,
-    pub has_draft: bool,
-    pub updated_at: DateTime<Utc>,
-}
-
 /// Lists the built-in library and the organization's own assessments.
 #[utoipa::path(get, path = "/v1/assessments", tag = "assessments", security(("api_key" = [])),
     responses(
@@ -56,29 +44,7 @@ pub async fn list(
     State(state): State<AppState>,
     member: Member,
 ) -> Result<Json<Vec<AssessmentSummary>>> {
-    let rows = sqlx::query_as(
-        "SELECT assessment_id, org_id, title, kind, difficulty, status, latest_version, has_draft, updated_at
-         FROM catalogue_assessments WHERE org_id IS NULL OR org_id = $1 ORDER BY org_id NULLS FIRST, title",
-    )
-    .bind(member.org_id)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(rows))
-}
-
-/// A published version.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct VersionView {
-    pub assessment_id: Uuid,
-    pub version: i32,
-    pub title: String,
-    pub best_for: String,
-    pub format: String,
-    pub time_limit_minutes: i32,
-    pub spec_digest: String,
-    pub published_at: DateTime<Utc>,
-    #[schema(value_type = AssessmentSpec)]
-    pub spec: sqlx::types::Json<AssessmentSpec>,
+    Ok(Json(catalogue::list(&state.pool, member.org_id).await?))
 }
 
 /// An assessment with its versions.
@@ -96,22 +62,9 @@ async fn visible_summary(
     member: &Member,
     id: Uuid,
 ) -> Result<(AssessmentSummary, Option<serde_json::Value>)> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        summary: AssessmentSummary,
-        draft: Option<serde_json::Value>,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT assessment_id, org_id, title, kind, difficulty, status, latest_version, has_draft, updated_at, draft
-         FROM catalogue_assessments WHERE assessment_id = $1 AND (org_id IS NULL OR org_id = $2)",
-    )
-    .bind(id)
-    .bind(member.org_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let row = row.ok_or_else(|| ApiError::not_found("assessment"))?;
-    Ok((row.summary, row.draft))
+    catalogue::visible(&state.pool, member.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("assessment"))
 }
 
 /// One assessment with its draft and every published version.
@@ -124,13 +77,7 @@ pub async fn show(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<AssessmentDetail>> {
     let (summary, draft) = visible_summary(&state, &member, id).await?;
-    let versions = sqlx::query_as(
-        "SELECT assessment_id, version, title, best_for, format, time_limit_minutes, spec_digest, published_at, spec
-         FROM catalogue_versions WHERE assessment_id = $1 ORDER BY version",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
+    let versions = catalogue::versions(&state.pool, id).await?;
     Ok(Json(AssessmentDetail {
         summary,
         draft,
@@ -148,14 +95,7 @@ pub async fn show_version(
     ApiPath((id, version)): ApiPath<(Uuid, i32)>,
 ) -> Result<Json<VersionView>> {
     visible_summary(&state, &member, id).await?;
-    let row = sqlx::query_as(
-        "SELECT assessment_id, version, title, best_for, format, time_limit_minutes, spec_digest, published_at, spec
-         FROM catalogue_versions WHERE assessment_id = $1 AND version = $2",
-    )
-    .bind(id)
-    .bind(version)
-    .fetch_optional(&state.pool)
-    .await?;
+    let row = catalogue::version(&state.pool, id, version).await?;
     Ok(Json(row.ok_or_else(|| {
         ApiError::not_found("assessment version")
     })?))

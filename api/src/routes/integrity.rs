@@ -4,7 +4,8 @@
 //! two suite versions, and re-runs of the current suite over past sessions.
 //!
 //! Access: admins, hiring managers, reviewers and auditors of the session's organization read;
-//! admins start re-runs. Another organization's session answers 404.
+//! admins start re-runs. Another organization's session answers 404. The reads are the
+//! `sessions` projection's integrity queries (`clarity_projections::integrity`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,10 +13,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use clarity_domain::integrity::IntegrityAnalysis;
-use clarity_domain::session::SubmittedFile;
 use clarity_integrity::{similarity, suite};
+use clarity_projections::integrity::{self, AnalysisVersion, MatchedBy, SuiteDiff};
+use clarity_projections::sessions::lifecycle;
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json as SqlJson;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -43,27 +44,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/integrity/diff", get(diff))
         .route("/v1/integrity/reruns", post(rerun))
-}
-
-/// One suite version's analysis of the session, in brief.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct AnalysisVersion {
-    pub suite_version: String,
-    pub trigger: String,
-    pub tier: String,
-    pub finding_count: i32,
-    pub analysed_at: DateTime<Utc>,
-}
-
-/// A later session whose analysis found this one's code (or timing) in its own.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct MatchedBy {
-    pub session_id: Uuid,
-    pub suite_version: String,
-    pub detector: String,
-    pub rule: String,
-    pub measured: f64,
-    pub summary: String,
 }
 
 /// A session's integrity analysis.
@@ -110,21 +90,10 @@ pub async fn show(
     ApiQuery(params): ApiQuery<ShowParams>,
 ) -> Result<Json<IntegrityView>> {
     member.require(READERS)?;
-    let status: Option<Option<String>> =
-        sqlx::query_scalar("SELECT status FROM sessions WHERE session_id = $1 AND org_id = $2")
-            .bind(id)
-            .bind(member.org_id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let status = status.ok_or_else(|| ApiError::not_found("session"))?;
-    let versions: Vec<AnalysisVersion> = sqlx::query_as(
-        "SELECT suite_version, trigger, tier, finding_count, analysed_at FROM integrity_analyses
-         WHERE session_id = $1 AND org_id = $2 ORDER BY event_sequence",
-    )
-    .bind(id)
-    .bind(member.org_id)
-    .fetch_all(&state.pool)
-    .await?;
+    let status = lifecycle::status(&state.pool, member.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    let versions = integrity::versions(&state.pool, member.org_id, id).await?;
     let chosen = match &params.suite_version {
         Some(v) => Some(
             versions
@@ -136,24 +105,12 @@ pub async fn show(
     };
     let (analysis, tier, analysed_at) = match chosen {
         Some(v) => {
-            let SqlJson(a): SqlJson<IntegrityAnalysis> = sqlx::query_scalar(
-                "SELECT analysis FROM integrity_analyses WHERE session_id = $1 AND suite_version = $2",
-            )
-            .bind(id)
-            .bind(&v.suite_version)
-            .fetch_one(&state.pool)
-            .await?;
+            let a = integrity::analysis(&state.pool, id, &v.suite_version).await?;
             (Some(a), Some(v.tier.clone()), Some(v.analysed_at))
         }
         None => (None, None, None),
     };
-    let job: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT status, last_error FROM integrity_jobs WHERE session_id = $1 AND status <> 'done'
-         ORDER BY enqueued_at DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?;
+    let job = integrity::open_job(&state.pool, id).await?;
     let finished = matches!(status.as_deref(), Some("submitted" | "expired"));
     let (job_state, error) = match job {
         Some((s, e)) if s == "failed" => ("failed", e),
@@ -171,14 +128,7 @@ pub async fn show(
     } else {
         "pending"
     };
-    let matched_by: Vec<MatchedBy> = sqlx::query_as(
-        "SELECT session_id, suite_version, detector, rule, measured, summary FROM integrity_findings
-         WHERE related_session = $1 AND org_id = $2 ORDER BY session_id, suite_version",
-    )
-    .bind(id)
-    .bind(member.org_id)
-    .fetch_all(&state.pool)
-    .await?;
+    let matched_by = integrity::matched_by(&state.pool, member.org_id, id).await?;
     crate::access_log::record(&state.pool, &member, crate::access_log::INTEGRITY_READ, Some(id), serde_json::json!({"suite_version": chosen.map(|v| v.suite_version.clone()), "requested_suite_version": params.suite_version})).await?;
     Ok(Json(IntegrityView {
         session_id: id,
@@ -232,15 +182,8 @@ pub async fn matched(
         let pool = state.pool.clone();
         let org = member.org_id;
         async move {
-            let row: Option<(SqlJson<similarity::Fingerprints>, SqlJson<Vec<SubmittedFile>>)> =
-                sqlx::query_as(
-                    "SELECT code_prints, files FROM integrity_prints WHERE session_id = $1 AND org_id = $2",
-                )
-                .bind(session)
-                .bind(org)
-                .fetch_optional(&pool)
-                .await?;
-            row.map(|(SqlJson(p), SqlJson(f))| (p, f))
+            integrity::prints::<similarity::Fingerprints>(&pool, org, session)
+                .await?
                 .ok_or_else(|| ApiError::not_found("analysed session"))
         }
     };
@@ -296,31 +239,6 @@ pub struct DiffParams {
 /// The largest page of a suite diff.
 pub const MAX_DIFF_PAGE: i64 = 5_000;
 
-/// How one session's analysis changed between two suite versions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionDiff {
-    pub session_id: Uuid,
-    pub tier_from: String,
-    pub tier_to: String,
-    /// `detector/rule` that fire only in `to`.
-    pub added: Vec<String>,
-    /// `detector/rule` that fire only in `from`.
-    pub removed: Vec<String>,
-}
-
-/// What changed between two suite versions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SuiteDiff {
-    pub from: String,
-    pub to: String,
-    /// Sessions analysed by both versions.
-    pub compared: usize,
-    /// The ones whose tier or fired rules differ.
-    pub changed: Vec<SessionDiff>,
-    /// More sessions follow: ask again with `after` set to this.
-    pub next_after: Option<Uuid>,
-}
-
 /// Differences between two suite versions over every session of the organization both analysed
 /// (admin, hiring manager, auditor).
 #[utoipa::path(get, path = "/v1/integrity/diff", tag = "integrity", security(("api_key" = [])),
@@ -370,51 +288,7 @@ pub async fn suite_diff(
             "`from` and `to` must be different suite versions",
         ));
     }
-    let rows: Vec<(Uuid, String, String, Vec<String>, Vec<String>)> = sqlx::query_as(
-        "SELECT a.session_id, a.tier, b.tier,
-                ARRAY(SELECT DISTINCT detector || '/' || rule FROM integrity_findings f
-                      WHERE f.session_id = a.session_id AND f.suite_version = a.suite_version ORDER BY 1),
-                ARRAY(SELECT DISTINCT detector || '/' || rule FROM integrity_findings f
-                      WHERE f.session_id = b.session_id AND f.suite_version = b.suite_version ORDER BY 1)
-         FROM integrity_analyses a JOIN integrity_analyses b USING (session_id)
-         WHERE a.org_id = $1 AND a.suite_version = $2 AND b.suite_version = $3
-           AND ($4::uuid IS NULL OR a.session_id > $4)
-         ORDER BY a.session_id LIMIT $5",
-    )
-    .bind(org_id)
-    .bind(from)
-    .bind(to)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    let compared = rows.len();
-    let next_after = (compared as i64 == limit)
-        .then(|| rows.last().map(|r| r.0))
-        .flatten();
-    let changed = rows
-        .into_iter()
-        .filter_map(|(session_id, tier_from, tier_to, a, b)| {
-            let added: Vec<String> = b.iter().filter(|r| !a.contains(r)).cloned().collect();
-            let removed: Vec<String> = a.iter().filter(|r| !b.contains(r)).cloned().collect();
-            (tier_from != tier_to || !added.is_empty() || !removed.is_empty()).then_some(
-                SessionDiff {
-                    session_id,
-                    tier_from,
-                    tier_to,
-                    added,
-                    removed,
-                },
-            )
-        })
-        .collect();
-    Ok(SuiteDiff {
-        from: from.to_string(),
-        to: to.to_string(),
-        compared,
-        changed,
-        next_after,
-    })
+    Ok(integrity::suite_diff(pool, org_id, from, to, after, limit).await?)
 }
 
 /// Which sessions to re-analyse.

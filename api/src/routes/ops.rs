@@ -41,9 +41,9 @@ pub struct AuditPublicKey {
 /// obtained independently of the bundle (public; 404 `audit_key_not_configured` without a key).
 #[utoipa::path(get, path = "/v1/audit/public-key", tag = "ops",
     responses((status = 200, body = AuditPublicKey), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn audit_public_key() -> Result<Json<AuditPublicKey>> {
+pub async fn audit_public_key(State(state): State<AppState>) -> Result<Json<AuditPublicKey>> {
     use clarity_domain::audit;
-    let key = clarity_projections::audit_chain::signing_key().ok_or_else(|| {
+    let key = state.config.audit_signing_key().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "audit_key_not_configured",
@@ -52,7 +52,7 @@ pub async fn audit_public_key() -> Result<Json<AuditPublicKey>> {
     })?;
     Ok(Json(AuditPublicKey {
         algorithm: "Ed25519",
-        public_key: audit::public_key_hex(key),
+        public_key: audit::public_key_hex(&key),
         key_id: audit::key_id(&key.verifying_key()),
     }))
 }

@@ -1,7 +1,9 @@
 //! Session replay for reviewers: state at any position (by telemetry `seq` or by time since the
 //! start), events in a range, a paced server-sent-events playback, diffs between positions, and
-//! the timeline markers. Reads the `replay` projection: one keyframe + at most one keyframe
-//! interval of events per seek, never a replay from the start.
+//! the timeline markers. The queries are the replay projection's own
+//! (`clarity_projections::replay::seek`): one keyframe + at most one keyframe interval of events
+//! per seek, never a replay from the start. This module checks access and positions and maps
+//! errors.
 //!
 //! Access: admins, reviewers and auditors of the session's organization.
 
@@ -14,8 +16,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use clarity_domain::telemetry::TelemetryData;
-use clarity_projections::replay_engine::{self, FileDiff, Keyframe, Workspace};
+use clarity_projections::held_back::{self, HeldBack};
+use clarity_projections::replay::seek::{self, Head, Marker, TimelineEvent};
+use clarity_projections::replay_engine::{self, FileDiff, Workspace};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -41,19 +44,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// A point of interest on the timeline.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Marker {
-    /// `paste`, `focus_away`, `code_run`, `face_anomaly`, `edit_anomaly`, `submission`.
-    pub kind: String,
-    pub seq: i64,
-    pub at_ms: i64,
-    pub end_seq: Option<i64>,
-    pub duration_ms: Option<i64>,
-    pub label: String,
-    pub data: serde_json::Value,
-}
-
 /// What the replay page needs to draw the timeline.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReplaySummary {
@@ -74,33 +64,15 @@ pub struct ReplaySummary {
     /// Present while records of this session are held back (quarantined): the timeline may end
     /// early or miss events until they are applied.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub held_back: Option<crate::held_back::HeldBack>,
-}
-
-struct Head {
-    started_at: Option<DateTime<Utc>>,
-    last_seq: i64,
-    last_at_ms: i64,
-    anomalies: i64,
+    pub held_back: Option<HeldBack>,
 }
 
 /// Checks role and organization and loads the replay head; another organization's session is 404.
 async fn head(state: &AppState, member: &Member, id: Uuid) -> Result<Head> {
     member.require(REPLAYERS)?;
-    let row: Option<(Option<DateTime<Utc>>, i64, i64, i64)> =
-        sqlx::query_as("SELECT started_at, last_seq, last_at_ms, anomalies FROM replay_sessions WHERE session_id = $1 AND org_id = $2")
-            .bind(id)
-            .bind(member.org_id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let (started_at, last_seq, last_at_ms, anomalies) =
-        row.ok_or_else(|| ApiError::not_found("session replay"))?;
-    Ok(Head {
-        started_at,
-        last_seq,
-        last_at_ms,
-        anomalies,
-    })
+    seek::head(&state.pool, member.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session replay"))
 }
 
 /// The replay timeline of a session: duration, last position and markers.
@@ -114,21 +86,12 @@ pub async fn summary(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ReplaySummary>> {
     let h = head(&state, &member, id).await?;
-    let (status, candidate_name, assessment_title): (Option<String>, Option<String>, Option<String>) =
-        sqlx::query_as("SELECT status, candidate_name, assessment_title FROM sessions WHERE session_id = $1 AND org_id = $2")
-            .bind(id)
-            .bind(member.org_id)
-            .fetch_optional(&state.pool)
-            .await?
-            .unwrap_or_default();
-    let mut markers: Vec<Marker> = sqlx::query_as("SELECT kind, seq, at_ms, end_seq, duration_ms, label, data FROM replay_markers WHERE session_id = $1 ORDER BY seq, kind LIMIT $2")
-        .bind(id)
-        .bind(MAX_SUMMARY_MARKERS + 1)
-        .fetch_all(&state.pool)
-        .await?;
+    let (status, candidate_name, assessment_title) =
+        seek::labels(&state.pool, member.org_id, id).await?;
+    let mut markers = seek::first_markers(&state.pool, id, MAX_SUMMARY_MARKERS + 1).await?;
     let markers_truncated = markers.len() as i64 > MAX_SUMMARY_MARKERS;
     markers.truncate(MAX_SUMMARY_MARKERS as usize);
-    let held_back = crate::held_back::for_session(&state.pool, id).await?;
+    let held_back = held_back::for_session(&state.pool, id).await?;
     crate::access_log::record(
         &state.pool,
         &member,
@@ -145,7 +108,7 @@ pub async fn summary(
         started_at: h.started_at,
         duration_ms: h.last_at_ms,
         last_seq: h.last_seq,
-        keyframe_every_events: clarity_projections::replay::POLICY.every_events,
+        keyframe_every_events: state.config.replay_config().keyframes.every_events,
         anomalies: h.anomalies,
         markers,
         markers_truncated,
@@ -167,16 +130,6 @@ pub struct Position {
     /// The position as milliseconds since the session started.
     #[param(minimum = 0)]
     pub at_ms: Option<i64>,
-}
-
-/// One telemetry event on the timeline.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TimelineEvent {
-    pub seq: i64,
-    pub at_ms: i64,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub data: serde_json::Value,
 }
 
 /// The workspace at a position.
@@ -206,10 +159,6 @@ fn out_of_range(value: i64, message: String) -> ApiError {
     }
 }
 
-fn at_ms(started_at: Option<DateTime<Utc>>, occurred_at: DateTime<Utc>) -> i64 {
-    started_at.map_or(0, |s| (occurred_at - s).num_milliseconds().max(0))
-}
-
 /// Resolves a position to a `seq`, bounded by the session.
 async fn resolve(state: &AppState, id: Uuid, h: &Head, pos: &Position) -> Result<i64> {
     match (pos.seq, pos.at_ms) {
@@ -229,43 +178,13 @@ async fn resolve(state: &AppState, id: Uuid, h: &Head, pos: &Position) -> Result
                     format!("at_ms must be between 0 and {}", h.last_at_ms),
                 ));
             }
-            let Some(started_at) = h.started_at else {
-                return Ok(0);
-            };
-            // The nearest keyframe at or before `t` bounds the scan to one keyframe interval.
-            let from: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM replay_keyframes WHERE session_id = $1 AND at_ms <= $2")
-                .bind(id)
-                .bind(t)
-                .fetch_one(&state.pool)
-                .await?;
-            // An event's `at_ms` is the whole milliseconds since the start, so it is at or before
-            // `t` exactly when it happened before `t + 1` ms.
-            let until = started_at + chrono::Duration::milliseconds(t + 1);
-            let seq: Option<i64> = sqlx::query_scalar(
-                "SELECT max(seq) FROM session_events WHERE session_id = $1 AND stream_kind = 'telemetry'
-                 AND seq > $2 AND seq <= $3 AND occurred_at < $4",
-            )
-            .bind(id)
-            .bind(from)
-            .bind(scan_limit(from, h.last_seq))
-            .bind(until)
-            .fetch_one(&state.pool)
-            .await?;
-            Ok(seq.unwrap_or(from))
+            let keyframes = state.config.replay_config().keyframes;
+            Ok(seek::seq_at_ms(&state.pool, id, h, t, &keyframes).await?)
         }
         _ => Err(ApiError::invalid(
             "invalid_position",
             "give exactly one of `seq` or `at_ms`",
         )),
-    }
-}
-
-/// How far past a keyframe an at-time scan may need to look: the next keyframe comes at most one
-/// event interval later (twice that tolerates clients whose clocks step backwards).
-fn scan_limit(from: i64, last_seq: i64) -> i64 {
-    match clarity_projections::replay::POLICY.every_events {
-        0 => last_seq,
-        n => last_seq.min(from + 2 * i64::from(n)),
     }
 }
 
@@ -276,48 +195,9 @@ async fn workspace_at(
     started_at: Option<DateTime<Utc>>,
     target: i64,
 ) -> Result<(Workspace, Option<TimelineEvent>)> {
-    let (kf_seq, kf_ws): (i64, serde_json::Value) =
-        sqlx::query_as("SELECT seq, workspace FROM replay_keyframes WHERE session_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1")
-            .bind(id)
-            .bind(target)
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or_else(|| ApiError::not_found("session replay"))?;
-    let workspace: Workspace = serde_json::from_value(kf_ws).map_err(ApiError::internal)?;
-    let rows: Vec<(i64, String, DateTime<Utc>, serde_json::Value)> = sqlx::query_as(
-        "SELECT seq, event_type, occurred_at, data FROM session_events
-         WHERE session_id = $1 AND stream_kind = 'telemetry' AND seq >= $2 AND seq <= $3 ORDER BY seq",
-    )
-    .bind(id)
-    // From the keyframe's own event (skipped by `state_at`), so the event at `target` is known
-    // even when `target` is the keyframe.
-    .bind(kf_seq.max(1))
-    .bind(target)
-    .fetch_all(&state.pool)
-    .await?;
-    let events: Vec<(u64, TelemetryData)> = rows
-        .iter()
-        .filter_map(|(seq, _, _, data)| {
-            serde_json::from_value(data.clone())
-                .ok()
-                .map(|d| (*seq as u64, d))
-        })
-        .collect();
-    let keyframe = Keyframe {
-        seq: kf_seq as u64,
-        workspace,
-    };
-    let (workspace, _anomalies) = replay_engine::state_at(&keyframe, &events, target as u64);
-    let event = rows
-        .last()
-        .filter(|r| r.0 == target)
-        .map(|(seq, event_type, occurred, data)| TimelineEvent {
-            seq: *seq,
-            at_ms: at_ms(started_at, *occurred),
-            event_type: event_type.clone(),
-            data: data.clone(),
-        });
-    Ok((workspace, event))
+    seek::workspace_at(&state.pool, id, started_at, target)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session replay"))
 }
 
 /// The files, cursor and event at a position (by `seq` or `at_ms`).
@@ -377,33 +257,6 @@ pub struct EventsPage {
     pub next_from_seq: Option<i64>,
 }
 
-async fn page(
-    state: &AppState,
-    id: Uuid,
-    started_at: Option<DateTime<Utc>>,
-    from: i64,
-    limit: i64,
-) -> Result<Vec<TimelineEvent>> {
-    let rows: Vec<(i64, String, DateTime<Utc>, serde_json::Value)> = sqlx::query_as(
-        "SELECT seq, event_type, occurred_at, data FROM session_events
-         WHERE session_id = $1 AND stream_kind = 'telemetry' AND seq >= $2 ORDER BY seq LIMIT $3",
-    )
-    .bind(id)
-    .bind(from)
-    .bind(limit)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, event_type, occurred, data)| TimelineEvent {
-            seq,
-            at_ms: at_ms(started_at, occurred),
-            event_type,
-            data,
-        })
-        .collect())
-}
-
 /// Telemetry events from a position on, paged.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/replay/events", tag = "replay", security(("api_key" = [])),
     params(("session_id" = Uuid, Path), EventsQuery),
@@ -431,17 +284,9 @@ pub async fn events(
             format!("from_seq must be at most {}", h.last_seq + 1),
         ));
     }
-    let events = page(&state, id, h.started_at, from, limit).await?;
+    let events = seek::events(&state.pool, id, h.started_at, from, limit).await?;
     let to = events.last().map_or(from - 1, |e| e.seq);
-    let markers = sqlx::query_as(
-        "SELECT kind, seq, at_ms, end_seq, duration_ms, label, data FROM replay_markers
-         WHERE session_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq, kind",
-    )
-    .bind(id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&state.pool)
-    .await?;
+    let markers = seek::markers_between(&state.pool, id, from, to).await?;
     let next_from_seq = events
         .last()
         .map(|e| e.seq + 1)
@@ -674,7 +519,10 @@ fn async_stream(
                     return None;
                 }
                 if buffer.is_empty() && next <= h.last_seq {
-                    match page(&state, id, h.started_at, next, 500).await {
+                    match seek::events(&state.pool, id, h.started_at, next, 500)
+                        .await
+                        .map_err(ApiError::from)
+                    {
                         Ok(events) => buffer = events.into_iter().rev().collect(),
                         Err(error) => {
                             // Tell the client the stream ended early, and why in general terms;

@@ -1,28 +1,28 @@
 //! Candidate reports and leaderboards, for hiring managers, admins and auditors.
 //!
-//! A report is computed from the read models when asked for; each distinct content is stored once
-//! in `report_versions` under its content hash (SHA-256 of the canonical JSON, as in the audit
-//! trail), and a decision must name the hash of a version that was served, so what the decider saw
-//! can be shown again exactly (`?version=<hash>`).
+//! A report is computed from the read models when asked for (`clarity_projections::report`);
+//! each distinct content is stored once in `report_versions` under its content hash (SHA-256 of
+//! the canonical JSON, as in the audit trail), and a decision must name the hash of a version that
+//! was served, so what the decider saw can be shown again exactly (`?version=<hash>`). The
+//! leaderboards are `clarity_projections::leaderboard`'s. This module checks roles and blind
+//! review, validates parameters and maps errors.
 
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
-use clarity_domain::assessment::AssessmentSpec;
-use clarity_domain::audit::canonical_json;
+use clarity_projections::audit_trail;
+use clarity_projections::leaderboard::{self, Board, Cohort};
+use clarity_projections::report;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use sqlx::types::Json as SqlJson;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::leaderboard::{self, Board, Cohort};
 use crate::state::{complete_your_review_first, AppState};
 
 const READERS: &[Role] = &[Role::Admin, Role::HiringManager, Role::Auditor];
@@ -59,7 +59,7 @@ pub async fn bundle(
     state
         .require_not_pending_reviewer(id, member.member_id, "the audit bundle")
         .await?;
-    let bundle = crate::audit::export(&state.pool, id)
+    let bundle = audit_trail::export(&state.pool, id)
         .await
         .map_err(ApiError::export_failure)?;
     crate::access_log::record(
@@ -136,21 +136,15 @@ pub async fn report(
     if let Some(hash) = params.version {
         // A stored version is frozen: it may rank this session among sessions the caller reviews
         // and has not completed. Shown once they have.
-        if ranks_withheld(&state, member.org_id, id, &withheld).await? {
+        if report::ranks_withheld(&state.pool, member.org_id, id, &withheld).await? {
             return Err(complete_your_review_first(
                 "a stored report version ranks this session among sessions you review: it opens once your reviews are completed".into(),
             ));
         }
-        let row: Option<(SqlJson<Value>, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT content, first_served_at FROM report_versions WHERE session_id = $1 AND org_id = $2 AND content_hash = $3",
-        )
-        .bind(id)
-        .bind(member.org_id)
-        .bind(&hash)
-        .fetch_optional(&state.pool)
-        .await?;
-        let (SqlJson(content), first_served_at) =
-            row.ok_or_else(|| ApiError::not_found("report version"))?;
+        let (content, first_served_at) =
+            report::stored_version(&state.pool, member.org_id, id, &hash)
+                .await?
+                .ok_or_else(|| ApiError::not_found("report version"))?;
         crate::access_log::record(
             &state.pool,
             &member,
@@ -166,25 +160,19 @@ pub async fn report(
             content,
         }));
     }
-    let content = build(&state, &member, id, &withheld).await?;
-    let content_hash = hex::encode(Sha256::digest(canonical_json(&content)));
-    sqlx::query(
-        "INSERT INTO report_versions (session_id, content_hash, org_id, content, first_served_to)
-         VALUES ($1, $2, $3, $4::json, $5) ON CONFLICT DO NOTHING",
+    let content = report::build(&state.pool, member.org_id, id, &withheld)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?
+        .to_json();
+    let content_hash = report::content_hash(&content);
+    let first_served_at = report::record_served(
+        &state.pool,
+        member.org_id,
+        id,
+        member.member_id,
+        &content_hash,
+        &content,
     )
-    .bind(id)
-    .bind(&content_hash)
-    .bind(member.org_id)
-    .bind(content.to_string())
-    .bind(member.member_id)
-    .execute(&state.pool)
-    .await?;
-    let first_served_at: DateTime<Utc> = sqlx::query_scalar(
-        "SELECT first_served_at FROM report_versions WHERE session_id = $1 AND content_hash = $2",
-    )
-    .bind(id)
-    .bind(&content_hash)
-    .fetch_one(&state.pool)
     .await?;
     crate::access_log::record(
         &state.pool,
@@ -200,179 +188,6 @@ pub async fn report(
         first_served_at,
         content,
     }))
-}
-
-type SessionFacts = (
-    Option<String>,
-    Option<String>,
-    Option<Uuid>,
-    Option<i32>,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-/// Whether one of `withheld` (sessions the caller must not see scored) is scored in the cohort
-/// of session `id` (its assessment version in the organization).
-async fn ranks_withheld(
-    state: &AppState,
-    org_id: Uuid,
-    id: Uuid,
-    withheld: &[Uuid],
-) -> Result<bool> {
-    if withheld.is_empty() {
-        return Ok(false);
-    }
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM session_scores w JOIN sessions s
-             ON s.org_id = w.org_id AND s.assessment_id = w.assessment_id AND s.assessment_version = w.assessment_version
-           WHERE s.session_id = $1 AND s.org_id = $2 AND w.session_id = ANY($3))",
-    )
-    .bind(id)
-    .bind(org_id)
-    .bind(withheld)
-    .fetch_one(&state.pool)
-    .await?)
-}
-
-async fn build(state: &AppState, member: &Member, id: Uuid, withheld: &[Uuid]) -> Result<Value> {
-    let facts: Option<SessionFacts> = sqlx::query_as(
-        "SELECT status, candidate_name, assessment_id, assessment_version, assessment_title, started_at,
-                coalesce(submitted_at, expired_at), time_used_seconds, integrity_tier, integrity_suite_version
-         FROM sessions WHERE session_id = $1 AND org_id = $2",
-    )
-    .bind(id)
-    .bind(member.org_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let (
-        status,
-        candidate,
-        assessment_id,
-        version,
-        title,
-        started_at,
-        finished_at,
-        time_used,
-        tier,
-        suite,
-    ) = facts.ok_or_else(|| ApiError::not_found("session"))?;
-    let spec: Option<SqlJson<AssessmentSpec>> = match (assessment_id, version) {
-        (Some(a), Some(v)) => {
-            sqlx::query_scalar(
-                "SELECT spec FROM catalogue_versions WHERE assessment_id = $1 AND version = $2",
-            )
-            .bind(a)
-            .bind(v)
-            .fetch_optional(&state.pool)
-            .await?
-        }
-        _ => None,
-    };
-    let scores: Vec<(Uuid, String, i16, String, bool)> = sqlx::query_as(
-        "SELECT sc.reviewer, sc.criterion, sc.score, sc.justification, r.completed_at IS NOT NULL
-         FROM review_scores sc JOIN review_reviewers r ON r.session_id = sc.session_id AND r.reviewer = sc.reviewer
-         WHERE sc.session_id = $1 AND sc.current ORDER BY sc.criterion, sc.reviewer",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
-    let criteria: Vec<Value> = spec
-        .as_ref()
-        .map(|s| {
-            s.0.rubric
-                .criteria
-                .iter()
-                .map(|c| {
-                    let by: Vec<Value> = scores
-                        .iter()
-                        .filter(|(_, k, _, _, done)| k == &c.key && *done)
-                        .map(|(r, _, s, j, _)| json!({"reviewer": r, "score": s, "justification": j}))
-                        .collect();
-                    let mean = (!by.is_empty()).then(|| {
-                        by.iter().map(|b| b["score"].as_f64().unwrap_or(0.0)).sum::<f64>() / by.len() as f64
-                    });
-                    json!({"criterion": c.key, "name": c.name, "weight": c.weight, "completed_reviews": by, "mean": mean})
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let runs: (i64, Option<SqlJson<Value>>) = sqlx::query_as(
-        "SELECT count(*), (array_agg(data ORDER BY seq DESC))[1] FROM session_events
-         WHERE session_id = $1 AND stream_kind = 'telemetry' AND event_type = 'code_run'",
-    )
-    .bind(id)
-    .fetch_one(&state.pool)
-    .await?;
-    let findings: Vec<(String, String, String, String, Option<i64>)> = match &suite {
-        Some(v) => {
-            sqlx::query_as(
-                "SELECT detector, rule, level, summary, replay_seq FROM integrity_findings
-             WHERE session_id = $1 AND suite_version = $2 ORDER BY ordinal",
-            )
-            .bind(id)
-            .bind(v)
-            .fetch_all(&state.pool)
-            .await?
-        }
-        None => Vec::new(),
-    };
-    let standing = match (assessment_id, version) {
-        (Some(a), Some(v)) => {
-            let cohort = Cohort {
-                org_id: member.org_id,
-                assessment_id: Some(a),
-                version: v,
-                cleared_only: false,
-                finished_from: None,
-                finished_to: None,
-            };
-            leaderboard::standing_of(&state.pool, &cohort, id, withheld).await?
-        }
-        _ => None,
-    };
-    let decision: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT outcome, rationale, decided_at FROM decisions WHERE session_id = $1 AND current",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let held_back = crate::held_back::for_session(&state.pool, id).await?;
-    let mut content = json!({
-        "session_id": id,
-        "candidate": candidate,
-        "assessment": {"id": assessment_id, "version": version, "title": title,
-                       "time_limit_minutes": spec.as_ref().map(|s| s.0.time_limit_minutes)},
-        "status": status,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "time_used_seconds": time_used,
-        "scores": {
-            "aggregate": standing.map(|s| s.0),
-            "criteria": criteria,
-        },
-        "code_runs": {"total": runs.0, "last": runs.1.map(|j| j.0)},
-        "integrity": {
-            "tier": tier,
-            "suite_version": suite,
-            "findings": findings.iter().map(|(d, r, l, s, seq)| json!({
-                "detector": d, "rule": r, "level": l, "summary": s, "replay_seq": seq,
-                "replay": seq.map(|q| format!("/review/sessions/{id}?seq={q}")),
-            })).collect::<Vec<_>>(),
-        },
-        "cohort": standing.map(|(_, percentile, rank, n)| json!({"size": n, "percentile": percentile, "rank": rank})),
-        "decision": decision.map(|(o, r, at)| json!({"outcome": o, "rationale": r, "decided_at": at})),
-    });
-    // Part of the hashed content: a report made while data was held back is a different report
-    // (a decision names the version its maker saw, notice included). Absent otherwise, so the
-    // reports of sessions with nothing held back keep their hashes.
-    if let Some(held_back) = held_back {
-        content["held_back"] = serde_json::to_value(held_back).map_err(ApiError::internal)?;
-    }
-    Ok(content)
 }
 
 /// Leaderboard filters.

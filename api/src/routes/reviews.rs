@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use clarity_app::Actor;
 use clarity_domain::assessment::Rubric;
 use clarity_domain::session::{DecisionOutcome, FindingResolution, SessionCommand};
@@ -21,6 +20,10 @@ use clarity_domain::CandidateSession;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use clarity_projections::reviews::{
+    self, CommentView, DecisionView, ResolutionView, ReviewerView, ScoreView,
+};
 
 use crate::auth::{Member, Role};
 use crate::error::{ApiError, Result};
@@ -418,14 +421,7 @@ pub async fn decide(
             req.supersedes,
         )
         .map_err(clarity_domain::session::SessionError::from)?;
-    let served: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM report_versions WHERE session_id = $1 AND content_hash = $2)",
-    )
-    .bind(id)
-    .bind(&req.report_hash)
-    .fetch_one(&state.pool)
-    .await?;
-    if !served {
+    if !clarity_projections::report::was_served(&state.pool, id, &req.report_hash).await? {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_report_version",
@@ -462,62 +458,6 @@ pub async fn decide(
     .await
 }
 
-/// One score as the read model has it.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ScoreView {
-    pub score_id: Uuid,
-    pub reviewer: Uuid,
-    pub criterion: String,
-    pub score: i16,
-    pub justification: String,
-    pub supersedes: Option<Uuid>,
-    /// False when a later score of the same reviewer amended it.
-    pub current: bool,
-    pub scored_at: DateTime<Utc>,
-}
-
-/// A reviewer and whether they completed their review.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ReviewerView {
-    pub reviewer: Uuid,
-    pub assigned_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-}
-
-/// A comment.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct CommentView {
-    pub comment_id: Uuid,
-    pub author: Uuid,
-    pub replay_seq: i64,
-    pub text: String,
-    pub commented_at: DateTime<Utc>,
-}
-
-/// A finding resolution.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ResolutionView {
-    pub suite_version: String,
-    pub ordinal: i32,
-    pub resolution: String,
-    pub reason: String,
-    pub resolved_by: Uuid,
-    pub resolved_at: DateTime<Utc>,
-}
-
-/// A decision (all of them, amendments included; `current` marks the one that counts).
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct DecisionView {
-    pub decision_id: Uuid,
-    pub outcome: String,
-    pub rationale: String,
-    pub decided_by: Uuid,
-    pub report_hash: String,
-    pub supersedes: Option<Uuid>,
-    pub current: bool,
-    pub decided_at: DateTime<Utc>,
-}
-
 /// The review of a session as the caller may see it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReviewView {
@@ -549,49 +489,18 @@ pub async fn show(
 ) -> Result<Json<ReviewView>> {
     member.require(READERS)?;
     state.require_session_in_org(id, member.org_id).await?;
-    let reviewers: Vec<ReviewerView> = sqlx::query_as(
-        "SELECT reviewer, assigned_at, completed_at FROM review_reviewers WHERE session_id = $1 ORDER BY assigned_at, reviewer",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
+    let reviewers = reviews::reviewers(&state.pool, id).await?;
     // Blind review: a member who is a reviewer of this session and has not completed their review
     // sees only their own scores, whatever their role.
     let blinded = reviewers
         .iter()
         .any(|r| r.reviewer == member.member_id && r.completed_at.is_none());
-    let scores: Vec<ScoreView> = sqlx::query_as(
-        "SELECT score_id, reviewer, criterion, score, justification, supersedes, current, scored_at
-         FROM review_scores WHERE session_id = $1 AND (NOT $2 OR reviewer = $3)
-         ORDER BY reviewer, criterion, event_sequence",
-    )
-    .bind(id)
-    .bind(blinded)
-    .bind(member.member_id)
-    .fetch_all(&state.pool)
-    .await?;
-    let comments: Vec<CommentView> = sqlx::query_as(
-        "SELECT comment_id, author, replay_seq, text, commented_at FROM review_comments WHERE session_id = $1 ORDER BY replay_seq, event_sequence",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
-    let resolutions: Vec<ResolutionView> = sqlx::query_as(
-        "SELECT suite_version, ordinal, resolution, reason, resolved_by, resolved_at FROM finding_resolutions WHERE session_id = $1 ORDER BY event_sequence",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
+    let only_of = blinded.then_some(member.member_id);
+    let scores = reviews::scores(&state.pool, id, only_of).await?;
+    let comments = reviews::comments(&state.pool, id).await?;
+    let resolutions = reviews::resolutions(&state.pool, id).await?;
     // A decision rests on the completed reviews (its rationale quotes them): blind too.
-    let decisions: Vec<DecisionView> = sqlx::query_as(
-        "SELECT decision_id, outcome, rationale, decided_by, report_hash, supersedes, current, decided_at
-         FROM decisions WHERE session_id = $1 AND (NOT $2 OR decided_by = $3) ORDER BY event_sequence",
-    )
-    .bind(id)
-    .bind(blinded)
-    .bind(member.member_id)
-    .fetch_all(&state.pool)
-    .await?;
+    let decisions = reviews::decisions(&state.pool, id, only_of).await?;
     crate::access_log::record(
         &state.pool,
         &member,

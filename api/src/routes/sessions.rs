@@ -1,4 +1,6 @@
-//! Candidate sessions, staff side: invite, list, read, and the per-session event log.
+//! Candidate sessions, staff side: invite, list, read, and the per-session event log. The reads
+//! are the `sessions` projection's queries (`clarity_projections::sessions`); blind review is
+//! decided here and passed in.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,6 +13,9 @@ use clarity_domain::session::{AssessmentRef, Candidate, SessionCommand};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
+
+use clarity_projections::sessions::event_log::{self, LogPage};
+use clarity_projections::sessions::lifecycle::{self, SessionView};
 
 use crate::auth::{issue, Member, Role};
 use crate::error::{ApiError, Result};
@@ -238,50 +243,6 @@ pub async fn revoke_access(
     }))
 }
 
-/// A session as the `sessions` projection has it.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct SessionView {
-    pub session_id: Uuid,
-    pub status: Option<String>,
-    pub assessment_id: Option<Uuid>,
-    pub assessment_version: Option<i32>,
-    pub assessment_title: Option<String>,
-    pub candidate_name: Option<String>,
-    pub candidate_email: Option<String>,
-    pub candidate_ref: Option<String>,
-    pub invited_at: Option<DateTime<Utc>>,
-    pub invite_expires_at: Option<DateTime<Utc>>,
-    pub consented_at: Option<DateTime<Utc>>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub deadline: Option<DateTime<Utc>>,
-    pub submitted_at: Option<DateTime<Utc>>,
-    pub expired_at: Option<DateTime<Utc>>,
-    /// When staff revoked the candidate's access (their link stopped working then), and why.
-    pub access_revoked_at: Option<DateTime<Utc>>,
-    pub access_revoked_reason: Option<String>,
-    pub time_used_seconds: Option<i64>,
-    pub files_digest: Option<String>,
-    pub lifecycle_events: i64,
-    pub telemetry_events: i64,
-    pub keystrokes: i64,
-    pub edits: i64,
-    pub pastes: i64,
-    pub focus_losses: i64,
-    pub code_runs: i64,
-    pub face_checks: i64,
-    pub last_seq: i64,
-    /// Present while records of this session are held back (quarantined): this view does not
-    /// count them yet.
-    #[sqlx(skip)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub held_back: Option<crate::held_back::HeldBack>,
-}
-
-const SESSION_COLUMNS: &str = "session_id, status, assessment_id, assessment_version, assessment_title, candidate_name,
-    candidate_email, candidate_ref, invited_at, invite_expires_at, consented_at, started_at, deadline, submitted_at,
-    expired_at, access_revoked_at, access_revoked_reason, time_used_seconds, files_digest, lifecycle_events, telemetry_events, keystrokes, edits, pastes,
-    focus_losses, code_runs, face_checks, last_seq";
-
 /// Filters for listing sessions.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -312,15 +273,13 @@ pub async fn list(
             "limit must be between 1 and 500",
         ));
     }
-    let rows = sqlx::query_as(&format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
-         AND ($3::uuid IS NULL OR assessment_id = $3) ORDER BY invited_at DESC NULLS LAST, session_id LIMIT $4"
-    ))
-    .bind(member.org_id)
-    .bind(q.status)
-    .bind(q.assessment_id)
-    .bind(limit)
-    .fetch_all(&state.pool)
+    let rows = lifecycle::list(
+        &state.pool,
+        member.org_id,
+        q.status.as_deref(),
+        q.assessment_id,
+        limit,
+    )
     .await?;
     Ok(Json(rows))
 }
@@ -336,29 +295,11 @@ pub async fn show(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<SessionView>> {
     member.require(READERS)?;
-    let row = sqlx::query_as(&format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1 AND org_id = $2"
-    ))
-    .bind(id)
-    .bind(member.org_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let mut view: SessionView = row.ok_or_else(|| ApiError::not_found("session"))?;
-    view.held_back = crate::held_back::for_session(&state.pool, id).await?;
+    let mut view = lifecycle::find(&state.pool, member.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    view.held_back = clarity_projections::held_back::for_session(&state.pool, id).await?;
     Ok(Json(view))
-}
-
-/// One entry of the per-session log.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct LogEntry {
-    /// `lifecycle` or `telemetry`.
-    pub stream_kind: String,
-    pub seq: i64,
-    pub event_type: String,
-    pub occurred_at: DateTime<Utc>,
-    pub kafka_partition: i32,
-    pub kafka_offset: i64,
-    pub data: serde_json::Value,
 }
 
 /// Paging through the log.
@@ -371,14 +312,6 @@ pub struct LogQuery {
     /// At most 5000; default 1000.
     #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<i64>,
-}
-
-/// A page of the log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LogPage {
-    pub entries: Vec<LogEntry>,
-    /// Pass as `after_offset` to get the next page; absent at the end.
-    pub next_after_offset: Option<i64>,
 }
 
 /// The ordered, de-duplicated event log of a session (admin, reviewer, auditor). Blind for a
@@ -408,25 +341,19 @@ pub async fn events(
     // events) and without the decisions resting on them (`DecisionRecorded`), whatever their
     // role.
     let blinded = state.is_pending_reviewer(id, member.member_id).await?;
-    let entries: Vec<LogEntry> = sqlx::query_as(
-        "SELECT stream_kind, seq, event_type, occurred_at, kafka_partition, kafka_offset, data FROM session_events
-         WHERE session_id = $1 AND org_id = $2 AND kafka_offset > $3
-           AND NOT ($5 AND stream_kind = 'lifecycle'
-                    AND ((event_type = 'CriterionScored' AND data->>'reviewer' IS DISTINCT FROM $6::text)
-                         OR (event_type = 'DecisionRecorded' AND data->>'decided_by' IS DISTINCT FROM $6::text)))
-         ORDER BY kafka_offset LIMIT $4",
+    let blind_to_others_of = blinded.then_some(member.member_id);
+    let LogPage {
+        entries,
+        next_after_offset,
+    } = event_log::page(
+        &state.pool,
+        member.org_id,
+        id,
+        q.after_offset,
+        limit,
+        blind_to_others_of,
     )
-    .bind(id)
-    .bind(member.org_id)
-    .bind(q.after_offset.unwrap_or(-1))
-    .bind(limit)
-    .bind(blinded)
-    .bind(member.member_id.to_string())
-    .fetch_all(&state.pool)
     .await?;
-    let next_after_offset = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|e| e.kafka_offset))
-        .flatten();
     crate::access_log::record(&state.pool, &member, crate::access_log::SESSION_EVENTS_READ, Some(id), serde_json::json!({"after_offset": q.after_offset, "limit": limit, "returned": entries.len(), "blinded": blinded})).await?;
     Ok(Json(LogPage {
         entries,

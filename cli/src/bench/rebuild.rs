@@ -59,6 +59,7 @@ async fn rebuild_in(env: &mut BenchEnv, args: &RebuildArgs) -> anyhow::Result<Va
         &config.database_url,
         &kafka,
         Projection::Sessions,
+        &config.projections(),
         false,
     )
     .await?;

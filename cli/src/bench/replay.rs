@@ -143,7 +143,7 @@ async fn measure(env: &BenchEnv, args: &ReplayArgs) -> anyhow::Result<Value> {
     Ok(json!({
         "events": args.events,
         "keyframes": keyframes,
-        "keyframe_every_events": clarity_projections::replay::POLICY.every_events,
+        "keyframe_every_events": env.config.replay_config().keyframes.every_events,
         "positions": positions,
         "memory": {"vm_hwm_kib": hwm, "vm_rss_kib": rss, "note": "whole bench process (API + relay + consumers + client)"},
     }))

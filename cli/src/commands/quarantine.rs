@@ -106,6 +106,7 @@ pub async fn run(config: &Config, command: QuarantineCommand) -> anyhow::Result<
                 by: by
                     .or_else(|| std::env::var("USER").ok())
                     .unwrap_or_else(|| "an operator".into()),
+                projection: config.projections(),
             };
             let lines = quarantine::retry(&pool, &config.kafka(), &scope, &options).await?;
             if lines.is_empty() {

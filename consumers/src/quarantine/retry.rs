@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clarity_projections::{Projection, ProjectionError, Record};
+use clarity_projections::{Projection, ProjectionConfig, ProjectionError, Record};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -54,6 +54,8 @@ pub struct RetryOptions {
     pub dry_run: bool,
     /// Who retries, recorded on resolved rows.
     pub by: String,
+    /// What the projections are configured with (as their live consumers are).
+    pub projection: ProjectionConfig,
 }
 
 /// What happened to one quarantined record.
@@ -369,7 +371,7 @@ async fn retry_unit(
                 continue;
             }
         };
-        match apply_late(&mut tx, projection, row, &bytes, &options.by).await {
+        match apply_late(&mut tx, projection, options, row, &bytes).await {
             Ok(Ok(())) => {
                 // `blocked_by` stays: what is held behind an earlier record that is still
                 // quarantined keeps waiting for it, whatever applies in between.
@@ -409,7 +411,9 @@ async fn retry_unit(
     }
     if applied_any && !options.dry_run {
         if let Some(stream) = stream {
-            let caught_up = projection.catch_up(&mut tx, *stream, None).await?;
+            let caught_up = projection
+                .catch_up(&options.projection, &mut tx, *stream, None)
+                .await?;
             if let Some(last) = pending_lines
                 .iter_mut()
                 .rev()
@@ -437,9 +441,9 @@ type Refusal = (&'static str, String, Option<String>);
 async fn apply_late(
     tx: &mut PgConnection,
     projection: Projection,
+    options: &RetryOptions,
     row: &Quarantined,
     bytes: &RecordBytes,
-    by: &str,
 ) -> Result<Result<(), Refusal>, ProjectionError> {
     let mut savepoint = tx.begin().await?;
     sqlx::query(
@@ -448,12 +452,17 @@ async fn apply_late(
           WHERE id = $1",
     )
     .bind(row.id)
-    .bind(by)
+    .bind(&options.by)
     .execute(&mut *savepoint)
     .await?;
     if let Some(stream) = row.stream {
         projection
-            .catch_up(&mut savepoint, stream, Some(row.offset))
+            .catch_up(
+                &options.projection,
+                &mut savepoint,
+                stream,
+                Some(row.offset),
+            )
             .await?;
     }
     let event = match decode(&bytes.payload) {
@@ -470,7 +479,11 @@ async fn apply_late(
         event,
     };
     match projection
-        .apply(&mut savepoint, std::slice::from_ref(&record))
+        .apply(
+            &options.projection,
+            &mut savepoint,
+            std::slice::from_ref(&record),
+        )
         .await
     {
         Ok(()) => {

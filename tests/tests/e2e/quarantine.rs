@@ -634,7 +634,11 @@ async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_a
     let mut tx = env.pool.begin().await?;
     for projection in [Projection::Sessions, Projection::Replay] {
         projection
-            .apply(&mut tx, std::slice::from_ref(&record))
+            .apply(
+                &env.config.projections(),
+                &mut tx,
+                std::slice::from_ref(&record),
+            )
             .await?;
     }
     tx.commit().await?;
@@ -646,6 +650,7 @@ async fn a_quarantined_record_is_held_back_visibly_until_a_retry_after_the_fix_a
             &env.config.database_url,
             &env.config.kafka(),
             projection,
+            &env.config.projections(),
             false,
         )
         .await?;
@@ -683,6 +688,7 @@ async fn a_rebuild_keeps_the_quarantine_and_resolves_the_records_that_now_apply(
             &env.config.database_url,
             &env.config.kafka(),
             projection,
+            &env.config.projections(),
             false,
         )
         .await?;
@@ -704,6 +710,7 @@ async fn a_rebuild_keeps_the_quarantine_and_resolves_the_records_that_now_apply(
             &env.config.database_url,
             &env.config.kafka(),
             projection,
+            &env.config.projections(),
             false,
         )
         .await?;

@@ -72,6 +72,7 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
         &env.config.database_url,
         &kafka,
         Projection::Sessions,
+        &env.config.projections(),
         false,
     )
     .await?;
@@ -79,6 +80,7 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
         &env.config.database_url,
         &kafka,
         Projection::Catalogue,
+        &env.config.projections(),
         false,
     )
     .await?;

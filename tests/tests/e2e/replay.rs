@@ -362,6 +362,7 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
         &env.config.database_url,
         &env.config.kafka(),
         Projection::Replay,
+        &env.config.projections(),
         false,
     )
     .await?;

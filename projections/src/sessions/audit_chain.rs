@@ -1,8 +1,9 @@
 //! The audit part of projection `sessions`: every session's hash chain over its stream as this
 //! consumer sees it (partition order, duplicates dropped), and signed checkpoints.
 //!
-//! The signing key is a 32-byte Ed25519 seed in hex from `CLARITY_AUDIT_SIGNING_KEY`; without one,
-//! chains are still computed but no checkpoint is signed (a warning is logged once).
+//! The signing key comes in with [`AuditConfig`] (the roles read it from
+//! `CLARITY_AUDIT_SIGNING_KEY`, a 32-byte Ed25519 seed in hex); without one, chains are still
+//! computed but no checkpoint is signed.
 //!
 //! **Holes.** When this projection quarantines a record that its session's chain needed next (a
 //! *hole*: its sequence is the one the chain expects), the chain waits: later records of the
@@ -14,7 +15,6 @@
 //! taken anyway (a sequence far ahead, or already chained) is not a hole.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use clarity_domain::audit::{
@@ -26,26 +26,51 @@ use uuid::Uuid;
 
 use crate::Record;
 
-/// The environment variable holding the hex seed of the checkpoint signing key.
+/// The environment variable the roles read the checkpoint signing key's hex seed from (this crate
+/// never reads it: the key comes in with [`AuditConfig`]).
 pub const SIGNING_KEY_ENV: &str = "CLARITY_AUDIT_SIGNING_KEY";
 
-/// The configured signing key, if any (read once).
-pub fn signing_key() -> Option<&'static SigningKey> {
-    static KEY: OnceLock<Option<SigningKey>> = OnceLock::new();
-    KEY.get_or_init(|| match std::env::var(SIGNING_KEY_ENV) {
-        Ok(hex) => match audit::key_from_seed_hex(hex.trim()) {
-            Ok(key) => Some(key),
-            Err(error) => {
-                tracing::error!(%error, "{SIGNING_KEY_ENV} is not a valid key; checkpoints are not signed");
+/// How the audit chain signs its checkpoints.
+#[derive(Clone, Default)]
+pub struct AuditConfig {
+    /// The key that signs checkpoints; `None` signs nothing (chains are still kept).
+    pub signing_key: Option<SigningKey>,
+}
+
+impl std::fmt::Debug for AuditConfig {
+    // Never print the key; its public half identifies it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field(
+                "signing_key",
+                &self
+                    .signing_key
+                    .as_ref()
+                    .map(|k| audit::key_id(&k.verifying_key())),
+            )
+            .finish()
+    }
+}
+
+impl AuditConfig {
+    /// From the configured hex seed, if any. A missing or invalid seed is logged (an error for an
+    /// invalid one) and signs nothing, so a role still starts and keeps its chains.
+    pub fn from_seed_hex(seed: Option<&str>) -> Self {
+        let signing_key = match seed {
+            Some(hex) => match audit::key_from_seed_hex(hex.trim()) {
+                Ok(key) => Some(key),
+                Err(error) => {
+                    tracing::error!(%error, "{SIGNING_KEY_ENV} is not a valid key; checkpoints are not signed");
+                    None
+                }
+            },
+            None => {
+                tracing::warn!("{SIGNING_KEY_ENV} is not set; audit checkpoints are not signed");
                 None
             }
-        },
-        Err(_) => {
-            tracing::warn!("{SIGNING_KEY_ENV} is not set; audit checkpoints are not signed");
-            None
-        }
-    })
-    .as_ref()
+        };
+        Self { signing_key }
+    }
 }
 
 /// Where a record landed in its session's chain.
@@ -269,6 +294,7 @@ fn resume(session_id: Uuid, count: i64, hash: String, lifecycle: i64, telemetry:
 
 /// Signs and stores a checkpoint of `head` (no-op without a signing key).
 pub async fn checkpoint(
+    config: &AuditConfig,
     conn: &mut PgConnection,
     session_id: Uuid,
     org_id: Uuid,
@@ -276,7 +302,7 @@ pub async fn checkpoint(
     signed_at: DateTime<Utc>,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    let Some(key) = signing_key() else {
+    let Some(key) = &config.signing_key else {
         return Ok(());
     };
     let checkpoint = Checkpoint::new(session_id, head, signed_at, &key.verifying_key());
@@ -319,6 +345,7 @@ pub fn checkpoint_reason(kind: StreamKind, short_type: &str) -> Option<&'static 
 /// have. Rows the chain cannot take (a duplicate, a gap) are left unchained, as live. Returns how
 /// many rows it chained. Runs in the caller's transaction, after the late record was applied.
 pub async fn extend(
+    config: &AuditConfig,
     conn: &mut PgConnection,
     session_id: Uuid,
     before_offset: Option<i64>,
@@ -396,7 +423,7 @@ pub async fn extend(
         .execute(&mut *conn)
         .await?;
         if let Some(reason) = checkpoint_reason(kind, &short_type) {
-            checkpoint(conn, session_id, row_org, &head, time, reason).await?;
+            checkpoint(config, conn, session_id, row_org, &head, time, reason).await?;
         }
         org.get_or_insert(row_org);
         chained += 1;

@@ -1,8 +1,13 @@
 //! The review part of projection `sessions`: reviewers, scores (with the amendment chain),
-//! completed reviews, comments, finding resolutions and decisions, from the session's events.
+//! completed reviews, comments, finding resolutions and decisions, from the session's events;
+//! and the queries that read them back. Blind review is the caller's decision, passed in as
+//! whose scores and decisions alone may be shown.
 
+use chrono::{DateTime, Utc};
 use clarity_domain::session::SessionEvent;
-use sqlx::PgConnection;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Applies one review event; `sequence` is the event's position in the session's stream.
@@ -168,4 +173,130 @@ pub async fn apply(
         _ => {}
     }
     Ok(())
+}
+
+/// One score as the read model has it.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ScoreView {
+    pub score_id: Uuid,
+    pub reviewer: Uuid,
+    pub criterion: String,
+    pub score: i16,
+    pub justification: String,
+    pub supersedes: Option<Uuid>,
+    /// False when a later score of the same reviewer amended it.
+    pub current: bool,
+    pub scored_at: DateTime<Utc>,
+}
+
+/// A reviewer and whether they completed their review.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ReviewerView {
+    pub reviewer: Uuid,
+    pub assigned_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A comment.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct CommentView {
+    pub comment_id: Uuid,
+    pub author: Uuid,
+    pub replay_seq: i64,
+    pub text: String,
+    pub commented_at: DateTime<Utc>,
+}
+
+/// A finding resolution.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ResolutionView {
+    pub suite_version: String,
+    pub ordinal: i32,
+    pub resolution: String,
+    pub reason: String,
+    pub resolved_by: Uuid,
+    pub resolved_at: DateTime<Utc>,
+}
+
+/// A decision (all of them, amendments included; `current` marks the one that counts).
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct DecisionView {
+    pub decision_id: Uuid,
+    pub outcome: String,
+    pub rationale: String,
+    pub decided_by: Uuid,
+    pub report_hash: String,
+    pub supersedes: Option<Uuid>,
+    pub current: bool,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// The session's reviewers, in assignment order.
+pub async fn reviewers(pool: &PgPool, session_id: Uuid) -> Result<Vec<ReviewerView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT reviewer, assigned_at, completed_at FROM review_reviewers WHERE session_id = $1 ORDER BY assigned_at, reviewer",
+    )
+    .bind(session_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Every score of the session, amended ones included; with `only_of: Some(member)` (blind
+/// review) only `member`'s.
+pub async fn scores(
+    pool: &PgPool,
+    session_id: Uuid,
+    only_of: Option<Uuid>,
+) -> Result<Vec<ScoreView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT score_id, reviewer, criterion, score, justification, supersedes, current, scored_at
+         FROM review_scores WHERE session_id = $1 AND (NOT $2 OR reviewer = $3)
+         ORDER BY reviewer, criterion, event_sequence",
+    )
+    .bind(session_id)
+    .bind(only_of.is_some())
+    .bind(only_of.unwrap_or_default())
+    .fetch_all(pool)
+    .await
+}
+
+/// The session's comments, by replay position.
+pub async fn comments(pool: &PgPool, session_id: Uuid) -> Result<Vec<CommentView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT comment_id, author, replay_seq, text, commented_at FROM review_comments WHERE session_id = $1 ORDER BY replay_seq, event_sequence",
+    )
+    .bind(session_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// The session's finding resolutions, in order.
+pub async fn resolutions(
+    pool: &PgPool,
+    session_id: Uuid,
+) -> Result<Vec<ResolutionView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT suite_version, ordinal, resolution, reason, resolved_by, resolved_at FROM finding_resolutions WHERE session_id = $1 ORDER BY event_sequence",
+    )
+    .bind(session_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Every decision of the session, amendments included; with `only_by: Some(member)` (blind
+/// review) only `member`'s.
+pub async fn decisions(
+    pool: &PgPool,
+    session_id: Uuid,
+    only_by: Option<Uuid>,
+) -> Result<Vec<DecisionView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT decision_id, outcome, rationale, decided_by, report_hash, supersedes, current, decided_at
+         FROM decisions WHERE session_id = $1 AND (NOT $2 OR decided_by = $3) ORDER BY event_sequence",
+    )
+    .bind(session_id)
+    .bind(only_by.is_some())
+    .bind(only_by.unwrap_or_default())
+    .fetch_all(pool)
+    .await
 }

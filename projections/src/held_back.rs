@@ -1,6 +1,10 @@
 //! "Data held back": what the session's pages say while records of the session are quarantined
 //! (decision 0017). Counts, kinds and times only — never the records themselves, which only an
 //! operator sees (`clarity quarantine show`).
+//!
+//! It reads the quarantine tables (`projection_rejects`, `relay_rejects`), which the consumer
+//! runtime and the relay write, not a projection: they are the read side's own record of what it
+//! does not have yet.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -43,7 +47,7 @@ pub struct HeldBackPart {
 
 /// What of `session` is held back now (unresolved quarantine rows), or `None`.
 pub async fn for_session(pool: &PgPool, session: Uuid) -> Result<Option<HeldBack>, sqlx::Error> {
-    let groups = clarity_consumers::quarantine::held_back(pool, session).await?;
+    let groups = groups(pool, session).await?;
     let Some(since) = groups.iter().map(|g| g.since).min() else {
         return Ok(None);
     };
@@ -86,4 +90,39 @@ pub async fn for_session(pool: &PgPool, session: Uuid) -> Result<Option<HeldBack
             .collect(),
         notice,
     }))
+}
+
+/// Unresolved quarantined records of one session, by where they were stopped and kind.
+struct Group {
+    /// The projection (`sessions`, `replay`) or `relay`.
+    part: String,
+    kind: String,
+    records: i64,
+    since: DateTime<Utc>,
+}
+
+/// What of `session`'s data is held back (unresolved rows only), by part and kind; empty when
+/// nothing is.
+async fn groups(pool: &PgPool, session: Uuid) -> Result<Vec<Group>, sqlx::Error> {
+    let rows: Vec<(String, String, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT projection, kind, count(*), min(rejected_at) FROM projection_rejects
+          WHERE session_id = $1 AND resolved_at IS NULL GROUP BY 1, 2
+         UNION ALL
+         SELECT 'relay', kind, count(*), min(rejected_at) FROM relay_rejects
+          WHERE aggregate_type = 'CandidateSession' AND aggregate_id = $1::text AND resolved_at IS NULL
+          GROUP BY 1, 2
+          ORDER BY 1, 2",
+    )
+    .bind(session)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(part, kind, records, since)| Group {
+            part,
+            kind,
+            records,
+            since,
+        })
+        .collect())
 }

@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use clarity_api::config::Config;
+use clarity_api::config::{AuditKeySeed, Config};
 use clarity_api::state::AppState;
 use clarity_projections::Projection;
 use sqlx::PgPool;
@@ -37,21 +37,6 @@ pub const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
 
 /// The audit signing key seed the tests configure (never use it anywhere else).
 pub const TEST_AUDIT_KEY: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
-
-/// Makes the roles this process runs sign audit checkpoints with [`TEST_AUDIT_KEY`].
-///
-/// The projections read the key from the environment once per process, so it is set once, before
-/// the first database of the process exists (every test starts with one), and never changed;
-/// subprocesses get it explicitly (see `process_command`).
-fn use_test_audit_key() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(
-            clarity_projections::audit_chain::SIGNING_KEY_ENV,
-            TEST_AUDIT_KEY,
-        )
-    });
-}
 
 /// An isolated database + topics + groups.
 pub struct TestEnv {
@@ -73,7 +58,6 @@ impl TestEnv {
 
     /// Like [`TestEnv::new`], with topics of `partitions` partitions.
     pub async fn with_partitions(partitions: i32) -> anyhow::Result<Self> {
-        use_test_audit_key();
         let id = Uuid::new_v4().simple().to_string()[..12].to_string();
         let config = Config {
             database_url: format!("{}/clarity_test_{id}", server_url()),
@@ -93,6 +77,9 @@ impl TestEnv {
             kafka_properties: None,
             clock_offset_seconds: 0,
             integrity_similarity_threshold: None,
+            // Every role the tests start signs audit checkpoints with this key (subprocesses get
+            // it in their environment, see `process_command`).
+            audit_signing_key: Some(AuditKeySeed(TEST_AUDIT_KEY.into())),
             // Everything else as in production (rate limits, caps, timeouts included).
             ..Config::defaults()
         };
@@ -150,11 +137,13 @@ impl TestEnv {
 
     /// Starts every projection consumer in-process.
     pub fn spawn_consumers(&self) -> Running {
-        let (config, pool, shutdown) = (
-            self.config.clone(),
-            self.pool.clone(),
-            CancellationToken::new(),
-        );
+        self.spawn_consumers_with(self.config.clone())
+    }
+
+    /// Starts every projection consumer in-process with a modified configuration (e.g. another
+    /// keyframe interval).
+    pub fn spawn_consumers_with(&self, config: Config) -> Running {
+        let (config, pool, shutdown) = (config, self.pool.clone(), CancellationToken::new());
         let s = shutdown.clone();
         let handle =
             tokio::spawn(

@@ -418,19 +418,11 @@ async fn valid_telemetry_survives_hostile_batches_and_poisoned_records_from_two_
         })
         .await?;
     let relay = env.spawn_relay();
-    // The projections run as a `clarity consume` process: the replay projection reads its
-    // keyframe interval from the environment once per process, and this test's small interval
-    // must reach it without changing the interval of every other test in this process.
-    let log = std::env::temp_dir().join(format!("clarity-chaos-{}-consume.log", env.id));
-    let mut consumers = env.spawn_process_logged(
-        &["consume"],
-        &[(
-            "CLARITY_REPLAY_KEYFRAME_EVENTS",
-            KEYFRAME_EVENTS.to_string(),
-        )],
-        &log,
-    )?;
-    println!("the projections log to {}", log.display());
+    // The projections with a small keyframe interval, so every session has several to check.
+    let consumers = env.spawn_consumers_with(Config {
+        replay_keyframe_events: KEYFRAME_EVENTS as u32,
+        ..env.config.clone()
+    });
     let client = Client::new(&api.base);
     let acme = new_org(&env, "Acme").await?;
     let globex = new_org(&env, "Globex").await?;
@@ -618,8 +610,7 @@ async fn valid_telemetry_survives_hostile_batches_and_poisoned_records_from_two_
         problems.len(),
         problems.join("\n")
     );
-    consumers.kill().await?;
-    let _ = std::fs::remove_file(&log);
+    consumers.stop().await?;
     relay.stop().await?;
     api.stop().await
 }

@@ -6,8 +6,8 @@
 //! killed with SIGKILL (crash tests). The broker and PostgreSQL come from `scripts/test`.
 //!
 //! Every end-to-end test is in one test binary (`tests/tests/e2e/`), so the tests share a process:
-//! nothing here changes process-wide state a test could observe, and a test that needs a role with
-//! other settings than [`Config`] carries runs that role as a subprocess with its own environment.
+//! nothing here changes process-wide state a test could observe; settings reach the roles in
+//! [`Config`] values (`spawn_api_with`, `spawn_consumers_with`, `spawn_product_with`).
 //!
 //! - this file: [`TestEnv`] (database, topics, roles in-process and as subprocesses);
 //! - [`client`]: [`Client`], a small HTTP client for the API;

@@ -10,9 +10,9 @@
 //!
 //! The tests share a process, so none may change process-wide state another test could see:
 //! every test gets its own database, topics and consumer groups from
-//! [`TestEnv`](clarity_tests::TestEnv); configuration is passed in [`Config`] values (never set
-//! with `std::env::set_var`); a role that needs other settings, or that a test kills, runs as a
-//! `clarity` subprocess with its own environment; ports come from the operating system (port 0).
+//! [`TestEnv`](clarity_tests::TestEnv); settings (the audit key, a keyframe interval, limits) are
+//! passed in [`Config`] values, never set with `std::env::set_var`; a role that a test kills runs
+//! as a `clarity` subprocess with its own environment; ports come from the operating system.
 //!
 //! [`Config`]: clarity_api::config::Config
 

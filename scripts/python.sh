@@ -1,10 +1,10 @@
 # shellcheck shell=bash
 # Python for the foreign-client checks (tests/foreign/: the topic validator; schemathesis for
-# tests/tests/conformance.rs): source this file, then call
+# tests/tests/e2e/conformance.rs): source this file, then call
 # `ensure_python_deps`. It creates the virtualenv .clarity/venv when it is missing, and
 # (re)installs tests/foreign/requirements.txt into it whenever that file changed since the last
 # install (a SHA-256 of it is kept in the venv). Afterwards CLARITY_TEST_PYTHON names the venv's
-# interpreter; the Rust tests tests/tests/foreign_client.rs and tests/tests/conformance.rs run
+# interpreter; the Rust tests tests/tests/e2e/foreign_client.rs and tests/tests/e2e/conformance.rs run
 # the validator and schemathesis with it.
 #
 # Works on a fresh Debian machine with Python 3.11: if `python3 -m venv` is unavailable it

@@ -1,4 +1,4 @@
-"""schemathesis hooks for tests/tests/conformance.rs (loaded through SCHEMATHESIS_HOOKS).
+"""schemathesis hooks for tests/tests/e2e/conformance.rs (loaded through SCHEMATHESIS_HOOKS).
 
 A few of Clarity's rules relate two values, or a value and the clock, which JSON Schema (and so
 the OpenAPI document) cannot state; each operation's description states them in words. Without

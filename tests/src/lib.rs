@@ -4,19 +4,33 @@
 //! groups (suffixed with the same uuid), so tests run in parallel against one broker without
 //! seeing each other. Roles run either in-process (fast) or as `clarity` subprocesses that can be
 //! killed with SIGKILL (crash tests). The broker and PostgreSQL come from `scripts/test`.
+//!
+//! Every end-to-end test is in one test binary (`tests/tests/e2e/`), so the tests share a process:
+//! nothing here changes process-wide state a test could observe; settings reach the roles in
+//! [`Config`] values (`spawn_api_with`, `spawn_consumers_with`, `spawn_product_with`).
+//!
+//! - this file: [`TestEnv`] (database, topics, roles in-process and as subprocesses);
+//! - [`client`]: [`Client`], a small HTTP client for the API;
+//! - [`scenario`]: the steps tests are written in — an organization, a member, a started,
+//!   finished or analysed session, a completed review, the whole [`Product`].
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use clarity_api::config::Config;
+use clarity_api::config::{AuditKeySeed, Config};
 use clarity_api::state::AppState;
 use clarity_projections::Projection;
-use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+pub mod client;
+pub mod scenario;
+
+pub use client::{Client, Reply};
+pub use scenario::{edit_event, new_org, Product};
 
 /// The id of the built-in "REST API Design & Implementation" assessment.
 pub const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
@@ -44,12 +58,6 @@ impl TestEnv {
 
     /// Like [`TestEnv::new`], with topics of `partitions` partitions.
     pub async fn with_partitions(partitions: i32) -> anyhow::Result<Self> {
-        // Every role started by the tests signs audit checkpoints with this key (child processes
-        // inherit it).
-        std::env::set_var(
-            clarity_projections::audit_chain::SIGNING_KEY_ENV,
-            TEST_AUDIT_KEY,
-        );
         let id = Uuid::new_v4().simple().to_string()[..12].to_string();
         let config = Config {
             database_url: format!("{}/clarity_test_{id}", server_url()),
@@ -69,6 +77,9 @@ impl TestEnv {
             kafka_properties: None,
             clock_offset_seconds: 0,
             integrity_similarity_threshold: None,
+            // Every role the tests start signs audit checkpoints with this key (subprocesses get
+            // it in their environment, see `process_command`).
+            audit_signing_key: Some(AuditKeySeed(TEST_AUDIT_KEY.into())),
             // Everything else as in production (rate limits, caps, timeouts included).
             ..Config::defaults()
         };
@@ -126,11 +137,13 @@ impl TestEnv {
 
     /// Starts every projection consumer in-process.
     pub fn spawn_consumers(&self) -> Running {
-        let (config, pool, shutdown) = (
-            self.config.clone(),
-            self.pool.clone(),
-            CancellationToken::new(),
-        );
+        self.spawn_consumers_with(self.config.clone())
+    }
+
+    /// Starts every projection consumer in-process with a modified configuration (e.g. another
+    /// keyframe interval).
+    pub fn spawn_consumers_with(&self, config: Config) -> Running {
+        let (config, pool, shutdown) = (config, self.pool.clone(), CancellationToken::new());
         let s = shutdown.clone();
         let handle =
             tokio::spawn(
@@ -213,6 +226,10 @@ impl TestEnv {
             .env(
                 "CLARITY_EXPIRY_GRACE_SECONDS",
                 c.expiry_grace_seconds.to_string(),
+            )
+            .env(
+                clarity_projections::audit_chain::SIGNING_KEY_ENV,
+                TEST_AUDIT_KEY,
             )
             .env(
                 "RUST_LOG",
@@ -300,215 +317,6 @@ impl Running {
     }
 }
 
-/// A small HTTP client for the API.
-#[derive(Clone)]
-pub struct Client {
-    pub base: String,
-    pub http: reqwest::Client,
-}
-
-/// A response: status and JSON body (`Null` when empty).
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Reply {
-    /// The error code of an error reply.
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-}
-
-impl Client {
-    pub fn new(base: &str) -> Self {
-        Self {
-            base: base.to_string(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// Sends a request with an optional bearer token and JSON body.
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Reply> {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let res = req.send().await?;
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await?;
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Ok(Reply { status, body })
-    }
-
-    /// Sends a raw body with a content type.
-    pub async fn raw(
-        &self,
-        path: &str,
-        token: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> anyhow::Result<Reply> {
-        let res = self
-            .http
-            .post(format!("{}{}", self.base, path))
-            .bearer_auth(token)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await?;
-        let status = res.status().as_u16();
-        let body = res.json().await.unwrap_or(Value::Null);
-        Ok(Reply { status, body })
-    }
-
-    /// Waits (up to 10 s) until the API answers `/healthz`.
-    pub async fn wait_ready(&self) -> anyhow::Result<()> {
-        for _ in 0..200 {
-            if self
-                .http
-                .get(format!("{}/healthz", self.base))
-                .send()
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("the API at {} did not come up", self.base)
-    }
-
-    pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<Reply> {
-        self.call(reqwest::Method::GET, path, Some(token), None)
-            .await
-    }
-
-    pub async fn post(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Reply> {
-        self.call(reqwest::Method::POST, path, Some(token), Some(body))
-            .await
-    }
-
-    /// Creates a member of the admin's organization; returns (member id, API key).
-    pub async fn member(
-        &self,
-        admin_key: &str,
-        name: &str,
-        role: &str,
-    ) -> anyhow::Result<(String, String)> {
-        let r = self
-            .post("/v1/members", admin_key, &json!({"name": name, "email": format!("{}@acme.test", name.to_lowercase().replace(' ', ".")), "role": role}))
-            .await?;
-        anyhow::ensure!(r.status == 201, "member not created: {r:?}");
-        Ok((
-            r.body["member_id"].as_str().unwrap().to_string(),
-            r.body["api_key"].as_str().unwrap().to_string(),
-        ))
-    }
-
-    /// Assigns `reviewer` to a finished REST API session, scores every rubric criterion at the
-    /// level `pick` chooses, and completes the review (every call must be accepted).
-    pub async fn complete_review(
-        &self,
-        admin_key: &str,
-        session: &str,
-        reviewer: (&str, &str),
-        pick: fn(&clarity_domain::assessment::Criterion) -> u8,
-    ) -> anyhow::Result<()> {
-        let (reviewer_id, reviewer_key) = reviewer;
-        let base = format!("/v1/sessions/{session}");
-        let r = self
-            .post(
-                &format!("{base}/reviewers"),
-                admin_key,
-                &json!({"reviewers": [reviewer_id]}),
-            )
-            .await?;
-        anyhow::ensure!(r.status == 202, "assigning failed: {r:?}");
-        for c in &clarity_domain::catalogue::builtin()[0].spec.rubric.criteria {
-            let r = self
-                .post(&format!("{base}/scores"), reviewer_key, &json!({"criterion": c.key, "score": pick(c), "justification": format!("{}: checked", c.name)}))
-                .await?;
-            anyhow::ensure!(r.status == 202, "scoring failed: {r:?}");
-        }
-        let r = self
-            .post(&format!("{base}/review/complete"), reviewer_key, &json!({}))
-            .await?;
-        anyhow::ensure!(r.status == 202, "completing failed: {r:?}");
-        Ok(())
-    }
-
-    /// Invites a candidate to the REST API assessment; returns (session id, candidate token).
-    pub async fn invite(&self, admin_key: &str, name: &str) -> anyhow::Result<(String, String)> {
-        let r = self
-            .post("/v1/sessions", admin_key, &json!({"assessment_id": REST_API, "candidate": {"name": name, "email": format!("{}@example.com", name.to_lowercase().replace(' ', "."))}}))
-            .await?;
-        anyhow::ensure!(r.status == 201, "invite failed: {r:?}");
-        Ok((
-            r.body["session_id"].as_str().unwrap().to_string(),
-            r.body["candidate_token"].as_str().unwrap().to_string(),
-        ))
-    }
-
-    /// Invite → consent → start; returns (session id, candidate token).
-    pub async fn started_session(
-        &self,
-        admin_key: &str,
-        name: &str,
-    ) -> anyhow::Result<(String, String)> {
-        let (id, token) = self.invite(admin_key, name).await?;
-        let r = self.post(&format!("/v1/sessions/{id}/consent"), &token, &json!({"notice_version": "2026-11", "scopes": {"keystroke_dynamics": true, "face_continuity": false}})).await?;
-        anyhow::ensure!(r.status == 200, "consent failed: {r:?}");
-        let r = self
-            .post(&format!("/v1/sessions/{id}/start"), &token, &json!({}))
-            .await?;
-        anyhow::ensure!(r.status == 200, "start failed: {r:?}");
-        Ok((id, token))
-    }
-
-    /// Sends telemetry events `from..=to` (edits typing one character each).
-    pub async fn send_events(
-        &self,
-        session: &str,
-        token: &str,
-        from: u64,
-        to: u64,
-    ) -> anyhow::Result<Reply> {
-        let events: Vec<Value> = (from..=to).map(edit_event).collect();
-        self.post(
-            &format!("/v1/sessions/{session}/telemetry"),
-            token,
-            &json!({ "events": events }),
-        )
-        .await
-    }
-}
-
-/// A valid event with sequence `seq` typing `main.py` one character at a time: seq 1 creates
-/// the file holding `x` (an editor announces a file before editing it), every later seq inserts
-/// one `x` at its end. After seq `n` the file is `n` × `x`.
-pub fn edit_event(seq: u64) -> Value {
-    if seq == 1 {
-        return json!({"seq": 1, "ts": chrono::Utc::now(), "data": {"type": "file_created", "file": "main.py", "content": "x"}});
-    }
-    json!({"seq": seq, "ts": chrono::Utc::now(), "data": {"type": "edit", "file": "main.py", "position": seq - 1, "deleted": 0, "inserted": "x", "origin": "typed"}})
-}
-
 /// The workspace root (the repository checkout the tests run from).
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -536,55 +344,6 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-/// Creates an organization and returns its admin API key.
-pub async fn new_org(env: &TestEnv, name: &str) -> anyhow::Result<String> {
-    let org = clarity_cli::create_organization(
-        &env.pool,
-        name,
-        "Admin",
-        &format!("admin@{}.test", name.to_lowercase()),
-    )
-    .await?;
-    Ok(org.admin_api_key)
-}
-
-/// The whole product in-process: the API, the relay and every projection, with an organization
-/// ("Acme") whose admin key is `admin`.
-pub struct Product {
-    pub client: Client,
-    pub admin: String,
-    api: Running,
-    relay: Running,
-    consumers: Running,
-}
-
-impl TestEnv {
-    /// Starts the API, the relay and the consumers, and creates the organization "Acme".
-    pub async fn spawn_product(&self) -> anyhow::Result<Product> {
-        let api = self.spawn_api().await?;
-        let relay = self.spawn_relay();
-        let consumers = self.spawn_consumers();
-        let client = Client::new(&api.base);
-        let admin = new_org(self, "Acme").await?;
-        Ok(Product {
-            client,
-            admin,
-            api,
-            relay,
-            consumers,
-        })
-    }
-}
-
-impl Product {
-    /// Stops every role gracefully.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.consumers.stop().await?;
-        self.relay.stop().await?;
-        self.api.stop().await
-    }
 }
 
 /// Runs a headless-browser spec (`tests/browser/<name>`, a plain Node script using Debian's

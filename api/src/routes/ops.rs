@@ -159,6 +159,11 @@ async fn metrics(
                 .into_response();
         }
     }
+    // The gauge is process-wide and refreshed from this API's database: one scrape at a time
+    // refreshes and reads it, so a scrape never reports another API's quarantine (several APIs
+    // over different databases share a process in the end-to-end tests).
+    static SCRAPE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let scraping = SCRAPE.lock().await;
     // Read from the tables, so the alert fires and clears whichever process quarantined or
     // retried the records; a failed read leaves the last values (and is logged).
     if let Err(error) = clarity_consumers::quarantine::refresh_gauge(&state.pool).await {
@@ -166,7 +171,9 @@ async fn metrics(
     }
     let mut body = String::new();
     let encoder = prometheus::TextEncoder::new();
-    if let Err(e) = encoder.encode_utf8(&prometheus::gather(), &mut body) {
+    let encoded = encoder.encode_utf8(&prometheus::gather(), &mut body);
+    drop(scraping);
+    if let Err(e) = encoded {
         return ApiError::internal(e).into_response();
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()

@@ -70,15 +70,9 @@ async fn run_script(
             .await?;
         anyhow::ensure!(r.status == 200, "telemetry refused: {r:?}");
     }
-    let r = client
-        .post(
-            &format!("/v1/sessions/{session}/submit"),
-            token,
-            &json!({"files": [{"path": "src/limiter.ts", "content": "submitted"}]}),
-        )
-        .await?;
-    anyhow::ensure!(r.status == 200, "submit refused: {r:?}");
-    Ok(())
+    client
+        .submit(session, token, &[("src/limiter.ts", "submitted")])
+        .await
 }
 
 async fn analyses(env: &TestEnv, session: &str) -> anyhow::Result<i64> {
@@ -106,12 +100,7 @@ async fn a_finished_session_is_analysed_once_with_evidence_reviewers_can_follow(
 
     // Act: the worker analyses both once they are finished.
     for s in [&paster, &typist] {
-        env.wait_for::<bool>(
-            "the integrity analysis",
-            &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{s}'"),
-            |d| *d,
-        )
-        .await?;
+        env.wait_for_analysis(s).await?;
     }
 
     // Assert: the paste is a finding with the numbers and the place to look.

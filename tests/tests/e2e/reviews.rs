@@ -33,14 +33,7 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         200
     );
     let (running, _) = client.started_session(&admin, "Still Typing").await?;
-    let r = client
-        .post(
-            &format!("/v1/sessions/{session}/submit"),
-            &token,
-            &json!({"files": [{"path": "main.py", "content": "x"}]}),
-        )
-        .await?;
-    assert_eq!(r.status, 200, "{r:?}");
+    client.submit(&session, &token, &[("main.py", "x")]).await?;
     let base = format!("/v1/sessions/{session}");
     let criteria = criteria();
     assert!(criteria.len() >= 2);
@@ -381,7 +374,7 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         )
         .await?;
     assert_eq!(r.status, 202, "{r:?}");
-    env.wait_for::<bool>("the integrity analysis", &format!("SELECT integrity_suite_version IS NOT NULL FROM sessions WHERE session_id = '{session}'"), |d| *d).await?;
+    env.wait_for_analysis(&session).await?;
     let suite: String = sqlx::query_scalar(
         "SELECT integrity_suite_version FROM sessions WHERE session_id = $1::uuid",
     )

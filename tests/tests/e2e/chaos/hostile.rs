@@ -6,7 +6,7 @@ use clarity_tests::{Client, Reply};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::Candidate;
+use super::Candidate;
 
 /// A request body.
 pub enum Body {

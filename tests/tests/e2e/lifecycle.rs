@@ -2,7 +2,6 @@
 //! and the consumers into the read models.
 
 use clarity_tests::TestEnv;
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> anyhow::Result<()> {
@@ -16,14 +15,7 @@ async fn a_session_flows_from_invite_to_submission_into_the_read_models() -> any
     let r = client.send_events(&session, &token, 1, 100).await?;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["accepted"], 100);
-    let r = client
-        .post(
-            &format!("/v1/sessions/{session}/submit"),
-            &token,
-            &json!({"files": [{"path": "main.py", "content": "x"}]}),
-        )
-        .await?;
-    assert_eq!(r.status, 200, "{r:?}");
+    client.submit(&session, &token, &[("main.py", "x")]).await?;
 
     // Assert
     env.wait_for::<bool>("the submission in the read model", &format!("SELECT EXISTS (SELECT 1 FROM sessions WHERE session_id = '{session}' AND status = 'submitted' AND telemetry_events = 100)"), |d| *d).await?;

@@ -8,7 +8,7 @@ use clarity_tests::{Client, TestEnv};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::{Outcome, KEYFRAME_EVENTS};
+use super::{Outcome, KEYFRAME_EVENTS};
 
 /// JSON equality, with numbers equal within 1e-12 relative: serde_json parses decimals fast
 /// rather than exactly (no `float_roundtrip`), so a timing may come back one ULP away.

@@ -30,11 +30,8 @@ async fn cursor(env: &TestEnv, session: &str) -> anyhow::Result<(i64, i64)> {
 async fn staff_revoke_a_candidate_link_and_it_stops_working_at_once() -> anyhow::Result<()> {
     // Arrange
     let env = TestEnv::new().await?;
-    let api = env.spawn_api().await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin = clarity_tests::new_org(&env, "Revokers").await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
     let other_admin = clarity_tests::new_org(&env, "Strangers").await?;
     let (_, manager) = client
         .member(&admin, "Hiring Manager", "hiring_manager")
@@ -138,9 +135,7 @@ async fn staff_revoke_a_candidate_link_and_it_stops_working_at_once() -> anyhow:
         .collect();
     assert_eq!(revoked.len(), 1, "{log:?}");
 
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     Ok(())
 }
 

@@ -18,8 +18,7 @@
 use std::time::Instant;
 
 use clarity_api::config::Config;
-use clarity_tests::{foreign_python, new_org, workspace_root, Client, TestEnv};
-use serde_json::json;
+use clarity_tests::{foreign_python, workspace_root, TestEnv};
 
 /// Examples schemathesis generates per operation unless `CLARITY_CONFORMANCE_EXAMPLES` says
 /// otherwise.
@@ -33,9 +32,9 @@ async fn every_generated_request_is_answered_as_the_openapi_document_says() -> a
     // The whole product, with the per-caller rate limits off: schemathesis sends thousands of
     // requests, hundreds of them without or with wrong credentials on purpose, and a 429 would
     // hide the answer under test (429 is documented on every operation, so the run would pass
-    // and check little). The limits have their own tests (tests/tests/limits.rs).
-    let api = env
-        .spawn_api_with(Config {
+    // and check little). The limits have their own tests (the `limits` module).
+    let product = env
+        .spawn_product_with(Config {
             rate_staff_per_second: 0.0,
             rate_candidate_per_second: 0.0,
             rate_address_per_second: 0.0,
@@ -43,10 +42,7 @@ async fn every_generated_request_is_answered_as_the_openapi_document_says() -> a
             ..env.config.clone()
         })
         .await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin = new_org(&env, "Acme").await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
     let (candidate_session, candidate_token) =
         client.started_session(&admin, "Ada Lovelace").await?;
     let r = client
@@ -55,26 +51,10 @@ async fn every_generated_request_is_answered_as_the_openapi_document_says() -> a
     anyhow::ensure!(r.status == 200, "telemetry refused: {r:?}");
     // A finished, analysed and reviewed session for the staff operations on one session (replay,
     // integrity, reviews, report, audit bundle), so that they get past "not found".
-    let (finished, finished_token) = client.started_session(&admin, "Grace Hopper").await?;
-    let r = client
-        .send_events(&finished, &finished_token, 1, 30)
+    let typed = "x".repeat(30);
+    let (finished, _) = env
+        .analysed_session(&client, &admin, "Grace Hopper", 30, &[("main.py", &typed)])
         .await?;
-    anyhow::ensure!(r.status == 200, "telemetry refused: {r:?}");
-    let files = json!({"files": [{"path": "main.py", "content": "x".repeat(30)}]});
-    let r = client
-        .post(
-            &format!("/v1/sessions/{finished}/submit"),
-            &finished_token,
-            &files,
-        )
-        .await?;
-    anyhow::ensure!(r.status == 200, "submit refused: {r:?}");
-    env.wait_for::<bool>(
-        "the integrity analysis of the finished session",
-        &format!("SELECT integrity_suite_version IS NOT NULL FROM sessions WHERE session_id = '{finished}'"),
-        |done| *done,
-    )
-    .await?;
     let (rita, rita_key) = client.member(&admin, "Rita", "reviewer").await?;
     client
         .complete_review(&admin, &finished, (&rita, &rita_key), |c| c.levels[0].score)
@@ -121,9 +101,7 @@ async fn every_generated_request_is_answered_as_the_openapi_document_says() -> a
         output.status
     );
     println!("schemathesis ({examples} examples per operation) passed in {took:.0?}:\n{report}");
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     let _ = std::fs::remove_dir_all(&workdir);
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! the log is append-only; a read that cannot be audited is refused.
 
 use clarity_tests::{new_org, Client, TestEnv};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The entries of a listing (asserting 200).
 async fn listing(client: &Client, key: &str, query: &str) -> anyhow::Result<(Vec<Value>, Value)> {
@@ -28,18 +28,6 @@ fn actions(entries: &[Value]) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-async fn submit(client: &Client, session: &str, token: &str, code: &str) -> anyhow::Result<()> {
-    let r = client
-        .post(
-            &format!("/v1/sessions/{session}/submit"),
-            token,
-            &json!({"files": [{"path": "main.py", "content": code}]}),
-        )
-        .await?;
-    anyhow::ensure!(r.status == 200, "submit refused: {r:?}");
-    Ok(())
 }
 
 async fn rows_for(env: &TestEnv, session: &str) -> anyhow::Result<i64> {
@@ -69,9 +57,12 @@ async fn successful_reads_are_logged_per_session_and_member_and_only_auditors_li
         client.send_events(&session, &token, 1, 20).await?.status,
         200
     );
-    submit(&client, &session, &token, CODE).await?;
-    let (other, other_token) = client.started_session(&admin, "Grace Hopper").await?;
-    submit(&client, &other, &other_token, CODE).await?;
+    client
+        .submit(&session, &token, &[("main.py", CODE)])
+        .await?;
+    let (other, _) = client
+        .finished_session(&admin, "Grace Hopper", 0, &[("main.py", CODE)])
+        .await?;
     env.wait_for::<i64>(
         "the replay",
         &format!("SELECT last_seq FROM replay_sessions WHERE session_id = '{session}'"),
@@ -86,12 +77,7 @@ async fn successful_reads_are_logged_per_session_and_member_and_only_auditors_li
         |n| *n == 2,
     )
     .await?;
-    env.wait_for::<bool>(
-        "the integrity analysis",
-        &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{session}'"),
-        |d| *d,
-    )
-    .await?;
+    env.wait_for_analysis(&session).await?;
     assert_eq!(rows_for(&env, &session).await?, 0, "nothing read yet");
 
     // Act: the reviewer reads the replay (state, events), the integrity view and a match.

@@ -10,8 +10,9 @@
 //! end of every partition (nothing stalls behind the injected records), and each injected record
 //! is in `projection_rejects`, which holds nothing else.
 //!
-//! Every choice comes from a seeded generator (printed; rerun with `CHAOS_SEED=<seed>`). The
-//! interleaving between sessions is the scheduler's; each session's own script is reproducible.
+//! Every choice comes from a seeded generator (printed; rerun with `CHAOS_SEED=<seed> cargo test
+//! -p clarity-tests --test e2e chaos::`). The interleaving between sessions is the scheduler's;
+//! each session's own script is reproducible.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -27,13 +28,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-#[path = "chaos/hostile.rs"]
 mod hostile;
-#[path = "chaos/model.rs"]
 mod model;
-#[path = "chaos/poison.rs"]
 mod poison;
-#[path = "chaos/verify.rs"]
 mod verify;
 
 use hostile::{answered, hostile_telemetry, judge, send, Body};
@@ -408,11 +405,6 @@ async fn valid_telemetry_survives_hostile_batches_and_poisoned_records_from_two_
         Err(_) => rand::random(),
     };
     println!("chaos seed: {seed} (rerun with CHAOS_SEED={seed})");
-    // Read once by the replay projection, which this process runs.
-    std::env::set_var(
-        "CLARITY_REPLAY_KEYFRAME_EVENTS",
-        KEYFRAME_EVENTS.to_string(),
-    );
 
     // Arrange: the whole product, two organizations, candidates consented and started (with
     // hostile lifecycle requests on the way).
@@ -426,7 +418,11 @@ async fn valid_telemetry_survives_hostile_batches_and_poisoned_records_from_two_
         })
         .await?;
     let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
+    // The projections with a small keyframe interval, so every session has several to check.
+    let consumers = env.spawn_consumers_with(Config {
+        replay_keyframe_events: KEYFRAME_EVENTS as u32,
+        ..env.config.clone()
+    });
     let client = Client::new(&api.base);
     let acme = new_org(&env, "Acme").await?;
     let globex = new_org(&env, "Globex").await?;

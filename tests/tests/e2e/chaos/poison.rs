@@ -16,7 +16,7 @@ use rdkafka::producer::FutureRecord;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{Candidate, INJECTED, INJECTED_SEQ};
+use super::{Candidate, INJECTED, INJECTED_SEQ};
 
 /// A record produced straight to the sessions topic, and where it landed.
 #[derive(Debug)]

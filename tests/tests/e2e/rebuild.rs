@@ -4,7 +4,6 @@
 use clarity_consumers::projection_runner::rebuild;
 use clarity_projections::Projection;
 use clarity_tests::TestEnv;
-use serde_json::json;
 
 async fn dump(env: &TestEnv, table: &str, order: &str) -> anyhow::Result<Vec<String>> {
     Ok(sqlx::query_scalar(&format!(
@@ -52,13 +51,7 @@ async fn rebuilding_from_offset_zero_reproduces_the_live_rows_exactly() -> anyho
         sessions.push((id, token));
     }
     let (id, token) = &sessions[0];
-    client
-        .post(
-            &format!("/v1/sessions/{id}/submit"),
-            token,
-            &json!({"files": [{"path": "main.py", "content": "x"}]}),
-        )
-        .await?;
+    client.submit(id, token, &[("main.py", "x")]).await?;
     client.invite(&admin, "Not Started").await?;
     // Every record, including the integrity analysis of the submitted session.
     env.wait_for::<i64>("projection", "SELECT count(*) FROM session_events", |n| {

@@ -229,16 +229,13 @@ async fn a_request_that_runs_too_long_answers_503_timeout() -> anyhow::Result<()
 async fn a_member_may_hold_only_so_many_replay_streams_open() -> anyhow::Result<()> {
     // Arrange: a session whose two events are 25 s apart, so a stream of it stays open.
     let env = TestEnv::new().await?;
-    let api = env
-        .spawn_api_with(Config {
+    let product = env
+        .spawn_product_with(Config {
             max_streams_per_member: 1,
             ..env.config.clone()
         })
         .await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin = clarity_tests::new_org(&env, "Streams").await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
     let (session, token) = client.started_session(&admin, "Slow Typist").await?;
     let now = chrono::Utc::now();
     let events = json!({"events": [
@@ -289,8 +286,6 @@ async fn a_member_may_hold_only_so_many_replay_streams_open() -> anyhow::Result<
     assert!(reopened.is_some(), "the slot was never freed");
 
     drop(reopened);
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     Ok(())
 }

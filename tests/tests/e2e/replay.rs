@@ -42,14 +42,9 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
             .await?;
         assert_eq!(r.status, 200, "{r:?}");
     }
-    let r = client
-        .post(
-            &format!("/v1/sessions/{session}/submit"),
-            &token,
-            &json!({"files": [{"path": "app.py", "content": content}]}),
-        )
+    client
+        .submit(&session, &token, &[("app.py", &content)])
         .await?;
-    assert_eq!(r.status, 200, "{r:?}");
     env.wait_for::<i64>("the replay projection", &format!("SELECT count(*) FROM replay_markers WHERE session_id = '{session}' AND kind = 'submission'"), |n| *n == 1).await?;
     let base = format!("/v1/sessions/{session}/replay");
 
@@ -346,12 +341,7 @@ async fn reviewers_replay_a_session_exactly_and_seek_by_time_or_sequence() -> an
 
     // Rebuilding the replay projection from offset 0 gives identical keyframes and markers —
     // once the session's integrity analysis (which adds flags) has reached the replay projection.
-    env.wait_for::<bool>(
-        "the integrity analysis",
-        &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{session}'"),
-        |d| *d,
-    )
-    .await?;
+    env.wait_for_analysis(&session).await?;
     env.wait_for::<bool>("the replay projection to catch up", "SELECT (SELECT sum(next_offset) FROM projection_offsets WHERE projection = 'replay') = (SELECT sum(next_offset) FROM projection_offsets WHERE projection = 'sessions')", |d| *d).await?;
     let dump = |t: &'static str| {
         let pool = env.pool.clone();

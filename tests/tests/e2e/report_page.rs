@@ -31,20 +31,10 @@ async fn the_report_page_shows_the_served_version_scores_and_links_into_the_repl
         )
         .await?;
     assert_eq!(r.status, 200, "{r:?}");
-    let r = client
-        .post(
-            &format!("/v1/sessions/{session}/submit"),
-            &token,
-            &json!({"files": [{"path": "main.rs", "content": paste}]}),
-        )
+    client
+        .submit(&session, &token, &[("main.rs", &paste)])
         .await?;
-    assert_eq!(r.status, 200, "{r:?}");
-    env.wait_for::<bool>(
-        "the integrity analysis",
-        &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{session}'"),
-        |d| *d,
-    )
-    .await?;
+    env.wait_for_analysis(&session).await?;
     client
         .complete_review(&admin, &session, (&reviewer, &reviewer_key), |c| {
             c.levels.last().unwrap().score

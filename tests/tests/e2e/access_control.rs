@@ -185,11 +185,8 @@ async fn missing_garbage_forged_and_revoked_api_keys_are_unauthenticated() -> an
 async fn each_role_may_do_only_what_its_role_allows() -> anyhow::Result<()> {
     // Arrange
     let env = TestEnv::new().await?;
-    let api = env.spawn_api().await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin = new_org(&env, "Acme").await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
     let acme = staff(&client, &admin, "acme").await?;
     let (session, _) = client.invite(&admin, "Ada Lovelace").await?;
     env.wait_for::<bool>(
@@ -275,9 +272,7 @@ async fn each_role_may_do_only_what_its_role_allows() -> anyhow::Result<()> {
         .await?;
     assert_eq!(tokens, 3);
 
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     Ok(())
 }
 
@@ -286,11 +281,8 @@ async fn another_organization_sees_none_of_an_organizations_sessions_or_own_asse
 ) -> anyhow::Result<()> {
     // Arrange
     let env = TestEnv::new().await?;
-    let api = env.spawn_api().await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin_a = new_org(&env, "Acme").await?;
+    let product = env.spawn_product().await?;
+    let (client, admin_a) = (product.client.clone(), product.admin.clone());
     let admin_b = new_org(&env, "Globex").await?;
     let b = staff(&client, &admin_b, "globex").await?;
     let created = client
@@ -555,9 +547,7 @@ async fn another_organization_sees_none_of_an_organizations_sessions_or_own_asse
     assert_eq!(log.status, 200, "{log:?}");
     assert_eq!(log.body["entries"].as_array().unwrap().len(), 3);
 
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     Ok(())
 }
 

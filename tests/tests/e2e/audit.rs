@@ -12,25 +12,9 @@ use uuid::Uuid;
 async fn decided_session(env: &TestEnv, client: &Client, admin: &str) -> anyhow::Result<String> {
     let (reviewer, reviewer_key) = client.member(admin, "Rae", "reviewer").await?;
     let (_, manager_key) = client.member(admin, "Max", "hiring_manager").await?;
-    let (session, token) = client.started_session(admin, "Ada Lovelace").await?;
-    assert_eq!(
-        client.send_events(&session, &token, 1, 120).await?.status,
-        200
-    );
-    let r = client
-        .post(
-            &format!("/v1/sessions/{session}/submit"),
-            &token,
-            &json!({"files": [{"path": "main.py", "content": "x"}]}),
-        )
+    let (session, _) = env
+        .analysed_session(client, admin, "Ada Lovelace", 120, &[("main.py", "x")])
         .await?;
-    assert_eq!(r.status, 200, "{r:?}");
-    env.wait_for::<bool>(
-        "the integrity analysis",
-        &format!("SELECT integrity_tier IS NOT NULL FROM sessions WHERE session_id = '{session}'"),
-        |d| *d,
-    )
-    .await?;
     client
         .complete_review(admin, &session, (&reviewer, &reviewer_key), |c| {
             c.levels[0].score

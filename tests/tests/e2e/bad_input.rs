@@ -375,11 +375,8 @@ async fn a_batch_with_one_bad_event_is_rejected_whole() -> anyhow::Result<()> {
 async fn telemetry_with_missing_wrong_or_foreign_credentials_is_refused() -> anyhow::Result<()> {
     // Arrange
     let env = TestEnv::new().await?;
-    let api = env.spawn_api().await?;
-    let relay = env.spawn_relay();
-    let consumers = env.spawn_consumers();
-    let client = Client::new(&api.base);
-    let admin = new_org(&env, "Acme").await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
     let other_admin = new_org(&env, "Globex").await?;
     let (session, token) = client.started_session(&admin, "Ada Lovelace").await?;
     let (other_session, other_token) = client.started_session(&admin, "Alan Turing").await?;
@@ -470,9 +467,7 @@ async fn telemetry_with_missing_wrong_or_foreign_credentials_is_refused() -> any
     assert_eq!(stored_events(&env, &session).await?, 3);
     assert_eq!(cursor(&env, &session).await?, None);
 
-    consumers.stop().await?;
-    relay.stop().await?;
-    api.stop().await?;
+    product.stop().await?;
     Ok(())
 }
 

@@ -90,7 +90,7 @@ impl Origin {
 /// same aggregate first.
 pub const CONFLICT_ATTEMPTS: u32 = 10;
 
-pub trait Command: Send + Sync + Sized + 'static {
+pub trait Command: Clone + Send + Sync + Sized + 'static {
     /// The aggregate that decides this command.
     type Aggregate: Aggregate<Command = Self, Services = ()>;
 
@@ -168,7 +168,7 @@ impl App {
     /// [`CONFLICT_ATTEMPTS`] times: the clash is one of
     /// storage, not of business rules, and `decide` is pure, so deciding again is safe. Only a
     /// clash that persists answers [`CommandError::Conflict`].
-    pub async fn execute<C: Command + Clone>(
+    pub async fn execute<C: Command>(
         &self,
         origin: &Origin,
         id: Uuid,

@@ -15,9 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clarity_app::{Actor, App, CommandError, Origin, SystemRole};
 use clarity_domain::assessment::AssessmentSpec;
-use clarity_domain::session::{
-    ChainSeal, ConsentScopes, SessionCommand, SessionError, SubmittedFile,
-};
+use clarity_domain::session::{ConsentScopes, SessionCommand, SessionError, SubmittedFile};
 use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
 use clarity_integrity::suite::SuiteSettings;
 use clarity_integrity::{similarity, suite, SessionTrace};
@@ -268,7 +266,7 @@ async fn analyse(
         at,
         // The job exists because the submission was projected, and the chain head was saved in
         // that same transaction: the seal covers every telemetry event read.
-        chain_seal: current_seal(app.pool(), session_id).await?,
+        chain_seal: clarity_projections::audit_trail::current_seal(app.pool(), session_id).await?,
     };
     match app.execute(&origin, session_id, command).await {
         Ok(()) => Ok(format!("recorded {suite_version}: {}", tier.as_str())),
@@ -277,20 +275,6 @@ async fn analyse(
         }
         Err(error) => Err(anyhow::anyhow!("recording the analysis failed: {error}")),
     }
-}
-
-/// The current head of the session's audit chain (kept by the `sessions` projection), as the
-/// seal of the analysis; `None` if the session has no chain yet.
-async fn current_seal(pool: &PgPool, session_id: Uuid) -> sqlx::Result<Option<ChainSeal>> {
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT count, head_hash FROM audit_chain_heads WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(count, hash)| ChainSeal {
-        count: count as u64,
-        hash,
-    }))
 }
 
 /// The session's telemetry in `seq` order, without duplicates.

@@ -36,6 +36,8 @@ pub const ACCESS_LOG_READ: &str = "access_log.read";
 pub const REPORT_READ: &str = "report.read";
 /// A session's audit bundle exported through the API.
 pub const AUDIT_BUNDLE_EXPORT: &str = "audit_bundle.export";
+/// The submitted files were downloaded.
+pub const SUBMISSION_DOWNLOAD: &str = "submission.download";
 
 /// Appends one row to `access_log`: `member` (with their current role) performed `action` on
 /// `session_id` (if the read is about one session), with the request's parameters in `detail`.

@@ -86,12 +86,43 @@ pub struct CandidateToken {
     pub deadline: Option<DateTime<Utc>>,
     /// When the session ended (`SessionSubmitted` or `SessionExpired`), if it did.
     pub ended_at: Option<DateTime<Utc>>,
+    /// The optional scopes consented to: telemetry of other scopes is refused.
+    pub consent: clarity_domain::session::ConsentScopes,
+    /// When consent to keystroke dynamics and to face continuity was withdrawn, if it was:
+    /// telemetry of that scope dated after it is refused (what was captured before may still
+    /// arrive from the page's queue).
+    pub withdrawn_at: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     /// The session's telemetry gate as it was when the token was checked (`None` before the
     /// first batch): read with the token so that ingestion needs no query of its own for it.
     pub gate: Option<(i64, crate::routes::telemetry::gate::Gate)>,
 }
 
 impl CandidateToken {
+    /// Why an event may not be accepted under the candidate's consent, if it may not: key
+    /// timings need consent to keystroke dynamics, face checks consent to face continuity, and
+    /// neither is taken when dated after that consent was withdrawn.
+    pub fn consent_refuses(
+        &self,
+        data: &clarity_domain::telemetry::TelemetryData,
+        ts: DateTime<Utc>,
+    ) -> Option<&'static str> {
+        use clarity_domain::telemetry::TelemetryData as T;
+        let (consented, withdrawn_at, scope) = match data {
+            T::Keystroke { .. } => (
+                self.consent.keystroke_dynamics,
+                self.withdrawn_at.0,
+                "keystroke_dynamics",
+            ),
+            T::FaceCheck { .. } => (
+                self.consent.face_continuity,
+                self.withdrawn_at.1,
+                "face_continuity",
+            ),
+            _ => return None,
+        };
+        (!consented || withdrawn_at.is_some_and(|w| ts > w)).then_some(scope)
+    }
+
     /// Whether telemetry may be accepted at `now`: started, not ended, deadline not passed
     /// (the same rule as `CandidateSession::accepts_telemetry`).
     pub fn accepts_telemetry(&self, now: DateTime<Utc>) -> bool {
@@ -273,6 +304,11 @@ impl FromRequestParts<AppState> for CandidateToken {
             started_at: life.started_at,
             deadline: life.deadline,
             ended_at: life.ended_at,
+            consent: clarity_domain::session::ConsentScopes {
+                keystroke_dynamics: life.keystroke_consented,
+                face_continuity: life.face_consented,
+            },
+            withdrawn_at: (life.keystroke_withdrawn_at, life.face_withdrawn_at),
             gate: life.gate_last_seq.map(|last_seq| {
                 (
                     last_seq,
@@ -299,13 +335,26 @@ CROSS JOIN LATERAL (
            max((e.payload -> 'CandidateInvited' ->> 'invite_expires_at')::timestamptz) AS invite_expires_at,
            max(COALESCE(e.payload -> 'SessionStarted' ->> 'at',
                         e.payload -> 'SessionStarted' ->> 'started_at')::timestamptz) AS started_at,
-           max((e.payload -> 'SessionStarted' ->> 'deadline')::timestamptz) AS deadline,
+           -- Extra time granted during the session moves the deadline (only ever later).
+           max(COALESCE(e.payload -> 'ExtraTimeGranted' ->> 'deadline',
+                        e.payload -> 'SessionStarted' ->> 'deadline')::timestamptz) AS deadline,
+           COALESCE(bool_or((e.payload -> 'ConsentRecorded' -> 'scopes' ->> 'keystroke_dynamics')::boolean), false)
+             AS keystroke_consented,
+           min((e.payload -> 'ConsentWithdrawn' ->> 'at')::timestamptz)
+             FILTER (WHERE (e.payload -> 'ConsentWithdrawn' -> 'scopes' ->> 'keystroke_dynamics')::boolean)
+             AS keystroke_withdrawn_at,
+           COALESCE(bool_or((e.payload -> 'ConsentRecorded' -> 'scopes' ->> 'face_continuity')::boolean), false)
+             AS face_consented,
+           min((e.payload -> 'ConsentWithdrawn' ->> 'at')::timestamptz)
+             FILTER (WHERE (e.payload -> 'ConsentWithdrawn' -> 'scopes' ->> 'face_continuity')::boolean)
+             AS face_withdrawn_at,
            min(COALESCE(e.payload -> 'SessionSubmitted' ->> 'at',
                         e.payload -> 'SessionExpired' ->> 'at')::timestamptz) AS ended_at
     FROM events e
     WHERE e.aggregate_type = 'CandidateSession' AND e.aggregate_id = t.session_id::text
       AND e.event_type IN ('CandidateInvited', 'SessionStarted', 'SessionSubmitted',
-                           'SessionExpired', 'CandidateAccessRevoked')
+                           'SessionExpired', 'CandidateAccessRevoked', 'ConsentRecorded',
+                           'ConsentWithdrawn', 'ExtraTimeGranted')
 ) life
 LEFT JOIN telemetry_cursors c ON c.session_id = t.session_id
 WHERE t.session_id = $1";
@@ -319,6 +368,10 @@ struct SessionLife {
     started_at: Option<DateTime<Utc>>,
     deadline: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
+    keystroke_consented: bool,
+    keystroke_withdrawn_at: Option<DateTime<Utc>>,
+    face_consented: bool,
+    face_withdrawn_at: Option<DateTime<Utc>>,
     gate_last_seq: Option<i64>,
     gate_events: Option<i64>,
     gate_bytes: Option<i64>,

@@ -164,6 +164,8 @@ impl From<SessionError> for ApiError {
             E::AccessAlreadyRevoked => (StatusCode::CONFLICT, "access_already_revoked"),
             E::AccessRevoked => (StatusCode::UNAUTHORIZED, "session_token_revoked"),
             E::InvalidReason => (StatusCode::UNPROCESSABLE_ENTITY, "reason_required"),
+            E::NothingToWithdraw => (StatusCode::CONFLICT, "nothing_to_withdraw"),
+            E::InvalidExtraTime { .. } => (StatusCode::CONFLICT, "extra_time_limit_reached"),
             E::Review(review) => review_status(review),
         };
         Self::new(status, code, error.to_string())

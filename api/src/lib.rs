@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod routes;
 pub mod schemas;
 pub mod state;
+pub mod zip;
 
 // The read side's queries, at the paths callers have always used (they live with their
 // projections).

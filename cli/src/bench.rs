@@ -1072,7 +1072,7 @@ async fn started_session(
         client,
         format!("{base_url}/v1/sessions/{id}/consent"),
         &token,
-        json!({"notice_version": "2026-11",
+        json!({"notice_id": clarity_domain::notice::CURRENT, "notice_sha256": clarity_domain::notice::current().sha256(),
                "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
     )
     .await?;

@@ -17,6 +17,7 @@ use clarity_app::{Actor, App, CommandError, Origin, SystemRole};
 use clarity_domain::assessment::AssessmentSpec;
 use clarity_domain::session::{ConsentScopes, SessionCommand, SessionError, SubmittedFile};
 use clarity_domain::telemetry::{TelemetryData, TelemetryEvent};
+use clarity_integrity::submission::SubmissionClaim;
 use clarity_integrity::suite::SuiteSettings;
 use clarity_integrity::{similarity, suite, SessionTrace};
 use sqlx::types::Json;
@@ -211,7 +212,9 @@ async fn analyse(
         );
     };
     let events = load_telemetry(app.pool(), session_id).await?;
+    let submission = load_submission(&mut **tx, session_id, &events).await?;
     let trace = SessionTrace {
+        submission,
         started_at: s.started_at,
         events,
         consent: s.consent_scopes.map(|j| j.0).unwrap_or_default(),
@@ -278,6 +281,58 @@ async fn analyse(
 }
 
 /// The session's telemetry in `seq` order, without duplicates.
+/// What was submitted: the workspace the telemetry reconstructs through the submission's `seq`
+/// (the replay engine's fold, the same the replay and the candidate's resume show) and the files
+/// the client sent. `None` for a session whose finish recorded no `seq` (from before 2026-12).
+async fn load_submission(
+    conn: &mut sqlx::PgConnection,
+    session_id: Uuid,
+    events: &[TelemetryEvent],
+) -> anyhow::Result<Option<SubmissionClaim>> {
+    let row: Option<(Option<i64>, Option<String>)> =
+        sqlx::query_as("SELECT through_seq, files_digest FROM sessions WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((Some(through_seq), digest)) = row else {
+        return Ok(None);
+    };
+    let through_seq = through_seq.max(0) as u64;
+    let sent: Vec<SubmittedFile> = match digest {
+        Some(digest) => sqlx::query_scalar::<_, Json<Vec<SubmittedFile>>>(
+            "SELECT files FROM submission_blobs WHERE files_digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|j| j.0)
+        .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let folded: Vec<(u64, TelemetryData)> = events
+        .iter()
+        .filter(|e| e.seq <= through_seq)
+        .map(|e| (e.seq, e.data.clone()))
+        .collect();
+    let (workspace, _) = clarity_projections::replay_engine::state_at(
+        &clarity_projections::replay_engine::Keyframe {
+            seq: 0,
+            workspace: Default::default(),
+        },
+        &folded,
+        through_seq,
+    );
+    Ok(Some(SubmissionClaim {
+        through_seq,
+        authored: workspace
+            .files
+            .into_iter()
+            .map(|(path, content)| SubmittedFile { path, content })
+            .collect(),
+        sent,
+    }))
+}
+
 async fn load_telemetry(pool: &PgPool, session_id: Uuid) -> anyhow::Result<Vec<TelemetryEvent>> {
     let rows: Vec<(i64, DateTime<Utc>, Json<TelemetryData>)> = sqlx::query_as(
         "SELECT seq, occurred_at, data FROM session_events

@@ -45,6 +45,10 @@ pub async fn expire_overdue(app: &App, grace: chrono::Duration) -> anyhow::Resul
         "SELECT s.aggregate_id FROM events s
          WHERE s.aggregate_type = 'CandidateSession' AND s.event_type = 'SessionStarted'
            AND (s.payload -> 'SessionStarted' ->> 'deadline')::timestamptz <= $1
+           -- extra time granted during the session moves the deadline
+           AND NOT EXISTS (SELECT 1 FROM events x WHERE x.aggregate_type = 'CandidateSession'
+                 AND x.aggregate_id = s.aggregate_id AND x.event_type = 'ExtraTimeGranted'
+                 AND (x.payload -> 'ExtraTimeGranted' ->> 'deadline')::timestamptz > $1)
            AND NOT EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = 'CandidateSession'
                  AND e.aggregate_id = s.aggregate_id AND e.event_type IN ('SessionSubmitted', 'SessionExpired'))
          LIMIT 500",
@@ -58,10 +62,23 @@ pub async fn expire_overdue(app: &App, grace: chrono::Duration) -> anyhow::Resul
             continue;
         };
         let session = app.load_session(session_id).await?;
+        // The submission is what the telemetry acknowledged so far reconstructs.
+        let through_seq: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM telemetry_cursors WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_optional(app.pool())
+                .await?;
         let at = app.now();
         let origin = Origin::new(Actor::System(SystemRole::Scheduler), session.org_id, at);
         let result = app
-            .execute(&origin, session_id, SessionCommand::Expire { at })
+            .execute(
+                &origin,
+                session_id,
+                SessionCommand::Expire {
+                    through_seq: Some(through_seq.unwrap_or(0).max(0) as u64),
+                    at,
+                },
+            )
             .await;
         match result {
             Ok(()) => expired += 1,

@@ -10,6 +10,7 @@ pub mod assessment;
 pub mod audit;
 pub mod catalogue;
 pub mod integrity;
+pub mod notice;
 pub mod scoring;
 pub mod session;
 pub mod telemetry;

@@ -10,7 +10,7 @@ mod commands;
 mod events;
 pub mod review;
 
-pub use aggregate::{CandidateSession, SessionError, SessionStatus};
+pub use aggregate::{CandidateSession, SessionError, SessionStatus, MAX_EXTRA_MINUTES};
 pub use commands::SessionCommand;
 pub(crate) use events::session_started_v1_to_v2;
 pub use events::{

@@ -109,6 +109,7 @@ fn invited_with(candidate: Candidate, invite_expires_at: DateTime<Utc>) -> Sessi
 
 fn consented() -> SessionEvent {
     SessionEvent::ConsentRecorded {
+        notice_sha256: None,
         notice_version: "2026-03".to_string(),
         scopes: scopes(),
         at: consented_at(),
@@ -124,6 +125,7 @@ fn started() -> SessionEvent {
 
 fn submitted() -> SessionEvent {
     SessionEvent::SessionSubmitted {
+        through_seq: None,
         files_digest: FILES_DIGEST.to_string(),
         file_count: 7,
         time_used_seconds: 4_350,
@@ -133,6 +135,7 @@ fn submitted() -> SessionEvent {
 
 fn expired() -> SessionEvent {
     SessionEvent::SessionExpired {
+        through_seq: None,
         deadline: deadline(),
         time_used_seconds: 5_400,
         at: deadline(),
@@ -159,6 +162,7 @@ fn invite_with(candidate: Candidate, invite_expires_at: DateTime<Utc>) -> Sessio
 
 fn consent_at(when: DateTime<Utc>) -> SessionCommand {
     SessionCommand::RecordConsent {
+        notice_sha256: None,
         notice_version: "2026-03".to_string(),
         scopes: scopes(),
         at: when,
@@ -179,6 +183,7 @@ fn start() -> SessionCommand {
 
 fn submit_at(when: DateTime<Utc>) -> SessionCommand {
     SessionCommand::Submit {
+        through_seq: None,
         files_digest: FILES_DIGEST.to_string(),
         file_count: 7,
         at: when,
@@ -190,7 +195,10 @@ fn submit() -> SessionCommand {
 }
 
 fn expire_at(when: DateTime<Utc>) -> SessionCommand {
-    SessionCommand::Expire { at: when }
+    SessionCommand::Expire {
+        through_seq: None,
+        at: when,
+    }
 }
 
 // Histories
@@ -451,6 +459,7 @@ async fn consent_at_the_exact_moment_the_invitation_expires_is_accepted() {
 
     // Assert
     result.then_expect_events(vec![SessionEvent::ConsentRecorded {
+        notice_sha256: None,
         notice_version: "2026-03".to_string(),
         scopes: scopes(),
         at: invite_expires_at(),
@@ -517,6 +526,7 @@ async fn consent_to_a_blank_notice_version_is_rejected() {
     for notice_version in ["", "  "] {
         // Arrange
         let command = SessionCommand::RecordConsent {
+            notice_sha256: None,
             notice_version: notice_version.to_string(),
             scopes: scopes(),
             at: consented_at(),
@@ -661,6 +671,7 @@ async fn submitting_at_the_exact_deadline_is_accepted_with_the_full_time_used() 
 
     // Assert
     result.then_expect_events(vec![SessionEvent::SessionSubmitted {
+        through_seq: None,
         files_digest: FILES_DIGEST.to_string(),
         file_count: 7,
         time_used_seconds: 5_400,
@@ -739,6 +750,7 @@ async fn submitting_with_a_digest_that_is_not_sixty_four_lowercase_hex_character
     ] {
         // Arrange
         let command = SessionCommand::Submit {
+            through_seq: None,
             files_digest: digest.to_string(),
             file_count: 7,
             at: submitted_at(),
@@ -782,6 +794,7 @@ async fn expiring_late_still_counts_only_up_to_the_deadline() {
 
     // Assert
     result.then_expect_events(vec![SessionEvent::SessionExpired {
+        through_seq: None,
         deadline: deadline(),
         time_used_seconds: 5_400,
         at: scheduler_ran_at,

@@ -77,6 +77,7 @@ fn finished() -> Vec<SessionEvent> {
             at: at(-60 * 24),
         },
         SessionEvent::ConsentRecorded {
+            notice_sha256: None,
             notice_version: "2026-03".into(),
             scopes: ConsentScopes::default(),
             at: at(-200),
@@ -86,6 +87,7 @@ fn finished() -> Vec<SessionEvent> {
             deadline: at(-90),
         },
         SessionEvent::SessionSubmitted {
+            through_seq: None,
             files_digest: "a".repeat(64),
             file_count: 3,
             time_used_seconds: 5000,

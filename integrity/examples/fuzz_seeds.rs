@@ -247,6 +247,7 @@ fn lifecycle(telemetry: &[TelemetryEvent]) -> Vec<(&'static str, SessionEventOrA
         (
             "CandidateSession",
             S(SessionEvent::ConsentRecorded {
+                notice_sha256: None,
                 notice_version: "2026-01".into(),
                 scopes: ConsentScopes::default(),
                 at: t(-5),
@@ -262,6 +263,7 @@ fn lifecycle(telemetry: &[TelemetryEvent]) -> Vec<(&'static str, SessionEventOrA
         (
             "CandidateSession",
             S(SessionEvent::SessionSubmitted {
+                through_seq: None,
                 files_digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
                     .into(),
                 file_count: 1,
@@ -280,6 +282,7 @@ fn lifecycle(telemetry: &[TelemetryEvent]) -> Vec<(&'static str, SessionEventOrA
         (
             "CandidateSession",
             S(SessionEvent::SessionExpired {
+                through_seq: None,
                 deadline: t(90),
                 time_used_seconds: 5400,
                 at: t(90),

@@ -163,6 +163,7 @@ fn with_face(
 
 fn trace(events: Vec<TelemetryEvent>, starter: &[SubmittedFile]) -> SessionTrace {
     SessionTrace {
+        submission: None,
         started_at: events.first().map(|e| e.ts - Duration::seconds(5)),
         events,
         consent: ConsentScopes {

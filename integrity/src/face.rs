@@ -323,6 +323,7 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
         let (checks, _) = face_checks(&mut rng, scenario, start, start + Duration::minutes(90));
         SessionTrace {
+            submission: None,
             started_at: Some(start),
             events: merge(Vec::new(), checks),
             consent: ConsentScopes {
@@ -388,6 +389,7 @@ mod tests {
         checks.extend((10..20).map(|i| check(i * 30, 0)));
         checks.extend((20..25).map(|i| check(i * 30, 1)));
         let trace = SessionTrace {
+            submission: None,
             started_at: Some(start),
             events: merge(Vec::new(), checks),
             consent: ConsentScopes {
@@ -426,6 +428,7 @@ mod tests {
             })
             .collect();
         let trace = SessionTrace {
+            submission: None,
             started_at: Some(start),
             events: merge(Vec::new(), checks),
             consent: ConsentScopes {
@@ -492,6 +495,7 @@ mod tests {
                 })
                 .collect();
             SessionTrace {
+                submission: None,
                 started_at: Some(start),
                 events: merge(Vec::new(), checks),
                 consent: ConsentScopes {

@@ -27,6 +27,7 @@ pub mod followup;
 pub mod keystroke;
 pub mod provenance;
 pub mod similarity;
+pub mod submission;
 pub mod suite;
 #[cfg(feature = "synth")]
 pub mod synth;
@@ -53,6 +54,9 @@ pub struct SessionTrace {
     pub consent: ConsentScopes,
     /// The assessment version's starter files: the workspace the candidate began with.
     pub starter_files: Vec<SubmittedFile>,
+    /// What was submitted, for the submission-against-trace check (`None` for sessions from
+    /// before the submission was reconstructed from the log).
+    pub submission: Option<submission::SubmissionClaim>,
 }
 
 impl SessionTrace {

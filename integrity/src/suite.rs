@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::followup;
 use super::{
-    face, keystroke, provenance, similarity, transcription, DetectorReport, FindingLevel,
-    IntegrityAnalysis, SessionTrace, Tier,
+    face, keystroke, provenance, similarity, submission, transcription, DetectorReport,
+    FindingLevel, IntegrityAnalysis, SessionTrace, Tier,
 };
 use clarity_domain::assessment::IntegrityPolicy;
 use clarity_domain::session::SubmittedFile;
@@ -32,6 +32,7 @@ pub fn detector_versions() -> Vec<(&'static str, &'static str)> {
         (transcription::DETECTOR, transcription::VERSION),
         (face::DETECTOR, face::VERSION),
         (similarity::DETECTOR, similarity::VERSION),
+        (submission::DETECTOR, submission::VERSION),
     ]
 }
 
@@ -140,6 +141,8 @@ pub fn analyse(
     } else {
         reports.push(off(similarity::DETECTOR, similarity::VERSION));
     }
+    // Not a monitoring scope: what counts as submitted is always checked against the log.
+    reports.push(submission::analyse(trace));
     let (tier, reasons) = tier(&reports);
     let followups = followup::generate(trace, &reports);
     IntegrityAnalysis {
@@ -269,7 +272,7 @@ mod tests {
         let default = suite_version(&SuiteSettings::default());
         assert_eq!(
             default,
-            "keystroke_timing@1+provenance@1+transcription@1+face_continuity@1+similarity@1"
+            "keystroke_timing@1+provenance@1+transcription@1+face_continuity@1+similarity@1+submission@1"
         );
         let custom = suite_version(&SuiteSettings {
             similarity_threshold: Some(0.9),
@@ -297,8 +300,17 @@ mod tests {
             &Cohort::default(),
             "submitted",
         );
-        assert_eq!(analysis.reports.len(), 5);
-        for r in &analysis.reports {
+        assert_eq!(analysis.reports.len(), 6);
+        // The submission check is no monitoring scope: the policy cannot switch it off (here it
+        // is skipped for want of a submission point).
+        let (last, switched_off) = analysis.reports.split_last().unwrap();
+        assert_eq!(last.detector, "submission");
+        assert!(last
+            .skipped
+            .as_deref()
+            .unwrap()
+            .contains("no submission point"));
+        for r in switched_off {
             assert_eq!(
                 r.skipped.as_deref(),
                 Some("switched off by the assessment's integrity policy"),

@@ -48,6 +48,30 @@ pub struct Report {
     /// sessions with nothing held back keep their hashes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_back: Option<HeldBack>,
+    /// What counts as submitted: the workspace the telemetry log reconstructs through the
+    /// submission's `seq` (absent for sessions from before, or until the replay reached it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submission: Option<ReportSubmission>,
+}
+
+/// The submitted files as the log reconstructs them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportSubmission {
+    /// The telemetry `seq` the submission was recorded at.
+    pub through_seq: i64,
+    pub files: Vec<ReportFile>,
+    /// Where staff download the files (a zip).
+    pub download: String,
+}
+
+/// One submitted file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportFile {
+    pub path: String,
+    /// Size in bytes (UTF-8).
+    pub bytes: usize,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
 }
 
 /// The assessment version the session took.
@@ -161,6 +185,7 @@ struct Facts {
     /// (outcome, rationale, decided_at).
     decision: Option<(String, String, DateTime<Utc>)>,
     held_back: Option<HeldBack>,
+    submission: Option<ReportSubmission>,
 }
 
 /// (status, candidate, assessment, version, title, started, finished, time used, tier, suite).
@@ -260,6 +285,21 @@ pub async fn build(
     .fetch_optional(pool)
     .await?;
     let held_back = held_back::for_session(pool, session_id).await?;
+    let submission = match submitted_files(pool, org_id, session_id).await? {
+        Some((through_seq, files)) => Some(ReportSubmission {
+            through_seq,
+            files: files
+                .iter()
+                .map(|(path, content)| ReportFile {
+                    path: path.clone(),
+                    bytes: content.len(),
+                    sha256: hex::encode(Sha256::digest(content.as_bytes())),
+                })
+                .collect(),
+            download: format!("/v1/sessions/{session_id}/submission.zip"),
+        }),
+        None => None,
+    };
     Ok(Some(assemble(Facts {
         session_id,
         session,
@@ -270,7 +310,42 @@ pub async fn build(
         standing,
         decision,
         held_back,
+        submission,
     })))
+}
+
+/// The submitted files (path → content) and the `seq` they are reconstructed through: the
+/// replay's workspace at the submission's `seq`. `None` when the session recorded no `seq` at its
+/// finish (from before) or the replay has not reached it yet.
+pub async fn submitted_files(
+    pool: &PgPool,
+    org_id: Uuid,
+    session_id: Uuid,
+) -> Result<Option<(i64, std::collections::BTreeMap<String, String>)>, sqlx::Error> {
+    let through: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT through_seq FROM sessions WHERE session_id = $1 AND org_id = $2",
+    )
+    .bind(session_id)
+    .bind(org_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(Some(through)) = through else {
+        return Ok(None);
+    };
+    if through == 0 {
+        return Ok(Some((0, Default::default())));
+    }
+    let Some(head) = crate::replay::seek::head(pool, org_id, session_id).await? else {
+        return Ok(None);
+    };
+    if head.last_seq < through {
+        return Ok(None);
+    }
+    Ok(
+        crate::replay::seek::workspace_at(pool, session_id, head.started_at, through)
+            .await?
+            .map(|(workspace, _)| (through, workspace.files)),
+    )
 }
 
 /// The report the facts make (no I/O).
@@ -285,6 +360,7 @@ fn assemble(facts: Facts) -> Report {
         standing,
         decision,
         held_back,
+        submission,
     } = facts;
     let (
         status,
@@ -382,6 +458,7 @@ fn assemble(facts: Facts) -> Report {
             decided_at,
         }),
         held_back,
+        submission,
     }
 }
 

@@ -98,6 +98,7 @@ fn started(s: &mut SessionStream, assessment: Uuid) -> Vec<Record> {
         ),
         s.event(
             SessionEvent::ConsentRecorded {
+                notice_sha256: None,
                 notice_version: "2026-01".into(),
                 scopes: ConsentScopes::default(),
                 at: at(20),
@@ -151,6 +152,7 @@ fn work(s: &mut SessionStream) -> Vec<Record> {
 fn submitted(s: &mut SessionStream) -> Record {
     s.event(
         SessionEvent::SessionSubmitted {
+            through_seq: None,
             files_digest: "f1".into(),
             file_count: 1,
             time_used_seconds: 600,

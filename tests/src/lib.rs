@@ -35,6 +35,14 @@ pub use scenario::{edit_event, new_org, Product};
 /// The id of the built-in "REST API Design & Implementation" assessment.
 pub const REST_API: &str = "c1a71700-0000-4000-8000-000000000001";
 
+/// The monitoring notice candidates consent to now.
+pub const NOTICE_ID: &str = clarity_domain::notice::CURRENT;
+
+/// The content hash of [`NOTICE_ID`], as `GET /notice` gives it.
+pub fn notice_sha256() -> String {
+    clarity_domain::notice::current().sha256()
+}
+
 /// The audit signing key seed the tests configure (never use it anywhere else).
 pub const TEST_AUDIT_KEY: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 

@@ -35,6 +35,10 @@ pub fn router() -> Router<AppState> {
             get(board),
         )
         .route("/v1/sessions/{session_id}/audit/bundle", get(bundle))
+        .route(
+            "/v1/sessions/{session_id}/submission.zip",
+            get(submission_zip),
+        )
         .route("/v1/leaderboard", get(org_board))
 }
 
@@ -78,6 +82,69 @@ pub async fn bundle(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         )],
+        body,
+    )
+        .into_response())
+}
+
+/// The submitted files as a zip (admin, hiring manager, auditor, reviewer): the workspace the
+/// session's telemetry reconstructs through the submission's `seq` — never the client's own
+/// copy. 409 `submission_not_ready` until the session is finished and its replay reached that
+/// `seq` (or for sessions from before submissions were reconstructed).
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/submission.zip", tag = "reports", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "`application/zip`", content_type = "application/zip", body = Vec<u8>),
+        (status = 403, description = "`forbidden`: the caller's role may not do this.", body = crate::error::ErrorBody),
+        (status = 409, description = "`submission_not_ready`: not finished, or not yet reconstructed; retry later.", body = crate::error::ErrorBody)))]
+pub async fn submission_zip(
+    State(state): State<AppState>,
+    member: Member,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::response::Response> {
+    member.require(&[
+        Role::Admin,
+        Role::HiringManager,
+        Role::Auditor,
+        Role::Reviewer,
+    ])?;
+    state.require_session_in_org(id, member.org_id).await?;
+    let Some((through_seq, files)) =
+        report::submitted_files(&state.pool, member.org_id, id).await?
+    else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "submission_not_ready",
+            "the session is not finished, or its submission is not reconstructed yet",
+        ));
+    };
+    crate::access_log::record(
+        &state.pool,
+        &member,
+        crate::access_log::SUBMISSION_DOWNLOAD,
+        Some(id),
+        json!({"through_seq": through_seq, "files": files.len()}),
+    )
+    .await?;
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(path, content)| (path.as_str(), content.as_bytes()))
+        .collect();
+    let body = crate::zip::stored(&entries);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/zip"),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                axum::http::HeaderValue::from_str(&format!(
+                    "attachment; filename=\"submission-{id}.zip\""
+                ))
+                .map_err(ApiError::internal)?,
+            ),
+        ],
         body,
     )
         .into_response())

@@ -41,6 +41,10 @@ pub fn router() -> Router<AppState> {
             "/v1/sessions/{session_id}/revoke-access",
             post(revoke_access),
         )
+        .route(
+            "/v1/sessions/{session_id}/extra-time",
+            post(grant_extra_time),
+        )
 }
 
 /// An invitation.
@@ -63,6 +67,9 @@ pub struct NewInvite {
 pub struct Invited {
     pub session_id: Uuid,
     pub candidate_token: String,
+    /// The candidate's link, relative to this server: `/take/{session_id}#token={token}`. The
+    /// token travels in the fragment, which browsers never send to a server.
+    pub candidate_link: String,
     pub assessment_id: Uuid,
     pub assessment_version: u32,
     pub invite_expires_at: DateTime<Utc>,
@@ -168,6 +175,7 @@ pub async fn invite(
         StatusCode::CREATED,
         Json(Invited {
             session_id,
+            candidate_link: format!("/take/{session_id}#token={}", token.token),
             candidate_token: token.token,
             assessment_id: new.assessment_id,
             assessment_version: version,
@@ -240,6 +248,85 @@ pub async fn revoke_access(
     Ok(Json(AccessRevoked {
         session_id: id,
         revoked_at: at,
+    }))
+}
+
+/// Extra time for one candidate (an accommodation).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraTime {
+    /// 1 to 480 minutes (at most 480 in all per session).
+    #[schema(minimum = 1, maximum = 480)]
+    pub minutes: u32,
+    /// Why, 1 to 1,000 characters (kept in the audit trail; never shown to the candidate).
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
+    pub reason: String,
+}
+
+/// The session's time after the grant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExtraTimeGranted {
+    pub session_id: Uuid,
+    /// Extra minutes granted in all.
+    pub extra_time_minutes: u32,
+    /// The new deadline, when the session is running (`null` before the start: the time limit
+    /// grows instead).
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// Grants one candidate extra time (admin, hiring manager), before or during the session:
+/// recorded as `ExtraTimeGranted`. Before the start the time limit grows; during the session
+/// the deadline moves, and the candidate's page shows it. A finished session, or one past its
+/// deadline, cannot be reopened.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/extra-time", tag = "sessions", security(("api_key" = [])),
+    params(("session_id" = Uuid, Path)), request_body = ExtraTime,
+    responses(
+        (status = 200, body = ExtraTimeGranted),
+        (status = 403, description = "not an admin or hiring manager", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "`extra_time_limit_reached` (480 minutes in all), `session_finished`, `deadline_passed`; `concurrent_modification`: retry.", body = crate::error::ErrorBody),
+        (status = 422, description = "`reason_required`, `invalid_extra_time`, or an invalid body", body = crate::error::ErrorBody)))]
+pub async fn grant_extra_time(
+    State(state): State<AppState>,
+    member: Member,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ExtraTime>,
+) -> Result<Json<ExtraTimeGranted>> {
+    member.require(INVITERS)?;
+    if !(1..=clarity_domain::session::MAX_EXTRA_MINUTES).contains(&body.minutes) {
+        return Err(ApiError::invalid(
+            "invalid_extra_time",
+            "extra time must be 1 to 480 minutes",
+        ));
+    }
+    let session = state.load_session(id).await?;
+    if session.id.is_none() || session.org_id != Some(member.org_id) {
+        return Err(ApiError::not_found("session"));
+    }
+    let at = state.now();
+    state
+        .execute(
+            Actor::Member(member.member_id),
+            member.org_id,
+            id,
+            SessionCommand::GrantExtraTime {
+                minutes: body.minutes,
+                reason: body.reason,
+                granted_by: member.member_id,
+                at,
+            },
+            at,
+        )
+        .await?;
+    let session = state.load_session(id).await?;
+    Ok(Json(ExtraTimeGranted {
+        session_id: id,
+        extra_time_minutes: session.extra_minutes,
+        deadline: session.deadline,
     }))
 }
 
@@ -363,3 +450,4 @@ pub async fn events(
 
 impl crate::extract::BodyText for NewInvite {}
 impl crate::extract::BodyText for RevokeAccess {}
+impl crate::extract::BodyText for ExtraTime {}

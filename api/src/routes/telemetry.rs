@@ -80,7 +80,7 @@ pub struct IngestResult {
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "`session_not_in_progress`: the session is not started, finished, or past its deadline; `sequence_gap`: the batch does not start at the next `seq` (`details.expected_seq`).", body = crate::error::ErrorBody),
         (status = 413, description = "`batch_too_large`: more events or bytes than the server takes; `event_too_large`: one event is over 900,000 bytes as a record.", body = crate::error::ErrorBody),
-        (status = 422, description = "`invalid_events`: `details` lists each refused event with its code (e.g. `invalid_event`, `invalid_seq`, `invalid_text`, `invalid_file`, `timestamp_too_early`, `timestamp_in_future`, `timestamp_before_session`, `sequence_not_increasing`); nothing of the batch was accepted. `empty_batch`: no events.", body = crate::error::ErrorBody),
+        (status = 422, description = "`invalid_events`: `details` lists each refused event with its code (e.g. `invalid_event`, `invalid_seq`, `invalid_text`, `invalid_file`, `timestamp_too_early`, `timestamp_in_future`, `timestamp_before_session`, `sequence_not_increasing`, `scope_not_consented`: a key timing or face check without consent to its scope, or dated after its withdrawal); nothing of the batch was accepted. `empty_batch`: no events.", body = crate::error::ErrorBody),
         (status = 503, description = "`broker_unavailable`: retry the batch.", body = crate::error::ErrorBody)))]
 pub async fn ingest(
     State(state): State<AppState>,
@@ -140,6 +140,38 @@ pub async fn ingest(
             )
             .with_details(early));
         }
+    }
+
+    // Consent: key timings and face checks only with the candidate's consent to that scope,
+    // and none dated after it was withdrawn.
+    let unconsented: Vec<EventRejection> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(index, e)| {
+            token
+                .consent_refuses(&e.data, e.ts)
+                .map(|scope| EventRejection {
+                    index,
+                    seq: Some(e.seq),
+                    code: "scope_not_consented".to_string(),
+                    message: format!(
+                        "the candidate has not consented to `{scope}` (or withdrew it before `ts`)"
+                    ),
+                })
+        })
+        .collect();
+    if !unconsented.is_empty() {
+        INGESTED
+            .with_label_values(&["rejected"])
+            .inc_by(events.len() as u64);
+        return Err(ApiError::invalid(
+            "invalid_events",
+            format!(
+                "{} event(s) rejected; nothing in the batch was accepted",
+                unconsented.len()
+            ),
+        )
+        .with_details(unconsented));
     }
 
     // The gate came with the token (a plain read, no transaction held while the broker

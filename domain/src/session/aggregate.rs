@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::review::{ReviewError, ReviewState};
-use super::{AssessmentRef, SessionCommand, SessionEvent};
+use super::{AssessmentRef, ConsentScopes, SessionCommand, SessionEvent};
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +77,10 @@ pub enum SessionError {
     AccessRevoked,
     #[error("a reason of 1 to 1,000 characters is required")]
     InvalidReason,
+    #[error("none of these scopes is currently consented to")]
+    NothingToWithdraw,
+    #[error("extra time must be 1 to {max} minutes in all; {granted} already granted")]
+    InvalidExtraTime { granted: u32, max: u32 },
     #[error(transparent)]
     Review(#[from] ReviewError),
 }
@@ -100,7 +104,16 @@ pub struct CandidateSession {
     /// Staff revoked the candidate's access (`CandidateAccessRevoked`).
     #[serde(default)]
     pub access_revoked: bool,
+    /// The scopes the candidate consented to and has not withdrawn.
+    #[serde(default)]
+    pub consent: ConsentScopes,
+    /// Extra minutes granted (`ExtraTimeGranted`), in all.
+    #[serde(default)]
+    pub extra_minutes: u32,
 }
+
+/// The most extra time a session can be granted, in all (8 hours).
+pub const MAX_EXTRA_MINUTES: u32 = 480;
 
 impl CandidateSession {
     /// Whether telemetry may be accepted at `now`: started, not finished, deadline not passed.
@@ -167,7 +180,10 @@ impl CandidateSession {
         if self.access_revoked
             && matches!(
                 command,
-                C::RecordConsent { .. } | C::Start { .. } | C::Submit { .. }
+                C::RecordConsent { .. }
+                    | C::WithdrawConsent { .. }
+                    | C::Start { .. }
+                    | C::Submit { .. }
             )
         {
             return Err(SessionError::AccessRevoked);
@@ -203,6 +219,7 @@ impl CandidateSession {
             C::Invite { .. } => Err(SessionError::AlreadyInvited),
             C::RecordConsent {
                 notice_version,
+                notice_sha256,
                 scopes,
                 at,
             } => {
@@ -219,6 +236,56 @@ impl CandidateSession {
                     notice_version,
                     scopes,
                     at,
+                    notice_sha256,
+                }])
+            }
+            C::WithdrawConsent { scopes, at } => {
+                if self.status == SessionStatus::Invited {
+                    return Err(SessionError::NothingToWithdraw);
+                }
+                let withdrawn = self.consent.and(scopes);
+                if !withdrawn.any() {
+                    return Err(SessionError::NothingToWithdraw);
+                }
+                Ok(vec![E::ConsentWithdrawn {
+                    scopes: withdrawn,
+                    at,
+                }])
+            }
+            C::GrantExtraTime {
+                minutes,
+                reason,
+                granted_by,
+                at,
+            } => {
+                let total = self.extra_minutes.saturating_add(minutes);
+                if minutes == 0 || total > MAX_EXTRA_MINUTES {
+                    return Err(SessionError::InvalidExtraTime {
+                        granted: self.extra_minutes,
+                        max: MAX_EXTRA_MINUTES,
+                    });
+                }
+                if reason.trim().is_empty() || reason.chars().count() > 1_000 {
+                    return Err(SessionError::InvalidReason);
+                }
+                let deadline = match self.status {
+                    SessionStatus::InProgress => {
+                        let (_, deadline) = self.running()?;
+                        // A deadline already passed cannot be reopened: the work as of the
+                        // deadline stands (the scheduler expires it).
+                        if at > deadline {
+                            return Err(SessionError::DeadlinePassed(deadline));
+                        }
+                        Some(deadline + Duration::minutes(i64::from(minutes)))
+                    }
+                    _ => None,
+                };
+                Ok(vec![E::ExtraTimeGranted {
+                    minutes,
+                    reason,
+                    granted_by,
+                    deadline,
+                    at,
                 }])
             }
             C::Start { at } => {
@@ -228,13 +295,15 @@ impl CandidateSession {
                     _ => return Err(SessionError::AlreadyStarted),
                 }
                 self.check_invite_open(at)?;
-                let minutes = self.assessment.as_ref().map_or(0, |a| a.time_limit_minutes);
+                let minutes = self.assessment.as_ref().map_or(0, |a| a.time_limit_minutes)
+                    + self.extra_minutes;
                 let deadline = at + Duration::minutes(i64::from(minutes));
                 Ok(vec![E::SessionStarted { at, deadline }])
             }
             C::Submit {
                 files_digest,
                 file_count,
+                through_seq,
                 at,
             } => {
                 let (started_at, deadline) = self.running()?;
@@ -254,6 +323,7 @@ impl CandidateSession {
                     file_count,
                     time_used_seconds,
                     at,
+                    through_seq,
                 }])
             }
             C::RecordIntegrityAnalysis { .. } => {
@@ -271,7 +341,7 @@ impl CandidateSession {
                 revoked_by,
                 at,
             } => self.revoke(reason, revoked_by, at),
-            C::Expire { at } => {
+            C::Expire { through_seq, at } => {
                 let (started_at, deadline) = self.running()?;
                 if at < deadline {
                     return Err(SessionError::DeadlineNotReached(deadline));
@@ -281,6 +351,7 @@ impl CandidateSession {
                     deadline,
                     time_used_seconds,
                     at,
+                    through_seq,
                 }])
             }
         }
@@ -505,7 +576,21 @@ impl Aggregate for CandidateSession {
                 self.invite_expires_at = Some(invite_expires_at);
                 self.status = SessionStatus::Invited;
             }
-            SessionEvent::ConsentRecorded { .. } => self.status = SessionStatus::Consented,
+            SessionEvent::ConsentRecorded { scopes, .. } => {
+                self.consent = scopes;
+                self.status = SessionStatus::Consented
+            }
+            SessionEvent::ConsentWithdrawn { scopes, .. } => {
+                self.consent = self.consent.without(scopes)
+            }
+            SessionEvent::ExtraTimeGranted {
+                minutes, deadline, ..
+            } => {
+                self.extra_minutes = self.extra_minutes.saturating_add(minutes);
+                if deadline.is_some() {
+                    self.deadline = deadline;
+                }
+            }
             SessionEvent::SessionStarted { at, deadline } => {
                 self.started_at = Some(at);
                 self.deadline = Some(deadline);

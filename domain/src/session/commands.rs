@@ -23,7 +23,20 @@ pub enum SessionCommand {
     /// The candidate accepted the monitoring notice.
     RecordConsent {
         notice_version: String,
+        notice_sha256: Option<String>,
         scopes: ConsentScopes,
+        at: DateTime<Utc>,
+    },
+    /// The candidate withdraws consent to the scopes set in `scopes`.
+    WithdrawConsent {
+        scopes: ConsentScopes,
+        at: DateTime<Utc>,
+    },
+    /// Staff grant extra time (before or during the session).
+    GrantExtraTime {
+        minutes: u32,
+        reason: String,
+        granted_by: Uuid,
         at: DateTime<Utc>,
     },
     /// The candidate starts the clock.
@@ -33,6 +46,8 @@ pub enum SessionCommand {
         /// Hex SHA-256 digest of the submitted files (see `session::files_digest`).
         files_digest: String,
         file_count: u32,
+        /// The highest telemetry `seq` acknowledged at submission.
+        through_seq: Option<u64>,
         at: DateTime<Utc>,
     },
     /// Staff revoke the candidate's session token.
@@ -42,7 +57,11 @@ pub enum SessionCommand {
         at: DateTime<Utc>,
     },
     /// The deadline passed without a submission; issued by the deadline scheduler.
-    Expire { at: DateTime<Utc> },
+    Expire {
+        /// The highest telemetry `seq` acknowledged at expiry.
+        through_seq: Option<u64>,
+        at: DateTime<Utc>,
+    },
     /// Record the integrity analysis of a finished session; issued by the analysis worker.
     RecordIntegrityAnalysis {
         analysis: Box<crate::integrity::IntegrityAnalysis>,

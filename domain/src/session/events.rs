@@ -57,6 +57,29 @@ pub struct ConsentScopes {
     pub face_continuity: bool,
 }
 
+impl ConsentScopes {
+    /// Whether any scope is set.
+    pub fn any(self) -> bool {
+        self.keystroke_dynamics || self.face_continuity
+    }
+
+    /// The scopes set here and not in `other`.
+    pub fn without(self, other: ConsentScopes) -> ConsentScopes {
+        ConsentScopes {
+            keystroke_dynamics: self.keystroke_dynamics && !other.keystroke_dynamics,
+            face_continuity: self.face_continuity && !other.face_continuity,
+        }
+    }
+
+    /// The scopes set both here and in `other`.
+    pub fn and(self, other: ConsentScopes) -> ConsentScopes {
+        ConsentScopes {
+            keystroke_dynamics: self.keystroke_dynamics && other.keystroke_dynamics,
+            face_continuity: self.face_continuity && other.face_continuity,
+        }
+    }
+}
+
 /// A chain head sealed into one of the session's own events: "when this was written, the
 /// session's audit chain had `count` entries ending in `hash`" (see `audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -81,8 +104,32 @@ pub enum SessionEvent {
     },
     /// The candidate accepted a version of the monitoring notice.
     ConsentRecorded {
+        /// The notice's id (e.g. `monitoring-notice-v1`; free text before notices were stored).
         notice_version: String,
         scopes: ConsentScopes,
+        at: DateTime<Utc>,
+        /// Lowercase hex SHA-256 of the notice text the candidate was shown (from 2026-12 on;
+        /// absent in earlier events).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice_sha256: Option<String>,
+    },
+    /// The candidate withdrew consent to some scopes: their capture stops from here on, the
+    /// server refuses their telemetry, and the analyses that need them do not run.
+    ConsentWithdrawn {
+        /// The scopes withdrawn (`true` = withdrawn now).
+        scopes: ConsentScopes,
+        at: DateTime<Utc>,
+    },
+    /// Staff granted the candidate extra time (an accommodation). Before the start it lengthens
+    /// the time limit; during the session it moves the deadline.
+    ExtraTimeGranted {
+        minutes: u32,
+        /// Why, for the audit trail (shown to staff, never to the candidate).
+        reason: String,
+        granted_by: Uuid,
+        /// The new deadline, when the session was already running.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
     },
     /// The clock started (v2; v1 called `at` `started_at`, see [`SessionStartedV1`]).
@@ -91,12 +138,18 @@ pub enum SessionEvent {
         at: DateTime<Utc>,
         deadline: DateTime<Utc>,
     },
-    /// The candidate submitted.
+    /// The candidate submitted. The submission is the workspace the telemetry log reconstructs
+    /// through `through_seq`; `files_digest` names the files the client sent with it (stored in
+    /// `submission_blobs`), which the integrity analysis compares with that reconstruction.
     SessionSubmitted {
         files_digest: String,
         file_count: u32,
         time_used_seconds: i64,
         at: DateTime<Utc>,
+        /// The highest telemetry `seq` acknowledged when the session was submitted (absent in
+        /// events from before 2026-12, whose submission is the client's files).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through_seq: Option<u64>,
     },
     /// Staff revoked the candidate's access (a leaked link, a withdrawn application): the
     /// session token stops working at once, whatever the session's state. The session itself
@@ -112,6 +165,10 @@ pub enum SessionEvent {
         deadline: DateTime<Utc>,
         time_used_seconds: i64,
         at: DateTime<Utc>,
+        /// The highest telemetry `seq` acknowledged when the session expired: the submission is
+        /// the workspace the log reconstructs through it (absent in events from before 2026-12).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through_seq: Option<u64>,
     },
     /// The integrity detectors ran over the finished session. Evidence for a human reviewer,
     /// never a verdict; a later suite version adds another event beside this one.
@@ -184,6 +241,8 @@ impl SessionEvent {
         match self {
             Self::CandidateInvited { .. } => "CandidateInvited",
             Self::ConsentRecorded { .. } => "ConsentRecorded",
+            Self::ConsentWithdrawn { .. } => "ConsentWithdrawn",
+            Self::ExtraTimeGranted { .. } => "ExtraTimeGranted",
             Self::SessionStarted { .. } => "SessionStarted",
             Self::SessionSubmitted { .. } => "SessionSubmitted",
             Self::SessionExpired { .. } => "SessionExpired",

@@ -16,6 +16,7 @@ fn start() -> DateTime<Utc> {
 
 fn trace_of(events: Vec<TelemetryEvent>) -> SessionTrace {
     SessionTrace {
+        submission: None,
         started_at: Some(start()),
         events,
         consent: ConsentScopes {

@@ -1131,6 +1131,7 @@ pub fn parse_line(line: &str) -> Result<Entry, String> {
 
     pub(crate) fn trace(starter: &[SubmittedFile], events: Vec<TelemetryEvent>) -> SessionTrace {
         SessionTrace {
+            submission: None,
             started_at: Some(start()),
             events,
             consent: ConsentScopes {

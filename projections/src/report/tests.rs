@@ -100,6 +100,7 @@ fn full() -> Facts {
         Uuid::from_u128(0xc),
     );
     Facts {
+        submission: None,
         session_id: Uuid::from_u128(0x5e55_1011),
         session: (
             Some("submitted".into()),
@@ -160,6 +161,7 @@ fn full() -> Facts {
 /// A session just invited: almost everything empty.
 fn bare() -> Facts {
     Facts {
+        submission: None,
         session_id: Uuid::from_u128(0x5e55_1012),
         session: (
             Some("invited".into()),

@@ -49,34 +49,63 @@ pub(super) async fn apply(
             .bind(at)
             .bind(invite_expires_at)
         }
-        SessionEvent::ConsentRecorded { notice_version, scopes, at } => sqlx::query(
-            "UPDATE sessions SET status = 'consented', consent_notice = $2, consent_scopes = $3, consented_at = $4
+        SessionEvent::ConsentRecorded { notice_version, scopes, at, notice_sha256 } => sqlx::query(
+            "UPDATE sessions SET status = 'consented', consent_notice = $2, consent_scopes = $3, consented_at = $4,
+                 consent_notice_sha256 = $5
              WHERE session_id = $1",
         )
         .bind(id)
         .bind(notice_version)
         .bind(sqlx::types::Json(scopes))
+        .bind(at)
+        .bind(notice_sha256),
+        // The current scopes lose the withdrawn ones (the integrity analysis reads them), and
+        // the withdrawal is kept with its time.
+        SessionEvent::ConsentWithdrawn { scopes, at } => sqlx::query(
+            "UPDATE sessions SET
+                 consent_scopes = jsonb_build_object(
+                     'keystroke_dynamics', COALESCE((consent_scopes ->> 'keystroke_dynamics')::boolean, false) AND NOT $2,
+                     'face_continuity', COALESCE((consent_scopes ->> 'face_continuity')::boolean, false) AND NOT $3),
+                 consent_withdrawals = consent_withdrawals || jsonb_build_array(jsonb_build_object('scopes', $4::jsonb, 'at', $5::timestamptz))
+             WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(scopes.keystroke_dynamics)
+        .bind(scopes.face_continuity)
+        .bind(sqlx::types::Json(scopes))
         .bind(at),
+        SessionEvent::ExtraTimeGranted { minutes, deadline, .. } => sqlx::query(
+            "UPDATE sessions SET extra_time_minutes = extra_time_minutes + $2,
+                 deadline = COALESCE($3, deadline)
+             WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(minutes as i32)
+        .bind(deadline),
         SessionEvent::SessionStarted { at, deadline } => sqlx::query(
             "UPDATE sessions SET status = 'in_progress', started_at = $2, deadline = $3 WHERE session_id = $1",
         )
         .bind(id)
         .bind(at)
         .bind(deadline),
-        SessionEvent::SessionSubmitted { files_digest, time_used_seconds, at, .. } => sqlx::query(
-            "UPDATE sessions SET status = 'submitted', submitted_at = $2, files_digest = $3, time_used_seconds = $4
+        SessionEvent::SessionSubmitted { files_digest, time_used_seconds, at, through_seq, .. } => sqlx::query(
+            "UPDATE sessions SET status = 'submitted', submitted_at = $2, files_digest = $3, time_used_seconds = $4,
+                 through_seq = $5
              WHERE session_id = $1",
         )
         .bind(id)
         .bind(at)
         .bind(files_digest)
-        .bind(time_used_seconds),
-        SessionEvent::SessionExpired { time_used_seconds, at, .. } => sqlx::query(
-            "UPDATE sessions SET status = 'expired', expired_at = $2, time_used_seconds = $3 WHERE session_id = $1",
+        .bind(time_used_seconds)
+        .bind(through_seq.map(|s| s as i64)),
+        SessionEvent::SessionExpired { time_used_seconds, at, through_seq, .. } => sqlx::query(
+            "UPDATE sessions SET status = 'expired', expired_at = $2, time_used_seconds = $3, through_seq = $4
+             WHERE session_id = $1",
         )
         .bind(id)
         .bind(at)
-        .bind(time_used_seconds),
+        .bind(time_used_seconds)
+        .bind(through_seq.map(|s| s as i64)),
         SessionEvent::CandidateAccessRevoked { reason, at, .. } => sqlx::query(
             "UPDATE sessions SET access_revoked_at = $2, access_revoked_reason = $3 WHERE session_id = $1",
         )

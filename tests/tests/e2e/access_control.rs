@@ -562,7 +562,7 @@ async fn a_candidate_token_opens_only_its_own_session() -> anyhow::Result<()> {
     let (one, token_one) = client.started_session(&admin, "Ada Lovelace").await?;
     let (two, token_two) = client.started_session(&admin, "Alan Turing").await?;
     let (three, _) = client.invite(&admin, "Grace Hopper").await?;
-    let consent = json!({"notice_version": "2026-11", "scopes": {"keystroke_dynamics": true, "face_continuity": false}});
+    let consent = json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}});
     let events = json!({"events": [clarity_tests::edit_event(1)]});
     let submit = json!({"files": [{"path": "main.py", "content": "x"}]});
 

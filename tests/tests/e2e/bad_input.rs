@@ -485,7 +485,7 @@ async fn telemetry_is_refused_unless_the_session_is_in_progress() -> anyhow::Res
         .post(
             &format!("/v1/sessions/{consented}/consent"),
             &consented_token,
-            &json!({"notice_version": "2026-11", "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
+            &json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
         )
         .await?;
     assert_eq!(r.status, 200, "{r:?}");
@@ -560,7 +560,7 @@ async fn refused_candidate_and_invite_commands_store_no_events() -> anyhow::Resu
     let relay = env.spawn_relay();
     let client = Client::new(&api.base);
     let admin = new_org(&env, "Acme").await?;
-    let consent = json!({"notice_version": "2026-11", "scopes": {"keystroke_dynamics": true, "face_continuity": false}});
+    let consent = json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}});
     let (consented, consented_token) = client.invite(&admin, "Ada Lovelace").await?;
     let r = client
         .post(
@@ -877,7 +877,7 @@ async fn nul_in_any_free_text_field_is_refused_with_its_path_and_stores_nothing(
         .post(
             &format!("/v1/sessions/{session}/consent"),
             &token,
-            &json!({"notice_version": "2026-11\u{0}", "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
+            &json!({"notice_id": "2026-11\u{0}", "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
         )
         .await?;
 
@@ -885,7 +885,7 @@ async fn nul_in_any_free_text_field_is_refused_with_its_path_and_stores_nothing(
     for (r, path) in [
         (&member, "name"),
         (&invite, "candidate.name"),
-        (&consent, "notice_version"),
+        (&consent, "notice_id"),
     ] {
         assert_eq!((r.status, r.code()), (422, "invalid_text"), "{r:?}");
         assert!(
@@ -998,7 +998,7 @@ async fn free_text_longer_than_its_documented_maximum_is_refused_and_stores_noth
         .post(
             &format!("/v1/sessions/{session}/consent"),
             &token,
-            &json!({"notice_version": "v".repeat(1_100_000), "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
+            &json!({"notice_id": "v".repeat(1_100_000), "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
         )
         .await?;
     let member = client
@@ -1025,7 +1025,7 @@ async fn free_text_longer_than_its_documented_maximum_is_refused_and_stores_noth
     assert!(consent.body["error"]["message"]
         .as_str()
         .unwrap_or("")
-        .starts_with("notice_version"));
+        .starts_with("notice_id"));
     assert_eq!(
         (member.status, member.code()),
         (422, "text_too_long"),

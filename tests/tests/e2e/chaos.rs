@@ -323,7 +323,7 @@ async fn prepare(
     let mut problems = Vec::new();
     let (session, token) = client.invite(admin, &format!("Candidate {index}")).await?;
     let base = format!("/v1/sessions/{session}");
-    let consent = |notice: &str| json!({"notice_version": notice, "scopes": {"keystroke_dynamics": true, "face_continuity": true}});
+    let consent = |notice: &str| json!({"notice_id": notice, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": true}});
     let megabyte = "n".repeat(1_100_000);
     let steps: Vec<(&str, &str, Value, u16, &str)> = vec![
         (
@@ -343,7 +343,7 @@ async fn prepare(
         (
             "an unknown consent field",
             "consent",
-            json!({"notice_version": "2026-11", "scopes": {"keystroke_dynamics": true, "face_continuity": true}, "age": 99}),
+            json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": true}, "age": 99}),
             422,
             "invalid_body",
         ),
@@ -354,7 +354,13 @@ async fn prepare(
             409,
             "consent_required",
         ),
-        ("consent", "consent", consent("2026-11"), 200, ""),
+        (
+            "consent",
+            "consent",
+            consent(clarity_tests::NOTICE_ID),
+            200,
+            "",
+        ),
         (
             "consenting twice",
             "consent",

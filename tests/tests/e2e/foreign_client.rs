@@ -178,7 +178,7 @@ async fn a_python_client_finds_every_record_on_both_topics_valid_against_the_pub
     // Act: the workload, through the public API only.
     assessment_lifecycle(&client, &admin).await?;
     let (watched, watched_token) = client.invite(&admin, "Ada Lovelace").await?;
-    let r = client.post(&format!("/v1/sessions/{watched}/consent"), &watched_token, &json!({"notice_version": "2026-11", "scopes": {"keystroke_dynamics": true, "face_continuity": true}})).await?;
+    let r = client.post(&format!("/v1/sessions/{watched}/consent"), &watched_token, &json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": true}})).await?;
     assert_eq!(r.status, 200, "{r:?}");
     let r = client
         .post(

@@ -257,6 +257,9 @@ async fn reviewers_score_blind_amend_by_new_events_and_a_hiring_manager_decides(
         |n| *n == 1,
     )
     .await?;
+    // The integrity analysis also changes the report (a new version with a new hash is right
+    // then), so both reads below must come after it.
+    env.wait_for_analysis(&session).await?;
     let report = client.get(&format!("{base}/report"), &hana_key).await?;
     assert_eq!(report.status, 200, "{report:?}");
     let served = report.body["content_hash"].as_str().unwrap().to_string();

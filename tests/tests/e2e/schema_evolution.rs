@@ -275,7 +275,7 @@ async fn newer_producer_records_and_v1_events_reach_the_read_models_next_to_norm
     );
 
     let (stored_v1, stored_token) = client.invite(&admin, "Stored Before V2").await?;
-    let r = client.post(&format!("/v1/sessions/{stored_v1}/consent"), &stored_token, &json!({"notice_version": "2026-11", "scopes": {"keystroke_dynamics": true, "face_continuity": false}})).await?;
+    let r = client.post(&format!("/v1/sessions/{stored_v1}/consent"), &stored_token, &json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}})).await?;
     assert_eq!(r.status, 200, "{r:?}");
     let stored_start = (Utc::now() - chrono::Duration::minutes(10)).trunc_subsecs(6);
     store_v1_start(&env, &stored_v1, org, stored_start).await?;

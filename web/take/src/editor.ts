@@ -66,8 +66,19 @@ export class Editor {
     parent: HTMLElement,
     private readonly onTransaction: (file: string, tr: Transaction) => void,
   ) {
+    // CodeMirror writes its styles with style-mod, which uses a `<style>` element in a document
+    // (refused by the page's CSP, `style-src 'self'`) but a constructed style sheet in a shadow
+    // root (not subject to it). So the editor lives in a shadow root.
+    const shadow = parent.attachShadow({ mode: "open" });
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(":host { display: block; } .wrap { height: 100%; }");
+    shadow.adoptedStyleSheets = [sheet];
+    const wrap = document.createElement("div");
+    wrap.className = "wrap";
+    shadow.append(wrap);
     this.view = new EditorView({
-      parent,
+      parent: wrap,
+      root: shadow,
       state: EditorState.create({ doc: "", extensions: [EditorView.editable.of(false), theme] }),
     });
   }
@@ -80,6 +91,8 @@ export class Editor {
         highlightActiveLineGutter(),
         highlightActiveLine(),
         drawSelection(),
+        // Wrapped lines: no horizontal scrolling, readable at 800 px wide and at 200 % zoom.
+        EditorView.lineWrapping,
         history(),
         indentOnInput(),
         bracketMatching(),

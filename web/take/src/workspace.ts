@@ -47,15 +47,29 @@ function starterFiles(ws: Workspace): Map<string, string> {
 function connectionText(s: CaptureStatus): string {
   switch (s.state) {
     case "online":
-      return s.pending > 0 ? "Online — saving…" : "Online — all changes saved";
+      return s.pending > 0 ? "Online: saving…" : "Online: all saved";
     case "retrying":
-      return "Connection problem — retrying; your work is kept on this device";
+      return "Retrying: work kept on this device";
     case "offline":
-      return "Offline — your work is kept on this device and sent when you reconnect";
+      return "Offline: work kept on this device";
     case "stopped":
-      if (s.problem?.status === 401 || s.problem?.status === 403) return "Stopped — this link no longer works";
-      if (s.problem?.status === 409) return "Stopped — the session is closed";
-      return `Stopped — ${s.problem?.message ?? "sending stopped"}`;
+      if (s.problem?.status === 401 || s.problem?.status === 403) return "Stopped: link no longer works";
+      if (s.problem?.status === 409) return "Stopped: session closed";
+      return `Stopped: ${s.problem?.message ?? "sending stopped"}`;
+  }
+}
+
+/** What a change of connection state means, announced once. */
+function connectionNews(s: CaptureStatus): string {
+  switch (s.state) {
+    case "online":
+      return "Back online. Your work is being saved.";
+    case "retrying":
+      return "Connection problem. Keep working: your work is kept on this device and sent when the connection is back.";
+    case "offline":
+      return "You are offline. Keep working: your work is kept on this device and sent when you reconnect.";
+    case "stopped":
+      return `Saving stopped: ${s.problem?.message ?? "the server refused the work"}.`;
   }
 }
 
@@ -453,7 +467,7 @@ class WorkspaceView {
     this.conn.dataset.state = s.state;
     this.conn.replaceChildren(h("span", { class: "dot", "aria-hidden": "true" }), h("span", {}, connectionText(s)));
     if (s.state !== this.lastState) {
-      if (this.lastState !== null) this.say(connectionText(s));
+      if (this.lastState !== null) this.say(connectionNews(s));
       this.lastState = s.state;
       if (s.state === "stopped" && s.problem?.status === 409) void this.refresh();
       if (s.state === "stopped" && (s.problem?.status === 401 || s.problem?.status === 403)) {

@@ -11,16 +11,15 @@ import { checkPath } from "../../capture/src/validate";
 export function nameProblem(name: string, existing: Iterable<string>, renaming?: string): string | null {
   if (name.trim() === "") return "Enter a file name.";
   if (name !== name.trim()) return "A file name cannot start or end with a space.";
-  if (name.endsWith("/")) return "A file name cannot end with “/”.";
-  if (name.startsWith("./") || name.split("/").some((s) => s === "" || s === ".")) {
-    return "A file name cannot have empty or “.” folders.";
-  }
+  // The server's rule first (its refusal names the problem), then the tree's own.
   const refusal = checkPath(name);
   if (refusal) {
     return refusal.code === "missing_file"
       ? "Enter a file name."
       : "Use a relative name without “..”, a leading “/” or control characters, at most 512 characters.";
   }
+  if (name.endsWith("/")) return "A file name cannot end with “/”.";
+  if (name.split("/").some((s) => s === "" || s === ".")) return "A file name cannot have empty or “.” folders.";
   const taken = new Set(existing);
   if (renaming !== undefined && name === renaming) return "That is already the file's name.";
   if (taken.has(name)) return "A file with that name already exists.";

@@ -226,6 +226,12 @@ class WorkspaceView {
 
     this.renderTree();
     this.renderScopes();
+    // Read-only view for the browser test (tests/browser/take.spec.mjs): what the editor holds.
+    // The candidate's own work, already in their page; nothing to hide from them.
+    (window as unknown as { __clarityTake?: unknown }).__clarityTake = {
+      files: () => Object.fromEntries(this.editor.files()),
+      current: () => this.editor.current,
+    };
     this.detach = attach(this.capture, { keyTarget: this.editorHost });
     this.capture.status.subscribe((s) => this.onStatus(s));
     this.tick();

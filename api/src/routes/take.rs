@@ -29,7 +29,8 @@ static CSS_ETAG: LazyLock<HeaderValue> = LazyLock::new(|| etag(CSS));
 
 fn etag(bytes: &[u8]) -> HeaderValue {
     let digest = hex::encode(Sha256::digest(bytes));
-    HeaderValue::from_str(&format!("\"{}\"", &digest[..16])).expect("a hex ETag is a valid header value")
+    HeaderValue::from_str(&format!("\"{}\"", &digest[..16]))
+        .expect("a hex ETag is a valid header value")
 }
 
 pub fn router() -> Router<AppState> {
@@ -62,13 +63,29 @@ async fn page() -> impl IntoResponse {
     )
 }
 
-fn asset(headers: &HeaderMap, body: &'static [u8], content_type: &'static str, etag: &HeaderValue) -> Response {
-    let cache = (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+fn asset(
+    headers: &HeaderMap,
+    body: &'static [u8],
+    content_type: &'static str,
+    etag: &HeaderValue,
+) -> Response {
+    let cache = (
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
     if headers.get(header::IF_NONE_MATCH) == Some(etag) {
-        return (StatusCode::NOT_MODIFIED, [cache, (header::ETAG, etag.clone())]).into_response();
+        return (
+            StatusCode::NOT_MODIFIED,
+            [cache, (header::ETAG, etag.clone())],
+        )
+            .into_response();
     }
     (
-        [cache, (header::ETAG, etag.clone()), (header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        [
+            cache,
+            (header::ETAG, etag.clone()),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        ],
         body,
     )
         .into_response()

@@ -1,11 +1,13 @@
 # shellcheck shell=bash
-# The front-end sources in web/ (the capture library in web/capture/): source this file, then
+# The front-end sources in web/ (the capture library in web/capture/, the candidate page in
+# web/take/): source this file, then
 #
 #   ensure_web_deps    # `npm ci` in web/ when node_modules is missing or older than the lock file
-#   run_web_tests      # type-check (tsc --noEmit) and the unit tests (node --test on esbuild bundles)
+#   run_web_tests      # type-check (tsc --noEmit), the committed candidate-page bundle is fresh
+#                      # (check_take_bundle), and the unit tests (node --test on esbuild bundles)
 #
-# Only `typescript` and `esbuild` are installed (pinned in web/package-lock.json); the unit tests
-# use Node's built-in runner and a local HTTP server, no browser.
+# Build tools (`typescript`, `esbuild`) and CodeMirror 6 (bundled into the candidate page) are
+# pinned in web/package-lock.json; the unit tests use Node's built-in runner, no browser.
 
 _clarity_web_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/web"
 
@@ -29,9 +31,31 @@ run_web_tests() {
   (
     cd "$_clarity_web_root" &&
       ./node_modules/.bin/tsc --noEmit -p tsconfig.json &&
+      check_take_bundle &&
       node build-tests.mjs &&
       node --test .build/test/
   )
+}
+
+# The candidate page's bundle (api/assets/take/) is committed so that `cargo build` needs no
+# Node: rebuild it into a temporary folder and fail if the committed files differ.
+check_take_bundle() {
+  ensure_web_deps || return 1
+  local tmp
+  tmp="$(mktemp -d)" || return 1
+  if ! (cd "$_clarity_web_root" && node build-take.mjs "$tmp"); then
+    rm -rf "$tmp"
+    return 1
+  fi
+  local assets="$_clarity_web_root/../api/assets/take" stale=""
+  for f in take.js take.css take.html; do
+    cmp -s "$tmp/$f" "$assets/$f" || stale="$stale $f"
+  done
+  rm -rf "$tmp"
+  if [ -n "$stale" ]; then
+    echo "check_take_bundle: api/assets/take/ is stale ($stale ) against web/take/: run node web/build-take.mjs and commit the result" >&2
+    return 1
+  fi
 }
 
 # The capture library in real Chromium (typing, paste, reload, offline; prints the capture path's

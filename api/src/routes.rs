@@ -11,6 +11,7 @@ pub mod reports;
 pub mod review;
 pub mod reviews;
 pub mod sessions;
+pub mod take;
 pub mod telemetry;
 
 use axum::Router;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reviews::router())
         .merge(reports::router())
         .merge(review::router())
+        .merge(take::router())
         .merge(access::router())
         .merge(candidate::router())
         .merge(telemetry::router(&state))

@@ -1,0 +1,233 @@
+// Headless-browser check of the candidate's test-taking page (/take/{id}#token=cst_...).
+//
+// A plain Node script (no test runner): exits 0 when every step passes, 1 with a message naming
+// the failed step otherwise. Run by a Rust end-to-end test against a real API, which then
+// compares what the editor held at the end (printed, and written to ARTIFACTS_DIR) with the
+// server's reconstruction from the telemetry and with the submission:
+//
+//   BASE_URL=http://127.0.0.1:PORT SESSION_ID=<uuid> TOKEN=cst_... node tests/browser/take.spec.mjs
+//
+// Optional: SCOPES (comma-separated optional scopes to agree to, default keystroke_dynamics),
+// TYPE_TEXT, PASTE_TEXT, OFFLINE_TEXT (what is typed, pasted, typed offline), NEW_FILE (a file
+// created from the tree, default notes.md), OFFLINE_MS (default 4000), TYPE_DELAY_MS (default
+// 40), CHROMIUM (default /usr/bin/chromium), ARTIFACTS_DIR (default tests/browser/artifacts),
+// STEP_TIMEOUT_MS (default 20000).
+//
+// The last line on stdout is one JSON object:
+//   {"ok":true,"session_id":"…","files":{"path":"content",…},"steps":N,"requests":{…}}
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = process.env.ARTIFACTS_DIR || path.join(here, 'artifacts');
+const STEP_TIMEOUT = Number(process.env.STEP_TIMEOUT_MS || 20000);
+const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
+const DELAY = Number(process.env.TYPE_DELAY_MS || 40);
+const OFFLINE_MS = Number(process.env.OFFLINE_MS || 4000);
+const TYPE_TEXT = process.env.TYPE_TEXT || '\n# typed by the browser test\ndef total(items):\n    return sum(items)\n';
+const PASTE_TEXT = process.env.PASTE_TEXT || '\n# pasted block\nLIMIT = 10\n';
+const OFFLINE_TEXT = process.env.OFFLINE_TEXT || '\n# written while offline\n';
+const NEW_FILE = process.env.NEW_FILE || 'notes.md';
+const SCOPES = (process.env.SCOPES ?? 'keystroke_dynamics').split(',').filter(Boolean);
+
+class CheckFailed extends Error {}
+function fail(message) {
+  throw new CheckFailed(message);
+}
+function env(name) {
+  const v = process.env[name];
+  if (!v) fail(`environment variable ${name} is required`);
+  return v;
+}
+
+const tid = (id) => `[data-testid="${id}"]`;
+let passed = 0;
+function ok(what) {
+  passed += 1;
+  console.log(`ok ${passed} - ${what}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, `take-${String(passed).padStart(2, '0')}-${name}.png`) });
+}
+
+async function screen(page, name, what) {
+  try {
+    await page.waitForSelector(`#app[data-screen="${name}"]`, { timeout: STEP_TIMEOUT });
+  } catch {
+    const now = await page.locator('#app').getAttribute('data-screen').catch(() => null);
+    const text = (await page.locator('#app').innerText().catch(() => '')).slice(0, 300);
+    fail(`${what}: expected the ${name} screen, the page shows ${now}: ${JSON.stringify(text)}`);
+  }
+}
+
+async function editorFiles(page) {
+  return page.evaluate(() => window.__clarityTake.files());
+}
+
+async function connection(page, pattern, what, timeout = STEP_TIMEOUT) {
+  try {
+    await page.waitForFunction(
+      (src) => new RegExp(src).test(document.querySelector('[data-testid="connection"]')?.textContent ?? ''),
+      pattern.source,
+      { timeout },
+    );
+  } catch {
+    fail(`${what}: the connection state did not match ${pattern} (it says ${JSON.stringify(await page.locator(tid('connection')).textContent().catch(() => null))})`);
+  }
+}
+
+/** Puts the cursor at the end of the open file. */
+async function toEnd(page) {
+  await page.locator('.cm-content').click();
+  await page.keyboard.press('Control+End');
+}
+
+async function main() {
+  const BASE_URL = env('BASE_URL').replace(/\/+$/, '');
+  const SESSION_ID = env('SESSION_ID');
+  const TOKEN = env('TOKEN');
+  await mkdir(ARTIFACTS, { recursive: true });
+  const origin = new URL(BASE_URL).origin;
+
+  const browser = await chromium.launch({ executablePath: EXECUTABLE, args: ['--no-sandbox'] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+  const page = await context.newPage();
+  const requests = { api: 0, telemetry: 0, withoutBearer: [], tokenInUrl: [] };
+  const consoleErrors = [];
+  page.on('request', (r) => {
+    if (r.url().includes(TOKEN)) requests.tokenInUrl.push(r.url());
+    if (!r.url().startsWith(`${origin}/v1/`)) return;
+    requests.api += 1;
+    if (r.url().endsWith('/telemetry')) requests.telemetry += 1;
+    if (r.headers().authorization !== `Bearer ${TOKEN}`) requests.withoutBearer.push(`${r.method()} ${r.url()}`);
+  });
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+  page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+
+  try {
+    // The invitation link: the token only in the fragment, which the page removes.
+    await page.goto(`${BASE_URL}/take/${encodeURIComponent(SESSION_ID)}#token=${encodeURIComponent(TOKEN)}`);
+    await screen(page, 'welcome', 'opening the invitation link');
+    if (page.url().includes('#') || page.url().includes(TOKEN)) fail(`the token is still in the address bar: ${page.url()}`);
+    ok('the welcome screen shows, and the token left the address bar');
+    await shot(page, 'welcome');
+
+    // The notice: consent with the requested optional scopes, by keyboard where it matters.
+    await page.getByRole('button', { name: /monitoring notice/i }).click();
+    await screen(page, 'notice', 'continuing to the notice');
+    for (const scope of SCOPES) await page.locator(tid(`scope-${scope}`)).check();
+    await page.locator(tid('ack')).focus();
+    await page.keyboard.press('Space');
+    await shot(page, 'notice');
+    await page.locator(tid('consent')).click();
+    await screen(page, 'start', 'consenting');
+    ok(`consent recorded (${SCOPES.join(', ') || 'no optional scope'})`);
+
+    await page.locator(tid('start')).click();
+    await screen(page, 'workspace', 'starting');
+    await connection(page, /Online/, 'after the start');
+    const starter = await editorFiles(page);
+    if (Object.keys(starter).length === 0) fail('the workspace opened without the starter files');
+    ok(`the workspace opened with ${Object.keys(starter).length} starter file(s)`);
+
+    // Typing at a human pace into the open file.
+    const file = await page.evaluate(() => window.__clarityTake.current());
+    await toEnd(page);
+    await page.keyboard.type(TYPE_TEXT, { delay: DELAY });
+    await shot(page, 'typed');
+    ok(`typed ${TYPE_TEXT.length} characters into ${file}`);
+
+    // A paste through the clipboard.
+    await page.evaluate((t) => navigator.clipboard.writeText(t), PASTE_TEXT);
+    await page.keyboard.press('Control+V');
+    await page.waitForFunction(
+      ([f, t]) => window.__clarityTake.files()[f]?.includes(t.trim()),
+      [file, PASTE_TEXT],
+      { timeout: STEP_TIMEOUT },
+    ).catch(() => fail('the pasted text did not reach the editor'));
+    ok('pasted from the clipboard');
+
+    // Switching tabs away and back.
+    const other = await context.newPage();
+    await other.goto('about:blank');
+    await other.bringToFront();
+    await other.waitForTimeout(1500);
+    await page.bringToFront();
+    await other.close();
+    ok('switched to another tab and back');
+
+    // A file created from the tree, by keyboard, and a line typed into it.
+    await page.locator(tid('new-file')).click();
+    await page.locator(tid('file-name')).fill(NEW_FILE);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((f) => window.__clarityTake.current() === f, NEW_FILE, { timeout: STEP_TIMEOUT })
+      .catch(() => fail(`creating ${NEW_FILE} did not open it`));
+    await page.keyboard.type('Notes for the reviewer.', { delay: DELAY });
+    ok(`created ${NEW_FILE} from the file tree`);
+
+    // A reload mid-session: the page resumes with what the editor held.
+    const beforeReload = await editorFiles(page);
+    await page.reload();
+    await screen(page, 'workspace', 'reloading');
+    const afterReload = await editorFiles(page);
+    if (JSON.stringify(sortKeys(afterReload)) !== JSON.stringify(sortKeys(beforeReload))) {
+      fail(`after the reload the editor holds ${JSON.stringify(afterReload).slice(0, 300)}, before it held ${JSON.stringify(beforeReload).slice(0, 300)}`);
+    }
+    ok('reloaded: the workspace came back as it was');
+    await shot(page, 'reloaded');
+
+    // Offline for a while: typing goes on, the page says so, and catches up when back.
+    await page.getByRole('button', { name: new RegExp(`${escapeRe(file.split('/').pop())}$`) }).first().click();
+    await toEnd(page);
+    await context.setOffline(true);
+    await page.keyboard.type(OFFLINE_TEXT, { delay: DELAY });
+    await connection(page, /Offline|Retrying/, 'while offline');
+    await page.waitForTimeout(OFFLINE_MS);
+    await shot(page, 'offline');
+    await context.setOffline(false);
+    await connection(page, /all saved/, 'back online', 60_000);
+    ok('went offline, kept typing, and everything was sent once back');
+
+    // Submitting, with the confirm step.
+    const final = await editorFiles(page);
+    await page.locator(tid('submit')).click();
+    await page.locator(tid('submit-confirm')).click();
+    await screen(page, 'confirmation', 'submitting');
+    await shot(page, 'confirmation');
+    ok('submitted; the confirmation screen shows');
+
+    if (requests.tokenInUrl.length) fail(`the token appeared in request URLs: ${requests.tokenInUrl.join(', ')}`);
+    if (requests.withoutBearer.length) fail(`API calls without the bearer token: ${requests.withoutBearer.join(', ')}`);
+    ok(`every API call (${requests.api}, ${requests.telemetry} telemetry) carried the token as a bearer, none in a URL`);
+
+    await writeFile(path.join(ARTIFACTS, 'take-final-files.json'), `${JSON.stringify(final, null, 2)}\n`);
+    console.log(JSON.stringify({ ok: true, session_id: SESSION_ID, files: final, steps: passed, requests: { api: requests.api, telemetry: requests.telemetry }, console_errors: consoleErrors }));
+  } catch (e) {
+    await page.screenshot({ path: path.join(ARTIFACTS, 'take-failure.png') }).catch(() => {});
+    throw e;
+  } finally {
+    await browser.close();
+  }
+}
+
+function sortKeys(o) {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+function escapeRe(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e instanceof CheckFailed ? `not ok - ${e.message}` : e);
+    console.log(JSON.stringify({ ok: false, error: String(e.message ?? e), steps: passed }));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,46 @@
+// Bundles the candidate page (web/take/) into api/assets/take/: take.js and take.css (esbuild,
+// minified, no source map, no timestamps: the same sources give the same bytes), and take.html
+// from the hand-written shell web/take/take.html with each asset's content hash in its URL.
+// The output is committed so that `cargo build` never needs Node.
+//
+//   node web/build-take.mjs            # writes api/assets/take/
+//   node web/build-take.mjs OUT_DIR    # writes elsewhere (scripts/web.sh's freshness check)
+import { build } from "esbuild";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const web = new URL(".", import.meta.url).pathname;
+const out = resolve(process.argv[2] ?? join(web, "../api/assets/take"));
+mkdirSync(out, { recursive: true });
+
+const common = {
+  bundle: true,
+  minify: true,
+  sourcemap: false,
+  legalComments: "none",
+  charset: "utf8",
+  logLevel: "warning",
+  write: false,
+};
+const js = await build({
+  ...common,
+  entryPoints: [join(web, "take/src/main.ts")],
+  format: "iife",
+  target: ["chrome110", "firefox115", "safari16"],
+  outfile: join(out, "take.js"),
+});
+const css = await build({
+  ...common,
+  entryPoints: [join(web, "take/src/take.css")],
+  outfile: join(out, "take.css"),
+});
+const jsText = js.outputFiles[0].contents;
+const cssText = css.outputFiles[0].contents;
+const hash = (bytes) => createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+const html = readFileSync(join(web, "take/take.html"), "utf8")
+  .replace("{{JS_HASH}}", hash(jsText))
+  .replace("{{CSS_HASH}}", hash(cssText));
+writeFileSync(join(out, "take.js"), jsText);
+writeFileSync(join(out, "take.css"), cssText);
+writeFileSync(join(out, "take.html"), html);

@@ -97,6 +97,10 @@ async function main() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
   const page = await context.newPage();
+  // Playwright emulates focus (every page believes it has it); switch that off so that bringing
+  // another tab to the front really blurs and hides this one, as for a candidate.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Emulation.setFocusEmulationEnabled', { enabled: false });
   const requests = { api: 0, telemetry: 0, withoutBearer: [], tokenInUrl: [] };
   const consoleErrors = [];
   page.on('request', (r) => {

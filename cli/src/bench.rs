@@ -1073,7 +1073,7 @@ async fn started_session(
         format!("{base_url}/v1/sessions/{id}/consent"),
         &token,
         json!({"notice_id": clarity_domain::notice::CURRENT, "notice_sha256": clarity_domain::notice::current().sha256(),
-               "scopes": {"keystroke_dynamics": true, "face_continuity": false}}),
+               "scopes": {"keystroke_dynamics": true, "face_continuity": true}}),
     )
     .await?;
     post(

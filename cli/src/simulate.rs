@@ -207,7 +207,7 @@ async fn simulate_one(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let consent = json!({"notice_id": clarity_domain::notice::CURRENT, "notice_sha256": clarity_domain::notice::current().sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}});
+    let consent = json!({"notice_id": clarity_domain::notice::CURRENT, "notice_sha256": clarity_domain::notice::current().sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": true}});
     call(
         http,
         api,

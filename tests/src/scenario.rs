@@ -82,7 +82,7 @@ impl Client {
         name: &str,
     ) -> anyhow::Result<(String, String)> {
         let (id, token) = self.invite(admin_key, name).await?;
-        let r = self.post(&format!("/v1/sessions/{id}/consent"), &token, &json!({"notice_id": crate::NOTICE_ID, "notice_sha256": crate::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}})).await?;
+        let r = self.post(&format!("/v1/sessions/{id}/consent"), &token, &json!({"notice_id": crate::NOTICE_ID, "notice_sha256": crate::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": true}})).await?;
         anyhow::ensure!(r.status == 200, "consent failed: {r:?}");
         let r = self
             .post(&format!("/v1/sessions/{id}/start"), &token, &json!({}))

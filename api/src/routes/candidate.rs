@@ -456,6 +456,7 @@ pub struct Submission {
     /// telemetry log reconstructs; files sent here that differ from it become an integrity
     /// finding with the difference as evidence.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub files: Option<Vec<SubmittedFile>>,
 }
 
@@ -474,13 +475,18 @@ pub async fn submit(
     ApiJson(body): ApiJson<Submission>,
 ) -> Result<Json<Workspace>> {
     let session = load(&state, &token, id).await?;
-    let files = body.files.unwrap_or_default();
-    if files.iter().any(|f| f.path.trim().is_empty()) {
+    // Leave `files` out to send none; an empty list or a file without a path is malformed.
+    if body
+        .files
+        .as_ref()
+        .is_some_and(|f| f.is_empty() || f.iter().any(|f| f.path.trim().is_empty()))
+    {
         return Err(ApiError::invalid(
             "invalid_submission",
-            "each submitted file needs a path",
+            "send at least one file, each with a path, or leave `files` out",
         ));
     }
+    let files = body.files.unwrap_or_default();
     let at = state.now();
     // Check the rules before storing anything, so a refused submission changes nothing.
     if !session.accepts_telemetry(at) {

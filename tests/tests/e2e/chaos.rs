@@ -364,7 +364,7 @@ async fn prepare(
         (
             "consenting twice",
             "consent",
-            consent("2026-11"),
+            consent(clarity_tests::NOTICE_ID),
             409,
             "consent_already_recorded",
         ),

@@ -49,6 +49,10 @@ pub fn router(state: AppState) -> Router {
             crate::limits::middleware,
         ))
         .layer(axum::middleware::map_response(safe_defaults))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            application_date,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
@@ -65,6 +69,23 @@ async fn safe_defaults(mut response: axum::response::Response) -> axum::response
     headers
         .entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Every answer's `Date` is the application clock (`AppState::now`, the wall clock plus any
+/// configured offset), the clock that dates deadlines and checks telemetry timestamps: a client
+/// that corrects its own clock from this header (the candidate's page and the capture library
+/// do) then agrees with the server on both.
+async fn application_date(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let date = state.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&date) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, value);
+    }
     response
 }
 

@@ -16,7 +16,7 @@
 // The last line on stdout is one JSON object:
 //   {"ok":true,"session_id":"…","files":{"path":"content",…},"steps":N,"requests":{…}}
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -32,6 +32,12 @@ const PASTE_TEXT = process.env.PASTE_TEXT || '\n# pasted block\nLIMIT = 10\n';
 const OFFLINE_TEXT = process.env.OFFLINE_TEXT || '\n# written while offline\n';
 const NEW_FILE = process.env.NEW_FILE || 'notes.md';
 const SCOPES = (process.env.SCOPES ?? 'keystroke_dynamics').split(',').filter(Boolean);
+// MODE=deadline: after the start, type a line, have staff grant EXTRA_MINUTES (with API_KEY)
+// and see the page show it, then leave the page open until the deadline passes: it must submit
+// by itself. The server's clock is set by the caller so that the deadline is a minute or two
+// away (the page takes the server's time from the `Date` header).
+const MODE = process.env.MODE || 'full';
+const EXTRA_MINUTES = Number(process.env.EXTRA_MINUTES || 1);
 
 class CheckFailed extends Error {}
 function fail(message) {
@@ -54,9 +60,9 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, `take-${String(passed).padStart(2, '0')}-${name}.png`) });
 }
 
-async function screen(page, name, what) {
+async function screen(page, name, what, timeout = STEP_TIMEOUT) {
   try {
-    await page.waitForSelector(`#app[data-screen="${name}"]`, { timeout: STEP_TIMEOUT });
+    await page.waitForSelector(`#app[data-screen="${name}"]`, { timeout });
   } catch {
     const now = await page.locator('#app').getAttribute('data-screen').catch(() => null);
     const text = (await page.locator('#app').innerText().catch(() => '')).slice(0, 300);
@@ -139,6 +145,11 @@ async function main() {
     if (Object.keys(starter).length === 0) fail('the workspace opened without the starter files');
     ok(`the workspace opened with ${Object.keys(starter).length} starter file(s)`);
 
+    if (MODE === 'deadline') {
+      await deadlineRun(page, { BASE_URL, SESSION_ID, requests, consoleErrors });
+      return;
+    }
+
     // Typing at a human pace into the open file.
     const file = await page.evaluate(() => window.__clarityTake.current());
     await toEnd(page);
@@ -217,6 +228,59 @@ async function main() {
   } finally {
     await browser.close();
   }
+}
+
+/**
+ * The deadline passes with the page open (after staff granted extra time): it submits itself.
+ * The caller moves the server's clock on while the page works (READY_FILE: the page is working,
+ * GO_FILE: the server's clock moved), so that the deadline is a minute away; the page reloads
+ * and takes the server's time from the `Date` header.
+ */
+async function deadlineRun(page, { BASE_URL, SESSION_ID, requests, consoleErrors }) {
+  const left = async () => (await page.locator(tid('countdown')).textContent()) ?? '';
+  await toEnd(page);
+  await page.keyboard.type('\n# written before the time was up\n', { delay: DELAY });
+  await connection(page, /all saved/, 'after typing', 60_000);
+  ok(`typed with ${await left()} left on the countdown`);
+  await writeFile(env('READY_FILE'), 'ready\n');
+  const go = env('GO_FILE');
+  const until = Date.now() + 120_000;
+  for (;;) {
+    if (await stat(go).then(() => true, () => false)) break;
+    if (Date.now() > until) fail('the server clock was not moved within 120 s');
+    await page.waitForTimeout(200);
+  }
+  await page.reload();
+  await screen(page, 'workspace', 'reloading after the server clock moved', 60_000);
+  await page
+    .waitForFunction(() => /^[0-2]:\d\d$/.test(document.querySelector('[data-testid="countdown"]')?.textContent ?? ''), null, { timeout: 30_000 })
+    .catch(async () => fail(`the countdown does not show the near deadline: ${await left()}`));
+  await shot(page, 'near-deadline');
+  ok(`after the reload the countdown shows ${await left()}`);
+  const apiKey = env('API_KEY');
+  const granted = await fetch(`${BASE_URL}/v1/sessions/${SESSION_ID}/extra-time`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ minutes: EXTRA_MINUTES, reason: 'accommodation (browser test)' }),
+  });
+  if (granted.status !== 200) fail(`granting extra time answered ${granted.status}: ${await granted.text()}`);
+  await page
+    .waitForFunction(
+      (m) => (document.querySelector('[data-testid="extra-time"]')?.textContent ?? '').includes(`+${m} min`),
+      EXTRA_MINUTES,
+      { timeout: 45_000 },
+    )
+    .catch(() => fail('the page did not show the extra time within 45 s'));
+  await shot(page, 'extra-time');
+  ok(`staff granted ${EXTRA_MINUTES} min; the page shows it (${await left()} left)`);
+  await connection(page, /all saved/, 'before the deadline', 60_000);
+  const final = await editorFiles(page);
+  await screen(page, 'confirmation', 'waiting for the deadline', 240_000);
+  const heading = (await page.locator('#app h1, #app h2').first().textContent()) ?? '';
+  if (!/time is up/i.test(heading)) fail(`the confirmation does not say the time was up: ${JSON.stringify(heading)}`);
+  await shot(page, 'timeup');
+  ok(`the deadline passed with the page open and it submitted by itself (${JSON.stringify(heading)})`);
+  console.log(JSON.stringify({ ok: true, mode: 'deadline', session_id: SESSION_ID, files: final, steps: passed, requests: { api: requests.api, telemetry: requests.telemetry }, console_errors: consoleErrors }));
 }
 
 function sortKeys(o) {

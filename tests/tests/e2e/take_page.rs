@@ -146,3 +146,123 @@ async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exact
     product.stop().await?;
     Ok(())
 }
+
+/// The deadline passes with the page open: staff grant extra time while the candidate works, the
+/// page shows it, and when the (moved) deadline comes the page submits by itself. To bring a
+/// two-hour deadline within a minute, the API is restarted on the same port with its clock moved
+/// on (`CLARITY_CLOCK_OFFSET_SECONDS`) while the page works; the page reloads and takes the
+/// server's time from the `Date` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_page_open_the_deadline_submits_by_itself_and_extra_time_moves_it(
+) -> anyhow::Result<()> {
+    // Arrange: the product with an API on a known port.
+    let env = TestEnv::new().await?;
+    let limit = i64::from(
+        clarity_domain::catalogue::builtin()[0]
+            .spec
+            .time_limit_minutes,
+    );
+    let address = format!("127.0.0.1:{}", clarity_tests::free_port()?);
+    let api = env.spawn_api_at(&address, env.config.clone()).await?;
+    let relay = env.spawn_relay();
+    let consumers = env.spawn_consumers();
+    let client = clarity_tests::Client::new(&api.base);
+    client.wait_ready().await?;
+    let admin = clarity_tests::new_org(&env, "Acme").await?;
+    let (session, token) = client.invite(&admin, "Alan Turing").await?;
+    let dir = std::env::temp_dir().join(format!("clarity-take-{session}"));
+    std::fs::create_dir_all(&dir)?;
+    let (ready, go) = (dir.join("ready"), dir.join("go"));
+
+    // Act: the page works; the server's clock moves on to a minute and a quarter before the
+    // deadline; the page carries on to the end.
+    let spec = tokio::process::Command::new("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/take.spec.mjs"))
+        .env("MODE", "deadline")
+        .env("BASE_URL", &client.base)
+        .env("SESSION_ID", &session)
+        .env("TOKEN", &token)
+        .env("API_KEY", &admin)
+        .env("EXTRA_MINUTES", "1")
+        .env("READY_FILE", &ready)
+        .env("GO_FILE", &go)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let waiting = tokio::time::Instant::now();
+    while !ready.exists() {
+        anyhow::ensure!(
+            waiting.elapsed() < std::time::Duration::from_secs(120),
+            "the page never got to work: {:?}",
+            spec.wait_with_output().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    api.stop().await?;
+    let mut later = env.config.clone();
+    later.clock_offset_seconds = limit * 60 - 75;
+    let api = env.spawn_api_at(&address, later).await?;
+    std::fs::write(&go, "go\n")?;
+    let output = spec.wait_with_output().await?;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let result: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    anyhow::ensure!(
+        output.status.success() && result["ok"] == true,
+        "take.spec.mjs (deadline) failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Assert: the extra time is on the record, and the session ended with the page's work.
+    let granted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'ExtraTimeGranted'",
+    )
+    .bind(&session)
+    .fetch_one(&env.pool)
+    .await?;
+    assert_eq!(granted, 1);
+    // Submitted by the page a moment before the deadline, or — when its request arrived just
+    // after — expired by the scheduler: either way the submission is the log's.
+    env.wait_for::<i64>(
+        "the end of the session",
+        &format!("SELECT count(*) FROM events WHERE aggregate_id = '{session}' AND event_type IN ('SessionSubmitted', 'SessionExpired')"),
+        |n| *n == 1,
+    )
+    .await?;
+    let through: Option<i64> = sqlx::query_scalar(
+        "SELECT COALESCE(payload -> 'SessionSubmitted' ->> 'through_seq', payload -> 'SessionExpired' ->> 'through_seq')::bigint
+         FROM events WHERE aggregate_id = $1 AND event_type IN ('SessionSubmitted', 'SessionExpired')",
+    )
+    .bind(&session)
+    .fetch_one(&env.pool)
+    .await?;
+    let through = through.expect("the end names its seq");
+    env.wait_for::<i64>(
+        "the replay",
+        &format!(
+            "SELECT COALESCE(max(last_seq), 0) FROM replay_sessions WHERE session_id = '{session}'"
+        ),
+        |n| *n >= through,
+    )
+    .await?;
+    let state = client
+        .get(
+            &format!("/v1/sessions/{session}/replay/state?seq={through}"),
+            &admin,
+        )
+        .await?;
+    assert_eq!(
+        state.body["files"], result["files"],
+        "what counts as submitted is what the page held"
+    );
+    std::fs::remove_dir_all(dir).ok();
+
+    api.stop().await?;
+    relay.stop().await?;
+    consumers.stop().await?;
+    Ok(())
+}

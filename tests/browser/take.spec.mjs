@@ -186,6 +186,9 @@ async function main() {
     ok(`created ${NEW_FILE} from the file tree`);
 
     // A reload mid-session: the page resumes with what the editor held.
+    const overheadBeforeReload = await page.evaluate(() => window.__clarityTake.overhead());
+    const trafficBeforeReload = await page.evaluate(() => window.__clarityTake.traffic());
+    ok(`before the reload: capture overhead per event p50 ${overheadBeforeReload.p50Ms} ms, p99 ${overheadBeforeReload.p99Ms} ms over ${overheadBeforeReload.count} events; ${trafficBeforeReload.batches} batches in ${trafficBeforeReload.requests} requests`);
     const beforeReload = await editorFiles(page);
     await page.reload();
     await screen(page, 'workspace', 'reloading');
@@ -208,6 +211,11 @@ async function main() {
     await connection(page, /all saved/, 'back online', 60_000);
     ok('went offline, kept typing, and everything was sent once back');
 
+    // What capturing cost this page (measured in the page, per captured event) and sent.
+    const overhead = await page.evaluate(() => window.__clarityTake.overhead());
+    const traffic = await page.evaluate(() => window.__clarityTake.traffic());
+    ok(`capture overhead per event p50 ${overhead.p50Ms} ms, p99 ${overhead.p99Ms} ms over ${overhead.count} events; ${traffic.batches} batches, ${traffic.requests} requests, ${traffic.meanBatch} events per batch (since the reload)`);
+
     // Submitting, with the confirm step.
     const final = await editorFiles(page);
     await page.locator(tid('submit')).click();
@@ -221,7 +229,7 @@ async function main() {
     ok(`every API call (${requests.api}, ${requests.telemetry} telemetry) carried the token as a bearer, none in a URL`);
 
     await writeFile(path.join(ARTIFACTS, 'take-final-files.json'), `${JSON.stringify(final, null, 2)}\n`);
-    console.log(JSON.stringify({ ok: true, session_id: SESSION_ID, files: final, steps: passed, requests: { api: requests.api, telemetry: requests.telemetry }, console_errors: consoleErrors }));
+    console.log(JSON.stringify({ ok: true, session_id: SESSION_ID, files: final, steps: passed, requests: { api: requests.api, telemetry: requests.telemetry }, overhead: { before_reload: overheadBeforeReload, after_reload: overhead }, traffic: { before_reload: trafficBeforeReload, after_reload: traffic }, console_errors: consoleErrors }));
   } catch (e) {
     await page.screenshot({ path: path.join(ARTIFACTS, 'take-failure.png') }).catch(() => {});
     throw e;

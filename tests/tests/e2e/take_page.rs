@@ -42,6 +42,11 @@ async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exact
         String::from_utf8_lossy(&output.stderr)
     );
     let editor = result["files"].as_object().cloned().unwrap_or_default();
+    // A measurement, reported (docs/benchmarks.md), not asserted.
+    println!(
+        "capture overhead per event: {}; traffic: {}",
+        result["overhead"], result["traffic"]
+    );
 
     // Assert: the submission point, and the log up to it, gapless and single.
     let through: Option<i64> = sqlx::query_scalar("SELECT (payload -> 'SessionSubmitted' ->> 'through_seq')::bigint FROM events WHERE aggregate_id = $1 AND event_type = 'SessionSubmitted'")

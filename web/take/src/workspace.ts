@@ -231,6 +231,9 @@ class WorkspaceView {
     (window as unknown as { __clarityTake?: unknown }).__clarityTake = {
       files: () => Object.fromEntries(this.editor.files()),
       current: () => this.editor.current,
+      // The capture path's own cost per event and the traffic it made (measurements only).
+      overhead: () => this.capture.overhead(),
+      traffic: () => this.capture.traffic(),
     };
     this.detach = attach(this.capture, { keyTarget: this.editorHost });
     this.capture.status.subscribe((s) => this.onStatus(s));

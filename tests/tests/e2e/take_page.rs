@@ -44,8 +44,8 @@ async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exact
     let editor = result["files"].as_object().cloned().unwrap_or_default();
     // A measurement, reported (docs/benchmarks.md), not asserted.
     println!(
-        "capture overhead per event: {}; traffic: {}",
-        result["overhead"], result["traffic"]
+        "capture overhead per event: {}; traffic: {}; accessibility: {}",
+        result["overhead"], result["traffic"], result["accessibility"]
     );
 
     // Assert: the submission point, and the log up to it, gapless and single.

@@ -187,7 +187,7 @@ async function noticeScreen(api: Api, ws: Workspace): Promise<void> {
     "notice",
     card(
       h("h1", {}, notice.title || "Monitoring notice"),
-      h("div", { class: "notice-body", "data-testid": "notice-body" }, paragraphs(notice.body).map((p) => h("p", {}, p))),
+      h("div", { class: "notice-body", "data-testid": "notice-body", tabindex: "0", role: "region", "aria-label": "Monitoring notice text" }, paragraphs(notice.body).map((p) => h("p", {}, p))),
       form,
     ),
   );

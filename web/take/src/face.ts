@@ -287,12 +287,13 @@ export function startFaceChecks(capture: Capture, opts: FaceCheckOptions = {}): 
   }) as HTMLVideoElement;
   video.muted = true;
   video.playsInline = true;
+  const caption = h("figcaption", { id: "face-cap" }, "Camera preview: face checks run on this device; only a score is sent.");
   const toggle = h("button", { type: "button", class: "small", "aria-pressed": "false", "data-testid": "face-hide" }, "Hide preview");
   const box = h(
     "figure",
     { class: "face-preview", "aria-labelledby": "face-cap", "data-testid": "face-preview" },
     video,
-    h("figcaption", { id: "face-cap" }, "Camera preview: face checks run on this device; only a score is sent."),
+    caption,
     toggle,
     status,
   );
@@ -325,6 +326,7 @@ export function startFaceChecks(capture: Capture, opts: FaceCheckOptions = {}): 
     }
     box.querySelector("video")?.remove();
     toggle.remove();
+    caption.textContent = "Face checks (camera off)";
     publish();
   };
 

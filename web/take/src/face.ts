@@ -341,6 +341,7 @@ export function startFaceChecks(capture: Capture, opts: FaceCheckOptions = {}): 
       opts.say?.(status.textContent);
       video.remove();
       toggle.remove();
+      caption.textContent = "Face checks (camera off)";
       return publish();
     }
     if (stopped) {
@@ -364,6 +365,7 @@ export function startFaceChecks(capture: Capture, opts: FaceCheckOptions = {}): 
       for (const t of stream?.getTracks() ?? []) t.stop();
       video.remove();
       toggle.remove();
+      caption.textContent = "Face checks (camera off)";
       return publish();
     }
     if (stopped) return;

@@ -292,7 +292,11 @@ async fn a_consenting_candidate_s_face_checks_are_scores_only() -> anyhow::Resul
     anyhow::ensure!(created.status == 201, "create refused: {created:?}");
     let assessment = created.body["assessment_id"].as_str().unwrap().to_string();
     let published = client
-        .post(&format!("/v1/assessments/{assessment}/publish"), &admin, &json!({}))
+        .post(
+            &format!("/v1/assessments/{assessment}/publish"),
+            &admin,
+            &json!({}),
+        )
         .await?;
     anyhow::ensure!(published.status == 200, "publish refused: {published:?}");
     env.wait_for::<bool>(
@@ -310,7 +314,10 @@ async fn a_consenting_candidate_s_face_checks_are_scores_only() -> anyhow::Resul
         .await?;
     anyhow::ensure!(invited.status == 201, "invite refused: {invited:?}");
     let session = invited.body["session_id"].as_str().unwrap().to_string();
-    let token = invited.body["candidate_token"].as_str().unwrap().to_string();
+    let token = invited.body["candidate_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Act: the browser spec with the fake camera.
     let spec_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/take.spec.mjs");
@@ -333,7 +340,10 @@ async fn a_consenting_candidate_s_face_checks_are_scores_only() -> anyhow::Resul
         "take.spec.mjs (MODE=face) failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let sent = result["face_checks"].as_array().cloned().unwrap_or_default();
+    let sent = result["face_checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(sent.len() >= 2, "at least two face checks: {sent:?}");
 
     // Assert: the server holds the checks the page sent, and nothing but scores.
@@ -360,19 +370,32 @@ async fn a_consenting_candidate_s_face_checks_are_scores_only() -> anyhow::Resul
         sent.len(),
         "every check the page sent is stored, once: {rows:?}"
     );
-    let allowed = ["type", "similarity", "model_id", "model_version", "face_count", "quality"];
+    let allowed = [
+        "type",
+        "similarity",
+        "model_id",
+        "model_version",
+        "face_count",
+        "quality",
+    ];
     for (seq, data) in &rows {
         let fields = data.as_object().expect("a face check is an object");
         let extra: Vec<&String> = fields
             .keys()
             .filter(|k| !allowed.contains(&k.as_str()))
             .collect();
-        assert!(extra.is_empty(), "seq {seq} carries more than scores: {extra:?} in {data}");
+        assert!(
+            extra.is_empty(),
+            "seq {seq} carries more than scores: {extra:?} in {data}"
+        );
         assert_eq!(data["model_id"], "face-api.js/faceRecognitionNet", "{data}");
         assert_eq!(data["model_version"], "1.7.15", "{data}");
         let similarity = data["similarity"].as_f64().expect("a similarity");
         let quality = data["quality"].as_f64().expect("a quality");
-        assert!((0.0..=1.0).contains(&similarity) && (0.0..=1.0).contains(&quality), "{data}");
+        assert!(
+            (0.0..=1.0).contains(&similarity) && (0.0..=1.0).contains(&quality),
+            "{data}"
+        );
         assert!(data["face_count"].as_u64().is_some(), "{data}");
         // No image or descriptor hides in a field: every value is a short scalar.
         assert!(data.to_string().len() < 300, "{data}");
@@ -380,7 +403,8 @@ async fn a_consenting_candidate_s_face_checks_are_scores_only() -> anyhow::Resul
     // The fake camera shows one face, the same in every frame: after the reference, each check
     // sees one face that matches it.
     assert!(
-        rows.iter().any(|(_, d)| d["face_count"] == 1 && d["similarity"].as_f64() > Some(0.9)),
+        rows.iter()
+            .any(|(_, d)| d["face_count"] == 1 && d["similarity"].as_f64() > Some(0.9)),
         "{rows:?}"
     );
 

@@ -39,7 +39,8 @@ run_web_tests() {
 }
 
 # The candidate page's bundle (api/assets/take/) is committed so that `cargo build` needs no
-# Node: rebuild it into a temporary folder and fail if the committed files differ.
+# Node: rebuild it into a temporary folder and fail if the committed files differ (the page,
+# the lazily loaded face-check module take-face.js and the three face models it loads).
 check_take_bundle() {
   ensure_web_deps || return 1
   local tmp
@@ -49,7 +50,10 @@ check_take_bundle() {
     return 1
   fi
   local assets="$_clarity_web_root/../api/assets/take" stale=""
-  for f in take.js take.css take.html; do
+  for f in take.js take.css take.html take-face.js \
+    models/tiny_face_detector_model-weights_manifest.json models/tiny_face_detector_model.bin \
+    models/face_landmark_68_model-weights_manifest.json models/face_landmark_68_model.bin \
+    models/face_recognition_model-weights_manifest.json models/face_recognition_model.bin; do
     cmp -s "$tmp/$f" "$assets/$f" || stale="$stale $f"
   done
   rm -rf "$tmp"

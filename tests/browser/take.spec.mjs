@@ -13,10 +13,21 @@
 // 40), CHROMIUM (default /usr/bin/chromium), ARTIFACTS_DIR (default tests/browser/artifacts),
 // STEP_TIMEOUT_MS (default 20000).
 //
+// MODE=face: face continuity with a fake camera. Chromium's test camera is fed a y4m made here
+// (ffmpeg, into a temporary folder) from one face cropped out of @vladmandic/face-api's
+// demo/sample1.jpg (FACE_PHOTO to change it; web/node_modules must be installed). The candidate
+// consents to face_continuity (SCOPES defaults to it), starts, sees the labelled preview, and the
+// page sends face checks every FACE_INTERVAL_MS (default 3000, through the page's test hook
+// window.__clarityFaceIntervalMs); after at least two are acknowledged by the server, the
+// candidate hides the preview, withdraws the consent and no check follows; then submits. The
+// final JSON line carries `face_checks` (the events' data as sent) and `face` (the page's state).
+//
 // The last line on stdout is one JSON object:
 //   {"ok":true,"session_id":"…","files":{"path":"content",…},"steps":N,"requests":{…}}
 
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -31,12 +42,17 @@ const TYPE_TEXT = process.env.TYPE_TEXT || '\n# typed by the browser test\ndef t
 const PASTE_TEXT = process.env.PASTE_TEXT || '\n# pasted block\nLIMIT = 10\n';
 const OFFLINE_TEXT = process.env.OFFLINE_TEXT || '\n# written while offline\n';
 const NEW_FILE = process.env.NEW_FILE || 'notes.md';
-const SCOPES = (process.env.SCOPES ?? 'keystroke_dynamics').split(',').filter(Boolean);
+const MODE = process.env.MODE || 'full';
+const SCOPES = (process.env.SCOPES ?? (MODE === 'face' ? 'face_continuity' : 'keystroke_dynamics')).split(',').filter(Boolean);
+const FACE_INTERVAL_MS = Number(process.env.FACE_INTERVAL_MS || 3000);
+const FACE_PHOTO = process.env.FACE_PHOTO || path.join(here, '../../web/node_modules/@vladmandic/face-api/demo/sample1.jpg');
+// The crop of FACE_PHOTO fed to the camera (ffmpeg's crop=w:h:x:y): sample1.jpg holds three
+// faces; this is the one on the right.
+const FACE_CROP = process.env.FACE_CROP ?? '640:480:1260:80';
 // MODE=deadline: after the start, type a line, have staff grant EXTRA_MINUTES (with API_KEY)
 // and see the page show it, then leave the page open until the deadline passes: it must submit
 // by itself. The server's clock is set by the caller so that the deadline is a minute or two
 // away (the page takes the server's time from the `Date` header).
-const MODE = process.env.MODE || 'full';
 const EXTRA_MINUTES = Number(process.env.EXTRA_MINUTES || 1);
 
 class CheckFailed extends Error {}
@@ -131,22 +147,40 @@ async function main() {
   await mkdir(ARTIFACTS, { recursive: true });
   const origin = new URL(BASE_URL).origin;
 
-  const browser = await chromium.launch({ executablePath: EXECUTABLE, args: ['--no-sandbox'] });
+  const args = ['--no-sandbox'];
+  let camDir = null;
+  if (MODE === 'face') {
+    camDir = await mkdtemp(path.join(tmpdir(), 'clarity-face-'));
+    args.push('--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${fakeCamera(camDir)}`);
+  }
+  const browser = await chromium.launch({ executablePath: EXECUTABLE, args });
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write', ...(MODE === 'face' ? ['camera'] : [])], { origin });
+  if (MODE === 'face') await context.addInitScript((ms) => (window.__clarityFaceIntervalMs = ms), FACE_INTERVAL_MS);
   const page = await context.newPage();
   // Playwright emulates focus (every page believes it has it); switch that off so that bringing
   // another tab to the front really blurs and hides this one, as for a candidate.
   const cdp = await context.newCDPSession(page);
   await cdp.send('Emulation.setFocusEmulationEnabled', { enabled: false });
-  const requests = { api: 0, telemetry: 0, withoutBearer: [], tokenInUrl: [] };
+  const requests = { api: 0, telemetry: 0, withoutBearer: [], tokenInUrl: [], foreign: [], faceChecks: [], ackedSeq: 0 };
   const consoleErrors = [];
   page.on('request', (r) => {
     if (r.url().includes(TOKEN)) requests.tokenInUrl.push(r.url());
+    if (!r.url().startsWith(`${origin}/`) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) requests.foreign.push(r.url());
+    if (r.url().startsWith(`${origin}/v1/`) && r.url().endsWith('/telemetry') && r.method() === 'POST') {
+      for (const e of JSON.parse(r.postData() ?? '{"events":[]}').events ?? []) {
+        if (e.data?.type === 'face_check' && !requests.faceChecks.some((f) => f.seq === e.seq)) requests.faceChecks.push(e);
+      }
+    }
     if (!r.url().startsWith(`${origin}/v1/`)) return;
     requests.api += 1;
     if (r.url().endsWith('/telemetry')) requests.telemetry += 1;
     if (r.headers().authorization !== `Bearer ${TOKEN}`) requests.withoutBearer.push(`${r.method()} ${r.url()}`);
+  });
+  page.on('response', async (r) => {
+    if (!r.url().startsWith(`${origin}/v1/`) || !r.url().endsWith('/telemetry') || r.status() !== 200) return;
+    const last = (await r.json().catch(() => ({}))).last_seq;
+    if (typeof last === 'number') requests.ackedSeq = Math.max(requests.ackedSeq, last);
   });
   page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
   page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
@@ -182,6 +216,10 @@ async function main() {
 
     if (MODE === 'deadline') {
       await deadlineRun(page, { BASE_URL, SESSION_ID, requests, consoleErrors });
+      return;
+    }
+    if (MODE === 'face') {
+      await faceRun(page, { SESSION_ID, requests, consoleErrors });
       return;
     }
 
@@ -271,7 +309,86 @@ async function main() {
     throw e;
   } finally {
     await browser.close();
+    if (camDir) await rm(camDir, { recursive: true, force: true });
   }
+}
+
+/** A y4m for Chromium's fake camera: one face cropped from FACE_PHOTO, 320×240, 1 s at 10 fps. */
+function fakeCamera(dir) {
+  const out = path.join(dir, 'camera.y4m');
+  try {
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-i', FACE_PHOTO, '-t', '1', '-r', '10',
+      '-vf', `${FACE_CROP ? `crop=${FACE_CROP},` : ''}scale=320:240`, '-pix_fmt', 'yuv420p', out]);
+  } catch (e) {
+    fail(`ffmpeg could not make the fake camera's y4m from ${FACE_PHOTO} (apt-get install -y ffmpeg): ${e.message}`);
+  }
+  return out;
+}
+
+/**
+ * Face continuity with the fake camera: the preview shows, checks come at the test cadence and
+ * are acknowledged, they carry scores only; withdrawing the consent stops them and the camera.
+ */
+async function faceRun(page, { SESSION_ID, requests, consoleErrors }) {
+  const face = () => page.evaluate(() => window.__clarityFace ?? null);
+  const preview = page.getByRole('figure', { name: /camera preview/i });
+  await preview.waitFor({ timeout: STEP_TIMEOUT }).catch(() => fail('no labelled camera preview in the workspace'));
+  await page.getByRole('figure', { name: /camera preview/i }).getByLabel(/your camera preview/i).waitFor({ timeout: STEP_TIMEOUT })
+    .catch(() => fail('the preview has no labelled video'));
+  ok('the workspace shows a labelled camera preview');
+  // The model loads (take-face.js and the three models, from this origin), then the checks come.
+  const acked = () => requests.faceChecks.filter((e) => e.seq <= requests.ackedSeq);
+  const until = Date.now() + 120_000;
+  while (acked().length < 2) {
+    const f = await face();
+    if (f && (f.state === 'failed' || f.state === 'no_camera')) {
+      await shot(page, 'face-failed');
+      fail(`face checks did not run: ${f.state} (${await page.locator(tid('face-status')).textContent()}); console: ${consoleErrors.join(' | ').slice(0, 600)}`);
+    }
+    if (Date.now() > until) {
+      await shot(page, 'face-timeout');
+      fail(`fewer than two face checks acknowledged within 120 s (state ${JSON.stringify(f)}, sent ${requests.faceChecks.length}, acked through seq ${requests.ackedSeq})`);
+    }
+    await page.waitForTimeout(250);
+  }
+  const state = await face();
+  await shot(page, 'face-preview');
+  ok(`${acked().length} face checks acknowledged (tfjs backend ${state?.backend}), status: ${await page.locator(tid('face-status')).textContent()}`);
+  for (const e of requests.faceChecks) {
+    const keys = Object.keys(e.data).sort().join(',');
+    if (keys !== 'face_count,model_id,model_version,quality,similarity,type') fail(`a face check carries more than scores: ${JSON.stringify(e.data).slice(0, 300)}`);
+  }
+  if (requests.foreign.length) fail(`requests left the origin: ${requests.foreign.join(', ')}`);
+  ok('the face checks carry scores only, and nothing was fetched from another origin');
+
+  // Hiding the preview keeps the checks going; withdrawing the consent stops them.
+  await page.locator(tid('face-hide')).click();
+  if ((await page.locator(tid('face-hide')).getAttribute('aria-pressed')) !== 'true') fail('the preview did not hide');
+  await page.locator(tid('withdraw-face_continuity')).click();
+  await page.waitForFunction(() => window.__clarityFace?.state === 'stopped', null, { timeout: STEP_TIMEOUT })
+    .catch(() => fail('the face checks did not stop after the withdrawal'));
+  const live = await page.evaluate(() => [...document.querySelectorAll('video')].some((v) => v.srcObject && v.srcObject.getTracks().some((t) => t.readyState === 'live')));
+  if (live) fail('the camera is still on after the withdrawal');
+  // Checks taken before the withdrawal may still be on their way: count once all is saved.
+  await connection(page, /all saved/, 'after the withdrawal', 60_000);
+  const before = requests.faceChecks.length;
+  await page.waitForTimeout(FACE_INTERVAL_MS * 2 + 500);
+  await connection(page, /all saved/, 'a while after the withdrawal', 60_000);
+  if (requests.faceChecks.length !== before) fail(`${requests.faceChecks.length - before} face check(s) sent after the withdrawal`);
+  await shot(page, 'face-withdrawn');
+  ok(`consent withdrawn: the camera is off and no face check followed (status: ${await page.locator(tid('face-status')).textContent()})`);
+
+  const final = await editorFiles(page);
+  await page.locator(tid('submit')).click();
+  await page.locator(tid('submit-confirm')).click();
+  await screen(page, 'confirmation', 'submitting');
+  ok('submitted');
+  console.log(JSON.stringify({
+    ok: true, mode: 'face', session_id: SESSION_ID, files: final, steps: passed,
+    face_checks: requests.faceChecks.map((e) => ({ seq: e.seq, ...e.data })),
+    acked_seq: requests.ackedSeq, face: state,
+    requests: { api: requests.api, telemetry: requests.telemetry }, console_errors: consoleErrors,
+  }));
 }
 
 /**

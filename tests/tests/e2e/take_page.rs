@@ -4,7 +4,8 @@
 //! reloads mid-session, goes offline and back, creates a file and submits
 //! (`tests/browser/take.spec.mjs`). Then the server's side: the replay's final state equals the
 //! editor's content byte for byte, every character's provenance is right, no `seq` is missing or
-//! doubled, and the submission matches its trace.
+//! doubled, and the submission matches its trace. With a fake camera (`MODE=face`), face
+//! continuity: the checks computed on the device reach the server as scores only.
 
 use clarity_tests::TestEnv;
 use serde_json::{json, Value};
@@ -269,5 +270,149 @@ async fn with_the_page_open_the_deadline_submits_by_itself_and_extra_time_moves_
     api.stop().await?;
     relay.stop().await?;
     consumers.stop().await?;
+    Ok(())
+}
+
+/// Face continuity in real Chromium with a fake camera (a face cropped from face-api's sample
+/// photo, `MODE=face` in the spec): the page computes descriptors on the device and the server
+/// receives only scores — similarity, model id and version, face count and quality — never an
+/// image or a descriptor. The built-in assessments leave face continuity off, so this one is a
+/// custom copy with `face_continuity: true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consenting_candidate_s_face_checks_are_scores_only() -> anyhow::Result<()> {
+    // Arrange: a published assessment that monitors face continuity, and an invitation to it.
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
+    let builtin = clarity_domain::catalogue::builtin()
+        .into_iter()
+        .find(|e| e.id == clarity_domain::catalogue::REST_API_DESIGN_ID)
+        .expect("the REST API assessment is built in");
+    let mut spec = serde_json::to_value(&builtin.spec)?;
+    spec["title"] = json!("REST API Design (face continuity)");
+    spec["integrity_policy"]["face_continuity"] = json!(true);
+    let created = client
+        .post("/v1/assessments", &admin, &json!({ "spec": spec }))
+        .await?;
+    anyhow::ensure!(created.status == 201, "create refused: {created:?}");
+    let assessment = created.body["assessment_id"].as_str().unwrap().to_string();
+    let published = client
+        .post(
+            &format!("/v1/assessments/{assessment}/publish"),
+            &admin,
+            &json!({}),
+        )
+        .await?;
+    anyhow::ensure!(published.status == 200, "publish refused: {published:?}");
+    env.wait_for::<bool>(
+        "the published assessment in the catalogue",
+        &format!("SELECT EXISTS (SELECT 1 FROM catalogue_versions WHERE assessment_id = '{assessment}' AND version = 1)"),
+        |d| *d,
+    )
+    .await?;
+    let invited = client
+        .post(
+            "/v1/sessions",
+            &admin,
+            &json!({"assessment_id": assessment, "candidate": {"name": "Iris Face", "email": "iris.face@example.com"}}),
+        )
+        .await?;
+    anyhow::ensure!(invited.status == 201, "invite refused: {invited:?}");
+    let session = invited.body["session_id"].as_str().unwrap().to_string();
+    let token = invited.body["candidate_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Act: the browser spec with the fake camera.
+    let spec_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/take.spec.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(&spec_path)
+        .env("MODE", "face")
+        .env("BASE_URL", &client.base)
+        .env("SESSION_ID", &session)
+        .env("TOKEN", &token)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let result: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    anyhow::ensure!(
+        output.status.success() && result["ok"] == true,
+        "take.spec.mjs (MODE=face) failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent = result["face_checks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(sent.len() >= 2, "at least two face checks: {sent:?}");
+
+    // Assert: the server holds the checks the page sent, and nothing but scores.
+    let through: Option<i64> = sqlx::query_scalar("SELECT (payload -> 'SessionSubmitted' ->> 'through_seq')::bigint FROM events WHERE aggregate_id = $1 AND event_type = 'SessionSubmitted'")
+        .bind(&session)
+        .fetch_one(&env.pool)
+        .await?;
+    let through = through.expect("the submission names its seq");
+    env.wait_for::<i64>(
+        "the telemetry in session_events",
+        &format!("SELECT COALESCE(max(seq), 0) FROM session_events WHERE session_id = '{session}' AND stream_kind = 'telemetry'"),
+        |n| *n >= through,
+    )
+    .await?;
+    let rows: Vec<(i64, Value)> = sqlx::query_as(
+        "SELECT seq, data::jsonb FROM session_events
+         WHERE session_id = $1::uuid AND stream_kind = 'telemetry' AND event_type = 'face_check' ORDER BY seq",
+    )
+    .bind(&session)
+    .fetch_all(&env.pool)
+    .await?;
+    assert_eq!(
+        rows.len(),
+        sent.len(),
+        "every check the page sent is stored, once: {rows:?}"
+    );
+    let allowed = [
+        "type",
+        "similarity",
+        "model_id",
+        "model_version",
+        "face_count",
+        "quality",
+    ];
+    for (seq, data) in &rows {
+        let fields = data.as_object().expect("a face check is an object");
+        let extra: Vec<&String> = fields
+            .keys()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "seq {seq} carries more than scores: {extra:?} in {data}"
+        );
+        assert_eq!(data["model_id"], "face-api.js/faceRecognitionNet", "{data}");
+        assert_eq!(data["model_version"], "1.7.15", "{data}");
+        let similarity = data["similarity"].as_f64().expect("a similarity");
+        let quality = data["quality"].as_f64().expect("a quality");
+        assert!(
+            (0.0..=1.0).contains(&similarity) && (0.0..=1.0).contains(&quality),
+            "{data}"
+        );
+        assert!(data["face_count"].as_u64().is_some(), "{data}");
+        // No image or descriptor hides in a field: every value is a short scalar.
+        assert!(data.to_string().len() < 300, "{data}");
+    }
+    // The fake camera shows one face, the same in every frame: after the reference, each check
+    // sees one face that matches it.
+    assert!(
+        rows.iter()
+            .any(|(_, d)| d["face_count"] == 1 && d["similarity"].as_f64() > Some(0.9)),
+        "{rows:?}"
+    );
+
+    product.stop().await?;
     Ok(())
 }

@@ -34,6 +34,7 @@ const assessment = {
   ...spec,
   time_limit_minutes: MINUTES,
   integrity_policy: { ...spec.integrity_policy, face_continuity: FACE },
+  monitoring: { ...spec.integrity_policy, face_continuity: FACE },
   tasks: spec.tasks.map((t) => ({
     title: t.title,
     prompt: readFileSync(path.join(cat, t.prompt), 'utf8'),
@@ -42,7 +43,7 @@ const assessment = {
 };
 delete assessment.rubric;
 
-const state = { status: 'invited', deadline: null, extra: 0, acked: 0, files: new Map(), scopes: null, submitted: null };
+const state = { status: 'invited', deadline: null, extra: 0, acked: 0, files: new Map(), scopes: null, submitted: null, faceChecks: [] };
 const notice = {
   notice_id: 'monitoring-notice-v1',
   content_sha256: 'a'.repeat(64),
@@ -78,8 +79,10 @@ http.createServer(async (req, res) => {
   const p = url.pathname;
   if (p.startsWith('/take/assets/')) {
     const name = p.slice('/take/assets/'.length);
-    if (!['take.js', 'take.css'].includes(name)) return err(res, 404, 'not_found', 'no');
-    res.writeHead(200, { 'Content-Type': name.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8' });
+    const models = /^models\/[a-z0-9_]+(-weights_manifest\.json|\.bin)$/.test(name);
+    if (!['take.js', 'take.css', 'take-face.js'].includes(name) && !models) return err(res, 404, 'not_found', 'no');
+    const type = name.endsWith('.js') ? 'text/javascript; charset=utf-8' : name.endsWith('.css') ? 'text/css; charset=utf-8' : name.endsWith('.json') ? 'application/json' : 'application/octet-stream';
+    res.writeHead(200, { 'Content-Type': type });
     return res.end(readFileSync(path.join(repo, 'api/assets/take', name)));
   }
   if (p.startsWith('/take/')) {
@@ -114,7 +117,7 @@ http.createServer(async (req, res) => {
       const b = await body(req);
       if (state.status !== 'in_progress') return err(res, 409, 'session_not_in_progress', 'not in progress');
       let dup = 0;
-      for (const e of b.events) { if (e.seq <= state.acked) { dup++; continue; } apply(e.data); state.acked = e.seq; }
+      for (const e of b.events) { if (e.seq <= state.acked) { dup++; continue; } apply(e.data); if (e.data.type === 'face_check') state.faceChecks.push(e.data); state.acked = e.seq; }
       return send(res, 200, { accepted: b.events.length - dup, duplicates: dup, last_seq: state.acked });
     }
     case 'POST /submit': {

@@ -15,6 +15,7 @@ import { dueWarning, extensionMinutes, formatRemaining, remainingMs, resetWarnin
 import { h, sleep } from "./dom";
 import { Editor } from "./editor";
 import { nameProblem, splitPath, treeOrder } from "./files";
+import { faceMonitored, startFaceChecks } from "./face";
 import { renderMarkdown } from "./markdown";
 import { authProblem, confirmation, failure, forgetScope, show } from "./screens";
 
@@ -148,6 +149,8 @@ class WorkspaceView {
   private readonly live = h("div", { class: "sr-only", "aria-live": "polite", "data-testid": "announcements" });
   private readonly alert = h("div", { class: "banner", role: "alert", "data-testid": "alert" });
   private readonly scopeList = h("div", { class: "scopes" });
+  private readonly faceBox = h("div", { class: "face" });
+  private stopFace: () => void = () => {};
   private readonly dialog = h("dialog", { class: "confirm", "aria-labelledby": "confirm-h", "data-testid": "submit-dialog" });
   private readonly submitButton = h("button", { type: "button", class: "primary", "data-testid": "submit" }, "Submit…");
   private deadline: string | null;
@@ -207,7 +210,7 @@ class WorkspaceView {
       "aside",
       { class: "side", "aria-label": "Files and monitoring" },
       h("section", { "aria-labelledby": "files-h" }, h("h2", { id: "files-h", class: "pane-h" }, "Files"), this.tree, this.fileActions(), this.fileForm),
-      h("section", { "aria-labelledby": "mon-h", class: "mon" }, h("h2", { id: "mon-h", class: "pane-h" }, "Monitoring"), this.scopeList),
+      h("section", { "aria-labelledby": "mon-h", class: "mon" }, h("h2", { id: "mon-h", class: "pane-h" }, "Monitoring"), this.scopeList, this.faceBox),
     );
 
     const editorPane = h(
@@ -241,6 +244,19 @@ class WorkspaceView {
     this.timers.push(window.setInterval(() => this.tick(), 1000));
     this.timers.push(window.setInterval(() => void this.refresh(), REFRESH_MS));
     if (this.ws.extra_time_minutes) this.extra.textContent = `includes ${this.ws.extra_time_minutes} min extra time`;
+    this.startFace();
+  }
+
+  /** Face checks: only with the candidate's consent, on an assessment that monitors faces. */
+  private startFace(): void {
+    if (!this.scopes.face_continuity || !faceMonitored(this.ws.assessment?.monitoring)) return;
+    // The browser test shortens the cadence (tests/browser/take.spec.mjs, MODE=face).
+    const testInterval = (window as unknown as { __clarityFaceIntervalMs?: unknown }).__clarityFaceIntervalMs;
+    this.stopFace = startFaceChecks(this.capture, {
+      container: this.faceBox,
+      say: (text) => this.say(text),
+      ...(typeof testInterval === "number" ? { intervalMs: testInterval } : {}),
+    });
   }
 
   // ---- the file tree ---------------------------------------------------------------------
@@ -409,6 +425,7 @@ class WorkspaceView {
     try {
       await this.api.withdraw([scope]);
       this.capture.setScopes({ [scope]: false });
+      if (scope === "face_continuity") this.stopFace();
       this.scopes = { ...this.scopes, [scope]: false };
       forgetScope(this.api.sessionId, this.scopes);
       this.renderScopes();
@@ -552,6 +569,7 @@ class WorkspaceView {
     if (this.done) return;
     this.done = true;
     for (const t of this.timers) window.clearInterval(t);
+    this.stopFace();
     this.detach();
     this.capture.close();
     this.editor.view.destroy();

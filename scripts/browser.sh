@@ -39,19 +39,34 @@ ensure_chromium() {
   fi
 }
 
+# ffmpeg turns a photo into the fake camera's video for the face-continuity browser test.
+ensure_ffmpeg() {
+  if command -v ffmpeg >/dev/null; then return 0; fi
+  log "installing Debian's ffmpeg (the fake camera of the face-continuity browser test)"
+  if ! _browser_apt install -y --no-install-recommends ffmpeg; then
+    _browser_apt update || return 1
+    _browser_apt install -y --no-install-recommends ffmpeg || return 1
+  fi
+}
+
 ensure_browser_node_modules() {
   local dir="$CLARITY_BROWSER_ROOT/tests/browser"
-  if [ -d "$dir/node_modules/playwright-core" ]; then return 0; fi
+  local stamp="$dir/node_modules/.clarity-lock.sha256"
+  local wanted
+  wanted="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then return 0; fi
   if ! command -v npm >/dev/null; then
     echo "error: npm is required for the browser tests (install Node.js 18 or newer)" >&2
     return 1
   fi
   log "installing the browser test dependencies (npm ci in tests/browser)"
   (cd "$dir" && npm ci --no-audit --no-fund) || return 1
+  echo "$wanted" >"$stamp"
 }
 
-# Everything the browser tests need: chromium and playwright-core.
+# Everything the browser tests need: chromium, ffmpeg, playwright-core and axe-core.
 ensure_browser() {
   ensure_chromium || return 1
+  ensure_ffmpeg || return 1
   ensure_browser_node_modules || return 1
 }

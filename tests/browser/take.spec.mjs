@@ -158,10 +158,6 @@ async function main() {
   await context.grantPermissions(['clipboard-read', 'clipboard-write', ...(MODE === 'face' ? ['camera'] : [])], { origin });
   if (MODE === 'face') await context.addInitScript((ms) => (window.__clarityFaceIntervalMs = ms), FACE_INTERVAL_MS);
   const page = await context.newPage();
-  // Playwright emulates focus (every page believes it has it); switch that off so that bringing
-  // another tab to the front really blurs and hides this one, as for a candidate.
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('Emulation.setFocusEmulationEnabled', { enabled: false });
   const requests = { api: 0, telemetry: 0, withoutBearer: [], tokenInUrl: [], foreign: [], faceChecks: [], ackedSeq: 0 };
   const consoleErrors = [];
   page.on('request', (r) => {
@@ -240,7 +236,11 @@ async function main() {
     ).catch(() => fail('the pasted text did not reach the editor'));
     ok('pasted from the clipboard');
 
-    // Switching tabs away and back.
+    // Switching tabs away and back. Playwright emulates focus (every page believes it has it,
+    // and it sets that again for each new document); switched off here, bringing another tab to
+    // the front blurs this one, as for a candidate.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Emulation.setFocusEmulationEnabled', { enabled: false });
     const other = await context.newPage();
     await other.goto('about:blank');
     await other.bringToFront();

@@ -234,6 +234,17 @@ async fn candidates_never_see_grader_content_and_consent_is_enforced_at_ingest(
         |done| *done,
     )
     .await?;
+    let analysts_see: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT session_id::text, consent_withdrawn FROM analytics.session_facts WHERE session_id IN ($1::uuid, $2::uuid) ORDER BY session_id = $2::uuid",
+    )
+    .bind(&session)
+    .bind(&other)
+    .fetch_all(&env.pool)
+    .await?;
+    assert_eq!(
+        analysts_see,
+        vec![(session.clone(), false), (other.clone(), true)]
+    );
 
     // Everything else a candidate can reach: resume, submit, the page and its assets.
     let r = client.get(&format!("{base}/resume"), &token).await?;
@@ -493,6 +504,13 @@ async fn extra_time_lengthens_the_limit_before_the_start_and_moves_the_deadline_
         deadline_row.timestamp_micros(),
         at(&workspace.body["deadline"]).timestamp_micros()
     );
+    let extra: i32 = sqlx::query_scalar(
+        "SELECT extra_time_minutes FROM analytics.session_facts WHERE session_id = $1::uuid",
+    )
+    .bind(&session)
+    .fetch_one(&env.pool)
+    .await?;
+    assert_eq!(extra, 45, "analysts see the accommodation");
     // A finished session cannot be given time.
     assert_eq!(
         client

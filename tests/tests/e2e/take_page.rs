@@ -132,10 +132,19 @@ async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exact
         "{keys} key timings for {} typed characters",
         typed.chars().count()
     );
-    // (A tab switch is not asserted here: headless Chromium neither blurs nor hides a tab when
-    // another is brought to the front, even with Playwright's focus emulation off, so the page
-    // sees no focus change to capture. The capture library's focus and visibility handling is
-    // covered by its unit tests.)
+    let focus: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM session_events WHERE session_id = $1::uuid
+           AND event_type IN ('focus_lost', 'focus_regained') ORDER BY seq",
+    )
+    .bind(&session)
+    .fetch_all(&env.pool)
+    .await?;
+    assert!(
+        focus
+            .windows(2)
+            .any(|w| w == ["focus_lost", "focus_regained"]),
+        "the tab switch is on the record: {focus:?}"
+    );
 
     // The page's copy matches its trace: no submission finding.
     env.wait_for_analysis(&session).await?;

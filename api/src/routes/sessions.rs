@@ -226,11 +226,7 @@ pub async fn revoke_access(
     ApiJson(body): ApiJson<RevokeAccess>,
 ) -> Result<Json<AccessRevoked>> {
     member.require(INVITERS)?;
-    // The aggregate, not the read model: a session invited a moment ago can be revoked at once.
-    let session = state.load_session(id).await?;
-    if session.id.is_none() || session.org_id != Some(member.org_id) {
-        return Err(ApiError::not_found("session"));
-    }
+    require_own_session(&state, &member, id).await?;
     let at = state.now();
     state
         .execute(
@@ -303,10 +299,7 @@ pub async fn grant_extra_time(
             "extra time must be 1 to 480 minutes",
         ));
     }
-    let session = state.load_session(id).await?;
-    if session.id.is_none() || session.org_id != Some(member.org_id) {
-        return Err(ApiError::not_found("session"));
-    }
+    require_own_session(&state, &member, id).await?;
     let at = state.now();
     state
         .execute(
@@ -328,6 +321,17 @@ pub async fn grant_extra_time(
         extra_time_minutes: session.extra_minutes,
         deadline: session.deadline,
     }))
+}
+
+/// The session exists and belongs to the member's organization (404 otherwise, as for another
+/// organization's). Read from the aggregate, not the read model: a session invited a moment
+/// ago is there at once.
+async fn require_own_session(state: &AppState, member: &Member, id: Uuid) -> Result<()> {
+    let session = state.load_session(id).await?;
+    if session.id.is_none() || session.org_id != Some(member.org_id) {
+        return Err(ApiError::not_found("session"));
+    }
+    Ok(())
 }
 
 /// Filters for listing sessions.

@@ -112,55 +112,42 @@ pub async fn ingest(
         ));
     }
     let org_id = token.org_id;
-    // A client cannot date its process trace before the session started (beyond the clock skew
-    // allowed): a backdated trace would misplace every event on the replay and in the analyses.
-    if let Some(started_at) = token.started_at {
-        let earliest = started_at - chrono::Duration::seconds(state.config.max_clock_skew_seconds);
-        let early: Vec<EventRejection> = events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.ts < earliest)
-            .map(|(index, e)| EventRejection {
-                index,
-                seq: Some(e.seq),
-                code: "timestamp_before_session".to_string(),
-                message: format!("`ts` {} is before the session started ({started_at})", e.ts),
-            })
-            .collect();
-        if !early.is_empty() {
-            INGESTED
-                .with_label_values(&["rejected"])
-                .inc_by(events.len() as u64);
-            return Err(ApiError::invalid(
-                "invalid_events",
-                format!(
-                    "{} event(s) rejected; nothing in the batch was accepted",
-                    early.len()
-                ),
-            )
-            .with_details(early));
-        }
-    }
-
-    // Consent: key timings and face checks only with the candidate's consent to that scope,
-    // and none dated after it was withdrawn.
-    let unconsented: Vec<EventRejection> = events
+    // Per-event rules that need the session: a client cannot date its process trace before the
+    // session started (beyond the clock skew allowed: a backdated trace would misplace every
+    // event on the replay and in the analyses), and key timings and face checks need the
+    // candidate's consent to that scope, none dated after it was withdrawn.
+    let earliest = token.started_at.map(|s| {
+        (
+            s,
+            s - chrono::Duration::seconds(state.config.max_clock_skew_seconds),
+        )
+    });
+    let refused: Vec<EventRejection> = events
         .iter()
         .enumerate()
         .filter_map(|(index, e)| {
-            token
-                .consent_refuses(&e.data, e.ts)
-                .map(|scope| EventRejection {
-                    index,
-                    seq: Some(e.seq),
-                    code: "scope_not_consented".to_string(),
-                    message: format!(
+            let (code, message) = match (earliest, token.consent_refuses(&e.data, e.ts)) {
+                (Some((started_at, earliest)), _) if e.ts < earliest => (
+                    "timestamp_before_session",
+                    format!("`ts` {} is before the session started ({started_at})", e.ts),
+                ),
+                (_, Some(scope)) => (
+                    "scope_not_consented",
+                    format!(
                         "the candidate has not consented to `{scope}` (or withdrew it before `ts`)"
                     ),
-                })
+                ),
+                _ => return None,
+            };
+            Some(EventRejection {
+                index,
+                seq: Some(e.seq),
+                code: code.to_string(),
+                message,
+            })
         })
         .collect();
-    if !unconsented.is_empty() {
+    if !refused.is_empty() {
         INGESTED
             .with_label_values(&["rejected"])
             .inc_by(events.len() as u64);
@@ -168,10 +155,10 @@ pub async fn ingest(
             "invalid_events",
             format!(
                 "{} event(s) rejected; nothing in the batch was accepted",
-                unconsented.len()
+                refused.len()
             ),
         )
-        .with_details(unconsented));
+        .with_details(refused));
     }
 
     // The gate came with the token (a plain read, no transaction held while the broker

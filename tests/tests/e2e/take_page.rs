@@ -12,26 +12,20 @@ use serde_json::{json, Value};
 
 const PASTE: &str = "\n# pasted block\nLIMIT = 10\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exactly_what_they_wrote(
-) -> anyhow::Result<()> {
-    // Arrange
-    let env = TestEnv::new().await?;
-    let product = env.spawn_product().await?;
-    let (client, admin) = (product.client.clone(), product.admin.clone());
-    let (session, token) = client.invite(&admin, "Grace Hopper").await?;
+/// `tests/browser/take.spec.mjs` with `vars` as its environment.
+fn take_spec(vars: &[(&str, &str)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("node");
+    command.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/take.spec.mjs"));
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    command
+}
 
-    // Act: the browser spec.
-    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/take.spec.mjs");
-    let output = tokio::process::Command::new("node")
-        .arg(&spec)
-        .env("BASE_URL", &client.base)
-        .env("SESSION_ID", &session)
-        .env("TOKEN", &token)
-        .env("PASTE_TEXT", PASTE)
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+/// The spec's result (its last JSON line), or an error with everything it printed unless every
+/// step passed.
+fn take_result(output: &std::process::Output) -> anyhow::Result<Value> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
     let result: Value = stdout
         .lines()
         .rev()
@@ -42,6 +36,28 @@ async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exact
         "take.spec.mjs failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    Ok(result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exactly_what_they_wrote(
+) -> anyhow::Result<()> {
+    // Arrange
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
+    let (session, token) = client.invite(&admin, "Grace Hopper").await?;
+
+    // Act: the browser spec.
+    let output = take_spec(&[
+        ("BASE_URL", &client.base),
+        ("SESSION_ID", &session),
+        ("TOKEN", &token),
+        ("PASTE_TEXT", PASTE),
+    ])
+    .output()
+    .await?;
+    let result = take_result(&output)?;
     let editor = result["files"].as_object().cloned().unwrap_or_default();
     // A measurement, reported (docs/benchmarks.md), not asserted.
     println!(
@@ -191,20 +207,21 @@ async fn with_the_page_open_the_deadline_submits_by_itself_and_extra_time_moves_
 
     // Act: the page works; the server's clock moves on to a minute and a quarter before the
     // deadline; the page carries on to the end.
-    let spec = tokio::process::Command::new("node")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/take.spec.mjs"))
-        .env("MODE", "deadline")
-        .env("BASE_URL", &client.base)
-        .env("SESSION_ID", &session)
-        .env("TOKEN", &token)
-        .env("API_KEY", &admin)
-        .env("EXTRA_MINUTES", "1")
-        .env("READY_FILE", &ready)
-        .env("GO_FILE", &go)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
+    let (ready_path, go_path) = (ready.display().to_string(), go.display().to_string());
+    let spec = take_spec(&[
+        ("MODE", "deadline"),
+        ("BASE_URL", &client.base),
+        ("SESSION_ID", &session),
+        ("TOKEN", &token),
+        ("API_KEY", &admin),
+        ("EXTRA_MINUTES", "1"),
+        ("READY_FILE", &ready_path),
+        ("GO_FILE", &go_path),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true)
+    .spawn()?;
     let waiting = tokio::time::Instant::now();
     while !ready.exists() {
         anyhow::ensure!(
@@ -220,17 +237,7 @@ async fn with_the_page_open_the_deadline_submits_by_itself_and_extra_time_moves_
     let api = env.spawn_api_at(&address, later).await?;
     std::fs::write(&go, "go\n")?;
     let output = spec.wait_with_output().await?;
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let result: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    anyhow::ensure!(
-        output.status.success() && result["ok"] == true,
-        "take.spec.mjs (deadline) failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let result = take_result(&output)?;
 
     // Assert: the extra time is on the record, and the session ended with the page's work.
     let granted: i64 = sqlx::query_scalar(
@@ -334,26 +341,15 @@ async fn a_consenting_candidate_s_face_checks_are_scores_only() -> anyhow::Resul
         .to_string();
 
     // Act: the browser spec with the fake camera.
-    let spec_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/take.spec.mjs");
-    let output = tokio::process::Command::new("node")
-        .arg(&spec_path)
-        .env("MODE", "face")
-        .env("BASE_URL", &client.base)
-        .env("SESSION_ID", &session)
-        .env("TOKEN", &token)
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let result: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    anyhow::ensure!(
-        output.status.success() && result["ok"] == true,
-        "take.spec.mjs (MODE=face) failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = take_spec(&[
+        ("MODE", "face"),
+        ("BASE_URL", &client.base),
+        ("SESSION_ID", &session),
+        ("TOKEN", &token),
+    ])
+    .output()
+    .await?;
+    let result = take_result(&output)?;
     let sent = result["face_checks"]
         .as_array()
         .cloned()

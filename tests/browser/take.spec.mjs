@@ -258,6 +258,30 @@ async function main() {
     await page.keyboard.type('Notes for the reviewer.', { delay: DELAY });
     ok(`created ${NEW_FILE} from the file tree`);
 
+    // A scratch file, created and deleted; then the notes renamed (the name typed by keyboard).
+    await page.locator(tid('new-file')).click();
+    await page.locator(tid('file-name')).fill('scratch.txt');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => window.__clarityTake.current() === 'scratch.txt', null, { timeout: STEP_TIMEOUT })
+      .catch(() => fail('creating scratch.txt did not open it'));
+    await page.keyboard.type('to be deleted', { delay: DELAY });
+    await page.locator(tid('delete-file')).click();
+    await page.locator(tid('delete-ok')).click();
+    await page.waitForFunction(() => !('scratch.txt' in window.__clarityTake.files()), null, { timeout: STEP_TIMEOUT })
+      .catch(() => fail('deleting scratch.txt left it in the workspace'));
+    await page.getByRole('button', { name: new RegExp(`${escapeRe(NEW_FILE)}$`) }).first().click();
+    const renamed = `docs/${NEW_FILE}`;
+    await page.locator(tid('rename-file')).click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(renamed, { delay: DELAY });
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(
+      ([from, to]) => { const f = window.__clarityTake.files(); return to in f && !(from in f); },
+      [NEW_FILE, renamed],
+      { timeout: STEP_TIMEOUT },
+    ).catch(() => fail(`renaming ${NEW_FILE} to ${renamed} did not take`));
+    ok(`created and deleted scratch.txt, renamed ${NEW_FILE} to ${renamed} (by keyboard)`);
+
     // A reload mid-session: the page resumes with what the editor held.
     const overheadBeforeReload = await page.evaluate(() => window.__clarityTake.overhead());
     const trafficBeforeReload = await page.evaluate(() => window.__clarityTake.traffic());

@@ -1,7 +1,7 @@
 //! The candidate's test-taking page in real Chromium (Debian's chromium driven by playwright-core)
 //! against the real API, broker and projections: a candidate opens the invitation link, reads
 //! the notice, consents, starts, types at a human pace, pastes from the clipboard, switches tabs,
-//! reloads mid-session, goes offline and back, creates a file and submits
+//! reloads mid-session, goes offline and back, creates, deletes and renames files and submits
 //! (`tests/browser/take.spec.mjs`). Then the server's side: the replay's final state equals the
 //! editor's content byte for byte, every character's provenance is right, no `seq` is missing or
 //! doubled, and the submission matches its trace. With a fake camera (`MODE=face`), face
@@ -112,6 +112,22 @@ async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exact
         editor.len() >= 2,
         "the starter file(s) and the new file: {editor:?}"
     );
+    assert!(
+        editor.contains_key("docs/notes.md") && !editor.contains_key("notes.md"),
+        "the new file, renamed: {editor:?}"
+    );
+    assert!(
+        !editor.contains_key("scratch.txt"),
+        "the deleted file is gone"
+    );
+    let file_ops: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM session_events WHERE session_id = $1::uuid
+           AND event_type IN ('file_renamed', 'file_deleted') ORDER BY seq",
+    )
+    .bind(&session)
+    .fetch_all(&env.pool)
+    .await?;
+    assert_eq!(file_ops, ["file_deleted", "file_renamed"]);
 
     // Provenance: the pasted block arrived as one paste, typed text as typed edits, and key
     // timings were captured (keystroke dynamics consented by the spec).

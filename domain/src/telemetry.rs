@@ -61,7 +61,25 @@ pub enum EditOrigin {
     Paste,
     Autocomplete,
     Undo,
+    /// Any other change (a programmatic one, a cut).
     Other,
+    /// Text dropped into the editor by drag and drop (from the page itself or from elsewhere);
+    /// from 2026-12 (before, a drop was sent as `paste`).
+    Drop,
+    /// Text restored by redo; from 2026-12 (before, a redo was sent as `undo`).
+    Redo,
+}
+
+impl EditOrigin {
+    /// Text brought into the workspace rather than written in it: pasted or dropped.
+    pub fn is_brought_in(self) -> bool {
+        matches!(self, Self::Paste | Self::Drop)
+    }
+
+    /// Text restored from the editor's history: undo or redo.
+    pub fn is_restored(self) -> bool {
+        matches!(self, Self::Undo | Self::Redo)
+    }
 }
 
 /// The payload of a telemetry event, tagged by `type`.

@@ -8,7 +8,7 @@
 pub use clarity_domain::integrity::FollowUp;
 
 use super::{DetectorReport, SessionTrace};
-use clarity_domain::telemetry::{EditOrigin, TelemetryData};
+use clarity_domain::telemetry::TelemetryData;
 
 /// Pastes smaller than this are not worth a question.
 pub const PASTE_QUESTION_MIN: usize = 200;
@@ -101,7 +101,7 @@ pub fn generate(trace: &SessionTrace, reports: &[DetectorReport]) -> Vec<FollowU
                 let n = inserted.chars().count();
                 chars_since_run += n;
                 last_edit_file = Some(file);
-                if *origin == EditOrigin::Paste && n >= PASTE_QUESTION_MIN {
+                if origin.is_brought_in() && n >= PASTE_QUESTION_MIN {
                     let run_after = events[i + 1..]
                         .iter()
                         .take_while(|x| (x.ts - e.ts).num_milliseconds() <= 300_000)
@@ -215,6 +215,7 @@ pub fn generate(trace: &SessionTrace, reports: &[DetectorReport]) -> Vec<FollowU
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+    use clarity_domain::telemetry::EditOrigin;
     use clarity_domain::telemetry::TelemetryEvent;
 
     fn ev(seq: u64, secs: i64, data: TelemetryData) -> TelemetryEvent {

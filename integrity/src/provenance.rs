@@ -307,11 +307,13 @@ pub fn provenance(trace: &SessionTrace) -> Provenance {
                 let insert = match origin {
                     EditOrigin::Typed if had_key => Insert::Tagged(Tag::new(Origin::Typed, 0)),
                     EditOrigin::Typed => Insert::Tagged(Tag::new(Origin::Unattributed, 0)),
-                    EditOrigin::Paste => Insert::Paste {
+                    // A drop brings text in as a paste does (dragged from the page itself, it is
+                    // recognised as a move, like an internal paste).
+                    EditOrigin::Paste | EditOrigin::Drop => Insert::Paste {
                         external: Tag::new(Origin::Pasted, pastes.len() as u32 + 1),
                     },
                     EditOrigin::Autocomplete => Insert::Tagged(Tag::new(Origin::Autocompleted, 0)),
-                    EditOrigin::Undo => Insert::Restore {
+                    EditOrigin::Undo | EditOrigin::Redo => Insert::Restore {
                         fallback: Tag::new(Origin::Other, 0),
                     },
                     EditOrigin::Other => Insert::Tagged(Tag::new(Origin::Other, 0)),
@@ -324,8 +326,8 @@ pub fn provenance(trace: &SessionTrace) -> Provenance {
                             return;
                         }
                         match origin {
-                            EditOrigin::Paste if applied.copied => internal_pastes += 1,
-                            EditOrigin::Paste => {
+                            o if o.is_brought_in() && applied.copied => internal_pastes += 1,
+                            o if o.is_brought_in() => {
                                 let at_ms = trace.at_ms(e.ts);
                                 pastes.push(PasteRecord {
                                     seq: e.seq,
@@ -906,6 +908,33 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn a_drop_is_text_brought_in_like_a_paste_and_a_redo_restores_like_an_undo() {
+        use EditOrigin::*;
+        let starter = vec![file("a.rs", "x\n")];
+        let t = script(
+            &starter,
+            vec![
+                (0, key()),
+                (1, edit("a.rs", 0, 0, "abc", Typed)),
+                // Dropped from outside the workspace: brought in, a paste record.
+                (100, edit("a.rs", 3, 0, "DROPPED", Drop)),
+                // Dragged within the workspace: a move, like an internal paste.
+                (200, edit("a.rs", 10, 0, "abc", Drop)),
+                (300, key()),
+                (301, edit("a.rs", 0, 3, "", Typed)),
+                // Redo brings the typed text back with its origin.
+                (400, edit("a.rs", 0, 0, "abc", Redo)),
+            ],
+        );
+        let p = provenance(&t);
+        assert_eq!(p.files[0].content, "abcDROPPEDabcx\n");
+        assert_eq!(p.pastes.len(), 1, "{:?}", p.pastes);
+        assert_eq!(p.pastes[0].inserted_chars, 7);
+        assert_eq!(p.internal_pastes, 1);
+        assert_eq!(p.totals.typed, 3, "the redone text keeps its typed origin");
     }
 
     #[test]

@@ -206,13 +206,18 @@ fn marker_for(s: &mut Session, seq: i64, at_ms: i64, data: &TelemetryData) -> Op
             file,
             position,
             inserted,
-            origin: clarity_domain::telemetry::EditOrigin::Paste,
+            origin,
             ..
-        } => {
+        } if origin.is_brought_in() => {
             let chars = inserted.chars().count();
+            let verb = if *origin == clarity_domain::telemetry::EditOrigin::Drop {
+                "Dropped"
+            } else {
+                "Pasted"
+            };
             Some(m(
                 "paste",
-                format!("Pasted {chars} characters into {file}"),
+                format!("{verb} {chars} characters into {file}"),
                 json!({"file": file, "chars": chars, "position": position}),
             ))
         }

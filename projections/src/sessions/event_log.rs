@@ -81,7 +81,7 @@ impl TelemetryColumns {
              SELECT session_id, min(org_id::text)::uuid, count(*),
                     count(*) FILTER (WHERE event_type = 'keystroke'),
                     count(*) FILTER (WHERE event_type = 'edit'),
-                    count(*) FILTER (WHERE event_type = 'edit' AND data->>'origin' = 'paste'),
+                    count(*) FILTER (WHERE event_type = 'edit' AND data->>'origin' IN ('paste', 'drop')),
                     count(*) FILTER (WHERE event_type = 'focus_lost'),
                     count(*) FILTER (WHERE event_type = 'code_run'),
                     count(*) FILTER (WHERE event_type = 'face_check'),

@@ -61,17 +61,16 @@ export interface CmTransaction {
 export const CM_ORIGINS: ReadonlyArray<readonly [string, EditOrigin]> = [
   ["input.type", "typed"],
   ["input.paste", "paste"],
-  // Dropped text was not typed: sent as a paste, so the server tells text moved within the
-  // workspace (an internal paste) from text brought in.
-  ["input.drop", "paste"],
-  ["move.drop", "paste"],
+  // Dropped text was not typed; the server tells text moved within the workspace (like an
+  // internal paste) from text brought in.
+  ["input.drop", "drop"],
+  ["move.drop", "drop"],
   // Duplicating or moving lines brings existing text, not typing.
   ["input.copyline", "paste"],
   ["move.line", "paste"],
   ["input.complete", "autocomplete"],
   ["undo", "undo"],
-  // The contract has no `redo`: it restores text the history remembers, like an undo.
-  ["redo", "undo"],
+  ["redo", "redo"],
   ["delete.cut", "other"],
   // Enter with auto-indent, indentation, comments, deletions by key: caused by a key press.
   ["input", "typed"],

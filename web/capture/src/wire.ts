@@ -37,14 +37,14 @@ export const KEY_CLASSES: readonly KeyClass[] = [
 ];
 
 /**
- * Where the text of an edit came from, as the editor knows it. The contract has no `drop` or
- * `redo`: a drop is sent as `paste` (text that was not typed; the server tells an internal move
- * from an external one by content) and a redo as `undo` (history restoring text it remembers).
+ * Where the text of an edit came from, as the editor knows it. `drop` (drag and drop) is text
+ * brought in like a paste (the server tells an internal move from an external one by content);
+ * `redo` restores remembered text like `undo`.
  */
-export type EditOrigin = "typed" | "paste" | "autocomplete" | "undo" | "other";
+export type EditOrigin = "typed" | "paste" | "autocomplete" | "undo" | "other" | "drop" | "redo";
 
 /** Every edit origin, in the Rust enum's order. */
-export const EDIT_ORIGINS: readonly EditOrigin[] = ["typed", "paste", "autocomplete", "undo", "other"];
+export const EDIT_ORIGINS: readonly EditOrigin[] = ["typed", "paste", "autocomplete", "undo", "other", "drop", "redo"];
 
 /** A key press: key-down and key-up on the client's monotonic clock, in milliseconds. */
 export interface KeystrokeData {

@@ -332,19 +332,10 @@ pub async fn submitted_files(
     let Some(Some(through)) = through else {
         return Ok(None);
     };
-    if through == 0 {
-        return Ok(Some((0, Default::default())));
-    }
-    let Some(head) = crate::replay::seek::head(pool, org_id, session_id).await? else {
-        return Ok(None);
-    };
-    if head.last_seq < through {
-        return Ok(None);
-    }
     Ok(
-        crate::replay::seek::workspace_at(pool, session_id, head.started_at, through)
+        crate::replay::seek::files_through(pool, org_id, session_id, through)
             .await?
-            .map(|(workspace, _)| (through, workspace.files)),
+            .map(|files| (through, files)),
     )
 }
 

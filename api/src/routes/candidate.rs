@@ -403,21 +403,11 @@ pub async fn reconstruct(
     through: i64,
     wait: Duration,
 ) -> Result<Option<Vec<SubmittedFile>>> {
-    if through <= 0 {
-        return Ok(Some(Vec::new()));
-    }
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let head = seek::head(&state.pool, org_id, id).await?;
-        if let Some(head) = head.filter(|h| h.last_seq >= through) {
-            let Some((workspace, _)) =
-                seek::workspace_at(&state.pool, id, head.started_at, through).await?
-            else {
-                return Ok(None);
-            };
+        if let Some(files) = seek::files_through(&state.pool, org_id, id, through).await? {
             return Ok(Some(
-                workspace
-                    .files
+                files
                     .into_iter()
                     .map(|(path, content)| SubmittedFile { path, content })
                     .collect(),

@@ -233,6 +233,30 @@ pub async fn workspace_at(
     Ok(Some((workspace, event)))
 }
 
+/// The files the session's telemetry reconstructs through `through` (path → content; empty at
+/// 0), once the replay of organization `org_id` has applied it; `None` while it has not (or the
+/// organization has no replay of the session). What a resume, a submission download and a
+/// report show.
+pub async fn files_through(
+    pool: &PgPool,
+    org_id: Uuid,
+    session_id: Uuid,
+    through: i64,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, sqlx::Error> {
+    if through <= 0 {
+        return Ok(Some(Default::default()));
+    }
+    let Some(head) = head(pool, org_id, session_id).await? else {
+        return Ok(None);
+    };
+    if head.last_seq < through {
+        return Ok(None);
+    }
+    Ok(workspace_at(pool, session_id, head.started_at, through)
+        .await?
+        .map(|(workspace, _)| workspace.files))
+}
+
 /// Up to `limit` telemetry events from `from` on, in order.
 pub async fn events(
     pool: &PgPool,

@@ -8,7 +8,8 @@
 //   BASE_URL=http://127.0.0.1:PORT SESSION_ID=<uuid> TOKEN=cst_... node tests/browser/take.spec.mjs
 //
 // Optional: SCOPES (comma-separated optional scopes to agree to, default keystroke_dynamics),
-// TYPE_TEXT, PASTE_TEXT, OFFLINE_TEXT (what is typed, pasted, typed offline), NEW_FILE (a file
+// TYPE_TEXT, PASTE_TEXT, OFFLINE_TEXT, RELOAD_TEXT (what is typed, pasted, typed offline, typed
+// just before the reload), NEW_FILE (a file
 // created from the tree, default notes.md), OFFLINE_MS (default 4000), TYPE_DELAY_MS (default
 // 40), CHROMIUM (default /usr/bin/chromium), ARTIFACTS_DIR (default tests/browser/artifacts),
 // STEP_TIMEOUT_MS (default 20000).
@@ -41,6 +42,7 @@ const OFFLINE_MS = Number(process.env.OFFLINE_MS || 4000);
 const TYPE_TEXT = process.env.TYPE_TEXT || '\n# typed by the browser test\ndef total(items):\n    return sum(items)\n';
 const PASTE_TEXT = process.env.PASTE_TEXT || '\n# pasted block\nLIMIT = 10\n';
 const OFFLINE_TEXT = process.env.OFFLINE_TEXT || '\n# written while offline\n';
+const RELOAD_TEXT = process.env.RELOAD_TEXT || '\n# typed just before a reload\n';
 const NEW_FILE = process.env.NEW_FILE || 'notes.md';
 const MODE = process.env.MODE || 'full';
 const SCOPES = (process.env.SCOPES ?? (MODE === 'face' ? 'face_continuity' : 'keystroke_dynamics')).split(',').filter(Boolean);
@@ -282,11 +284,12 @@ async function main() {
     ).catch(() => fail(`renaming ${NEW_FILE} to ${renamed} did not take`));
     ok(`created and deleted scratch.txt, renamed ${NEW_FILE} to ${renamed} (by keyboard)`);
 
-    // A reload mid-session: the page resumes with what the editor held. Reloaded once the
-    // server has everything: an event captured in the last moments before an unload, whose
-    // IndexedDB write has not finished, is lost with the page (on a loaded machine that window
-    // reached ~100 ms; see the capture library's known limits).
-    await connection(page, /all saved/, 'before the reload', 60_000);
+    // A reload mid-session, right after typing and without waiting for the server: what the
+    // page captured in its last moments (its IndexedDB write maybe unfinished) is spilled
+    // synchronously at pagehide, and the page resumes with exactly what the editor held.
+    await page.getByRole('button', { name: new RegExp(`${escapeRe(file.split('/').pop())}$`) }).first().click();
+    await toEnd(page);
+    await page.keyboard.type(RELOAD_TEXT, { delay: DELAY });
     const overheadBeforeReload = await page.evaluate(() => window.__clarityTake.overhead());
     const trafficBeforeReload = await page.evaluate(() => window.__clarityTake.traffic());
     ok(`before the reload: capture overhead per event p50 ${overheadBeforeReload.p50Ms} ms, p99 ${overheadBeforeReload.p99Ms} ms over ${overheadBeforeReload.count} events; ${trafficBeforeReload.batches} batches in ${trafficBeforeReload.requests} requests`);

@@ -152,6 +152,10 @@ async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exact
     assert!(typed.contains("typed by the browser test"), "{typed:?}");
     assert!(typed.contains("written while offline"), "{typed:?}");
     assert!(
+        typed.contains("typed just before a reload"),
+        "what was typed in the moments before the reload is kept: {typed:?}"
+    );
+    assert!(
         !typed.contains("LIMIT = 10"),
         "pasted text is never counted as typed"
     );

@@ -22,7 +22,8 @@ export interface AttachOptions {
  * Attaches `capture` to the page and returns a function that detaches it. Tab-aways are
  * recorded from the window's focus and the document's visibility (whichever changes first; a
  * second signal of the same change is not recorded twice). On `pagehide` and on becoming hidden
- * the queue is stored and sent with `keepalive`; `online` retries at once.
+ * the queue is stored and sent with `keepalive` (on `pagehide` also spilled synchronously, as the
+ * page may go before storage finishes); `online` retries at once.
  */
 export function attach(capture: Capture, options: AttachOptions): () => void {
   const win = options.window ?? window;
@@ -49,7 +50,7 @@ export function attach(capture: Capture, options: AttachOptions): () => void {
       regained();
     }
   };
-  const onPageHide = () => capture.flushOnHide();
+  const onPageHide = () => capture.flushOnHide(undefined, true);
   const onOnline = () => capture.retryNow();
 
   const listeners: Array<[EventTarget, string, (e: Event) => void, boolean]> = [

@@ -298,11 +298,13 @@ export class Capture {
   /**
    * The page is being hidden or unloaded: stores what is not stored yet and sends what is
    * stored with `keepalive` (at most `keepaliveBytes`, under the browser's 64 KiB), so it can
-   * arrive after the page is gone. The next page sends the rest from storage.
+   * arrive after the page is gone. The next page sends the rest from storage. `unloading`
+   * (`pagehide`): what storage has not finished writing is also spilled synchronously
+   * (`QueueStorage.spill`), since the page may be gone before an asynchronous write completes.
    */
-  flushOnHide(keepaliveBytes = 60 * 1024): void {
+  flushOnHide(keepaliveBytes = 60 * 1024, unloading = false): void {
     this.releaseAll();
-    this.outbox.flushOnHide(keepaliveBytes);
+    this.outbox.flushOnHide(keepaliveBytes, unloading);
   }
 
   /** Retries now instead of waiting (the browser reports it is back online). */

@@ -6,7 +6,7 @@
  */
 
 import type { TelemetryEvent } from "./wire";
-import { MemoryStorage, type QueueMeta, type QueueStorage, type StoredQueue } from "./storage";
+import { MemoryStorage, SpillArea, mergeSpill, type QueueMeta, type QueueStorage, type StoredQueue, type SyncArea } from "./storage";
 
 const VERSION = 1;
 const EVENTS = "events";
@@ -37,12 +37,29 @@ function done(tx: IDBTransaction): Promise<void> {
   });
 }
 
-/** The queue in the browser's IndexedDB. */
-export class IndexedDbStorage implements QueueStorage {
-  private constructor(private readonly db: IDBDatabase) {}
+/** The page's `localStorage`, if it may be used. */
+function pageArea(): SyncArea | null {
+  try {
+    return typeof localStorage !== "undefined" ? localStorage : null;
+  } catch {
+    // A sandboxed or storage-blocked page throws on the very access.
+    return null;
+  }
+}
 
-  /** Opens (creating on first use) the database `name` of `factory` (the page's `indexedDB`). */
-  static async open(name = "clarity-capture", factory: IDBFactory = indexedDB): Promise<IndexedDbStorage> {
+/** The queue in the browser's IndexedDB (and, at unload, a synchronous spill in `localStorage`). */
+export class IndexedDbStorage implements QueueStorage {
+  private readonly spillArea: SpillArea | null;
+
+  private constructor(private readonly db: IDBDatabase, area: SyncArea | null) {
+    this.spillArea = area ? new SpillArea(area, `${db.name}-spill:`) : null;
+  }
+
+  /**
+   * Opens (creating on first use) the database `name` of `factory` (the page's `indexedDB`).
+   * `area` (the page's `localStorage` by default, `null` for none) takes the spill at unload.
+   */
+  static async open(name = "clarity-capture", factory: IDBFactory = indexedDB, area: SyncArea | null = pageArea()): Promise<IndexedDbStorage> {
     const req = factory.open(name, VERSION);
     req.onupgradeneeded = () => {
       const db = req.result;
@@ -52,7 +69,7 @@ export class IndexedDbStorage implements QueueStorage {
     const db = await request(req);
     // Another tab upgrading the schema: let it, this connection is closed and reopened on reload.
     db.onversionchange = () => db.close();
-    return new IndexedDbStorage(db);
+    return new IndexedDbStorage(db, area);
   }
 
   /**
@@ -71,7 +88,29 @@ export class IndexedDbStorage implements QueueStorage {
     }
   }
 
+  /**
+   * What `put` stored, with what the last page spilled at unload laid over it. A spill found is
+   * written into the database and then removed, so it is merged once.
+   */
   async load(sessionId: string): Promise<StoredQueue> {
+    const stored = await this.loadStored(sessionId);
+    const spill = this.spillArea?.read(sessionId) ?? null;
+    if (!spill) return stored;
+    const merged = mergeSpill(stored, spill);
+    await this.put(sessionId, spill.events, merged.meta!);
+    this.spillArea!.clear(sessionId);
+    return merged;
+  }
+
+  spill(sessionId: string, events: readonly TelemetryEvent[], meta: QueueMeta): void {
+    this.spillArea?.add(sessionId, events, meta);
+  }
+
+  clearSpill(sessionId: string): void {
+    this.spillArea?.clear(sessionId);
+  }
+
+  private async loadStored(sessionId: string): Promise<StoredQueue> {
     const tx = this.db.transaction([EVENTS, META], "readonly");
     const range = IDBKeyRange.bound([sessionId, 0], [sessionId, Number.MAX_SAFE_INTEGER]);
     const [rows, meta] = await Promise.all([

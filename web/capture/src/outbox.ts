@@ -92,6 +92,8 @@ export interface Entry {
   stored: boolean;
   /** Changed since last stored. */
   dirty: boolean;
+  /** Writes of it to storage started and not yet finished. */
+  writing: number;
   /**
    * Requests that carried it (a loaded entry counts one: a previous page may have sent it). A
    * duplicate acknowledged for an entry only one request ever carried means the server holds
@@ -125,6 +127,8 @@ export class Outbox {
   private persistScheduled = false;
   private persisting = false;
   private persistAgain = false;
+  /** Entries were spilled at a page hide and may not all be stored by `put` yet. */
+  private spilled = false;
   private io: Promise<void> = Promise.resolve();
   private storageError: string | null = null;
   private refused = 0;
@@ -142,7 +146,7 @@ export class Outbox {
     this.lastSeq = meta.lastSeq;
     const now = o.clock.now();
     for (const event of loaded) {
-      this.entries.push({ event, open: false, stored: true, dirty: false, sends: 1, at: now, bytes: 0 });
+      this.entries.push({ event, open: false, stored: true, dirty: false, writing: 0, sends: 1, at: now, bytes: 0 });
     }
     this.cell = new Cell(this.snapshot("online"));
   }
@@ -194,7 +198,7 @@ export class Outbox {
       ts: new Date(this.o.clock.wallNow() + this.clockOffsetMs).toISOString(),
       data,
     };
-    const entry: Entry = { event, open, stored: false, dirty: true, sends: 0, at: this.o.clock.now(), bytes: 0 };
+    const entry: Entry = { event, open, stored: false, dirty: true, writing: 0, sends: 0, at: this.o.clock.now(), bytes: 0 };
     this.entries.push(entry);
     // Sending is checked when the entry is stored (`persist`), the count trigger included.
     this.schedulePersist();
@@ -227,8 +231,13 @@ export class Outbox {
     return drained.then(() => this.cell.get());
   }
 
-  /** Stores what is not stored and sends what is, with `keepalive`, within `maxBytes`. */
-  flushOnHide(maxBytes: number): void {
+  /**
+   * Stores what is not stored and sends what is, with `keepalive`, within `maxBytes`. When the
+   * page is `unloading` (`pagehide`), the asynchronous store may be abandoned with the page: what
+   * it has not finished is also spilled synchronously, for the next page's `open` to find.
+   */
+  flushOnHide(maxBytes: number, unloading = false): void {
+    if (unloading) this.spill();
     this.persist();
     // `visibilitychange` and `pagehide` often come together: one keepalive request at a time
     // (the browser's 64 KiB budget is shared by all of them in flight).
@@ -436,6 +445,20 @@ export class Outbox {
     return { lastSeq: this.lastSeq, ackedSeq: this.ackedSeq, monoEpochMs: this.monoEpochMs };
   }
 
+  /** Entries whose latest version is not safely in storage yet. */
+  private unsettled(): Entry[] {
+    return this.entries.filter((e) => !e.stored || e.dirty || e.writing > 0);
+  }
+
+  private spill(): void {
+    const { storage, sessionId } = this.o;
+    if (!storage.spill) return;
+    const events = this.unsettled().map((e) => e.event);
+    if (events.length === 0) return;
+    storage.spill(sessionId, events, this.meta());
+    this.spilled = true;
+  }
+
   private schedulePersist(): void {
     if (this.persistScheduled) return;
     this.persistScheduled = true;
@@ -454,7 +477,10 @@ export class Outbox {
     }
     const dirty = this.entries.filter((e) => e.dirty);
     if (dirty.length === 0) return;
-    for (const e of dirty) e.dirty = false;
+    for (const e of dirty) {
+      e.dirty = false;
+      e.writing++;
+    }
     const events = dirty.map((e) => e.event);
     const meta = this.meta();
     const { storage, sessionId } = this.o;
@@ -463,14 +489,26 @@ export class Outbox {
       .then(() => storage.put(sessionId, events, meta))
       .then(
         () => {
-          for (const e of dirty) e.stored = true;
+          for (const e of dirty) {
+            e.stored = true;
+            e.writing--;
+          }
+          // The page lived on after a hide (a bfcache restore, a cancelled navigation): once all
+          // is stored, an old spill must not later lay stale versions over newer ones.
+          if (this.spilled && this.unsettled().length === 0) {
+            this.spilled = false;
+            this.o.storage.clearSpill?.(this.o.sessionId);
+          }
           if (this.storageError !== null) {
             this.storageError = null;
             this.publish();
           }
         },
         (error: unknown) => {
-          for (const e of dirty) e.dirty = true;
+          for (const e of dirty) {
+            e.dirty = true;
+            e.writing--;
+          }
           this.storageFailed(error);
           // Try again later; meanwhile events are sent from memory.
           this.o.clock.setTimeout(() => this.persist(), 1000);

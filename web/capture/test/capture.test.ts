@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Capture, type CaptureOptions, type ConnectionState } from "../src/capture";
-import { MemoryStorage } from "../src/storage";
+import { MemoryArea, MemoryStorage } from "../src/storage";
 import { applyEvents } from "../src/text";
 import { eventually, IngestServer, ManualClock, RecordingClock, settle } from "./helpers";
 
@@ -88,6 +88,60 @@ test("numbering continues across a reload over the same storage, with nothing lo
   assert.equal(storage.size(SESSION), 0);
   assert.equal(second.status.get().ackedSeq, 6);
   second.close();
+  await server.close();
+});
+
+test("a reload right after the page hides loses nothing, even what storage had not finished writing", async () => {
+  const server = await IngestServer.start();
+  const area = new MemoryArea();
+  const storage = new MemoryStorage(area);
+  const down = (_b: unknown, _r: unknown, res: import("node:http").ServerResponse) => {
+    res.writeHead(503, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ error: { code: "broker_unavailable", message: "down" } }));
+    return "handled" as const;
+  };
+  const first = await open(server, storage);
+  first.fileCreated("a.py", "");
+  first.edit("a.py", 0, 0, "x", "typed");
+  await first.flush();
+  // The server is unreachable and the page unloads while its storage writes are still pending:
+  // they never finish (an unload abandons IndexedDB transactions).
+  server.script = down;
+  first.edit("a.py", 1, 0, "y", "typed");
+  first.fileRenamed("a.py", "b.py");
+  storage.abandonWrites = true;
+  first.flushOnHide(undefined, true);
+  first.close();
+  assert.equal(storage.size(SESSION), 0, "nothing reached the asynchronous storage");
+  assert.equal(area.items.size, 1, "the spill holds the unstored events");
+  // The reloaded page over the same storage.
+  storage.abandonWrites = false;
+  server.script = null;
+  const second = await open(server, storage);
+  second.focusLost();
+  await second.flush();
+  assert.deepEqual(server.seqs(), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    server.stored.map((e) => e.data.type),
+    ["file_created", "edit", "edit", "file_renamed", "focus_lost"],
+  );
+  second.close();
+  await server.close();
+});
+
+test("a spill is cleared once the page that made it has stored everything after all", async () => {
+  const server = await IngestServer.start();
+  const area = new MemoryArea();
+  const storage = new MemoryStorage(area);
+  server.script = () => "process-then-drop";
+  const capture = await open(server, storage, { requestTimeoutMs: 60_000 });
+  capture.focusLost();
+  // Hidden, then shown again (a bfcache restore): the pending write completes normally.
+  capture.flushOnHide(undefined, true);
+  assert.equal(area.items.size, 1);
+  await eventually(() => area.items.size === 0);
+  assert.equal(storage.size(SESSION), 1);
+  capture.close();
   await server.close();
 });
 

@@ -110,7 +110,7 @@ async def wait_for(predicate, timeout: float, what: str, workers=()):
         if value:
             return value
         if time.monotonic() > end:
-            raise CheckFailed(f"{what} (waited {timeout:g} s)")
+            raise CheckFailed(f"{what() if callable(what) else what} (waited {timeout:g} s)")
         await asyncio.sleep(0.02)
 
 
@@ -312,7 +312,7 @@ async def check_transient_retried():
     worker = InProcessWorker(pool, {"flaky": flaky}, config())
     try:
         await wait_for(lambda: _is(queue, job_id, "succeeded"), 6,
-                       f"a job failing with TransientError then RuntimeError never succeeded (attempts seen {attempts})", [worker])
+                       lambda: f"a job failing with TransientError then RuntimeError never succeeded (attempts seen {attempts})", [worker])
     finally:
         await worker.stop()
     info = await queue.get(job_id)
@@ -334,7 +334,7 @@ async def check_permanent_dead():
     job_id = await queue.enqueue("bad", {})
     worker = InProcessWorker(pool, {"bad": bad}, config())
     try:
-        await wait_for(lambda: _is(queue, job_id, "dead"), 5, f"a job raising PermanentError never became dead (runs {runs})", [worker])
+        await wait_for(lambda: _is(queue, job_id, "dead"), 5, lambda: f"a job raising PermanentError never became dead (runs {runs})", [worker])
         await asyncio.sleep(0.3)
     finally:
         await worker.stop()
@@ -357,7 +357,7 @@ async def check_max_attempts_dead():
     job_id = await queue.enqueue("always", {})
     worker = InProcessWorker(pool, {"always": always}, config(max_attempts=3))
     try:
-        await wait_for(lambda: _is(queue, job_id, "dead"), 6, f"an always-failing job never became dead (attempts {runs})", [worker])
+        await wait_for(lambda: _is(queue, job_id, "dead"), 6, lambda: f"an always-failing job never became dead (attempts {runs})", [worker])
         await asyncio.sleep(0.3)
     finally:
         await worker.stop()
@@ -447,7 +447,7 @@ async def check_lease_extended():
     a = InProcessWorker(pool_a, {"long": long}, cfg)
     b = InProcessWorker(pool_b, {"long": long}, cfg)
     try:
-        await wait_for(lambda: _is(queue, job_id, "succeeded"), 7, f"a 3 s job with a 1 s lease never succeeded (runs {runs})", [a, b])
+        await wait_for(lambda: _is(queue, job_id, "succeeded"), 7, lambda: f"a 3 s job with a 1 s lease never succeeded (runs {runs})", [a, b])
     finally:
         await a.stop()
         await b.stop()

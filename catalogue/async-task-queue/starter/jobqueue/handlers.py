@@ -3,13 +3,11 @@ crash, a lease expiry or a retry, possibly after having partly succeeded the fir
 
 from __future__ import annotations
 
-import io
 import uuid
 from typing import Protocol
 
-import asyncpg
-from PIL import Image
-
+from . import pg
+from .imaging import render_thumbnail
 from .worker import Handler, Job, PermanentError, TransientError
 
 THUMBNAIL_WIDTH = 320
@@ -39,7 +37,20 @@ class S3Storage:
         raise NotImplementedError
 
 
-def registry(pool: asyncpg.Pool, storage: Storage) -> dict[str, Handler]:
+class MemoryStorage:
+    """An in-memory Storage for tests: `objects` maps keys to (data, content_type)."""
+
+    def __init__(self):
+        self.objects: dict[str, tuple[bytes, str]] = {}
+
+    async def get(self, key: str) -> bytes:
+        return self.objects[key][0]
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = (data, content_type)
+
+
+def registry(pool: pg.Pool, storage: Storage) -> dict[str, Handler]:
     async def make_thumbnail(job: Job) -> None:
         document_id = job.payload["document_id"]
         doc = await pool.fetchrow(
@@ -54,19 +65,16 @@ def registry(pool: asyncpg.Pool, storage: Storage) -> dict[str, Handler]:
         except StorageUnavailable as exc:
             raise TransientError(str(exc)) from exc
 
-        image = Image.open(io.BytesIO(original))
-        image.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 4))
-        out = io.BytesIO()
-        image.convert("RGB").save(out, format="JPEG", quality=82)
+        thumbnail, width = render_thumbnail(original, THUMBNAIL_WIDTH)
 
         key = f"thumbnails/{document_id}/{uuid.uuid4()}.jpg"
-        await storage.put(key, out.getvalue(), content_type="image/jpeg")
+        await storage.put(key, thumbnail, content_type="image/jpeg")
         await pool.execute(
             "INSERT INTO document_thumbnails (document_id, storage_key, width)"
             " VALUES ($1, $2, $3)",
             document_id,
             key,
-            image.width,
+            width,
         )
 
     return {"make_thumbnail": make_thumbnail}

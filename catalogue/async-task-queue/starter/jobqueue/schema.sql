@@ -1,4 +1,4 @@
--- Job queue schema (PostgreSQL 16). Complete the jobs table and its indexes.
+-- Job queue schema (PostgreSQL 15 or later). Complete the jobs table and its indexes.
 
 CREATE TABLE jobs (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

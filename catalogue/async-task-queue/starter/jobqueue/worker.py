@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
+from . import pg
 
 log = logging.getLogger("jobqueue")
 
@@ -36,6 +36,19 @@ Handler = Callable[[Job], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class JobInfo:
+    """A job as operators (and the stress harness) see it."""
+
+    id: int
+    kind: str
+    state: str  # 'pending' (waiting to run, retries included), 'running', 'succeeded' or 'dead'
+    attempts: int  # runs started so far
+    last_error: str | None
+    priority: int
+    run_at: datetime
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     concurrency: int = 8
     lease: timedelta = timedelta(seconds=60)
@@ -55,7 +68,7 @@ def retry_delay(attempt: int, config: WorkerConfig, rng: random.Random | None = 
 
 
 class Queue:
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: pg.Pool):
         self._pool = pool
 
     async def enqueue(
@@ -71,11 +84,15 @@ class Queue:
         still pending or running, returns that job's id instead."""
         raise NotImplementedError  # TODO
 
+    async def get(self, job_id: int) -> JobInfo | None:
+        """The job's current state, or None if there is no such job."""
+        raise NotImplementedError  # TODO
+
 
 class Worker:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: pg.Pool,
         handlers: dict[str, Handler],
         config: WorkerConfig = WorkerConfig(),
     ):
@@ -108,7 +125,7 @@ async def main() -> None:
     from .handlers import S3Storage, registry
 
     logging.basicConfig(level=logging.INFO)
-    pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=2, max_size=10)
+    pool = await pg.create_pool(os.environ["DATABASE_URL"], min_size=2, max_size=10)
     worker = Worker(pool, registry(pool, S3Storage.from_env()))
     worker.install_signal_handlers()
     try:

@@ -1,4 +1,5 @@
-"""Queue tests. Set DATABASE_URL to a scratch PostgreSQL database; each test gets a fresh schema."""
+"""Queue tests (unittest). They need DATABASE_URL (set in the workspace's test runs); each test gets
+a fresh schema with jobqueue/schema.sql loaded. Run: python3 -m unittest discover -s tests -v"""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import asyncio
 import os
 import pathlib
 import random
+import unittest
+import uuid
 from datetime import timedelta
 
-import asyncpg
-import pytest
-import pytest_asyncio
-
+from jobqueue import pg
 from jobqueue.worker import Job, Queue, TransientError, Worker, WorkerConfig, retry_delay
 
 SCHEMA = pathlib.Path(__file__).parent.parent / "jobqueue" / "schema.sql"
@@ -23,20 +23,27 @@ FAST = WorkerConfig(
 )
 
 
-@pytest_asyncio.fixture
-async def pool():
-    admin = await asyncpg.connect(os.environ["DATABASE_URL"])
-    await admin.execute("DROP SCHEMA IF EXISTS jobqueue_test CASCADE; CREATE SCHEMA jobqueue_test")
-    await admin.close()
-    pool = await asyncpg.create_pool(
-        os.environ["DATABASE_URL"],
-        min_size=1,
-        max_size=20,
-        server_settings={"search_path": "jobqueue_test"},
-    )
-    await pool.execute(SCHEMA.read_text())
-    yield pool
-    await pool.close()
+class DatabaseTestCase(unittest.IsolatedAsyncioTestCase):
+    """`self.pool` is a pool on a fresh schema; `self.schema` is its name."""
+
+    async def asyncSetUp(self):
+        self.url = os.environ.get("DATABASE_URL")
+        if not self.url:
+            self.skipTest("DATABASE_URL is not set")
+        self.schema = "test_" + uuid.uuid4().hex[:12]
+        admin = await pg.connect(self.url)
+        await admin.execute(f"CREATE SCHEMA {self.schema}")
+        await admin.close()
+        self.pool = await pg.create_pool(
+            self.url, min_size=1, max_size=20, server_settings={"search_path": self.schema}
+        )
+        await self.pool.execute(SCHEMA.read_text())
+
+    async def asyncTearDown(self):
+        await self.pool.close()
+        admin = await pg.connect(self.url)
+        await admin.execute(f"DROP SCHEMA {self.schema} CASCADE")
+        await admin.close()
 
 
 async def wait_until(predicate, timeout: float = 5.0) -> None:
@@ -45,45 +52,47 @@ async def wait_until(predicate, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
-@pytest.mark.asyncio
-async def test_enqueueing_twice_with_one_dedupe_key_returns_the_same_job(pool):
-    queue = Queue(pool)
+class QueueTests(DatabaseTestCase):
+    async def test_enqueueing_twice_with_one_dedupe_key_returns_the_same_job(self):
+        queue = Queue(self.pool)
 
-    first = await queue.enqueue("make_thumbnail", {"document_id": 1}, dedupe_key="thumb:1")
-    second = await queue.enqueue("make_thumbnail", {"document_id": 1}, dedupe_key="thumb:1")
+        first = await queue.enqueue("make_thumbnail", {"document_id": 1}, dedupe_key="thumb:1")
+        second = await queue.enqueue("make_thumbnail", {"document_id": 1}, dedupe_key="thumb:1")
 
-    assert first == second
+        self.assertEqual(first, second)
 
+    async def test_a_transient_failure_is_retried_until_the_job_succeeds(self):
+        attempts: list[int] = []
 
-@pytest.mark.asyncio
-async def test_a_transient_failure_is_retried_until_the_job_succeeds(pool):
-    attempts: list[int] = []
+        async def flaky(job: Job) -> None:
+            attempts.append(job.attempt)
+            if job.attempt < 3:
+                raise TransientError("storage timed out")
 
-    async def flaky(job: Job) -> None:
-        attempts.append(job.attempt)
-        if job.attempt < 3:
-            raise TransientError("storage timed out")
+        await Queue(self.pool).enqueue("flaky", {})
+        worker = Worker(self.pool, {"flaky": flaky}, FAST)
+        running = asyncio.create_task(worker.run())
 
-    await Queue(pool).enqueue("flaky", {})
-    worker = Worker(pool, {"flaky": flaky}, FAST)
-    running = asyncio.create_task(worker.run())
+        await wait_until(lambda: len(attempts) == 3)
+        worker.stop()
+        await running
 
-    await wait_until(lambda: len(attempts) == 3)
-    worker.stop()
-    await running
+        self.assertEqual(attempts, [1, 2, 3])
 
-    assert attempts == [1, 2, 3]
-
-
-def test_retry_delays_are_capped():
-    rng = random.Random(7)
-
-    delays = [retry_delay(attempt, FAST, rng) for attempt in range(1, 12)]
-
-    assert all(timedelta(0) <= d <= FAST.backoff_cap for d in delays)
-    # TODO: assert the growth and jitter properties you chose.
+    @unittest.skip("TODO: run a worker in a subprocess, SIGKILL it mid-job, show the job completes")
+    async def test_a_job_survives_its_worker_being_killed(self):
+        ...
 
 
-@pytest.mark.skip(reason="TODO: run a worker in a subprocess, SIGKILL it mid-job, show the job completes")
-def test_a_job_survives_its_worker_being_killed():
-    ...
+class RetryDelayTests(unittest.TestCase):
+    def test_retry_delays_are_capped(self):
+        rng = random.Random(7)
+
+        delays = [retry_delay(attempt, FAST, rng) for attempt in range(1, 12)]
+
+        self.assertTrue(all(timedelta(0) <= d <= FAST.backoff_cap for d in delays))
+        # TODO: assert the growth and jitter properties you chose.
+
+
+if __name__ == "__main__":
+    unittest.main()

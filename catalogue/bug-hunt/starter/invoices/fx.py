@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from decimal import ROUND_HALF_EVEN, Decimal
-
-import requests
 
 RATES_URL = "https://fx.internal.ledgerline.example/v1/latest?base=EUR"
 
 
 def fetch_rates() -> dict[str, Decimal]:
     """Rates against EUR, e.g. {"EUR": 1, "USD": 1.0842, "GBP": 0.8571, ...}."""
-    resp = requests.get(RATES_URL, timeout=3)
-    resp.raise_for_status()
-    table = {code: Decimal(str(rate)) for code, rate in resp.json()["rates"].items()}
+    with urllib.request.urlopen(RATES_URL, timeout=3) as resp:  # raises on errors and 4xx/5xx
+        body = json.load(resp)
+    table = {code: Decimal(str(rate)) for code, rate in body["rates"].items()}
     table["EUR"] = Decimal(1)
     return table
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from flask import Blueprint, jsonify, request
-
 from .db import get_db
 from .fx import rates
+from .web import Blueprint, jsonify, request
 
 bp = Blueprint("invoices", __name__)
 

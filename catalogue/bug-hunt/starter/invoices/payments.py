@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
-
 from .db import get_db
 from .signing import verify_signature
+from .web import Blueprint, request
 
 bp = Blueprint("payments", __name__)
 

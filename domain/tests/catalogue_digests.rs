@@ -34,7 +34,7 @@ const PINNED: [(&str, &str); 7] = [
     ),
     (
         "c1a71700-0000-4000-8000-000000000007",
-        "d6034c4df5d29aff87da2482a3a221be87c282dd00690d13e50e492a98c3d9a7",
+        "0fa37b7068e247993a3cb05ab84fa44c228d9487dee06bb9cd053acb446d065c",
     ),
 ];
 

@@ -206,6 +206,27 @@ def visible(args):
 ERROR_LINE = re.compile(r"^\s*[\w.-]+_test\.go:\d+: ?")
 
 
+def race_summary(out):
+    """' in F (file:line) and G (file:line)': the first non-runtime frames of a race report."""
+    lines = out[out.index("WARNING: DATA RACE"):].splitlines()
+    frames = []
+    for i, line in enumerate(lines[:80]):
+        m = re.match(r"^\s*(Read|Write|Previous read|Previous write) at ", line)
+        if not m:
+            continue
+        for j in range(i + 1, min(i + 30, len(lines) - 1), 2):
+            fn, loc = lines[j].strip(), lines[j + 1].strip()
+            if fn.startswith(("runtime.", "internal/", "sync.", "sync/")) or loc.startswith("/usr/"):
+                continue
+            loc = loc.split(" +0x")[0].replace("/work/", "")
+            fn = re.sub(r"\(\)$", "", fn)
+            frames.append(f"{fn} ({loc})")
+            break
+        if len(frames) == 2:
+            break
+    return (" in " + " and ".join(frames)) if frames else ""
+
+
 def run_check(binary, pkgdir, check, default_timeout):
     timeout = check.get("timeout_seconds", default_timeout)
     test = check["test"]
@@ -242,6 +263,8 @@ def run_check(binary, pkgdir, check, default_timeout):
         else:
             msgs = [ERROR_LINE.sub("", l).rstrip() for l in out.splitlines()
                     if ERROR_LINE.match(l)]
+            if "WARNING: DATA RACE" in out:
+                msgs.append("The race detector reported a data race" + race_summary(out) + ".")
             message = "\n".join(msgs) or tidy_test_output(out.splitlines())
         message = clip(message or "failed")
     return {"key": check["key"], "name": check["name"], "passed": passed,

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/parcelbase/api/internal/ratelimit"
 )
 
@@ -74,22 +76,41 @@ func (fakeCarriers) Quote(ctx context.Context, from, to string, grams int) ([]ma
 	return []map[string]any{{"carrier": "dpd", "service": "next_day", "price_minor": 689}}, nil
 }
 
+// KeyStore, Authenticator and Carriers are the dependencies the handlers use; main wires the
+// fakes above, tests may wire their own.
+type KeyStore interface {
+	Lookup(ctx context.Context, token string) (Account, error)
+}
+
+type Authenticator interface {
+	Authenticate(ctx context.Context, email, password string) (string, error)
+}
+
+type Carriers interface {
+	Quote(ctx context.Context, from, to string, grams int) ([]map[string]any, error)
+}
+
+// Deps is what one API instance needs. Several instances share one Redis.
+type Deps struct {
+	Redis    ratelimit.Redis
+	Keys     KeyStore
+	Users    Authenticator
+	Carriers Carriers
+	Log      *slog.Logger
+}
+
 type server struct {
-	keys     fakeKeys
-	users    fakeUsers
-	carriers fakeCarriers
+	keys     KeyStore
+	users    Authenticator
+	carriers Carriers
 	log      *slog.Logger
 }
 
-func main() {
-	s := &server{
-		keys: fakeKeys{
-			"pb_live_starter_5f1c": {ID: "acct_1001", Plan: PlanStarter},
-			"pb_live_growth_9a2e":  {ID: "acct_2002", Plan: PlanGrowth},
-			"pb_live_platf_c07d":   {ID: "acct_3003", Plan: PlanPlatform},
-		},
-		log: slog.New(slog.NewJSONHandler(os.Stdout, nil)),
-	}
+// NewHandler builds one API instance. Keep this signature: the reviewers' load test builds two
+// instances over one Redis with it, behind a load balancer that sets RemoteAddr to its own
+// address and appends the client's address to X-Forwarded-For.
+func NewHandler(d Deps) http.Handler {
+	s := &server{keys: d.Keys, users: d.Users, carriers: d.Carriers, log: d.Log}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/sessions", s.handleLogin)
@@ -98,13 +119,41 @@ func main() {
 	mux.HandleFunc("GET /v1/labels/{id}", s.requireAccount(s.handleGetLabel))
 
 	limiter := &ratelimit.FixedWindow{Limit: 100, Window: time.Second}
-	handler := rateLimit(limiter, s.withAPIKey(mux))
+	return rateLimit(limiter, s.withAPIKey(mux))
+}
 
-	s.log.Info("listening", "addr", ":8080")
-	if err := http.ListenAndServe(":8080", handler); err != nil {
-		s.log.Error("server stopped", "err", err)
+func main() {
+	opts, err := redis.ParseURL(envOr("REDIS_URL", "redis://127.0.0.1:6379"))
+	if err != nil {
+		slog.Error("bad REDIS_URL", "err", err)
 		os.Exit(1)
 	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	handler := NewHandler(Deps{
+		Redis: ratelimit.GoRedis(redis.NewClient(opts)),
+		Keys: fakeKeys{
+			"pb_live_starter_5f1c": {ID: "acct_1001", Plan: PlanStarter},
+			"pb_live_growth_9a2e":  {ID: "acct_2002", Plan: PlanGrowth},
+			"pb_live_platf_c07d":   {ID: "acct_3003", Plan: PlanPlatform},
+		},
+		Users:    fakeUsers{},
+		Carriers: fakeCarriers{},
+		Log:      log,
+	})
+
+	addr := envOr("ADDR", ":8080")
+	log.Info("listening", "addr", addr)
+	if err := http.ListenAndServe(addr, handler); err != nil {
+		log.Error("server stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
 }
 
 // rateLimit is the hackathon prototype: one limit for everybody, keyed by client IP.

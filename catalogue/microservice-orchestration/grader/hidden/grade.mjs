@@ -121,7 +121,10 @@ async function supervisor() {
           killedFor = "startup";
           kill();
         }
-        if (now > deadline) kill();
+        if (now > deadline) {
+          killedFor = "deadline";
+          kill();
+        }
       }, 100);
       const startedAt = Date.now();
       worker.stdout.on("data", log);
@@ -154,7 +157,9 @@ async function supervisor() {
       });
       worker.on("close", (code, signal) => {
         clearInterval(watchdog);
-        if (current && !results.has(current)) {
+        if (current && !results.has(current) && killedFor === "deadline") {
+          results.set(current, { passed: false, message: `stopped after ${Math.round((Date.now() - currentStarted) / 1000)} s: the grading time budget ran out during this check`, duration_ms: Date.now() - currentStarted });
+        } else if (current && !results.has(current)) {
           // The worker died in the middle of a check (process.exit, a crash, out of memory).
           results.set(current, { passed: false, message: `the process ended during this check (exit ${code ?? signal}): ${clip(stderrTail, 700)}`, duration_ms: Date.now() - currentStarted });
         } else if (!current && killedFor === "startup") {

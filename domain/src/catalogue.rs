@@ -307,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn each_task_has_a_prompt_with_the_expected_sections_and_two_to_eight_starter_files() {
+    fn each_task_has_a_prompt_with_the_expected_sections_and_two_to_sixteen_starter_files() {
         for entry in builtin() {
             for task in &entry.spec.tasks {
                 for section in [
@@ -324,7 +324,7 @@ mod tests {
                     );
                 }
                 assert!(
-                    (2..=8).contains(&task.starter_files.len()),
+                    (2..=16).contains(&task.starter_files.len()),
                     "{}",
                     entry.spec.title
                 );

@@ -64,11 +64,21 @@ export class FaultPlan {
   }
 }
 
-/** A manually advanced clock shared by the fakes (holds lapse, ledger replica lag). */
+/**
+ * A manually advanced clock shared by the fakes (holds lapse, ledger replica lag). It is also a
+ * `Time` (src/saga.ts): `sleep` advances it at once, so backoffs and waits cost no real time.
+ */
 export class FakeClock {
   constructor(public nowMs = Date.parse("2025-05-02T10:00:00Z")) {}
   advance(ms: number): void {
     this.nowMs += ms;
+  }
+  now(): number {
+    return this.nowMs;
+  }
+  async sleep(ms: number): Promise<void> {
+    this.advance(ms);
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 

@@ -323,6 +323,8 @@ mod tests {
                         entry.spec.title
                     );
                 }
+                // Up to eight: a runnable starter (seed data, files to fill in, visible tests) on top
+                // of the material the candidate reads.
                 assert!(
                     (2..=16).contains(&task.starter_files.len()),
                     "{}",

@@ -1,5 +1,5 @@
 //! Embeds the repository's `catalogue/` folder (the built-in assessments as content: specs,
-//! prompts, starter files, rubrics) into the crate. It writes `$OUT_DIR/catalogue_files.rs`, one
+//! prompts, starter files, rubrics; not the grader suites in `<slug>/grader/`) into the crate. It writes `$OUT_DIR/catalogue_files.rs`, one
 //! `include_str!` per file, so the binary carries the catalogue it was built with and nothing
 //! reads the folder at run time. Cargo reruns this when anything under the folder changes.
 
@@ -36,7 +36,12 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
     for entry in std::fs::read_dir(dir).expect("the catalogue folder is readable") {
         let path = entry.expect("a readable directory entry").path();
         if path.is_dir() {
-            walk(root, &path, files);
+            // `<slug>/grader/` (hidden checks, reference solutions, lockfiles) is for the runner,
+            // which reads it from disk: it never enters the binary that serves candidates.
+            let is_grader = path.file_name().is_some_and(|n| n == "grader") && path.parent().and_then(|p| p.parent()) == Some(root);
+            if !is_grader {
+                walk(root, &path, files);
+            }
         } else {
             let relative = path
                 .strip_prefix(root)

@@ -458,6 +458,18 @@ mod tests {
     }
 
     #[test]
+    fn no_grader_file_is_embedded() {
+        // Hidden checks and reference solutions stay on the runner's disk (domain/build.rs).
+        let graders: Vec<&str> = embedded_files()
+            .keys()
+            .copied()
+            .filter(|p| p.split('/').nth(1) == Some(GRADER_DIR))
+            .collect();
+        assert!(graders.is_empty(), "{graders:?}");
+        assert!(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../catalogue/bug-hunt/grader/suite.json")).exists());
+    }
+
+    #[test]
     fn every_folder_is_named_after_its_kind() {
         let files = embedded_files();
         let listed: Vec<String> = serde_json::from_str(files[LIBRARY_FILE]).unwrap();

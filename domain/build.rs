@@ -38,7 +38,8 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
         if path.is_dir() {
             // `<slug>/grader/` (hidden checks, reference solutions, lockfiles) is for the runner,
             // which reads it from disk: it never enters the binary that serves candidates.
-            let is_grader = path.file_name().is_some_and(|n| n == "grader") && path.parent().and_then(|p| p.parent()) == Some(root);
+            let is_grader = path.file_name().is_some_and(|n| n == "grader")
+                && path.parent().and_then(|p| p.parent()) == Some(root);
             if !is_grader {
                 walk(root, &path, files);
             }

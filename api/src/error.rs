@@ -166,6 +166,12 @@ impl From<SessionError> for ApiError {
             E::InvalidReason => (StatusCode::UNPROCESSABLE_ENTITY, "reason_required"),
             E::NothingToWithdraw => (StatusCode::CONFLICT, "nothing_to_withdraw"),
             E::InvalidExtraTime { .. } => (StatusCode::CONFLICT, "extra_time_limit_reached"),
+            E::RunInProgress(_) => (StatusCode::CONFLICT, "run_in_progress"),
+            E::UnknownRun(_) => (StatusCode::NOT_FOUND, "unknown_run"),
+            E::RunAlreadyCompleted(_) => (StatusCode::CONFLICT, "run_already_completed"),
+            E::TooManyRuns(_) => (StatusCode::CONFLICT, "run_limit_reached"),
+            E::GradeAlreadyRecorded(_) => (StatusCode::CONFLICT, "grade_already_recorded"),
+            E::InvalidGrade => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_grade"),
             E::Review(review) => review_status(review),
         };
         Self::new(status, code, error.to_string())

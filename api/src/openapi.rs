@@ -12,8 +12,8 @@ use common_responses::CommonResponses;
 use request_rules::RequestRules;
 
 use crate::routes::{
-    access, assessments, candidate, integrity, members, ops, replay, reports, reviews, sessions,
-    telemetry,
+    access, assessments, candidate, integrity, members, ops, replay, reports, reviews, runs,
+    sessions, telemetry,
 };
 
 /// The API description served at `/openapi.json`.
@@ -26,7 +26,7 @@ use crate::routes::{
         assessments::list, assessments::show, assessments::show_version, assessments::create, assessments::revise,
         assessments::publish, assessments::retire,
         sessions::invite, sessions::list, sessions::show, sessions::events, sessions::revoke_access, sessions::grant_extra_time,
-        candidate::workspace, candidate::notice, candidate::consent, candidate::withdraw, candidate::start, candidate::resume, candidate::submit,
+        candidate::workspace, candidate::notice, candidate::consent, candidate::withdraw, candidate::start, candidate::resume, candidate::submit, runs::request_run, runs::run_status, runs::grades,
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream, replay::stream_ticket,
         integrity::show, integrity::matched, integrity::diff, integrity::rerun,

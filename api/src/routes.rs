@@ -10,6 +10,7 @@ pub mod replay;
 pub mod reports;
 pub mod review;
 pub mod reviews;
+pub mod runs;
 pub mod sessions;
 pub mod take;
 pub mod telemetry;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(take::router())
         .merge(access::router())
         .merge(candidate::router())
+        .merge(runs::router())
         .merge(telemetry::router(&state))
         // After every route: a method a path does not have answers the API's error (axum keeps
         // the `Allow` header on a 405).

@@ -39,11 +39,18 @@ pub enum SystemRole {
     IntegrityWorker,
     /// Loads the built-in assessment library.
     Seed,
+    /// Runs candidate code in the sandbox and records runs and grades.
+    Runner,
 }
 
 impl SystemRole {
     /// Every role.
-    pub const ALL: [SystemRole; 3] = [Self::Scheduler, Self::IntegrityWorker, Self::Seed];
+    pub const ALL: [SystemRole; 4] = [
+        Self::Scheduler,
+        Self::IntegrityWorker,
+        Self::Seed,
+        Self::Runner,
+    ];
 
     /// The role's name in the wire format.
     pub fn as_str(self) -> &'static str {
@@ -51,6 +58,7 @@ impl SystemRole {
             Self::Scheduler => "scheduler",
             Self::IntegrityWorker => "integrity-worker",
             Self::Seed => "seed",
+            Self::Runner => "runner",
         }
     }
 

@@ -58,6 +58,10 @@ pub enum Command {
     },
     /// Create realistic candidate sessions through the public API.
     Simulate(crate::simulate::SimulateArgs),
+    /// Run candidate code: take run and grading jobs, run them in the sandbox (bubblewrap,
+    /// rlimits, cgroups; needs root), record the results (docs/runner.md). Several may run, on
+    /// several machines.
+    Runner(RunnerArgs),
     /// Benchmarks in an isolated environment (own database, topics and groups).
     Bench {
         #[command(subcommand)]
@@ -179,6 +183,44 @@ fn projections(names: &[String]) -> anyhow::Result<Vec<Projection>> {
         .collect()
 }
 
+/// Where the runner finds its suites and keeps its runs.
+#[derive(Debug, clap::Args)]
+pub struct RunnerArgs {
+    /// The catalogue folder, with each assessment's `grader/`.
+    #[arg(long, env = "CLARITY_CATALOGUE", default_value = "catalogue")]
+    pub catalogue: std::path::PathBuf,
+    /// The suites' prepared toolchains (scripts/runner.sh).
+    #[arg(
+        long,
+        env = "CLARITY_TOOLCHAINS",
+        default_value = ".clarity/toolchains"
+    )]
+    pub toolchains: std::path::PathBuf,
+    /// The runner's harness scripts, mounted at /harness in every run.
+    #[arg(long, env = "CLARITY_RUNNER_HARNESS", default_value = "runner/harness")]
+    pub harness: std::path::PathBuf,
+    /// Where the runs' directories are made (each on its own size-capped tmpfs).
+    #[arg(
+        long,
+        env = "CLARITY_RUNS_DIR",
+        default_value = "/var/tmp/clarity-runs"
+    )]
+    pub runs_dir: std::path::PathBuf,
+    /// The runs' uids are uid_base .. uid_base + concurrency (unused by anything else).
+    #[arg(long, env = "CLARITY_RUNNER_UID_BASE", default_value_t = 200_000)]
+    pub uid_base: u32,
+    /// Runs at once.
+    #[arg(long, env = "CLARITY_RUNNER_CONCURRENCY", default_value_t = 2)]
+    pub concurrency: usize,
+    /// This runner's name in job rows and results (default: host and pid).
+    #[arg(long, env = "CLARITY_RUNNER_ID")]
+    pub runner_id: Option<String>,
+    /// Seconds a claimed job stays this runner's before another runner may take it over
+    /// (default: the longest run plus a minute).
+    #[arg(long, env = "CLARITY_RUNNER_LEASE_SECONDS")]
+    pub lease_seconds: Option<u64>,
+}
+
 /// Parses the command line and runs the command.
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -200,6 +242,35 @@ pub async fn run() -> anyhow::Result<()> {
             crate::consume(&config, pool, &projections(&names)?, shutdown).await
         }
         Command::All => crate::run_all(config, shutdown).await,
+        Command::Runner(args) => {
+            let pool = crate::connect(&config).await?;
+            let app =
+                clarity_app::App::new(pool, chrono::Duration::seconds(config.clock_offset_seconds));
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            let runner_id = args
+                .runner_id
+                .unwrap_or_else(|| format!("{}:{}", host.trim(), std::process::id()));
+            let runner = clarity_consumers::runner_worker::Runner::new(
+                app,
+                clarity_consumers::runner_worker::RunnerConfig {
+                    catalogue: args.catalogue,
+                    toolchains: args.toolchains,
+                    runs_dir: args.runs_dir,
+                    harness: args.harness,
+                    uid_base: args.uid_base,
+                    concurrency: args.concurrency,
+                    runner_id,
+                    lease: args.lease_seconds.map(std::time::Duration::from_secs),
+                    limits: clarity_runner::sandbox::Limits {
+                        memory_bytes: 2 * 1024 * 1024 * 1024,
+                        ..Default::default()
+                    },
+                },
+            )?;
+            tracing::info!("runner started");
+            std::sync::Arc::new(runner).run(shutdown).await;
+            Ok(())
+        }
         Command::Migrate => {
             crate::migrate(&config).await?;
             config.kafka().ensure_topics().await?;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod outbox_relay;
 pub mod projection_runner;
 pub mod quarantine;
+pub mod runner_worker;
 pub mod scheduler;
 
 pub use kafka::KafkaSettings;

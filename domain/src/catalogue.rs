@@ -41,6 +41,19 @@ pub struct CatalogueEntry {
     pub spec: AssessmentSpec,
 }
 
+/// The catalogue folder (`catalogue/<slug>/`) of a built-in assessment, by its id: its kind,
+/// dashed (`bug_hunt` → `bug-hunt`). `None` for an organization's own assessments.
+pub fn slug_of(assessment_id: Uuid) -> Option<String> {
+    builtin()
+        .into_iter()
+        .find(|e| e.id == assessment_id)
+        .and_then(|e| {
+            serde_json::to_value(e.spec.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(|k| k.replace('_', "-")))
+        })
+}
+
 /// Stable id of "REST API Design & Implementation".
 pub const REST_API_DESIGN_ID: Uuid = Uuid::from_u128(0xc1a7_1700_0000_4000_8000_0000_0000_0001);
 /// Stable id of "Database Schema Optimization".
@@ -458,6 +471,16 @@ mod tests {
     }
 
     #[test]
+    fn built_in_assessments_name_their_folders() {
+        assert_eq!(slug_of(BUG_HUNT_ID).as_deref(), Some("bug-hunt"));
+        assert_eq!(
+            slug_of(REST_API_DESIGN_ID).as_deref(),
+            Some("rest-api-design")
+        );
+        assert_eq!(slug_of(Uuid::nil()), None);
+    }
+
+    #[test]
     fn no_grader_file_is_embedded() {
         // Hidden checks and reference solutions stay on the runner's disk (domain/build.rs).
         let graders: Vec<&str> = embedded_files()
@@ -466,7 +489,11 @@ mod tests {
             .filter(|p| p.split('/').nth(1) == Some(GRADER_DIR))
             .collect();
         assert!(graders.is_empty(), "{graders:?}");
-        assert!(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../catalogue/bug-hunt/grader/suite.json")).exists());
+        assert!(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../catalogue/bug-hunt/grader/suite.json"
+        ))
+        .exists());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod aggregate;
 mod commands;
 mod events;
 pub mod review;
+pub mod runs;
 
 pub use aggregate::{CandidateSession, SessionError, SessionStatus, MAX_EXTRA_MINUTES};
 pub use commands::SessionCommand;
@@ -17,6 +18,7 @@ pub use events::{
     AssessmentRef, Candidate, ChainSeal, ConsentScopes, SessionEvent, SessionStartedV1,
 };
 pub use review::{DecisionOutcome, FindingResolution, ReviewError, ReviewState};
+pub use runs::{RunEnding, RunResult, RunTest, MAX_RUNS_PER_SESSION};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

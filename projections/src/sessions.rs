@@ -27,6 +27,7 @@ pub mod integrity;
 pub mod leaderboard;
 pub mod lifecycle;
 pub mod reviews;
+pub mod runs;
 pub mod scores;
 
 use clarity_domain::session::SessionEvent;
@@ -50,6 +51,9 @@ pub const TABLES: &[&str] = &[
     "review_comments",
     "review_scores",
     "review_reviewers",
+    // runs
+    "session_grades",
+    "session_runs",
     // integrity
     "integrity_findings",
     "integrity_analyses",
@@ -133,6 +137,12 @@ pub async fn apply(
                             if rescore {
                                 scores::refresh(conn, session_id).await?;
                             }
+                        }
+                        event @ (SessionEvent::RunRequested { .. }
+                        | SessionEvent::RunCompleted { .. }
+                        | SessionEvent::SubmissionGraded { .. }) => {
+                            runs::apply(conn, session_id, org_id, event).await?;
+                            event_log::lifecycle_counted(conn, session_id, org_id).await?;
                         }
                         event => lifecycle::apply(conn, session_id, org_id, event).await?,
                     }

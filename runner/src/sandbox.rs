@@ -250,6 +250,13 @@ impl Sandbox {
         let concurrency = concurrency.max(1);
         std::fs::create_dir_all(&runs_dir)?;
         set_mode(&runs_dir, 0o711)?;
+        // A runner killed mid-run leaves its runs' tmpfs and directories: this runner owns the
+        // directory (one per runner process), so they are cleared now.
+        for entry in std::fs::read_dir(&runs_dir)?.flatten() {
+            let path = CString::new(entry.path().as_os_str().as_bytes()).expect("no NUL in paths");
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
         let harness_dir = harness_dir.canonicalize()?;
         // The sandbox's pid-1 process outlives bubblewrap by a moment and is orphaned: as a
         // subreaper the runner becomes its parent and reaps it (`reap_orphans`), instead of

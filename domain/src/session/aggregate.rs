@@ -81,6 +81,18 @@ pub enum SessionError {
     NothingToWithdraw,
     #[error("extra time must be 1 to {max} minutes in all; {granted} already granted")]
     InvalidExtraTime { granted: u32, max: u32 },
+    #[error("run {0} is still running; wait for its result")]
+    RunInProgress(Uuid),
+    #[error("no run {0} was requested")]
+    UnknownRun(Uuid),
+    #[error("run {0} already has its result")]
+    RunAlreadyCompleted(Uuid),
+    #[error("this session has used its {0} runs")]
+    TooManyRuns(u32),
+    #[error("the session was already graded with {0}")]
+    GradeAlreadyRecorded(String),
+    #[error("a grade needs a grader version and a score between 0 and a positive maximum")]
+    InvalidGrade,
     #[error(transparent)]
     Review(#[from] ReviewError),
 }
@@ -110,6 +122,20 @@ pub struct CandidateSession {
     /// Extra minutes granted (`ExtraTimeGranted`), in all.
     #[serde(default)]
     pub extra_minutes: u32,
+    /// Runs of the visible tests: requested, the one without a result, those with one.
+    #[serde(default)]
+    pub runs: RunState,
+    /// Grader versions the session has been graded with.
+    #[serde(default)]
+    pub graded_with: Vec<String>,
+}
+
+/// The candidate's runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    pub requested: u32,
+    pub open: Option<Uuid>,
+    pub completed: Vec<Uuid>,
 }
 
 /// The most extra time a session can be granted, in all (8 hours).
@@ -208,6 +234,11 @@ impl CandidateSession {
                 chain_seal,
             }]);
         }
+        // A runner's results come whatever the session's state: a run asked for just before
+        // the submission finishes after it, and grading needs the session finished.
+        if matches!(command, C::CompleteRun { .. } | C::RecordGrade { .. }) {
+            return self.decide_run_result(command);
+        }
         if let Some(err) = self.finished() {
             return Err(if matches!(command, C::Invite { .. }) {
                 SessionError::AlreadyInvited
@@ -287,6 +318,36 @@ impl CandidateSession {
                     deadline,
                     at,
                 }])
+            }
+            C::RequestRun {
+                run_id,
+                through_seq,
+                at,
+            } => {
+                if self.access_revoked {
+                    return Err(SessionError::AccessRevoked);
+                }
+                if let Some(e) = self.finished() {
+                    return Err(e);
+                }
+                let (_, deadline) = self.running()?;
+                if at > deadline {
+                    return Err(SessionError::DeadlinePassed(deadline));
+                }
+                if let Some(open) = self.runs.open {
+                    return Err(SessionError::RunInProgress(open));
+                }
+                if self.runs.requested >= super::MAX_RUNS_PER_SESSION {
+                    return Err(SessionError::TooManyRuns(super::MAX_RUNS_PER_SESSION));
+                }
+                Ok(vec![E::RunRequested {
+                    run_id,
+                    through_seq,
+                    at,
+                }])
+            }
+            command @ (C::CompleteRun { .. } | C::RecordGrade { .. }) => {
+                self.decide_run_result(command)
             }
             C::Start { at } => {
                 match self.status {
@@ -528,6 +589,58 @@ impl CandidateSession {
         }
     }
 
+    /// A runner's result: a run's (`CompleteRun`) or the grading's (`RecordGrade`).
+    fn decide_run_result(
+        &self,
+        command: SessionCommand,
+    ) -> Result<Vec<SessionEvent>, SessionError> {
+        use SessionCommand as C;
+        use SessionEvent as E;
+        match command {
+            C::CompleteRun { run_id, result, at } => {
+                if self.runs.completed.contains(&run_id) {
+                    return Err(SessionError::RunAlreadyCompleted(run_id));
+                }
+                if self.runs.open != Some(run_id) {
+                    return Err(SessionError::UnknownRun(run_id));
+                }
+                Ok(vec![E::RunCompleted { run_id, result, at }])
+            }
+            C::RecordGrade {
+                run_id,
+                grader_version,
+                through_seq,
+                score,
+                max_score,
+                result,
+                at,
+            } => {
+                if self.finished().is_none() {
+                    return Err(SessionError::NotFinished(self.status.as_str()));
+                }
+                if grader_version.trim().is_empty()
+                    || !(max_score.is_finite() && max_score > 0.0)
+                    || !(score.is_finite() && (0.0..=max_score).contains(&score))
+                {
+                    return Err(SessionError::InvalidGrade);
+                }
+                if self.graded_with.contains(&grader_version) {
+                    return Err(SessionError::GradeAlreadyRecorded(grader_version));
+                }
+                Ok(vec![E::SubmissionGraded {
+                    run_id,
+                    grader_version,
+                    through_seq,
+                    score,
+                    max_score,
+                    result,
+                    at,
+                }])
+            }
+            _ => Err(SessionError::NotFound),
+        }
+    }
+
     fn running(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), SessionError> {
         match (self.status, self.started_at, self.deadline) {
             (SessionStatus::InProgress, Some(s), Some(d)) => Ok((s, d)),
@@ -599,6 +712,19 @@ impl Aggregate for CandidateSession {
             SessionEvent::SessionSubmitted { .. } => self.status = SessionStatus::Submitted,
             SessionEvent::SessionExpired { .. } => self.status = SessionStatus::Expired,
             SessionEvent::CandidateAccessRevoked { .. } => self.access_revoked = true,
+            SessionEvent::RunRequested { run_id, .. } => {
+                self.runs.requested += 1;
+                self.runs.open = Some(run_id);
+            }
+            SessionEvent::RunCompleted { run_id, .. } => {
+                if self.runs.open == Some(run_id) {
+                    self.runs.open = None;
+                }
+                self.runs.completed.push(run_id);
+            }
+            SessionEvent::SubmissionGraded { grader_version, .. } => {
+                self.graded_with.push(grader_version)
+            }
             SessionEvent::IntegrityAnalysed { analysis, .. } => {
                 let findings = analysis.findings().count() as u32;
                 self.review

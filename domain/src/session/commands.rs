@@ -50,6 +50,28 @@ pub enum SessionCommand {
         through_seq: Option<u64>,
         at: DateTime<Utc>,
     },
+    /// The candidate asks for a run of the visible tests (through the acknowledged `seq`).
+    RequestRun {
+        run_id: Uuid,
+        through_seq: u64,
+        at: DateTime<Utc>,
+    },
+    /// A runner reports a requested run; issued by the runner.
+    CompleteRun {
+        run_id: Uuid,
+        result: Box<super::RunResult>,
+        at: DateTime<Utc>,
+    },
+    /// A runner reports the grading of the finished session; issued by the runner.
+    RecordGrade {
+        run_id: Uuid,
+        grader_version: String,
+        through_seq: Option<u64>,
+        score: f64,
+        max_score: f64,
+        result: Box<super::RunResult>,
+        at: DateTime<Utc>,
+    },
     /// Staff revoke the candidate's session token.
     RevokeAccess {
         reason: String,

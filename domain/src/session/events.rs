@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::assessment::Format;
 use crate::integrity::IntegrityAnalysis;
 use crate::session::review::{DecisionOutcome, FindingResolution};
+use crate::session::runs::RunResult;
 use crate::session::CandidateSession;
 use crate::upcast;
 
@@ -151,6 +152,33 @@ pub enum SessionEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         through_seq: Option<u64>,
     },
+    /// The candidate asked the server to run their visible tests on the workspace the log
+    /// reconstructs through `through_seq`; a runner picks it up (docs/runner.md).
+    RunRequested {
+        run_id: Uuid,
+        through_seq: u64,
+        at: DateTime<Utc>,
+    },
+    /// A runner ran the visible tests of a `RunRequested` in its sandbox.
+    RunCompleted {
+        run_id: Uuid,
+        result: Box<RunResult>,
+        at: DateTime<Utc>,
+    },
+    /// A runner ran the assessment's hidden checks on the submitted files (the workspace the
+    /// log reconstructs through the finish's `through_seq`). A later grader version adds another
+    /// event beside this one; none replaces an earlier grade.
+    SubmissionGraded {
+        run_id: Uuid,
+        grader_version: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through_seq: Option<u64>,
+        /// The weight of the checks passed, and of all checks.
+        score: f64,
+        max_score: f64,
+        result: Box<RunResult>,
+        at: DateTime<Utc>,
+    },
     /// Staff revoked the candidate's access (a leaked link, a withdrawn application): the
     /// session token stops working at once, whatever the session's state. The session itself
     /// is not ended by this: an unfinished one still expires at its deadline.
@@ -247,6 +275,9 @@ impl SessionEvent {
             Self::SessionSubmitted { .. } => "SessionSubmitted",
             Self::SessionExpired { .. } => "SessionExpired",
             Self::CandidateAccessRevoked { .. } => "CandidateAccessRevoked",
+            Self::RunRequested { .. } => "RunRequested",
+            Self::RunCompleted { .. } => "RunCompleted",
+            Self::SubmissionGraded { .. } => "SubmissionGraded",
             Self::IntegrityAnalysed { .. } => "IntegrityAnalysed",
             Self::ReviewersAssigned { .. } => "ReviewersAssigned",
             Self::CriterionScored { .. } => "CriterionScored",

@@ -1,7 +1,8 @@
 //! The lifecycle part of projection `sessions`: the `sessions` row's status, candidate,
 //! assessment and times, from the session's lifecycle events (invited, consented, started,
 //! submitted, expired, access revoked). Finishing a session also queues its integrity analysis
-//! ([`super::integrity::enqueue`]), in the same transaction. Read with [`list`] and [`find`].
+//! ([`super::integrity::enqueue`]) and its grading ([`super::runs::enqueue`]), in the same
+//! transaction. Read with [`list`] and [`find`].
 
 use chrono::{DateTime, Utc};
 use clarity_domain::session::SessionEvent;
@@ -24,11 +25,23 @@ pub(super) async fn apply(
     event: SessionEvent,
 ) -> Result<(), sqlx::Error> {
     lifecycle_counted(conn, id, org_id).await?;
-    if matches!(
-        event,
-        SessionEvent::SessionSubmitted { .. } | SessionEvent::SessionExpired { .. }
-    ) {
-        integrity::enqueue(conn, id, org_id, integrity::FINISHED).await?;
+    match &event {
+        SessionEvent::SessionSubmitted { through_seq, .. }
+        | SessionEvent::SessionExpired { through_seq, .. } => {
+            integrity::enqueue(conn, id, org_id, integrity::FINISHED).await?;
+            // Graded on what the log reconstructs through the finish's `seq`; a session from
+            // before 2026-12 (no `seq`) is graded on the files it submitted.
+            super::runs::enqueue(
+                conn,
+                super::runs::grade_run_id(id),
+                id,
+                org_id,
+                "grade",
+                *through_seq,
+            )
+            .await?;
+        }
+        _ => {}
     }
     let query = match event {
         SessionEvent::CandidateInvited { candidate, assessment, invite_expires_at, invited_by, at, .. } => {

@@ -39,6 +39,7 @@ mod replay;
 mod replay_page;
 mod report_page;
 mod reviews;
+mod runs;
 mod scale_out;
 mod schema_evolution;
 mod take_page;

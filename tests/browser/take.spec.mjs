@@ -43,6 +43,8 @@ const TYPE_TEXT = process.env.TYPE_TEXT || '\n# typed by the browser test\ndef t
 const PASTE_TEXT = process.env.PASTE_TEXT || '\n# pasted block\nLIMIT = 10\n';
 const OFFLINE_TEXT = process.env.OFFLINE_TEXT || '\n# written while offline\n';
 const RELOAD_TEXT = process.env.RELOAD_TEXT || '\n# typed just before a reload\n';
+// RUN_TESTS=1: press "Run tests" before submitting (needs a `clarity runner` taking the jobs).
+const RUN_TESTS = process.env.RUN_TESTS === '1';
 const NEW_FILE = process.env.NEW_FILE || 'notes.md';
 const MODE = process.env.MODE || 'full';
 const SCOPES = (process.env.SCOPES ?? (MODE === 'face' ? 'face_continuity' : 'keystroke_dynamics')).split(',').filter(Boolean);
@@ -319,6 +321,25 @@ async function main() {
     const overhead = await page.evaluate(() => window.__clarityTake.overhead());
     const traffic = await page.evaluate(() => window.__clarityTake.traffic());
     ok(`capture overhead per event p50 ${overhead.p50Ms} ms, p99 ${overhead.p99Ms} ms over ${overhead.count} events; ${traffic.batches} batches, ${traffic.requests} requests, ${traffic.meanBatch} events per batch (since the reload)`);
+
+    // "Run tests" by keyboard: the server runs the visible tests on the work as saved, in its
+    // sandbox, and the page shows each test's result and the output.
+    if (RUN_TESTS) {
+      await page.locator(tid('run-tests')).focus();
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(
+        () => /tests? passed|No test results/.test(document.querySelector('[data-testid="run-status"]')?.textContent ?? ''),
+        null,
+        { timeout: 120_000 },
+      ).catch(async () => fail(`the run did not finish: ${await page.locator(tid('run-status')).textContent()}`));
+      const status = await page.locator(tid('run-status')).textContent();
+      const shown = await page.locator(`${tid('run-results')} li`).count();
+      if (!/\d+ of \d+ tests passed/.test(status) || shown === 0) fail(`the run shows ${JSON.stringify(status)} and ${shown} tests`);
+      await page.locator(`${tid('run-results')} summary`).press('Enter');
+      await shot(page, 'run-tests');
+      await audit(page, 'the test results');
+      ok(`ran the visible tests on the server: ${status} (${shown} listed)`);
+    }
 
     // Submitting, with the confirm step.
     const final = await editorFiles(page);

@@ -196,6 +196,40 @@ impl TestEnv {
         Ok(cmd.spawn()?)
     }
 
+    /// Starts `clarity runner` over the repository's catalogue and prepared toolchains, its runs
+    /// under uids `uid_base..uid_base+1`, its jobs leased for `lease_seconds`, its log in `log`.
+    pub fn spawn_runner(
+        &self,
+        uid_base: u32,
+        lease_seconds: u64,
+        log: &std::path::Path,
+    ) -> anyhow::Result<tokio::process::Child> {
+        let root = workspace_root();
+        let runs = std::env::temp_dir().join(format!("clarity-test-runs-{uid_base}"));
+        let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+        self.spawn_process_logged(
+            &[
+                "runner",
+                "--catalogue",
+                &path(root.join("catalogue")),
+                "--toolchains",
+                &path(root.join(".clarity/toolchains")),
+                "--harness",
+                &path(root.join("runner/harness")),
+                "--runs-dir",
+                &path(runs),
+                "--uid-base",
+                &uid_base.to_string(),
+                "--concurrency",
+                "1",
+                "--lease-seconds",
+                &lease_seconds.to_string(),
+            ],
+            &[],
+            log,
+        )
+    }
+
     /// Runs `clarity <args>` to completion with this environment's configuration (plus
     /// `extra_env`) and returns its exit status and output, as an operator would see them.
     pub async fn run_cli(

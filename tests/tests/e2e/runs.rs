@@ -77,29 +77,7 @@ fn runner(
     lease: u64,
     log: &std::path::Path,
 ) -> anyhow::Result<tokio::process::Child> {
-    let root = workspace_root();
-    let runs = std::env::temp_dir().join(format!("clarity-e2e-runs-{uid_base}"));
-    env.spawn_process_logged(
-        &[
-            "runner",
-            "--catalogue",
-            root.join("catalogue").to_str().unwrap(),
-            "--toolchains",
-            root.join(".clarity/toolchains").to_str().unwrap(),
-            "--harness",
-            root.join("runner/harness").to_str().unwrap(),
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--uid-base",
-            &uid_base.to_string(),
-            "--concurrency",
-            "1",
-            "--lease-seconds",
-            &lease.to_string(),
-        ],
-        &[],
-        log,
-    )
+    env.spawn_runner(uid_base, lease, log)
 }
 
 async fn wait_done(

@@ -47,17 +47,29 @@ async fn a_candidate_takes_the_test_in_a_real_browser_and_the_server_holds_exact
     let product = env.spawn_product().await?;
     let (client, admin) = (product.client.clone(), product.admin.clone());
     let (session, token) = client.invite(&admin, "Grace Hopper").await?;
+    let log = std::env::temp_dir().join(format!("clarity-take-runner-{}.log", std::process::id()));
+    let mut runner = env.spawn_runner(330_100, 300, &log)?;
 
-    // Act: the browser spec.
+    // Act: the browser spec, pressing "Run tests" before submitting.
     let output = take_spec(&[
         ("BASE_URL", &client.base),
         ("SESSION_ID", &session),
         ("TOKEN", &token),
         ("PASTE_TEXT", PASTE),
+        ("RUN_TESTS", "1"),
     ])
     .output()
     .await?;
+    runner.kill().await?;
     let result = take_result(&output)?;
+    // The run the page showed is the server's: one RunCompleted on the session's log.
+    let completed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'RunCompleted'",
+    )
+    .bind(&session)
+    .fetch_one(&env.pool)
+    .await?;
+    assert_eq!(completed, 1, "the page's run is recorded once");
     let editor = result["files"].as_object().cloned().unwrap_or_default();
     // A measurement, reported (docs/benchmarks.md), not asserted.
     println!(

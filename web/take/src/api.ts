@@ -57,6 +57,30 @@ export interface Resume {
   deadline: string | null;
 }
 
+/** One visible test of a run, as the runner reported it. */
+export interface RunTest {
+  name: string;
+  passed: boolean;
+  message?: string;
+  duration_ms?: number;
+}
+
+/** A run of the visible tests (`POST /runs`, `GET /runs/{id}`). */
+export interface RunStatus {
+  run_id: string;
+  status: "queued" | "running" | "done";
+  passed: number | null;
+  total: number | null;
+  result: {
+    ending: { kind: string; code?: number; signal?: number; message?: string };
+    tests: RunTest[];
+    results_error?: string;
+    duration_ms: number;
+    output: string;
+    output_truncated: boolean;
+  } | null;
+}
+
 /** A refusal or failure: the HTTP status (0 without an answer) and the server's code. */
 export class ApiError extends Error {
   constructor(
@@ -110,6 +134,15 @@ export class Api {
 
   resume(): Promise<Resume> {
     return this.call("GET", "/resume");
+  }
+
+  /** Runs the visible tests on the workspace as the server has it. */
+  requestRun(): Promise<RunStatus> {
+    return this.call("POST", "/runs", {});
+  }
+
+  run(runId: string): Promise<RunStatus> {
+    return this.call("GET", `/runs/${encodeURIComponent(runId)}`);
   }
 
   submit(files: StarterFile[]): Promise<Workspace> {

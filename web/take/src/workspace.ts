@@ -10,7 +10,7 @@ import { Capture, type CaptureStatus } from "../../capture/src/capture";
 import { IndexedDbStorage } from "../../capture/src/indexeddb";
 import { applyEvents } from "../../capture/src/text";
 import { captureTransaction } from "../../capture/src/codemirror";
-import { ApiError, scopeWords, type Api, type ConsentScopes, type Resume, type Workspace } from "./api";
+import { ApiError, scopeWords, type Api, type ConsentScopes, type Resume, type RunStatus, type Workspace } from "./api";
 import { dueWarning, extensionMinutes, formatRemaining, remainingMs, resetWarnings, spokenRemaining } from "./clock";
 import { h, sleep } from "./dom";
 import { Editor } from "./editor";
@@ -20,6 +20,8 @@ import { renderMarkdown } from "./markdown";
 import { authProblem, confirmation, failure, forgetScope, show } from "./screens";
 
 const REFRESH_MS = 30_000;
+/** How often a run in progress is asked after. */
+const RUN_POLL_MS = 700;
 
 /** `GET /resume`, waiting while the server catches up (503 `resume_not_ready`) or is unreachable. */
 async function resumeWhenReady(api: Api, say: (text: string) => void): Promise<Resume> {
@@ -153,6 +155,10 @@ class WorkspaceView {
   private stopFace: () => void = () => {};
   private readonly dialog = h("dialog", { class: "confirm", "aria-labelledby": "confirm-h", "data-testid": "submit-dialog" });
   private readonly submitButton = h("button", { type: "button", class: "primary", "data-testid": "submit" }, "Submit…");
+  private readonly runButton = h("button", { type: "button", "data-testid": "run-tests", "aria-describedby": "run-h" }, "Run tests");
+  private readonly runStatus = h("p", { class: "run-status", role: "status", "aria-live": "polite", "data-testid": "run-status" });
+  private readonly runResults = h("div", { class: "run-results", "data-testid": "run-results", role: "region", tabindex: "0", "aria-label": "Test results and output" });
+  private running = false;
   private deadline: string | null;
   private readonly warned = new Set<number>();
   private timers: number[] = [];
@@ -213,12 +219,22 @@ class WorkspaceView {
       h("section", { "aria-labelledby": "mon-h", class: "mon" }, h("h2", { id: "mon-h", class: "pane-h" }, "Monitoring"), this.scopeList, this.faceBox),
     );
 
+    const runPane = h(
+      "section",
+      { class: "runs", "aria-labelledby": "run-h", "data-testid": "runs" },
+      h("div", { class: "row" }, h("h2", { id: "run-h", class: "pane-h" }, "Tests"), this.runButton),
+      h("p", { class: "hint" }, "Runs the task's visible tests on the server, on your work as saved. Reviewers see every run."),
+      this.runStatus,
+      this.runResults,
+    );
+    this.runButton.addEventListener("click", () => void this.runTests());
     const editorPane = h(
       "section",
       { class: "editor-pane", "aria-labelledby": "editor-h" },
       this.fileHeading,
       this.editorHost,
       h("p", { class: "hint" }, "Tab indents. Esc, then Tab, moves on from the editor. Your work is saved as you type."),
+      runPane,
     );
 
     if (!this.persistent) {
@@ -532,6 +548,73 @@ class WorkspaceView {
     );
     this.dialog.showModal();
     cancel.focus();
+  }
+
+  /** "Run tests": everything saved first (the server runs what it has), then the run, polled. */
+  private async runTests(): Promise<void> {
+    if (this.running || this.done) return;
+    this.running = true;
+    this.runButton.disabled = true;
+    this.runStatus.textContent = "Saving your work…";
+    try {
+      await this.capture.flush();
+      let run = await this.api.requestRun();
+      this.runStatus.textContent = "Queued…";
+      while (run.status !== "done" && !this.done) {
+        await sleep(RUN_POLL_MS);
+        run = await this.api.run(run.run_id);
+        this.runStatus.textContent = run.status === "running" ? "Running the tests…" : "Queued…";
+      }
+      this.showRun(run);
+    } catch (err) {
+      this.runStatus.textContent =
+        err instanceof ApiError && err.code === "run_in_progress"
+          ? "A run is already in progress; its result will show here."
+          : err instanceof ApiError && err.code === "runs_unavailable"
+            ? "This assessment has no tests the server can run."
+            : `The tests could not be run: ${err instanceof ApiError ? err.message : String(err)}`;
+    } finally {
+      this.running = false;
+      this.runButton.disabled = this.done;
+    }
+  }
+
+  private showRun(run: RunStatus): void {
+    const r = run.result;
+    if (!r) return;
+    const ending =
+      r.ending.kind === "timed_out"
+        ? " The run took too long and was stopped."
+        : r.ending.kind === "output_limit"
+          ? " The run printed too much and was stopped."
+          : r.ending.kind === "signalled"
+            ? ` The run was killed (signal ${r.ending.signal ?? "?"}), e.g. for using too much memory or CPU time.`
+            : r.ending.kind === "sandbox_error"
+              ? " The server could not run the tests; try again."
+              : "";
+    const counts = r.tests.length > 0 ? `${run.passed ?? 0} of ${run.total ?? 0} tests passed.` : `No test results${r.results_error ? ` (${r.results_error})` : ""}.`;
+    this.runStatus.textContent = `${counts}${ending} (${(r.duration_ms / 1000).toFixed(1)} s)`;
+    const list = h(
+      "ul",
+      { class: "tests", "aria-label": "Test results" },
+      r.tests.map((t) =>
+        h(
+          "li",
+          { class: t.passed ? "pass" : "fail" },
+          h("span", { class: "mark", "aria-hidden": "true" }, t.passed ? "✓" : "✗"),
+          h("span", { class: "sr-only" }, t.passed ? "Passed: " : "Failed: "),
+          h("span", { class: "test-name" }, t.name),
+          !t.passed && t.message ? h("pre", { class: "test-msg" }, t.message) : null,
+        ),
+      ),
+    );
+    const output = h(
+      "details",
+      { class: "output" },
+      h("summary", {}, r.output_truncated ? "Output (first 64 KiB)" : "Output"),
+      h("pre", { "aria-label": "Test output" }, r.output),
+    );
+    this.runResults.replaceChildren(list, output);
   }
 
   private async submit(auto: boolean): Promise<void> {

@@ -62,6 +62,17 @@ pub enum Command {
     /// rlimits, cgroups; needs root), record the results (docs/runner.md). Several may run, on
     /// several machines.
     Runner(RunnerArgs),
+    /// Queue every finished session (of an organization, of an assessment) for grading again:
+    /// after a new grader version is deployed, the runners grade each session with it, beside
+    /// the earlier grades (a version already recorded is left as is).
+    Regrade {
+        /// Only this organization (default: all).
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+        /// Only this assessment.
+        #[arg(long)]
+        assessment: Option<uuid::Uuid>,
+    },
     /// Benchmarks in an isolated environment (own database, topics and groups).
     Bench {
         #[command(subcommand)]
@@ -242,6 +253,13 @@ pub async fn run() -> anyhow::Result<()> {
             crate::consume(&config, pool, &projections(&names)?, shutdown).await
         }
         Command::All => crate::run_all(config, shutdown).await,
+        Command::Regrade { org, assessment } => {
+            let pool = crate::connect(&config).await?;
+            let n =
+                clarity_consumers::runner_worker::enqueue_regrade(&pool, org, assessment).await?;
+            println!("queued {n} finished sessions for grading");
+            Ok(())
+        }
         Command::Runner(args) => {
             let pool = crate::connect(&config).await?;
             let app =

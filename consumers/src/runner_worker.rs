@@ -355,6 +355,29 @@ impl Runner {
     }
 }
 
+/// Queues every finished session (optionally of one organization, one assessment) for grading
+/// again: one `grade` job each, under a fresh run id. The runners grade with the suite they have;
+/// a grader version the session was already graded with is refused by the aggregate and the job
+/// ends as "already recorded". Returns how many were queued.
+pub async fn enqueue_regrade(
+    pool: &sqlx::PgPool,
+    org: Option<Uuid>,
+    assessment: Option<Uuid>,
+) -> anyhow::Result<u64> {
+    let queued = sqlx::query(
+        "INSERT INTO run_jobs (run_id, session_id, org_id, mode, through_seq)
+         SELECT gen_random_uuid(), session_id, org_id, 'grade', through_seq FROM sessions
+         WHERE status IN ('submitted', 'expired')
+           AND ($1::uuid IS NULL OR org_id = $1) AND ($2::uuid IS NULL OR assessment_id = $2)",
+    )
+    .bind(org)
+    .bind(assessment)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(queued)
+}
+
 /// A run's result, and its grade when it graded.
 struct Graded {
     result: RunResult,

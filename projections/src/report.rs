@@ -52,6 +52,48 @@ pub struct Report {
     /// submission's `seq` (absent for sessions from before, or until the replay reached it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submission: Option<ReportSubmission>,
+    /// What the server's runs of the candidate's code found: the hidden checks' grade of the
+    /// submission and the candidate's own runs of the visible tests (absent for sessions never
+    /// run, so their reports keep their hashes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automated: Option<ReportAutomated>,
+}
+
+/// The automated grading, beside the rubric scores (docs/runner.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportAutomated {
+    /// The newest grader version's grade of the submission (`None` until graded).
+    pub grade: Option<ReportGrade>,
+    /// Earlier grader versions' grades (a re-grade adds beside, never replaces).
+    pub earlier: Vec<ReportGrade>,
+    /// The candidate's runs of the visible tests on the server.
+    pub runs: i64,
+    /// The last run's tests passed and in all.
+    pub last_run: Option<(i32, i32)>,
+    /// Where the checks and runs are listed in full.
+    pub details: String,
+}
+
+/// One grader version's grade.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportGrade {
+    pub grader_version: String,
+    /// The weighted share of checks passed, 0–100, one decimal.
+    pub percent: f64,
+    pub checks_passed: i32,
+    pub checks_total: i32,
+    /// The checks that failed: key, name, weight, what happened.
+    pub failed: Vec<ReportCheck>,
+    pub graded_at: DateTime<Utc>,
+}
+
+/// A failed check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportCheck {
+    pub key: Option<String>,
+    pub name: String,
+    pub weight: Option<f64>,
+    pub message: Option<String>,
 }
 
 /// The submitted files as the log reconstructs them.
@@ -186,6 +228,7 @@ struct Facts {
     decision: Option<(String, String, DateTime<Utc>)>,
     held_back: Option<HeldBack>,
     submission: Option<ReportSubmission>,
+    automated: Option<ReportAutomated>,
 }
 
 /// (status, candidate, assessment, version, title, started, finished, time used, tier, suite).
@@ -285,6 +328,7 @@ pub async fn build(
     .fetch_optional(pool)
     .await?;
     let held_back = held_back::for_session(pool, session_id).await?;
+    let automated = automated(pool, session_id).await?;
     let submission = match submitted_files(pool, org_id, session_id).await? {
         Some((through_seq, files)) => Some(ReportSubmission {
             through_seq,
@@ -311,6 +355,7 @@ pub async fn build(
         decision,
         held_back,
         submission,
+        automated,
     })))
 }
 
@@ -352,6 +397,7 @@ fn assemble(facts: Facts) -> Report {
         decision,
         held_back,
         submission,
+        automated,
     } = facts;
     let (
         status,
@@ -450,7 +496,58 @@ fn assemble(facts: Facts) -> Report {
         }),
         held_back,
         submission,
+        automated,
     }
+}
+
+/// The grades and runs of a session, or `None` when it has neither.
+async fn automated(
+    pool: &PgPool,
+    session_id: Uuid,
+) -> Result<Option<ReportAutomated>, sqlx::Error> {
+    let grades = crate::sessions::runs::grades(pool, session_id).await?;
+    let (runs, last_passed, last_total): (i64, Option<i32>, Option<i32>) = sqlx::query_as(
+        "SELECT count(*), (array_agg(passed ORDER BY requested_at DESC) FILTER (WHERE completed_at IS NOT NULL))[1],
+                (array_agg(total ORDER BY requested_at DESC) FILTER (WHERE completed_at IS NOT NULL))[1]
+         FROM session_runs WHERE session_id = $1",
+    )
+    .bind(session_id)
+    .fetch_one(pool)
+    .await?;
+    if grades.is_empty() && runs == 0 {
+        return Ok(None);
+    }
+    let mut all: Vec<ReportGrade> = grades
+        .into_iter()
+        .map(|g| ReportGrade {
+            grader_version: g.grader_version,
+            percent: (g.fraction * 1000.0).round() / 10.0,
+            checks_passed: g.checks_passed,
+            checks_total: g.checks_total,
+            failed: g
+                .result
+                .0
+                .tests
+                .into_iter()
+                .filter(|t| !t.passed)
+                .map(|t| ReportCheck {
+                    key: t.key,
+                    name: t.name,
+                    weight: t.weight,
+                    message: t.message,
+                })
+                .collect(),
+            graded_at: g.graded_at,
+        })
+        .collect();
+    let grade = all.pop();
+    Ok(Some(ReportAutomated {
+        grade,
+        earlier: all,
+        runs,
+        last_run: last_passed.zip(last_total),
+        details: format!("/v1/sessions/{session_id}/grades"),
+    }))
 }
 
 /// Whether one of `withheld` (sessions the caller must not see scored) is scored in the cohort

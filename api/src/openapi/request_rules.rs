@@ -37,7 +37,9 @@ pub fn bodies() -> BTreeMap<String, &'static [&'static str]> {
     fn body<T: ToSchema + BodyText>() -> (String, &'static [&'static str]) {
         (T::name().into_owned(), T::LONG_TEXT)
     }
-    use crate::routes::{assessments, candidate, integrity, members, reviews, sessions, telemetry};
+    use crate::routes::{
+        assessments, candidate, integrity, members, reviews, runs, sessions, telemetry,
+    };
     BTreeMap::from([
         body::<members::NewMember>(),
         body::<assessments::NewAssessment>(),
@@ -47,6 +49,7 @@ pub fn bodies() -> BTreeMap<String, &'static [&'static str]> {
         body::<candidate::Consent>(),
         body::<candidate::Withdrawal>(),
         body::<candidate::Submission>(),
+        body::<runs::RunRequest>(),
         body::<telemetry::TelemetryBatch>(),
         body::<integrity::RerunRequest>(),
         body::<reviews::AssignReviewers>(),

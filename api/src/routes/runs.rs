@@ -175,8 +175,51 @@ pub struct Grades {
     pub session_id: Uuid,
     /// One per grader version, oldest first; a re-grade with a newer version adds one.
     pub grades: Vec<GradeView>,
+    /// Between the two newest grades (a re-grade with a new grader version): the checks whose
+    /// outcome differs, or that only one of them has. Empty with fewer than two grades.
+    pub changes: Vec<GradeChange>,
     /// The candidate's runs of the visible tests, newest first (at most 100).
     pub runs: Vec<RunView>,
+}
+
+/// A check whose outcome changed between two grader versions.
+#[derive(Debug, Serialize, ToSchema, PartialEq)]
+pub struct GradeChange {
+    pub key: String,
+    pub name: String,
+    /// Passed under the older version (`null`: it had no such check).
+    pub before: Option<bool>,
+    /// Passed under the newer version (`null`: it has no such check).
+    pub after: Option<bool>,
+}
+
+/// The checks whose outcome differs between `older` and `newer` (by key).
+pub fn changes(older: &RunResult, newer: &RunResult) -> Vec<GradeChange> {
+    use std::collections::BTreeMap;
+    let index = |r: &RunResult| -> BTreeMap<String, (String, bool)> {
+        r.tests
+            .iter()
+            .filter_map(|t| t.key.clone().map(|k| (k, (t.name.clone(), t.passed))))
+            .collect()
+    };
+    let (before, after) = (index(older), index(newer));
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (b, a) = (before.get(k), after.get(k));
+            if b.map(|x| x.1) == a.map(|x| x.1) {
+                return None;
+            }
+            Some(GradeChange {
+                key: k.clone(),
+                name: a.or(b).map(|x| x.0.clone()).unwrap_or_default(),
+                before: b.map(|x| x.1),
+                after: a.map(|x| x.1),
+            })
+        })
+        .collect()
 }
 
 /// The hidden checks' results on the submission (per check: pass/fail, weight, what happened),
@@ -196,11 +239,72 @@ pub async fn grades(
     if session.org_id != Some(member.org_id) {
         return Err(ApiError::not_found("session"));
     }
+    let grades = runs::grades(&state.pool, id).await?;
+    let changes = match grades.as_slice() {
+        [.., older, newer] => changes(&older.result.0, &newer.result.0),
+        _ => Vec::new(),
+    };
     Ok(Json(Grades {
         session_id: id,
-        grades: runs::grades(&state.pool, id).await?,
+        grades,
+        changes,
         runs: runs::list_runs(&state.pool, id, 100).await?,
     }))
 }
 
 impl crate::extract::BodyText for RunRequest {}
+
+#[cfg(test)]
+mod tests {
+    use clarity_domain::session::{RunEnding, RunResult, RunTest};
+
+    use super::{changes, GradeChange};
+
+    fn result(checks: &[(&str, bool)]) -> RunResult {
+        RunResult {
+            ending: RunEnding::Exited { code: 0 },
+            tests: checks
+                .iter()
+                .map(|(k, passed)| RunTest {
+                    key: Some((*k).into()),
+                    name: format!("check {k}"),
+                    passed: *passed,
+                    weight: Some(1.0),
+                    message: None,
+                    duration_ms: None,
+                })
+                .collect(),
+            results_error: None,
+            duration_ms: 1,
+            cpu_ms: None,
+            peak_memory_bytes: None,
+            memory_limit_hit: false,
+            output: String::new(),
+            output_bytes: 0,
+            output_sha256: String::new(),
+            output_truncated: false,
+            toolchains: Default::default(),
+            runner: "r".into(),
+        }
+    }
+
+    #[test]
+    fn a_regrade_lists_the_checks_whose_outcome_changed() {
+        let older = result(&[("a", true), ("b", false), ("gone", true)]);
+        let newer = result(&[("a", true), ("b", true), ("new", false)]);
+        let change = |key: &str, before, after| GradeChange {
+            key: key.into(),
+            name: format!("check {key}"),
+            before,
+            after,
+        };
+        assert_eq!(
+            changes(&older, &newer),
+            vec![
+                change("b", Some(false), Some(true)),
+                change("gone", Some(true), None),
+                change("new", None, Some(false))
+            ]
+        );
+    }
+}

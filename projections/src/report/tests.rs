@@ -101,6 +101,7 @@ fn full() -> Facts {
     );
     Facts {
         submission: None,
+        automated: None,
         session_id: Uuid::from_u128(0x5e55_1011),
         session: (
             Some("submitted".into()),
@@ -162,6 +163,7 @@ fn full() -> Facts {
 fn bare() -> Facts {
     Facts {
         submission: None,
+        automated: None,
         session_id: Uuid::from_u128(0x5e55_1012),
         session: (
             Some("invited".into()),
@@ -231,4 +233,37 @@ fn nothing_held_back_leaves_the_key_out() {
     let content = assemble(facts).to_json();
     assert!(content.get("held_back").is_none(), "{content}");
     assert!(content.get("decision").is_some());
+}
+
+#[test]
+fn the_automated_grading_is_in_the_report_only_when_there_is_one() {
+    let content = assemble(full()).to_json();
+    assert!(content.get("automated").is_none(), "{content}");
+    let mut facts = full();
+    facts.automated = Some(super::ReportAutomated {
+        grade: Some(super::ReportGrade {
+            grader_version: "rest-api-design@1".into(),
+            percent: 87.5,
+            checks_passed: 28,
+            checks_total: 31,
+            failed: vec![super::ReportCheck {
+                key: Some("replay_idempotent".into()),
+                name: "Replaying a POST with the same Idempotency-Key returns the first response"
+                    .into(),
+                weight: Some(3.0),
+                message: Some("the second answer was a new booking".into()),
+            }],
+            graded_at: at(5460),
+        }),
+        earlier: Vec::new(),
+        runs: 4,
+        last_run: Some((5, 6)),
+        details: "/v1/sessions/x/grades".into(),
+    });
+    let content = assemble(facts).to_json();
+    let automated = &content["automated"];
+    assert_eq!(automated["grade"]["percent"], 87.5);
+    assert_eq!(automated["grade"]["failed"][0]["key"], "replay_idempotent");
+    assert_eq!(automated["last_run"], serde_json::json!([5, 6]));
+    assert_eq!(automated["runs"], 4);
 }

@@ -266,7 +266,95 @@ async fn a_candidate_runs_the_visible_tests_and_the_submission_is_graded_by_the_
         ]
     );
     runner.kill().await?;
+
+    // Act 3: a new grader version is deployed (a copy of the catalogue whose Bug Hunt suite says
+    // `bug-hunt@2`), and history is re-graded with it.
+    let catalogue =
+        std::env::temp_dir().join(format!("clarity-e2e-catalogue-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&catalogue);
+    copy_dir(&workspace_root().join("catalogue"), &catalogue)?;
+    let manifest = catalogue.join("bug-hunt/grader/suite.json");
+    let text = std::fs::read_to_string(&manifest)?.replace("bug-hunt@1", "bug-hunt@2");
+    std::fs::write(&manifest, text)?;
+    let regrade = env
+        .run_cli(&["regrade", "--assessment", BUG_HUNT], &[])
+        .await?;
+    assert!(
+        regrade.success && regrade.stdout.contains("queued 1 "),
+        "{regrade:?}"
+    );
+    let mut newer = env.spawn_process_logged(
+        &[
+            "runner",
+            "--catalogue",
+            catalogue.to_str().unwrap(),
+            "--toolchains",
+            workspace_root()
+                .join(".clarity/toolchains")
+                .to_str()
+                .unwrap(),
+            "--harness",
+            workspace_root().join("runner/harness").to_str().unwrap(),
+            "--runs-dir",
+            std::env::temp_dir()
+                .join("clarity-e2e-runs-regrade")
+                .to_str()
+                .unwrap(),
+            "--uid-base",
+            "330030",
+            "--concurrency",
+            "1",
+        ],
+        &[],
+        &log,
+    )?;
+    env.wait_for::<i64>(
+        "the re-grade",
+        &format!("SELECT count(*) FROM session_grades WHERE session_id = '{session}'"),
+        |n| *n == 2,
+    )
+    .await?;
+    newer.kill().await?;
+
+    // Assert 3: both grades, side by side, and what changed between them (nothing: same checks).
+    let grades = client
+        .get(&format!("/v1/sessions/{session}/grades"), &admin)
+        .await?;
+    let versions: Vec<&str> = grades.body["grades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["grader_version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["bug-hunt@1", "bug-hunt@2"]);
+    assert_eq!(grades.body["changes"], json!([]), "{:#}", grades.body);
+    let report = client
+        .get(&format!("/v1/sessions/{session}/report"), &admin)
+        .await?;
+    assert_eq!(report.status, 200, "{report:?}");
+    let automated = &report.body["content"]["automated"];
+    assert_eq!(
+        automated["grade"]["grader_version"], "bug-hunt@2",
+        "{automated:#}"
+    );
+    assert_eq!(automated["earlier"][0]["grader_version"], "bug-hunt@1");
+    assert_eq!(automated["runs"], 2);
+    let _ = std::fs::remove_dir_all(&catalogue);
     product.stop().await
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

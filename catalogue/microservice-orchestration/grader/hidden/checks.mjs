@@ -1,4 +1,4 @@
-// The reviewers' fault replays against the checkout saga, as weighted checks (see grade.mjs).
+// The reviewers' fault replays against the checkout saga, as weighted checks (run by runner/harness/node_grade.mjs).
 // Relies only on the fixed interface of the prompt and starter: src/saga.ts (CheckoutOrchestrator
 // with start/run/recover/status, InMemorySagaRepository, a Time such as the fakes' FakeClock),
 // src/fakes.ts (FaultPlan, FakeClock, makeFakes, CrashError), and checkoutRouter(orchestrator)

@@ -1,4 +1,4 @@
-// The reviewers' replay script for the Deskly bookings API, as weighted checks (see grade.mjs).
+// The reviewers' replay script for the Deskly bookings API, as weighted checks (run by runner/harness/node_grade.mjs).
 // Relies only on the fixed points in the prompt: `app` exported by src/app.ts (not listening
 // under NODE_ENV=test), POST /v1/bookings {space_id, start, end} with X-Member-Id and
 // Idempotency-Key answering 201 with the booking's `id`, 409 for a taken slot, GET

@@ -1,9 +1,10 @@
-// Hidden grading for a Node/TypeScript suite (docs/runner.md), shared shape for the TS suites.
+// Hidden grading for the Node/TypeScript suites (docs/runner.md), in the runner's harness:
 //
-//   node /grader/hidden/grade.mjs            supervisor: plain node, never loads candidate code
-//   node --import tsx grade.mjs --child K,…  worker: runs the named checks against /work
+//   node /harness/node_grade.mjs /grader/hidden/checks.mjs   supervisor: plain node, never loads
+//                                                            candidate code
+//   node --import tsx node_grade.mjs --child K,…             worker: runs the named checks
 //
-// The checks live in ./checks.mjs (plain JS: the worker imports the candidate's TypeScript
+// The checks live in the suite's checks module (plain JS: the worker imports the candidate's TypeScript
 // through tsx from inside each check, so a compile error fails checks, not the grader). The
 // supervisor runs one worker process at a time over the checks still to do, reads each
 // result from the worker's fd 3, and enforces each check's timeout by killing the worker and
@@ -11,11 +12,13 @@
 // candidate's code fails that one check. It always writes $CLARITY_RESULTS with every check.
 import { spawn } from "node:child_process";
 import { existsSync, writeFileSync, writeSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
+// The suite's checks module: the supervisor's argument, handed to its workers in the environment.
+if (process.argv[2] && !process.argv[2].startsWith("--")) process.env.CLARITY_CHECKS = resolve(process.argv[2]);
+const CHECKS = process.env.CLARITY_CHECKS ?? join(dirname(SELF), "checks.mjs");
 const BUDGET_MS = Number(process.env.CLARITY_GRADE_BUDGET_MS ?? 50_000);
 const DEFAULT_TIMEOUT_MS = 5_000;
 const LOG_LIMIT = 200_000;
@@ -26,7 +29,7 @@ function clip(text, max = 600) {
 }
 
 async function child(keys) {
-  const { checks } = await import(join(HERE, "checks.mjs"));
+  const { checks } = await import(pathToFileURL(CHECKS).href);
   const emit = (obj) => writeSync(3, JSON.stringify(obj) + "\n");
   for (const key of keys) {
     const check = checks.find((c) => c.key === key);
@@ -54,7 +57,7 @@ async function child(keys) {
 }
 
 async function supervisor() {
-  const { checks } = await import(join(HERE, "checks.mjs"));
+  const { checks } = await import(pathToFileURL(CHECKS).href);
   const resultsPath = process.env.CLARITY_RESULTS ?? "/results/results.json";
   const results = new Map();
   const write = () => {

@@ -274,6 +274,19 @@ pub struct BoardParams {
     /// Finished before; a year from 2000 to 2999 as written (with its offset).
     #[param(pattern = "^2[0-9]{3}-")]
     pub to: Option<DateTime<FixedOffset>>,
+    /// What to rank by: `rubric` (default: the weighted rubric score of completed reviews),
+    /// `automated` (the newest grader version's score of the hidden checks, 0–100), or
+    /// `combined` (the mean of the two; sessions lacking either are not ranked).
+    pub rank_by: Option<RankByParam>,
+}
+
+/// What a leaderboard ranks by.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RankByParam {
+    Rubric,
+    Automated,
+    Combined,
 }
 
 /// The leaderboard of an assessment version in the caller's organization: rank, score,
@@ -328,8 +341,17 @@ async fn leaderboard_for(
         finished_to: params.to.map(|t| t.with_timezone(&Utc)),
     };
     let withheld = leaderboard::pending_reviews(&state.pool, member.member_id).await?;
+    let by = match params.rank_by.unwrap_or(RankByParam::Rubric) {
+        RankByParam::Rubric => {
+            return Ok(Json(
+                leaderboard::top(&state.pool, &cohort, limit, &withheld).await?,
+            ))
+        }
+        RankByParam::Automated => leaderboard::RankBy::Automated,
+        RankByParam::Combined => leaderboard::RankBy::Combined,
+    };
     Ok(Json(
-        leaderboard::top(&state.pool, &cohort, limit, &withheld).await?,
+        leaderboard::top_by_grade(&state.pool, &cohort, limit, &withheld, by).await?,
     ))
 }
 

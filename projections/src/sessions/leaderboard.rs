@@ -215,6 +215,110 @@ pub async fn top(
     })
 }
 
+/// What a leaderboard ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankBy {
+    /// The weighted rubric score over completed reviews (`session_scores`).
+    Rubric,
+    /// The newest grader version's automated score, 0–100 (`session_grades`).
+    Automated,
+    /// The mean of the two; a session lacking either is not ranked.
+    Combined,
+}
+
+/// The top `limit` sessions of the cohort by their automated score (or the mean of it and the
+/// rubric score), with rank and percentile; `withheld` sessions are left out as in [`top`]. The
+/// cohort's scores are read whole (one row per graded session of the cohort): fine for an
+/// assessment's cohort, not meant for millions of graded sessions.
+pub async fn top_by_grade(
+    pool: &PgPool,
+    cohort: &Cohort,
+    limit: i64,
+    withheld: &[Uuid],
+    by: RankBy,
+) -> Result<Board, sqlx::Error> {
+    type R = (
+        Uuid,
+        Option<String>,
+        f64,
+        Option<i64>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Uuid,
+        i32,
+    );
+    let combined = by == RankBy::Combined;
+    let rows: Vec<R> = sqlx::query_as(
+        "WITH latest AS (
+             SELECT DISTINCT ON (session_id) session_id, fraction * 100 AS automated
+             FROM session_grades WHERE org_id = $1 ORDER BY session_id, graded_at DESC, grader_version DESC)
+         SELECT s.session_id, s.candidate_name,
+                round((CASE WHEN $7 THEN (l.automated + sc.score) / 2 ELSE l.automated END)::numeric, 1)::float8 AS score,
+                s.time_used_seconds, s.integrity_tier, coalesce(s.submitted_at, s.expired_at),
+                s.assessment_id, s.assessment_version
+         FROM latest l JOIN sessions s USING (session_id)
+         LEFT JOIN session_scores sc ON sc.session_id = s.session_id
+         WHERE s.org_id = $1
+           AND ($2::uuid IS NULL OR (s.assessment_id = $2 AND s.assessment_version = $3))
+           AND (s.integrity_tier = 'none' OR NOT $4)
+           AND ($5::timestamptz IS NULL OR coalesce(s.submitted_at, s.expired_at) >= $5)
+           AND ($6::timestamptz IS NULL OR coalesce(s.submitted_at, s.expired_at) < $6)
+           AND (NOT $7 OR sc.score IS NOT NULL)
+           AND s.session_id <> ALL($8)
+         ORDER BY score DESC, s.session_id",
+    )
+    .bind(cohort.org_id)
+    .bind(cohort.assessment_id)
+    .bind(cohort.version)
+    .bind(cohort.cleared_only)
+    .bind(cohort.finished_from)
+    .bind(cohort.finished_to)
+    .bind(combined)
+    .bind(withheld)
+    .fetch_all(pool)
+    .await?;
+    let n = rows.len() as i64;
+    let mut out = Vec::new();
+    for (i, r) in rows.iter().enumerate().take(limit.max(0) as usize) {
+        let higher = rows.iter().take(i).filter(|x| x.2 > r.2).count() as i64;
+        let equal = rows.iter().filter(|x| x.2 == r.2).count() as i64;
+        let (percentile, rank) = standing(n - higher - equal, equal, n);
+        out.push(Row {
+            rank,
+            session_id: r.0,
+            candidate_name: r.1.clone(),
+            assessment_id: r.6,
+            assessment_version: r.7,
+            score: r.2,
+            percentile,
+            time_used_seconds: r.3,
+            integrity_tier: r.4.clone(),
+            finished_at: r.5,
+        });
+    }
+    // How many of the caller's pending reviews were left out of this cohort.
+    let hidden: i64 = if withheld.is_empty() {
+        0
+    } else {
+        sqlx::query_scalar(
+            "SELECT count(DISTINCT g.session_id) FROM session_grades g JOIN sessions s USING (session_id)
+             WHERE g.org_id = $1 AND ($2::uuid IS NULL OR (s.assessment_id = $2 AND s.assessment_version = $3))
+               AND g.session_id = ANY($4)",
+        )
+        .bind(cohort.org_id)
+        .bind(cohort.assessment_id)
+        .bind(cohort.version)
+        .bind(withheld)
+        .fetch_one(pool)
+        .await?
+    };
+    Ok(Board {
+        cohort_size: n,
+        rows: out,
+        withheld: hidden,
+    })
+}
+
 /// The scores of those of `sessions` that are in the cohort.
 async fn withheld_scores(
     pool: &PgPool,

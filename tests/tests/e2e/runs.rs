@@ -245,6 +245,35 @@ async fn a_candidate_runs_the_visible_tests_and_the_submission_is_graded_by_the_
                 .all(|c| c["key"].is_string() && c["weight"].as_f64().unwrap() > 0.0)
     );
     assert_eq!(grades.body["runs"].as_array().unwrap().len(), 2);
+    // The leaderboard ranks by the automated score on request; combined needs a rubric score too.
+    let version: i32 =
+        sqlx::query_scalar("SELECT assessment_version FROM sessions WHERE session_id = $1::uuid")
+            .bind(&session)
+            .fetch_one(&env.pool)
+            .await?;
+    let board = |by: &str| {
+        format!("/v1/assessments/{BUG_HUNT}/versions/{version}/leaderboard?rank_by={by}")
+    };
+    let automated = client.get(&board("automated"), &admin).await?;
+    assert_eq!(automated.status, 200, "{automated:?}");
+    assert_eq!(automated.body["rows"][0]["session_id"], session.as_str());
+    let percent = (grade["fraction"].as_f64().unwrap() * 1000.0).round() / 10.0;
+    assert_eq!(
+        automated.body["rows"][0]["score"].as_f64().unwrap(),
+        percent
+    );
+    assert_eq!(automated.body["rows"][0]["rank"], 1);
+    let combined = client.get(&board("combined"), &admin).await?;
+    assert_eq!(
+        combined.body["rows"],
+        json!([]),
+        "no rubric score yet: {:#}",
+        combined.body
+    );
+    let rubric = client.get(&board("rubric"), &admin).await?;
+    assert_eq!(rubric.body["rows"], json!([]));
+    let bad = client.get(&board("vibes"), &admin).await?;
+    assert!(bad.status == 400 || bad.status == 422, "{bad:?}");
     let denied = client
         .get(&format!("/v1/sessions/{session}/grades"), &token)
         .await?;

@@ -94,6 +94,15 @@ async fn fixture(env: &TestEnv) -> anyhow::Result<()> {
            '2026-01-08T10:00:00Z', NULL, 3600, 50, 30, 20, 0, 1, 2, 'none', 'suite@2',
            'advance', '2026-01-09T10:00:00Z');
 
+        INSERT INTO session_grades (session_id, grader_version, org_id, run_id, through_seq, score, max_score,
+            fraction, checks_passed, checks_total, result, graded_at)
+        VALUES ('{S1}', 'q@1', '{ACME}', gen_random_uuid(), 40, 30, 40, 0.75, 9, 12, '{{}}', '2026-01-05T11:31:00Z'),
+               ('{S4}', 'q@1', '{GLOBEX}', gen_random_uuid(), 12, 10, 40, 0.25, 3, 12, '{{}}', '2026-01-08T10:01:00Z');
+
+        INSERT INTO session_runs (run_id, session_id, org_id, through_seq, requested_at, completed_at, passed, total, ending, result)
+        VALUES (gen_random_uuid(), '{S1}', '{ACME}', 20, '2026-01-05T10:40:00Z', '2026-01-05T10:40:03Z', 3, 5, 'exited', '{{"duration_ms": 2900}}'),
+               (gen_random_uuid(), '{S4}', '{GLOBEX}', 8, '2026-01-08T09:30:00Z', '2026-01-08T09:30:02Z', 1, 5, 'exited', '{{"duration_ms": 1800}}');
+
         INSERT INTO review_reviewers (session_id, reviewer, org_id, assigned_by, assigned_at, completed_at)
         VALUES ('{S1}', '{R1}', '{ACME}', '{HANA}', '2026-01-05T12:00:00Z', '2026-01-05T15:00:00Z'),
                ('{S1}', '{R2}', '{ACME}', '{HANA}', '2026-01-05T12:00:00Z', '2026-01-05T16:00:00Z'),
@@ -693,6 +702,8 @@ async fn the_analyst_role_reads_the_analytics_views_and_nothing_else_and_writes_
         "time_to_decision",
         "reviewer_agreement",
         "rubric_criteria",
+        "grades",
+        "runs",
     ];
     let analyst = "clarity_analyst";
 
@@ -821,6 +832,8 @@ async fn an_organization_analyst_sees_only_the_organizations_mapped_to_its_roles
         "decisions",
         "time_to_decision",
         "reviewer_agreement",
+        "grades",
+        "runs",
     ] {
         let r = as_role(
             &env,

@@ -23,7 +23,8 @@ const MAX_EVENTS_PER_TICK = 5000;
 const MARKER_NAMES = {
   paste: 'Paste',
   focus_away: 'Tab-away',
-  code_run: 'Code run',
+  code_run: 'Code run (client-reported)',
+  test_run: 'Test run (server)',
   face_anomaly: 'Face anomaly',
   submission: 'Submission',
   edit_anomaly: 'Edit anomaly',
@@ -349,7 +350,7 @@ function pct(seq) {
 
 function markerClasses(m) {
   const cls = ['marker', `kind-${m.kind}`];
-  if (m.kind === 'code_run' && m.data && typeof m.data.passed === 'boolean') {
+  if ((m.kind === 'code_run' || m.kind === 'test_run') && m.data && typeof m.data.passed === 'boolean') {
     cls.push(m.data.passed ? 'passed' : 'failed');
   }
   return cls;
@@ -360,7 +361,7 @@ function markerLabel(m) {
 }
 
 // One lane per marker kind present, so that markers of different kinds never cover each other.
-const LANE_ORDER = ['focus_away', 'paste', 'edit_anomaly', 'code_run', 'face_anomaly', 'submission'];
+const LANE_ORDER = ['focus_away', 'paste', 'edit_anomaly', 'test_run', 'code_run', 'face_anomaly', 'submission'];
 
 function renderMarkers() {
   const track = el('marker-track');

@@ -125,6 +125,27 @@ pub async fn apply(
                         },
                     ));
                 }
+                SessionEvent::RunCompleted { run_id, result, at } => {
+                    // The server's run of the visible tests, at the position it was taken from.
+                    let at_ms = s.started_at.map_or(s.last_at_ms, |st| {
+                        (micros(at) - st).num_milliseconds().max(0)
+                    });
+                    let (passed, total) = result.passed();
+                    let ok = total > 0 && passed == total;
+                    markers.push((
+                        session_id,
+                        org_id,
+                        Marker {
+                            kind: "test_run",
+                            seq: s.last_seq,
+                            at_ms,
+                            end_seq: None,
+                            duration_ms: Some(result.duration_ms as i64),
+                            label: format!("Server ran the visible tests: {passed} of {total} passed"),
+                            data: json!({"run_id": run_id, "passed": ok, "tests_passed": passed, "tests_total": total, "ending": result.ending, "verified": true}),
+                        },
+                    ));
+                }
                 SessionEvent::IntegrityAnalysed { analysis, .. } => {
                     markers.extend(
                         integrity_flags(&analysis)
@@ -246,14 +267,15 @@ fn marker_for(s: &mut Session, seq: i64, at_ms: i64, data: &TelemetryData) -> Op
             duration_ms,
         } => {
             let passed = *exit_code == 0 && *tests_failed == 0;
+            // The client's word: the server's own runs are `test_run` markers.
             let label = format!(
-                "Ran `{command}`: {} ({tests_passed} passed, {tests_failed} failed)",
+                "Reported by the client (unverified): ran `{command}`: {} ({tests_passed} passed, {tests_failed} failed)",
                 if passed { "pass" } else { "fail" }
             );
             Some(m(
                 "code_run",
                 label,
-                json!({"command": command, "exit_code": exit_code, "passed": passed, "tests_passed": tests_passed, "tests_failed": tests_failed, "duration_ms": duration_ms}),
+                json!({"command": command, "exit_code": exit_code, "passed": passed, "tests_passed": tests_passed, "tests_failed": tests_failed, "duration_ms": duration_ms, "verified": false}),
             ))
         }
         TelemetryData::FaceCheck {

@@ -245,6 +245,28 @@ async fn a_candidate_runs_the_visible_tests_and_the_submission_is_graded_by_the_
                 .all(|c| c["key"].is_string() && c["weight"].as_f64().unwrap() > 0.0)
     );
     assert_eq!(grades.body["runs"].as_array().unwrap().len(), 2);
+    // The replay marks the server's runs as verified, beside the client's own reports.
+    let replay = env
+        .wait_for::<i64>(
+            "the runs on the replay",
+            &format!("SELECT count(*) FROM replay_markers WHERE session_id = '{session}' AND kind = 'test_run'"),
+            |n| *n >= 1,
+        )
+        .await;
+    replay?;
+    let summary = client
+        .get(&format!("/v1/sessions/{session}/replay"), &admin)
+        .await?;
+    let runs_marked: Vec<&Value> = summary.body["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "test_run")
+        .collect();
+    assert!(
+        !runs_marked.is_empty() && runs_marked.iter().all(|m| m["data"]["verified"] == true),
+        "{runs_marked:#?}"
+    );
     // The leaderboard ranks by the automated score on request; combined needs a rubric score too.
     let version: i32 =
         sqlx::query_scalar("SELECT assessment_version FROM sessions WHERE session_id = $1::uuid")

@@ -276,10 +276,18 @@ impl Runner {
         } else {
             Mode::Visible
         };
-        let outcome = self
-            .sandbox
-            .run(&suite.job(mode, files, &self.config.limits))
-            .await;
+        let mut sandbox_job = suite.job(mode, files, &self.config.limits);
+        // The candidate's page shows a visible run's output while it runs.
+        let flusher = (mode == Mode::Visible).then(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            sandbox_job.live = Some(tx);
+            tokio::spawn(stream_output(self.app.pool().clone(), job.run_id, rx))
+        });
+        let outcome = self.sandbox.run(&sandbox_job).await;
+        drop(sandbox_job);
+        if let Some(f) = flusher {
+            let _ = f.await;
+        }
         let mut toolchains = self.toolchains.clone();
         toolchains.insert("grader".into(), suite.manifest.grader_version.clone());
         toolchains.insert("toolchain".into(), suite.manifest.toolchain.clone());
@@ -476,6 +484,44 @@ impl Graded {
                 format!("graded with {v}: {score}/{max} ({passed}/{total} checks)")
             }
             None => format!("{passed}/{total} passed ({:?})", self.result.ending),
+        }
+    }
+}
+
+/// Writes a run's output to its job row as it comes, at most about twice a second, until the
+/// run ends (the sender is dropped). Best effort: a failed write is skipped; the result's own
+/// output is what counts.
+async fn stream_output(
+    pool: sqlx::PgPool,
+    run_id: Uuid,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let mut text: Vec<u8> = Vec::new();
+    let mut written = 0;
+    loop {
+        let deadline = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(deadline);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                chunk = rx.recv() => match chunk {
+                    Some(c) => text.extend_from_slice(&c),
+                    None => { open = false; break; }
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        if text.len() > written {
+            let shown = String::from_utf8_lossy(&text).into_owned();
+            let _ = sqlx::query("UPDATE run_jobs SET live_output = $2 WHERE run_id = $1")
+                .bind(run_id)
+                .bind(shown)
+                .execute(&pool)
+                .await;
+            written = text.len();
+        }
+        if !open {
+            return;
         }
     }
 }

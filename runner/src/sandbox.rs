@@ -94,6 +94,8 @@ pub struct Job {
     /// Mounted read-only at /toolchain.
     pub toolchain: Option<PathBuf>,
     pub limits: Limits,
+    /// Where the output goes as it comes (the kept part only), for showing a run live.
+    pub live: Option<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 /// How a run ended.
@@ -559,6 +561,8 @@ impl Sandbox {
             let capture = Arc::clone(&capture);
             let over_cap = Arc::clone(&over_cap);
             let cap = job.limits.output_cap_bytes;
+            let keep = job.limits.output_keep_bytes;
+            let live = job.live.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
@@ -567,7 +571,14 @@ impl Sandbox {
                         Ok(n) => {
                             let total = {
                                 let mut c = capture.lock().expect("not poisoned");
+                                let before = c.total;
                                 c.push(&buf[..n]);
+                                if let Some(live) = &live {
+                                    let room = keep.saturating_sub(before) as usize;
+                                    if room > 0 {
+                                        let _ = live.send(buf[..n.min(room)].to_vec());
+                                    }
+                                }
                                 c.total
                             };
                             if total > cap {

@@ -121,6 +121,7 @@ impl Suite {
                 .is_dir()
                 .then(|| self.toolchain_dir.clone()),
             limits,
+            live: None,
         }
     }
 

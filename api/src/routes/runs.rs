@@ -47,6 +47,8 @@ pub struct RunStatus {
     pub total: Option<i32>,
     /// The run's result, once done: the visible tests, the output (first 64 KiB), how it ended.
     pub result: Option<RunResult>,
+    /// While it runs: what it has printed so far (first 64 KiB, refreshed about twice a second).
+    pub live_output: Option<String>,
 }
 
 /// Runs the visible tests on the workspace as the server has it: everything the candidate's
@@ -108,6 +110,7 @@ pub async fn request_run(
             passed: None,
             total: None,
             result: None,
+            live_output: None,
         }),
     ))
 }
@@ -125,12 +128,16 @@ pub async fn run_status(
 ) -> Result<Json<RunStatus>> {
     token.for_session(id)?;
     if let Some(view) = runs::find_run(&state.pool, id, run_id).await? {
-        let job: Option<String> =
-            sqlx::query_scalar("SELECT status FROM run_jobs WHERE run_id = $1")
+        let job: Option<(String, String)> =
+            sqlx::query_as("SELECT status, live_output FROM run_jobs WHERE run_id = $1")
                 .bind(run_id)
                 .fetch_optional(&state.pool)
                 .await?;
-        return Ok(Json(status_of(view, job.as_deref())));
+        let mut status = status_of(view, job.as_ref().map(|j| j.0.as_str()));
+        if status.status == "running" {
+            status.live_output = job.map(|j| j.1);
+        }
+        return Ok(Json(status));
     }
     // Requested a moment ago and not projected yet: the session's own log says whether it exists.
     let session = state.load_session(id).await?;
@@ -144,6 +151,7 @@ pub async fn run_status(
             passed: None,
             total: None,
             result: None,
+            live_output: None,
         }));
     }
     Err(ApiError::not_found("run"))
@@ -166,6 +174,7 @@ fn status_of(view: RunView, job: Option<&str>) -> RunStatus {
         passed: view.passed,
         total: view.total,
         result: view.result.map(|r| r.0),
+        live_output: None,
     }
 }
 

@@ -458,7 +458,27 @@ async fn a_runner_killed_mid_run_loses_nothing_and_the_run_is_recorded_once() ->
         |n| *n == 1,
     )
     .await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // While it runs, the page can show what it has printed so far.
+    let mut live = String::new();
+    for _ in 0..40 {
+        let r = client
+            .get(&format!("/v1/sessions/{session}/runs/{run}"), &token)
+            .await?;
+        if r.body["status"] == "running" {
+            live = r.body["live_output"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if live.contains("test_takes_a_while") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        live.contains("test_takes_a_while"),
+        "the output so far names the running test: {live:?}"
+    );
     first.start_kill()?;
     first.wait().await?;
     let mut second = runner(&env, 330_020, 8, &log)?;

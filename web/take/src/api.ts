@@ -79,6 +79,8 @@ export interface RunStatus {
     output: string;
     output_truncated: boolean;
   } | null;
+  /** While it runs: what it has printed so far. */
+  live_output?: string | null;
 }
 
 /** A refusal or failure: the HTTP status (0 without an answer) and the server's code. */

@@ -564,6 +564,7 @@ class WorkspaceView {
         await sleep(RUN_POLL_MS);
         run = await this.api.run(run.run_id);
         this.runStatus.textContent = run.status === "running" ? "Running the tests…" : "Queued…";
+        if (run.live_output) this.showLive(run.live_output);
       }
       this.showRun(run);
     } catch (err) {
@@ -577,6 +578,17 @@ class WorkspaceView {
       this.running = false;
       this.runButton.disabled = this.done;
     }
+  }
+
+  /** The output of the run in progress, as it comes. */
+  private showLive(output: string): void {
+    let pre = this.runResults.querySelector<HTMLElement>("pre.live");
+    if (!pre) {
+      pre = h("pre", { class: "live", "data-testid": "run-live", "aria-label": "Output so far" });
+      this.runResults.replaceChildren(pre);
+    }
+    pre.textContent = output;
+    pre.scrollTop = pre.scrollHeight;
   }
 
   private showRun(run: RunStatus): void {

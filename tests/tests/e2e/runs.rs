@@ -512,3 +512,96 @@ async fn a_runner_killed_mid_run_loses_nothing_and_the_run_is_recorded_once() ->
     second.kill().await?;
     product.stop().await
 }
+
+/// Every built-in assessment, through the product: a candidate writes the reference solution,
+/// runs the visible tests (all pass), submits, and the hidden checks grade it (≥ 90 %).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_built_in_assessment_runs_and_grades_end_to_end() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
+    let log =
+        std::env::temp_dir().join(format!("clarity-e2e-runner-all-{}.log", std::process::id()));
+    let mut runner = runner(&env, 330_040, 300, &log)?;
+    let mut sessions = Vec::new();
+    for entry in clarity_domain::catalogue::builtin() {
+        let slug = clarity_domain::catalogue::slug_of(entry.id).unwrap();
+        let root = workspace_root().join("catalogue").join(&slug);
+        let mut files: std::collections::BTreeMap<String, String> =
+            clarity_runner::suite::read_tree(&root.join("starter"))?
+                .into_iter()
+                .collect();
+        files.extend(clarity_runner::suite::read_tree(
+            &root.join("grader/reference"),
+        )?);
+        let files: Vec<(String, String)> = files.into_iter().collect();
+        let r = client
+            .post("/v1/sessions", &admin, &json!({"assessment_id": entry.id, "candidate": {"name": format!("Ref {slug}"), "email": format!("{slug}@example.com")}}))
+            .await?;
+        anyhow::ensure!(r.status == 201, "{slug}: {r:?}");
+        let session = r.body["session_id"].as_str().unwrap().to_string();
+        let token = r.body["candidate_token"].as_str().unwrap().to_string();
+        let consent = json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": false, "face_continuity": false}});
+        client
+            .post(&format!("/v1/sessions/{session}/consent"), &token, &consent)
+            .await?;
+        client
+            .post(&format!("/v1/sessions/{session}/start"), &token, &json!({}))
+            .await?;
+        let mut seq = 0;
+        send(
+            &client,
+            &session,
+            &token,
+            write_files(&mut seq, &[], &files),
+        )
+        .await?;
+        let r = client
+            .post(&format!("/v1/sessions/{session}/runs"), &token, &json!({}))
+            .await?;
+        anyhow::ensure!(r.status == 202, "{slug}: {r:?}");
+        sessions.push((
+            slug,
+            session,
+            token,
+            r.body["run_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    for (slug, session, token, run) in &sessions {
+        let done = wait_done(&client, session, token, run).await?;
+        assert!(
+            done["total"].as_i64().unwrap() > 0 && done["passed"] == done["total"],
+            "{slug}: the reference passes every visible test: {done:#}"
+        );
+        let r = client
+            .post(&format!("/v1/sessions/{session}/submit"), token, &json!({}))
+            .await?;
+        assert_eq!(r.status, 200, "{slug}: {r:?}");
+    }
+    for (slug, session, _, _) in &sessions {
+        env.wait_for::<i64>(
+            &format!("the grade of {slug}"),
+            &format!("SELECT count(*) FROM session_grades WHERE session_id = '{session}'"),
+            |n| *n == 1,
+        )
+        .await?;
+        let grades = client
+            .get(&format!("/v1/sessions/{session}/grades"), &admin)
+            .await?;
+        let grade = &grades.body["grades"][0];
+        assert!(
+            grade["fraction"].as_f64().unwrap() >= 0.9,
+            "{slug}: {grade:#}"
+        );
+        assert_eq!(
+            grade["grader_version"].as_str().unwrap().split('@').next(),
+            Some(slug.as_str())
+        );
+        println!(
+            "{slug}: visible all passed, graded {:.1} %",
+            grade["fraction"].as_f64().unwrap() * 100.0
+        );
+    }
+    runner.kill().await?;
+    product.stop().await
+}

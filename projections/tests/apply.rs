@@ -561,3 +561,112 @@ async fn the_catalogue_keeps_each_assessment_and_its_versions_once() -> TestResu
     );
     db.drop().await
 }
+
+#[tokio::test]
+async fn runs_grades_and_the_runners_queue_are_projected_once_and_an_expiry_queues_grading(
+) -> TestResult {
+    use clarity_domain::session::{RunEnding, RunResult, RunTest};
+    // Arrange: a run requested and completed, then the deadline passes, then the grade.
+    let db = Db::fresh().await?;
+    let mut s = SessionStream::new(Uuid::new_v4());
+    let mut records = started(&mut s, Uuid::new_v4());
+    records.extend(work(&mut s));
+    let run_id = Uuid::new_v4();
+    let result = |passed: bool| RunResult {
+        ending: RunEnding::Exited {
+            code: if passed { 0 } else { 1 },
+        },
+        tests: vec![RunTest {
+            key: Some("k".into()),
+            name: "a test".into(),
+            passed,
+            weight: Some(2.0),
+            message: None,
+            duration_ms: Some(5),
+        }],
+        results_error: None,
+        duration_ms: 800,
+        cpu_ms: Some(600),
+        peak_memory_bytes: Some(1 << 20),
+        memory_limit_hit: false,
+        output: "ok".into(),
+        output_bytes: 2,
+        output_sha256: "0".repeat(64),
+        output_truncated: false,
+        toolchains: Default::default(),
+        runner: "r".into(),
+    };
+    records.push(s.event(
+        SessionEvent::RunRequested {
+            run_id,
+            through_seq: 6,
+            at: at(100),
+        },
+        at(100),
+    ));
+    records.push(s.event(
+        SessionEvent::RunCompleted {
+            run_id,
+            result: Box::new(result(false)),
+            at: at(103),
+        },
+        at(103),
+    ));
+    records.push(s.event(
+        SessionEvent::SessionExpired {
+            deadline: at(7230),
+            time_used_seconds: 7200,
+            at: at(7231),
+            through_seq: Some(6),
+        },
+        at(7231),
+    ));
+    let grade_run = clarity_projections::sessions::runs::grade_run_id(s.session);
+    records.push(s.event(
+        SessionEvent::SubmissionGraded {
+            run_id: grade_run,
+            grader_version: "suite@1".into(),
+            through_seq: Some(6),
+            score: 2.0,
+            max_score: 2.0,
+            result: Box::new(result(true)),
+            at: at(7240),
+        },
+        at(7240),
+    ));
+    let config = signing();
+
+    // Act: twice, as a re-delivery would.
+    db.apply(Projection::Sessions, &config, &records).await?;
+    db.apply(Projection::Sessions, &config, &records).await?;
+
+    // Assert
+    let runs: Vec<(i64, Option<i32>, Option<i32>, Option<String>)> = sqlx::query_as(
+        "SELECT through_seq, passed, total, ending FROM session_runs WHERE session_id = $1",
+    )
+    .bind(s.session)
+    .fetch_all(&db.pool)
+    .await?;
+    assert_eq!(runs, [(6, Some(0), Some(1), Some("exited".into()))]);
+    let jobs: Vec<(Uuid, String, Option<i64>)> = sqlx::query_as(
+        "SELECT run_id, mode, through_seq FROM run_jobs WHERE session_id = $1 ORDER BY mode DESC",
+    )
+    .bind(s.session)
+    .fetch_all(&db.pool)
+    .await?;
+    assert_eq!(
+        jobs,
+        [
+            (run_id, "visible".into(), Some(6)),
+            (grade_run, "grade".into(), Some(6))
+        ]
+    );
+    let grades: Vec<(String, f64, i32, i32)> = sqlx::query_as(
+        "SELECT grader_version, fraction, checks_passed, checks_total FROM session_grades WHERE session_id = $1",
+    )
+    .bind(s.session)
+    .fetch_all(&db.pool)
+    .await?;
+    assert_eq!(grades, [("suite@1".into(), 1.0, 1, 1)]);
+    Ok(())
+}

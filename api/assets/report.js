@@ -88,8 +88,27 @@ function render(report, key) {
     }
     list.append(li);
   }
+  const auto = c.automated || null;
+  const grade = auto && auto.grade;
+  text('automated', grade
+    ? `${grade.percent.toFixed(1)} / 100 (${grade.checks_passed} of ${grade.checks_total} checks, ${grade.grader_version})`
+      + (auto.earlier.length ? `; earlier: ${auto.earlier.map((g) => `${g.grader_version} ${g.percent.toFixed(1)}`).join(', ')}` : '')
+    : 'not graded');
+  const failed = el('failed-checks');
+  failed.replaceChildren();
+  for (const f of (grade ? grade.failed : [])) {
+    const li = document.createElement('li');
+    li.textContent = `${f.name} (weight ${f.weight ?? '?'})${f.message ? `: ${f.message}` : ''}`;
+    failed.append(li);
+  }
+  if (grade && grade.failed.length === 0) {
+    const li = document.createElement('li');
+    li.textContent = 'Every check passed.';
+    failed.append(li);
+  }
   const last = c.code_runs.last;
-  text('runs', `${c.code_runs.total} runs` + (last ? `; last: exit ${last.exit_code}, ${last.tests_passed} passed, ${last.tests_failed} failed` : ''));
+  const server = auto ? `; on the server: ${auto.runs} run${auto.runs === 1 ? '' : 's'}` + (auto.last_run ? `, last ${auto.last_run[0]} of ${auto.last_run[1]} tests passed` : '') : '';
+  text('runs', `${c.code_runs.total} reported by the client (unverified)` + (last ? `; last: exit ${last.exit_code}, ${last.tests_passed} passed, ${last.tests_failed} failed` : '') + server);
   renderHeldBack(el('held-back'), c.held_back);
   el('report').hidden = false;
   el('report').dataset.state = 'ready';

@@ -58,6 +58,9 @@ async function main() {
     const aggregate = await textOf(page, 'aggregate');
     if (aggregate !== expect.aggregate) fail(`aggregate ${aggregate}, expected ${expect.aggregate}`);
     ok('candidate and aggregate score are shown');
+    const automated = await textOf(page, 'automated');
+    if (!automated || !/not graded|\/ 100/.test(automated)) fail(`automated checks show ${JSON.stringify(automated)}`);
+    ok(`automated checks: ${automated}`);
     const tier = await textOf(page, 'tier');
     if (tier !== expect.tier) fail(`tier ${tier}, expected ${expect.tier}`);
     const links = await page.locator(tid('finding-link')).count();

@@ -98,7 +98,7 @@ function render(report, key) {
   failed.replaceChildren();
   for (const f of (grade ? grade.failed : [])) {
     const li = document.createElement('li');
-    li.textContent = `${f.name} (weight ${f.weight ?? '?'})${f.message ? `: ${f.message}` : ''}`;
+    li.textContent = `Failed: ${f.name} (weight ${f.weight ?? '?'})${f.message ? ` — ${f.message}` : ''}`;
     failed.append(li);
   }
   if (grade && grade.failed.length === 0) {

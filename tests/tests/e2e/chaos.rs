@@ -598,7 +598,28 @@ async fn valid_telemetry_survives_hostile_batches_and_poisoned_records_from_two_
             ));
         }
     }
+    let injected_at: BTreeSet<(i32, i64)> =
+        injected.iter().map(|i| (i.partition, i.offset)).collect();
     for extra in rejects.difference(&expected) {
+        // An injected record the replay could read (its poison is in the data, for the sessions
+        // projection) but that follows another injected record of the same session which the
+        // replay set aside is held behind it, to keep the session's stream in order: right, and
+        // still an injected record. A valid record set aside is a failure.
+        let kind: Option<String> = sqlx::query_scalar(
+            "SELECT kind FROM projection_rejects WHERE topic = $1 AND projection = $2 AND partition = $3 AND \"offset\" = $4",
+        )
+        .bind(&env.config.topic_sessions)
+        .bind(&extra.0)
+        .bind(extra.1)
+        .bind(extra.2)
+        .fetch_optional(&env.pool)
+        .await?;
+        if extra.0 == "replay"
+            && kind.as_deref() == Some("held")
+            && injected_at.contains(&(extra.1, extra.2))
+        {
+            continue;
+        }
         problems.push(format!("projection_rejects holds {extra:?}, which was not injected (a valid record set aside?)"));
     }
     for missing in expected.difference(&rejects) {

@@ -245,11 +245,14 @@ impl Runner {
             return Ok(None);
         };
         let Some(slug) = clarity_domain::catalogue::slug_of(assessment_id) else {
-            return Ok(Some(Graded::error(
-                job,
-                "this assessment has no grader suite (only the built-in catalogue's assessments are run)",
-                &self.config.runner_id,
-            )));
+            return Ok(Some(Graded {
+                no_suite: true,
+                ..Graded::error(
+                    job,
+                    "this assessment has no grader suite (only the built-in catalogue's assessments are run)",
+                    &self.config.runner_id,
+                )
+            }));
         };
         let suite = match Suite::load(&self.config.catalogue, &self.config.toolchains, &slug) {
             Ok(s) => s,
@@ -318,6 +321,9 @@ impl Runner {
         let origin = Origin::new(Actor::System(SystemRole::Runner), Some(job.org_id), at);
         let through_seq = job.through_seq.map(|s| s as u64);
         let summary = graded.summary();
+        if graded.no_suite && job.mode == "grade" {
+            return Ok("not graded: the assessment has no grader suite".into());
+        }
         let command = match graded.grade {
             Some((grader_version, score, max_score)) if job.mode == "grade" => {
                 SessionCommand::RecordGrade {
@@ -390,6 +396,9 @@ pub async fn enqueue_regrade(
 struct Graded {
     result: RunResult,
     grade: Option<(String, f64, f64)>,
+    /// The session's assessment has no grader suite (an organization's own assessment): there
+    /// is nothing to grade, which is not a failure to retry.
+    no_suite: bool,
 }
 
 impl Graded {
@@ -414,6 +423,7 @@ impl Graded {
                 runner: runner.into(),
             },
             grade: None,
+            no_suite: false,
         }
     }
 
@@ -474,6 +484,7 @@ impl Graded {
                 runner: runner.into(),
             },
             grade,
+            no_suite: false,
         }
     }
 

@@ -605,3 +605,83 @@ async fn every_built_in_assessment_runs_and_grades_end_to_end() -> anyhow::Resul
     runner.kill().await?;
     product.stop().await
 }
+
+/// An organization's own assessment has no grader suite: the candidate is told there is nothing
+/// to run (409 `runs_unavailable`), and its submission's grading job ends as "not graded" at once
+/// instead of failing and being retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organization_s_own_assessment_is_not_run_and_not_graded() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let product = env.spawn_product().await?;
+    let (client, admin) = (product.client.clone(), product.admin.clone());
+    let log =
+        std::env::temp_dir().join(format!("clarity-e2e-runner-own-{}.log", std::process::id()));
+    let mut runner = runner(&env, 330_050, 300, &log)?;
+    let mut spec = serde_json::to_value(&clarity_domain::catalogue::builtin()[0].spec)?;
+    spec["title"] = json!("Our own API task");
+    let r = client
+        .post("/v1/assessments", &admin, &json!({ "spec": spec }))
+        .await?;
+    anyhow::ensure!(r.status == 201, "{r:?}");
+    let assessment = r.body["assessment_id"].as_str().unwrap().to_string();
+    let r = client
+        .post(
+            &format!("/v1/assessments/{assessment}/publish"),
+            &admin,
+            &json!({}),
+        )
+        .await?;
+    anyhow::ensure!(r.status == 200, "{r:?}");
+    let r = client
+        .post("/v1/sessions", &admin, &json!({"assessment_id": assessment, "candidate": {"name": "Own Task", "email": "own.task@example.com"}}))
+        .await?;
+    anyhow::ensure!(r.status == 201, "{r:?}");
+    let session = r.body["session_id"].as_str().unwrap().to_string();
+    let token = r.body["candidate_token"].as_str().unwrap().to_string();
+    let consent = json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": false, "face_continuity": false}});
+    client
+        .post(&format!("/v1/sessions/{session}/consent"), &token, &consent)
+        .await?;
+    client
+        .post(&format!("/v1/sessions/{session}/start"), &token, &json!({}))
+        .await?;
+    let mut seq = 0;
+    send(
+        &client,
+        &session,
+        &token,
+        write_files(&mut seq, &[], &[("main.py".into(), "print(1)\n".into())]),
+    )
+    .await?;
+
+    let refused = client
+        .post(&format!("/v1/sessions/{session}/runs"), &token, &json!({}))
+        .await?;
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (409, Some("runs_unavailable"))
+    );
+    assert_eq!(
+        client
+            .post(
+                &format!("/v1/sessions/{session}/submit"),
+                &token,
+                &json!({})
+            )
+            .await?
+            .status,
+        200
+    );
+    env.wait_for::<i64>(
+        "the grading job to end",
+        &format!("SELECT count(*) FROM run_jobs WHERE session_id = '{session}' AND status = 'done' AND outcome LIKE 'not graded%' AND attempts = 1"),
+        |n| *n == 1,
+    )
+    .await?;
+    let grades = client
+        .get(&format!("/v1/sessions/{session}/grades"), &admin)
+        .await?;
+    assert_eq!(grades.body["grades"], json!([]));
+    runner.kill().await?;
+    product.stop().await
+}

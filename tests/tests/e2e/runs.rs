@@ -80,6 +80,38 @@ fn runner(
     env.spawn_runner(uid_base, lease, log)
 }
 
+/// Invites a candidate to `assessment`, records their consent (typing rhythm as given, no face
+/// checks) and starts the clock; returns (session id, candidate token).
+async fn started(
+    client: &Client,
+    admin: &str,
+    assessment: impl serde::Serialize,
+    name: impl serde::Serialize,
+    email: impl serde::Serialize,
+    keystrokes: bool,
+) -> anyhow::Result<(String, String)> {
+    let r = client
+        .post(
+            "/v1/sessions",
+            admin,
+            &json!({"assessment_id": assessment, "candidate": {"name": name, "email": email}}),
+        )
+        .await?;
+    anyhow::ensure!(r.status == 201, "invite refused: {r:?}");
+    let session = r.body["session_id"].as_str().unwrap().to_string();
+    let token = r.body["candidate_token"].as_str().unwrap().to_string();
+    let consent = json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": keystrokes, "face_continuity": false}});
+    let r = client
+        .post(&format!("/v1/sessions/{session}/consent"), &token, &consent)
+        .await?;
+    anyhow::ensure!(r.status == 200, "consent refused: {r:?}");
+    let r = client
+        .post(&format!("/v1/sessions/{session}/start"), &token, &json!({}))
+        .await?;
+    anyhow::ensure!(r.status == 200, "start refused: {r:?}");
+    Ok((session, token))
+}
+
 async fn wait_done(
     client: &Client,
     session: &str,
@@ -421,18 +453,15 @@ async fn a_runner_killed_mid_run_loses_nothing_and_the_run_is_recorded_once() ->
         std::process::id()
     ));
     let mut first = runner(&env, 330_010, 8, &log)?;
-    let r = client
-        .post("/v1/sessions", &admin, &json!({"assessment_id": BUG_HUNT, "candidate": {"name": "Kill Runner", "email": "kill.runner@example.com"}}))
-        .await?;
-    let session = r.body["session_id"].as_str().unwrap().to_string();
-    let token = r.body["candidate_token"].as_str().unwrap().to_string();
-    let consent = json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": true, "face_continuity": false}});
-    client
-        .post(&format!("/v1/sessions/{session}/consent"), &token, &consent)
-        .await?;
-    client
-        .post(&format!("/v1/sessions/{session}/start"), &token, &json!({}))
-        .await?;
+    let (session, token) = started(
+        &client,
+        &admin,
+        BUG_HUNT,
+        "Kill Runner",
+        "kill.runner@example.com",
+        true,
+    )
+    .await?;
     let mut files = starter();
     files.push((
         "tests/test_slow.py".into(),
@@ -535,19 +564,15 @@ async fn every_built_in_assessment_runs_and_grades_end_to_end() -> anyhow::Resul
             &root.join("grader/reference"),
         )?);
         let files: Vec<(String, String)> = files.into_iter().collect();
-        let r = client
-            .post("/v1/sessions", &admin, &json!({"assessment_id": entry.id, "candidate": {"name": format!("Ref {slug}"), "email": format!("{slug}@example.com")}}))
-            .await?;
-        anyhow::ensure!(r.status == 201, "{slug}: {r:?}");
-        let session = r.body["session_id"].as_str().unwrap().to_string();
-        let token = r.body["candidate_token"].as_str().unwrap().to_string();
-        let consent = json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": false, "face_continuity": false}});
-        client
-            .post(&format!("/v1/sessions/{session}/consent"), &token, &consent)
-            .await?;
-        client
-            .post(&format!("/v1/sessions/{session}/start"), &token, &json!({}))
-            .await?;
+        let (session, token) = started(
+            &client,
+            &admin,
+            entry.id,
+            format!("Ref {slug}"),
+            format!("{slug}@example.com"),
+            false,
+        )
+        .await?;
         let mut seq = 0;
         send(
             &client,
@@ -632,19 +657,15 @@ async fn an_organization_s_own_assessment_is_not_run_and_not_graded() -> anyhow:
         )
         .await?;
     anyhow::ensure!(r.status == 200, "{r:?}");
-    let r = client
-        .post("/v1/sessions", &admin, &json!({"assessment_id": assessment, "candidate": {"name": "Own Task", "email": "own.task@example.com"}}))
-        .await?;
-    anyhow::ensure!(r.status == 201, "{r:?}");
-    let session = r.body["session_id"].as_str().unwrap().to_string();
-    let token = r.body["candidate_token"].as_str().unwrap().to_string();
-    let consent = json!({"notice_id": clarity_tests::NOTICE_ID, "notice_sha256": clarity_tests::notice_sha256(), "scopes": {"keystroke_dynamics": false, "face_continuity": false}});
-    client
-        .post(&format!("/v1/sessions/{session}/consent"), &token, &consent)
-        .await?;
-    client
-        .post(&format!("/v1/sessions/{session}/start"), &token, &json!({}))
-        .await?;
+    let (session, token) = started(
+        &client,
+        &admin,
+        assessment,
+        "Own Task",
+        "own.task@example.com",
+        false,
+    )
+    .await?;
     let mut seq = 0;
     send(
         &client,

@@ -12,8 +12,8 @@ use common_responses::CommonResponses;
 use request_rules::RequestRules;
 
 use crate::routes::{
-    access, assessments, candidate, integrity, members, ops, replay, reports, reviews, runs,
-    sessions, telemetry,
+    access, assessments, candidate, face_models, integrity, members, ops, replay, reports, reviews,
+    runs, sessions, telemetry,
 };
 
 /// The API description served at `/openapi.json`.
@@ -30,6 +30,7 @@ use crate::routes::{
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream, replay::stream_ticket,
         integrity::show, integrity::matched, integrity::diff, integrity::rerun,
+        face_models::list, face_models::register,
         reports::report, reports::board, reports::org_board, reports::bundle, reports::submission_zip,
         reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,
         access::list,

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod assessments;
 pub mod candidate;
+pub mod face_models;
 pub mod integrity;
 pub mod members;
 pub mod ops;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(replay::router())
         .merge(integrity::router())
+        .merge(face_models::router())
         .merge(reviews::router())
         .merge(reports::router())
         .merge(review::router())

@@ -242,10 +242,14 @@ async fn analyse(
     } else {
         s.status.clone().unwrap_or_else(|| "finished".into())
     };
+    let tuned = suite::Tuned {
+        face_calibrations: face_calibrations(tx, s.org_id).await?,
+        ..suite::Tuned::default()
+    };
     let analysis = {
         let trace = trace.clone();
         tokio::task::spawn_blocking(move || {
-            suite::analyse(
+            suite::analyse_tuned(
                 &trace,
                 &policy,
                 &settings,
@@ -253,6 +257,7 @@ async fn analyse(
                 &own,
                 &cohort,
                 &analysis_trigger,
+                &tuned,
             )
         })
         .await?
@@ -403,7 +408,7 @@ async fn load_cohort(
     .bind(COHORT_LIMIT)
     .fetch_all(&mut **tx)
     .await?;
-    let timing: Vec<(Uuid, Json<Vec<u64>>)> = sqlx::query_as(
+    let timing: Vec<(Uuid, Json<Vec<clarity_integrity::keystroke::TimingGram>>)> = sqlx::query_as(
         "SELECT session_id, timing_prints FROM integrity_prints
          WHERE org_id = $1 AND session_id <> $2 AND timing_version = $3
            AND jsonb_array_length(timing_prints) > 0
@@ -425,6 +430,36 @@ async fn load_cohort(
             .map(|(id, Json(t))| (id.to_string(), t))
             .collect(),
     })
+}
+
+/// The face-model calibrations the organization registered (`POST /v1/face-models`); the
+/// built-in ones are added by the detector.
+async fn face_calibrations(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    org_id: Uuid,
+) -> anyhow::Result<Vec<clarity_integrity::face::Calibration>> {
+    type Row = (String, String, f64, f64, f64, i32, i32);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT model_id, model_version, threshold, false_non_match_rate, false_match_rate,
+                genuine_pairs, impostor_pairs
+         FROM face_models WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| clarity_integrity::face::Calibration {
+            model_id: r.0,
+            model_version: r.1,
+            threshold: r.2,
+            false_non_match_rate: r.3,
+            false_match_rate: r.4,
+            genuine_pairs: r.5 as usize,
+            impostor_pairs: r.6 as usize,
+            source: "registered".into(),
+        })
+        .collect())
 }
 
 /// The calibrated similarity threshold of a built-in task (see `docs/integrity-eval.md`); custom

@@ -139,7 +139,7 @@ struct Generated {
 struct Pool {
     code: Vec<Vec<(String, similarity::Fingerprints)>>,
     files: Vec<Vec<Vec<SubmittedFile>>>,
-    timing: Vec<(String, Vec<u64>)>,
+    timing: Vec<(String, Vec<super::keystroke::TimingGram>)>,
     timings: Vec<Vec<TelemetryEvent>>,
 }
 
@@ -511,6 +511,108 @@ pub fn run(settings: &EvalSettings) -> EvalReport {
         adversaries,
         similarity: tasks,
         events: events_total,
+    }
+}
+
+/// The synthetic generator's sessions as a labelled corpus (`clarity-synth`), in the classes of
+/// `integrity/corpora/FORMAT.md` (code copies are left out: they are measured by [`run`]).
+pub fn synth_corpus(settings: &EvalSettings) -> super::corpus::Corpus {
+    use super::corpus::{Corpus, LabelledSession};
+    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let starters: Vec<Vec<SubmittedFile>> = (0..code::TASKS).map(code::starter_files).collect();
+    let mut pool = Pool {
+        code: vec![Vec::new(); code::TASKS],
+        files: vec![Vec::new(); code::TASKS],
+        timing: Vec::new(),
+        timings: Vec::new(),
+    };
+    let faces = [
+        FaceScenario::Honest,
+        FaceScenario::PoorConditions,
+        FaceScenario::StepsAway,
+    ];
+    let styles = sessions::HonestStyle::ALL;
+    let mut out = Vec::new();
+    let mut i = 0usize;
+    for round in 0..settings.honest_per_profile {
+        for profile in HonestTyping::ALL {
+            let task = i % code::TASKS;
+            let style = styles[(round + i / code::TASKS) % styles.len()];
+            i += 1;
+            let target = code::solution(&mut rng, task);
+            let mut typist = timing::honest(profile, &mut rng);
+            let start = start_time(&mut rng);
+            let events = sessions::honest_session(
+                &mut rng,
+                typist.as_mut(),
+                &starters[task],
+                &target,
+                style,
+                start,
+            );
+            let events = with_face(&mut rng, events, faces[i % faces.len()]);
+            pool.timings.push(
+                events
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            e.data,
+                            clarity_domain::telemetry::TelemetryData::Keystroke { .. }
+                        )
+                    })
+                    .cloned()
+                    .collect(),
+            );
+            out.push(LabelledSession {
+                id: format!("synth-honest-{i}"),
+                class: "honest".into(),
+                profile: format!("{}/{}", profile.name(), style.name()),
+                assessment: TASK_NAMES[task].into(),
+                source: None,
+                trace: trace(events, &starters[task]),
+            });
+        }
+    }
+    let kinds = [
+        ("constant_interval", "constant_interval"),
+        ("uniform_jitter", "uniform_jitter"),
+        ("independent_human_like", "iid_human_like"),
+        ("per_key_pair", "humanized_bot"),
+        ("replayed_timing", "replayed_timing"),
+        ("pasted_whole", "whole_paste"),
+        ("transcribed", "transcription"),
+        ("impersonation", "face_swap"),
+        ("lookalike_impersonation", "face_swap"),
+    ];
+    for (name, class) in kinds {
+        for k in 0..settings.per_adversary {
+            let task = k % code::TASKS;
+            let starter = &starters[task];
+            let start = start_time(&mut rng);
+            let before = rng.clone();
+            let events = adversary_events(name, &mut rng, &pool, task, starter, start);
+            // The replay's source: the honest session whose timing it replays (the same draw
+            // `adversary_events` makes first for a replay).
+            let source = (name == "replayed_timing").then(|| {
+                let mut r = before;
+                let _profile: usize = r.random_range(0..HonestTyping::ALL.len());
+                let _typist = timing::honest(HonestTyping::ALL[_profile], &mut r);
+                format!("synth-honest-{}", r.random_range(0..pool.timings.len()) + 1)
+            });
+            out.push(LabelledSession {
+                id: format!("synth-{name}-{k}"),
+                class: class.into(),
+                profile: name.into(),
+                assessment: TASK_NAMES[task].into(),
+                source,
+                trace: trace(events, starter),
+            });
+        }
+    }
+    Corpus {
+        name: "clarity-synth".into(),
+        sessions: out,
+        face_models: Vec::new(),
     }
 }
 

@@ -21,13 +21,15 @@
 //!
 //! The detector runs only when the candidate's consent covers face continuity.
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::{Comparison, DetectorReport, Evidence, Finding, FindingLevel, RuleCheck, SessionTrace};
 use clarity_domain::telemetry::TelemetryData;
 
 pub const DETECTOR: &str = "face_continuity";
-pub const VERSION: &str = "1";
+pub const VERSION: &str = "2";
 
 /// Checks below this quality are ignored for mismatches.
 pub const MIN_QUALITY: f64 = 0.5;
@@ -43,21 +45,143 @@ pub const MULTIPLE_FACES_SHARE: f64 = 0.05;
 /// ...if there are at least this many (a poster or a passer-by once is not a signal).
 pub const MULTIPLE_FACES_MIN: usize = 3;
 
-/// Calibrated similarity thresholds per (model id, model version). A model version absent here is
-/// not interpreted: its scores have no known operating point.
-pub const THRESHOLDS: &[(&str, &str, f64)] = &[
-    // The reference on-device model the demo client and the simulator use: genuine pairs score
-    // ~0.85 ± 0.05 on good images, impostors ~0.35 ± 0.12; 0.6 sits > 4 sd from both.
-    ("clarity-face", "1", 0.6),
-    ("clarity-face", "2", 0.55),
-];
+/// Genuine pairs allowed below the threshold when a calibration derives it: 1 in 100 checks of
+/// the right person counts toward a mismatch, and a mismatch needs [`M`] of [`N`] such checks.
+pub const TARGET_FALSE_NON_MATCH_RATE: f64 = 0.01;
+/// A calibration needs at least this many genuine and this many impostor scores.
+pub const MIN_CALIBRATION_PAIRS: usize = 200;
+/// A calibration whose impostors pass a check this often or more is refused: the model cannot
+/// tell people apart at a fair threshold.
+pub const MAX_FALSE_MATCH_RATE: f64 = 0.5;
 
-/// The threshold for a model version, if it has been calibrated.
-pub fn threshold_for(model_id: &str, model_version: &str) -> Option<f64> {
-    THRESHOLDS
+/// A face model's calibration: the threshold below which a check counts toward a mismatch, derived
+/// from labelled scores of the model itself, with the error rates measured on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Calibration {
+    pub model_id: String,
+    pub model_version: String,
+    /// Scores below this count toward a mismatch.
+    pub threshold: f64,
+    /// Share of the genuine pairs (same person) scoring below the threshold.
+    pub false_non_match_rate: f64,
+    /// Share of the impostor pairs (different people) scoring at or above it: another person
+    /// passing one check.
+    pub false_match_rate: f64,
+    pub genuine_pairs: usize,
+    pub impostor_pairs: usize,
+    /// `built-in` (shipped with Clarity) or `registered` (by an operator).
+    pub source: String,
+}
+
+/// Why a calibration set was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalibrationError {
+    TooFewPairs { genuine: usize, impostor: usize },
+    ScoreOutOfRange(f64),
+    NotSeparable { false_match_rate: f64 },
+}
+
+impl std::fmt::Display for CalibrationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooFewPairs { genuine, impostor } => write!(
+                f,
+                "{genuine} genuine and {impostor} impostor scores; at least \
+                 {MIN_CALIBRATION_PAIRS} of each are needed"
+            ),
+            Self::ScoreOutOfRange(v) => write!(f, "score {v} is not a similarity in 0..=1"),
+            Self::NotSeparable { false_match_rate } => write!(
+                f,
+                "at the threshold keeping genuine pairs' errors at {:.0}%, {:.0}% of impostor \
+                 pairs would pass: the model does not tell people apart",
+                100.0 * TARGET_FALSE_NON_MATCH_RATE,
+                100.0 * false_match_rate
+            ),
+        }
+    }
+}
+
+/// Derives a model's threshold from labelled scores: the highest threshold at which at most
+/// [`TARGET_FALSE_NON_MATCH_RATE`] of the genuine scores fall below it; the impostor scores
+/// measure how often another person would pass a check there.
+pub fn calibrate(
+    model_id: &str,
+    model_version: &str,
+    genuine: &[f64],
+    impostor: &[f64],
+) -> Result<Calibration, CalibrationError> {
+    if genuine.len() < MIN_CALIBRATION_PAIRS || impostor.len() < MIN_CALIBRATION_PAIRS {
+        return Err(CalibrationError::TooFewPairs {
+            genuine: genuine.len(),
+            impostor: impostor.len(),
+        });
+    }
+    if let Some(v) = genuine
         .iter()
-        .find(|(id, v, _)| *id == model_id && *v == model_version)
-        .map(|(_, _, t)| *t)
+        .chain(impostor)
+        .find(|v| !(0.0..=1.0).contains(*v))
+    {
+        return Err(CalibrationError::ScoreOutOfRange(*v));
+    }
+    let mut sorted = genuine.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // Scores strictly below sorted[k] are at most k of n: k = floor(rate × n).
+    let k = (TARGET_FALSE_NON_MATCH_RATE * sorted.len() as f64).floor() as usize;
+    let threshold = sorted[k.min(sorted.len() - 1)];
+    let below = sorted.iter().filter(|v| **v < threshold).count();
+    let passing = impostor.iter().filter(|v| **v >= threshold).count();
+    let false_match_rate = passing as f64 / impostor.len() as f64;
+    if false_match_rate >= MAX_FALSE_MATCH_RATE {
+        return Err(CalibrationError::NotSeparable { false_match_rate });
+    }
+    Ok(Calibration {
+        model_id: model_id.to_string(),
+        model_version: model_version.to_string(),
+        threshold: (threshold * 10_000.0).floor() / 10_000.0,
+        false_non_match_rate: below as f64 / sorted.len() as f64,
+        false_match_rate,
+        genuine_pairs: genuine.len(),
+        impostor_pairs: impostor.len(),
+        source: "registered".into(),
+    })
+}
+
+/// The calibrations shipped with Clarity: the reference model of the demo client and the
+/// simulator (genuine pairs ~0.85 ± 0.05 on good images, impostors ~0.35 ± 0.12; the rates are
+/// those of these normal distributions at the threshold).
+pub fn builtin_calibrations() -> Vec<Calibration> {
+    [("1", 0.6, 0.019), ("2", 0.55, 0.048)]
+        .into_iter()
+        .map(|(version, threshold, fmr)| Calibration {
+            model_id: "clarity-face".into(),
+            model_version: version.into(),
+            threshold,
+            false_non_match_rate: 0.0,
+            false_match_rate: fmr,
+            genuine_pairs: 0,
+            impostor_pairs: 0,
+            source: "built-in".into(),
+        })
+        .collect()
+}
+
+/// The calibration for a model version: a registered one first, then a built-in one.
+pub fn calibration_for<'a>(
+    registered: &'a [Calibration],
+    builtin: &'a [Calibration],
+    model_id: &str,
+    model_version: &str,
+) -> Option<&'a Calibration> {
+    registered
+        .iter()
+        .chain(builtin)
+        .find(|c| c.model_id == model_id && c.model_version == model_version)
+}
+
+/// The threshold for a model version among the built-in calibrations.
+pub fn threshold_for(model_id: &str, model_version: &str) -> Option<f64> {
+    let builtin = builtin_calibrations();
+    calibration_for(&[], &builtin, model_id, model_version).map(|c| c.threshold)
 }
 
 struct Check {
@@ -68,8 +192,13 @@ struct Check {
     quality: f64,
 }
 
-/// Runs the detector.
+/// Runs the detector with the built-in calibrations only.
 pub fn analyse(trace: &SessionTrace) -> DetectorReport {
+    analyse_with(trace, &[])
+}
+
+/// Runs the detector with the operator's registered calibrations (before the built-in ones).
+pub fn analyse_with(trace: &SessionTrace, registered: &[Calibration]) -> DetectorReport {
     if !trace.consent.face_continuity {
         return DetectorReport::skipped(
             DETECTOR,
@@ -116,13 +245,8 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         );
     }
     let (model_id, model_version) = &models[0];
-    let Some(threshold) = threshold_for(model_id, model_version) else {
-        return DetectorReport::skipped(
-            DETECTOR,
-            VERSION,
-            format!("no calibrated threshold for face model {model_id} v{model_version}"),
-        );
-    };
+    let builtin = builtin_calibrations();
+    let calibration = calibration_for(registered, &builtin, model_id, model_version);
 
     let mut report = DetectorReport {
         detector: DETECTOR.into(),
@@ -133,66 +257,42 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         metrics: None,
     };
 
-    // Mismatch: M of the last N good checks below the threshold.
-    let good: Vec<&Check> = checks
-        .iter()
-        .filter(|c| c.face_count == 1 && c.quality >= MIN_QUALITY)
-        .collect();
-    let mut worst = 0usize;
-    let mut worst_window: Option<(usize, usize)> = None;
-    for end in 0..good.len() {
-        let start = (end + 1).saturating_sub(N);
-        let below = good[start..=end]
-            .iter()
-            .filter(|c| c.similarity < threshold)
-            .count();
-        if below > worst {
-            worst = below;
-            worst_window = Some((start, end));
-        }
-    }
-    let mismatch = RuleCheck::new(
-        "below_threshold_m_of_n",
-        worst as f64,
-        Comparison::AtLeast,
-        M as f64,
-    );
-    if mismatch.fired {
-        let (start, end) = worst_window.unwrap_or((0, 0));
-        let window = &good[start..=end];
-        let first_below = window
-            .iter()
-            .find(|c| c.similarity < threshold)
-            .unwrap_or(&window[0]);
-        let scores: Vec<String> = window
-            .iter()
-            .map(|c| format!("{:.2}", c.similarity))
-            .collect();
-        report.findings.push(Finding {
+    match calibration {
+        Some(c) => mismatch(&mut report, &checks, c),
+        None => report.findings.push(Finding {
             detector: DETECTOR.into(),
             detector_version: VERSION.into(),
-            rule: mismatch.rule.clone(),
-            level: FindingLevel::Major,
-            measured: mismatch.measured,
-            threshold: mismatch.threshold,
-            comparison: mismatch.comparison,
+            rule: "face_model_uncalibrated".into(),
+            level: FindingLevel::Hint,
+            measured: checks.len() as f64,
+            threshold: 0.0,
+            comparison: Comparison::Above,
             summary: format!(
-                "{worst} of {} consecutive good-quality face checks scored below {threshold} ({model_id} v{model_version}): the person at the keyboard may have changed",
-                window.len()
+                "the {} face checks came from {model_id} v{model_version}, a model with no \
+                 calibration: their scores were not interpreted (register the model's genuine and \
+                 impostor scores to calibrate it); no-face and several-faces checks still ran",
+                checks.len()
             ),
             related_session: None,
             supporting: Vec::new(),
             evidence: vec![Evidence {
-                from_seq: window[0].seq,
-                to_seq: window[window.len() - 1].seq,
-                replay_seq: first_below.seq,
-                at_ms: first_below.at_ms,
+                from_seq: checks[0].seq,
+                to_seq: checks[checks.len() - 1].seq,
+                replay_seq: checks[0].seq,
+                at_ms: checks[0].at_ms,
                 file: None,
-                note: format!("scores {}", scores.join(", ")),
+                note: format!(
+                    "similarity scores {}",
+                    checks
+                        .iter()
+                        .take(12)
+                        .map(|c| format!("{:.2}", c.similarity))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             }],
-        });
+        }),
     }
-    report.checks.push(mismatch);
 
     // No face: the longest stretch of consecutive checks without a face.
     let mut longest: Option<(usize, usize)> = None;
@@ -301,12 +401,85 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
 
     report.metrics = super::metrics_object(json!({
         "model": format!("{model_id} v{model_version}"),
-        "threshold": threshold,
+        "threshold": calibration.map(|c| c.threshold),
+        "calibration": calibration,
         "checks": checks.len(),
-        "good_checks": good.len(),
+        "good_checks": checks
+            .iter()
+            .filter(|c| c.face_count == 1 && c.quality >= MIN_QUALITY)
+            .count(),
         "no_face_checks": checks.iter().filter(|c| c.face_count == 0).count(),
     }));
     report
+}
+
+/// Mismatch: at least [`M`] of the last [`N`] good checks below the calibrated threshold.
+fn mismatch(report: &mut DetectorReport, checks: &[Check], calibration: &Calibration) {
+    let threshold = calibration.threshold;
+    let (model_id, model_version) = (&calibration.model_id, &calibration.model_version);
+    let good: Vec<&Check> = checks
+        .iter()
+        .filter(|c| c.face_count == 1 && c.quality >= MIN_QUALITY)
+        .collect();
+    let mut worst = 0usize;
+    let mut worst_window: Option<(usize, usize)> = None;
+    for end in 0..good.len() {
+        let start = (end + 1).saturating_sub(N);
+        let below = good[start..=end]
+            .iter()
+            .filter(|c| c.similarity < threshold)
+            .count();
+        if below > worst {
+            worst = below;
+            worst_window = Some((start, end));
+        }
+    }
+    let rule = RuleCheck::new(
+        "below_threshold_m_of_n",
+        worst as f64,
+        Comparison::AtLeast,
+        M as f64,
+    );
+    if rule.fired {
+        let (start, end) = worst_window.unwrap_or((0, 0));
+        let window = &good[start..=end];
+        let first_below = window
+            .iter()
+            .find(|c| c.similarity < threshold)
+            .unwrap_or(&window[0]);
+        let scores: Vec<String> = window
+            .iter()
+            .map(|c| format!("{:.2}", c.similarity))
+            .collect();
+        report.findings.push(Finding {
+            detector: DETECTOR.into(),
+            detector_version: VERSION.into(),
+            rule: rule.rule.clone(),
+            level: FindingLevel::Major,
+            measured: rule.measured,
+            threshold: rule.threshold,
+            comparison: rule.comparison,
+            summary: format!(
+                "{worst} of {} consecutive good-quality face checks scored below {threshold} \
+                 ({model_id} v{model_version}, {} calibration: 1 in {:.0} checks of another person \
+                 passes): the person at the keyboard may have changed",
+                window.len(),
+                calibration.source,
+                1.0 / calibration.false_match_rate.max(1e-4)
+            ),
+            related_session: None,
+            supporting: Vec::new(),
+            evidence: vec![Evidence {
+                from_seq: window[0].seq,
+                to_seq: window[window.len() - 1].seq,
+                replay_seq: first_below.seq,
+                at_ms: first_below.at_ms,
+                file: None,
+                note: format!("scores {}", scores.join(", ")),
+            }],
+        });
+    }
+    report.checks.push(rule);
 }
 
 #[cfg(test)]
@@ -520,19 +693,82 @@ mod tests {
     }
 
     #[test]
-    fn an_uncalibrated_model_is_not_interpreted() {
+    fn an_uncalibrated_model_is_shown_as_such_and_a_registered_calibration_interprets_it() {
+        // Arrange: an impersonation seen by a model Clarity does not know.
         let mut trace = trace_for(FaceScenario::Impersonation { swap_at: 0.3 }, 4);
         for e in &mut trace.events {
             if let TelemetryData::FaceCheck { model_id, .. } = &mut e.data {
                 *model_id = "acme-face".into();
             }
         }
-        let report = analyse(&trace);
-        assert!(report.findings.is_empty());
-        assert!(report
-            .skipped
-            .as_deref()
-            .unwrap()
-            .contains("no calibrated threshold"));
+
+        // Act
+        let uncalibrated = analyse(&trace);
+
+        // Assert: not skipped, not interpreted, and said so on the report.
+        assert!(uncalibrated.skipped.is_none());
+        assert!(uncalibrated
+            .checks
+            .iter()
+            .all(|c| c.rule != "below_threshold_m_of_n"));
+        let hint = uncalibrated
+            .findings
+            .iter()
+            .find(|f| f.rule == "face_model_uncalibrated")
+            .expect("the report says the model is uncalibrated");
+        assert_eq!(hint.level, FindingLevel::Hint);
+        assert!(hint.summary.contains("acme-face v1"), "{}", hint.summary);
+
+        // Arrange: the operator registers the model's labelled scores (genuine ~0.85, impostor
+        // ~0.35, as this model scores).
+        let genuine: Vec<f64> = (0..400).map(|i| 0.7 + 0.25 * (i as f64 / 400.0)).collect();
+        let impostor: Vec<f64> = (0..400).map(|i| 0.1 + 0.45 * (i as f64 / 400.0)).collect();
+        let calibration = calibrate("acme-face", "1", &genuine, &impostor).unwrap();
+
+        // Act
+        let calibrated = analyse_with(&trace, std::slice::from_ref(&calibration));
+
+        // Assert
+        assert!(calibrated
+            .findings
+            .iter()
+            .any(|f| f.rule == "below_threshold_m_of_n" && f.level == FindingLevel::Major));
+        assert!(calibrated
+            .findings
+            .iter()
+            .all(|f| f.rule != "face_model_uncalibrated"));
+    }
+
+    #[test]
+    fn a_calibration_keeps_one_percent_of_genuine_pairs_below_and_measures_impostors() {
+        // Arrange: genuine 0.500, 0.501, ... 0.899; impostor 0.000 ... 0.599.
+        let genuine: Vec<f64> = (0..400).map(|i| 0.5 + i as f64 / 1000.0).collect();
+        let impostor: Vec<f64> = (0..600).map(|i| i as f64 / 1000.0).collect();
+
+        // Act
+        let c = calibrate("m", "1", &genuine, &impostor).unwrap();
+
+        // Assert: 4 of 400 genuine scores below 0.504; impostors 0.504 ... 0.599 pass (96 of 600).
+        assert!((c.threshold - 0.504).abs() < 1e-9, "{c:?}");
+        assert!((c.false_non_match_rate - 0.01).abs() < 1e-9);
+        assert!((c.false_match_rate - 0.16).abs() < 1e-9);
+        assert_eq!((c.genuine_pairs, c.impostor_pairs), (400, 600));
+        assert_eq!(c.source, "registered");
+    }
+
+    #[test]
+    fn bad_calibration_sets_are_refused_with_the_reason() {
+        let few = calibrate("m", "1", &[0.9; 20], &[0.1; 500]).unwrap_err();
+        assert!(matches!(
+            few,
+            CalibrationError::TooFewPairs { genuine: 20, .. }
+        ));
+        let mut out = vec![0.9; 300];
+        out[7] = 1.5;
+        let range = calibrate("m", "1", &out, &[0.1; 300]).unwrap_err();
+        assert_eq!(range, CalibrationError::ScoreOutOfRange(1.5));
+        let same = calibrate("m", "1", &[0.8; 300], &[0.8; 300]).unwrap_err();
+        assert!(matches!(same, CalibrationError::NotSeparable { .. }));
+        assert!(same.to_string().contains("does not tell people apart"));
     }
 }

@@ -72,14 +72,15 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 pub use fingerprint::{
-    replay_check, replay_overlap, timing_fingerprint, FINGERPRINT_SIZE, REPLAY_THRESHOLD,
+    replay_check, replay_overlap, timing_fingerprint, TimingGram, FINGERPRINT_SIZE,
+    REPLAY_THRESHOLD,
 };
 
 use crate::{Comparison, DetectorReport, Evidence, Finding, FindingLevel, RuleCheck, SessionTrace};
 use clarity_domain::telemetry::{KeyClass, TelemetryData};
 
 pub const DETECTOR: &str = "keystroke_timing";
-pub const VERSION: &str = "1";
+pub const VERSION: &str = "2";
 
 /// Fewer key presses than this: not enough to measure.
 pub const MIN_KEYSTROKES: usize = 200;
@@ -90,19 +91,13 @@ pub const FAMILIES_REQUIRED: usize = 2;
 /// Independent families for a Major finding.
 pub const FAMILIES_MAJOR: usize = 3;
 
-const LOG_IKI_SD_MIN: f64 = 0.22;
-const IKI_CV_MIN: f64 = 0.25;
-const LOG_IKI_SKEW_MIN: f64 = -0.15;
-const OCCUPANCY_MIN: f64 = 0.3;
-const HOLD_LOG_SD_MIN: f64 = 0.08;
-const MISSING_UP_MAX: f64 = 0.2;
 const IMPLAUSIBLE_HOLD_MS: f64 = 10.0;
-const ROLLOVER_FRACTION: f64 = 0.25;
 const ROLLOVER_MIN_EXPECTED: f64 = 0.04;
-const SERIAL_CORRELATION_MIN: f64 = 0.05;
-const LINE_START_RATIO_MIN: f64 = 1.5;
 const MIN_LINE_STARTS: usize = 15;
 const MIN_HOLDS: usize = 100;
+/// A key-class context (the classes of the keys before and after a gap) needs this many gaps to
+/// have a mean of its own.
+const CONTEXT_MIN_GAPS: usize = 8;
 const WINDOW_KEYS: usize = 120;
 const MIN_WINDOW_KEYS: usize = 30;
 const EVIDENCE_WINDOWS: usize = 3;
@@ -172,10 +167,14 @@ struct Measures {
     iki_cv: f64,
     log_iki_skew: f64,
     occupancy: f64,
+    iki_mode_share: f64,
     serial_correlation: f64,
+    key_context_effect: f64,
+    context_groups: usize,
     holds: usize,
     median_hold: f64,
     hold_log_sd: f64,
+    hold_mode_share: f64,
     missing_up_share: f64,
     overlap_pairs: usize,
     overlap_share: f64,
@@ -240,6 +239,35 @@ fn measure(keys: &[Key], in_burst: &[bool], grid: f64) -> Measures {
             })
             .collect();
         m.serial_correlation = stats::lag1_autocorrelation(&residuals, &adjacent);
+        m.iki_mode_share = stats::mode_share(&ikis, grid);
+        // Adjusted share of ln-IKI variance explained by the key-class pair, over the pairs
+        // seen often enough to have a mean.
+        let kept: Vec<&((KeyClass, KeyClass), f64, usize)> = sums
+            .iter()
+            .filter(|(_, _, n)| *n >= CONTEXT_MIN_GAPS)
+            .collect();
+        m.context_groups = kept.len();
+        let values: Vec<(f64, f64)> = pair_of
+            .iter()
+            .zip(&log_ikis)
+            .filter_map(|(p, v)| {
+                kept.iter()
+                    .find(|(q, _, _)| q == p)
+                    .map(|(_, s, n)| (*v, s / *n as f64))
+            })
+            .collect();
+        let n = values.len() as f64;
+        let k = kept.len() as f64;
+        if kept.len() >= 2 && n > k + 1.0 {
+            let grand = values.iter().map(|(v, _)| v).sum::<f64>() / n;
+            let total: f64 = values.iter().map(|(v, _)| (v - grand).powi(2)).sum();
+            let within: f64 = values.iter().map(|(v, g)| (v - g).powi(2)).sum();
+            m.key_context_effect = if total <= 1e-12 {
+                0.0
+            } else {
+                1.0 - (within / (n - k)) / (total / (n - 1.0))
+            };
+        }
     }
 
     let holds: Vec<f64> = keys
@@ -250,6 +278,7 @@ fn measure(keys: &[Key], in_burst: &[bool], grid: f64) -> Measures {
     m.median_hold = stats::median(&holds);
     let log_holds: Vec<f64> = holds.iter().map(|h| h.max(floor).ln()).collect();
     m.hold_log_sd = stats::sd(&log_holds);
+    m.hold_mode_share = stats::mode_share(&holds, grid);
     let missing = keys
         .iter()
         .filter(|k| match k.up {
@@ -316,8 +345,140 @@ struct Check {
     check: RuleCheck,
 }
 
-/// Scripted-typing analysis of one session: see the module documentation.
+/// The thresholds of the rules. [`Thresholds::default`] is what Clarity ships;
+/// [`Thresholds::fit`] derives them from a set of honest sessions, so an evaluation can fit on one
+/// corpus and measure on another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// `log_iki_sd_low`: sd of ln IKI below this.
+    pub log_iki_sd_min: f64,
+    /// `iki_cv_low`: coefficient of variation of IKI below this.
+    pub iki_cv_min: f64,
+    /// `log_iki_skew_negative`: 10/50/90 skew of ln IKI below this.
+    pub log_iki_skew_min: f64,
+    /// `iki_values_discrete`: grid occupancy relative to a smooth distribution below this.
+    pub occupancy_min: f64,
+    /// `iki_mode_share_high`: share of gaps equal to the most common gap (on the timer grid)
+    /// above this. Measured on any timer grid.
+    pub iki_mode_share_max: f64,
+    /// `hold_log_sd_low`: sd of ln hold below this.
+    pub hold_log_sd_min: f64,
+    /// `hold_mode_share_high`: share of holds equal to the most common hold above this. Measured
+    /// on any timer grid.
+    pub hold_mode_share_max: f64,
+    /// `key_up_missing_share`: share of presses without a plausible key-up above this.
+    pub missing_up_max: f64,
+    /// `rollover_absent`: overlap share below this fraction of the expected share.
+    pub rollover_fraction: f64,
+    /// `iki_serial_correlation_low`: lag-1 autocorrelation below this.
+    pub serial_correlation_min: f64,
+    /// `line_start_pause_absent`: line-start gap over letter gap below this.
+    pub line_start_ratio_min: f64,
+    /// `key_context_effect_absent`: share of ln-IKI variance explained by the key classes around
+    /// the gap (adjusted) below this.
+    pub key_context_min: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            log_iki_sd_min: 0.22,
+            iki_cv_min: 0.25,
+            log_iki_skew_min: -0.15,
+            occupancy_min: 0.3,
+            iki_mode_share_max: 0.9,
+            hold_log_sd_min: 0.08,
+            hold_mode_share_max: 0.97,
+            missing_up_max: 0.2,
+            rollover_fraction: 0.25,
+            serial_correlation_min: 0.05,
+            line_start_ratio_min: 1.5,
+            key_context_min: 0.02,
+        }
+    }
+}
+
+/// Honest measurements needed before a fitted threshold replaces the default.
+const FIT_MIN_VALUES: usize = 30;
+/// Fitting keeps this share of honest sessions clear of each rule...
+const FIT_QUANTILE: f64 = 0.01;
+/// ...plus this share of the honest values' 10–90 range as a margin.
+const FIT_MARGIN: f64 = 0.1;
+
+impl Thresholds {
+    /// Fits every threshold on honest sessions: for a rule firing below its threshold, the
+    /// honest values' 1st percentile minus a tenth of their 10–90% range (above: the 99th plus
+    /// the margin). A rule measured on fewer than 30 honest sessions keeps its default.
+    pub fn fit(honest: &[&SessionTrace]) -> Self {
+        let base = Self::default();
+        let mut values: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for trace in honest {
+            let report = analyse_with(trace, &base);
+            for c in &report.checks {
+                if c.measured.is_finite() {
+                    values.entry(c.rule.clone()).or_default().push(c.measured);
+                }
+            }
+            // The rollover rule's threshold is relative: fit the ratio, not the share.
+            if let Some(m) = &report.metrics {
+                let share = m.get("overlap_share").and_then(|v| v.as_f64());
+                let expected = m.get("expected_overlap_share").and_then(|v| v.as_f64());
+                if let (Some(s), Some(e)) = (share, expected) {
+                    if e >= ROLLOVER_MIN_EXPECTED {
+                        values
+                            .entry("rollover_ratio".into())
+                            .or_default()
+                            .push(s / e);
+                    }
+                }
+            }
+        }
+        let below = |rule: &str, default: f64| -> f64 {
+            match values.get(rule) {
+                Some(v) if v.len() >= FIT_MIN_VALUES => {
+                    let range = stats::quantile(v, 0.9) - stats::quantile(v, 0.1);
+                    stats::quantile(v, FIT_QUANTILE) - FIT_MARGIN * range
+                }
+                _ => default,
+            }
+        };
+        let above = |rule: &str, default: f64| -> f64 {
+            match values.get(rule) {
+                Some(v) if v.len() >= FIT_MIN_VALUES => {
+                    let range = stats::quantile(v, 0.9) - stats::quantile(v, 0.1);
+                    stats::quantile(v, 1.0 - FIT_QUANTILE) + FIT_MARGIN * range
+                }
+                _ => default,
+            }
+        };
+        Self {
+            log_iki_sd_min: below("log_iki_sd_low", base.log_iki_sd_min),
+            iki_cv_min: below("iki_cv_low", base.iki_cv_min),
+            log_iki_skew_min: below("log_iki_skew_negative", base.log_iki_skew_min),
+            occupancy_min: below("iki_values_discrete", base.occupancy_min),
+            iki_mode_share_max: above("iki_mode_share_high", base.iki_mode_share_max),
+            hold_log_sd_min: below("hold_log_sd_low", base.hold_log_sd_min),
+            hold_mode_share_max: above("hold_mode_share_high", base.hold_mode_share_max),
+            missing_up_max: above("key_up_missing_share", base.missing_up_max),
+            rollover_fraction: below("rollover_ratio", base.rollover_fraction),
+            serial_correlation_min: below(
+                "iki_serial_correlation_low",
+                base.serial_correlation_min,
+            ),
+            line_start_ratio_min: below("line_start_pause_absent", base.line_start_ratio_min),
+            key_context_min: below("key_context_effect_absent", base.key_context_min),
+        }
+    }
+}
+
+/// Scripted-typing analysis of one session with the shipped thresholds: see the module
+/// documentation.
 pub fn analyse(trace: &SessionTrace) -> DetectorReport {
+    analyse_with(trace, &Thresholds::default())
+}
+
+/// Scripted-typing analysis with the given thresholds.
+pub fn analyse_with(trace: &SessionTrace, t: &Thresholds) -> DetectorReport {
     if !trace.consent.keystroke_dynamics {
         return DetectorReport::skipped(
             DETECTOR,
@@ -369,6 +530,17 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
     };
     let mut add = |family: Family, check: RuleCheck| checks.push(Check { family, check });
 
+    // Degenerate timing is judged on any timer grid: a coarse grid may explain few distinct
+    // values, never (nearly) all gaps or all holds being the same value.
+    add(
+        Family::IkiDistribution,
+        RuleCheck::new(
+            "iki_mode_share_high",
+            m.iki_mode_share,
+            Comparison::Above,
+            t.iki_mode_share_max,
+        ),
+    );
     let iki_grid_ok = grid <= m.median_iki / 4.0;
     if iki_grid_ok {
         add(
@@ -377,12 +549,12 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
                 "log_iki_sd_low",
                 m.log_iki_sd,
                 Comparison::Below,
-                LOG_IKI_SD_MIN,
+                t.log_iki_sd_min,
             ),
         );
         add(
             Family::IkiDistribution,
-            RuleCheck::new("iki_cv_low", m.iki_cv, Comparison::Below, IKI_CV_MIN),
+            RuleCheck::new("iki_cv_low", m.iki_cv, Comparison::Below, t.iki_cv_min),
         );
         add(
             Family::IkiDistribution,
@@ -390,7 +562,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
                 "log_iki_skew_negative",
                 m.log_iki_skew,
                 Comparison::Below,
-                LOG_IKI_SKEW_MIN,
+                t.log_iki_skew_min,
             ),
         );
         add(
@@ -399,7 +571,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
                 "iki_values_discrete",
                 m.occupancy,
                 Comparison::Below,
-                OCCUPANCY_MIN,
+                t.occupancy_min,
             ),
         );
         add(
@@ -408,7 +580,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
                 "iki_serial_correlation_low",
                 m.serial_correlation,
                 Comparison::Below,
-                SERIAL_CORRELATION_MIN,
+                t.serial_correlation_min,
             ),
         );
     } else {
@@ -428,28 +600,38 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
     }
 
     if m.holds < MIN_HOLDS {
-        na(
-            "hold_log_sd_low",
-            format!("only {} key-ups recorded", m.holds),
-        );
-    } else if grid > m.median_hold / 4.0 {
-        na(
-            "hold_log_sd_low",
-            format!(
-                "timer grid {grid:.1} ms is coarse for a median hold of {:.0} ms",
-                m.median_hold
-            ),
-        );
+        for rule in ["hold_log_sd_low", "hold_mode_share_high"] {
+            na(rule, format!("only {} key-ups recorded", m.holds));
+        }
     } else {
         add(
             Family::HoldDistribution,
             RuleCheck::new(
-                "hold_log_sd_low",
-                m.hold_log_sd,
-                Comparison::Below,
-                HOLD_LOG_SD_MIN,
+                "hold_mode_share_high",
+                m.hold_mode_share,
+                Comparison::Above,
+                t.hold_mode_share_max,
             ),
         );
+        if grid > m.median_hold / 4.0 {
+            na(
+                "hold_log_sd_low",
+                format!(
+                    "timer grid {grid:.1} ms is coarse for a median hold of {:.0} ms",
+                    m.median_hold
+                ),
+            );
+        } else {
+            add(
+                Family::HoldDistribution,
+                RuleCheck::new(
+                    "hold_log_sd_low",
+                    m.hold_log_sd,
+                    Comparison::Below,
+                    t.hold_log_sd_min,
+                ),
+            );
+        }
     }
 
     add(
@@ -458,7 +640,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
             "key_up_missing_share",
             m.missing_up_share,
             Comparison::Above,
-            MISSING_UP_MAX,
+            t.missing_up_max,
         ),
     );
 
@@ -467,20 +649,22 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
             "rollover_absent",
             format!("only {} key pairs with a key-up", m.overlap_pairs),
         );
+    } else if m.expected_overlap < ROLLOVER_MIN_EXPECTED {
+        na(
+            "rollover_absent",
+            format!(
+                "{:.1}% overlap expected from the gaps and holds: too little to judge its absence",
+                100.0 * m.expected_overlap
+            ),
+        );
     } else {
-        // Below 0 never fires: too little rollover is expected to judge its absence.
-        let threshold = if m.expected_overlap >= ROLLOVER_MIN_EXPECTED {
-            ROLLOVER_FRACTION * m.expected_overlap
-        } else {
-            0.0
-        };
         add(
             Family::Rollover,
             RuleCheck::new(
                 "rollover_absent",
                 m.overlap_share,
                 Comparison::Below,
-                threshold,
+                t.rollover_fraction * m.expected_overlap,
             ),
         );
     }
@@ -506,7 +690,7 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
                 letter_gaps.len()
             ),
         );
-        f64::NAN
+        None
     } else {
         let ratio =
             stats::median(&line_start_gaps) / stats::median(&letter_gaps).max(grid / 2.0).max(1.0);
@@ -516,16 +700,53 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
                 "line_start_pause_absent",
                 ratio,
                 Comparison::Below,
-                LINE_START_RATIO_MIN,
+                t.line_start_ratio_min,
             ),
         );
-        ratio
+        Some(ratio)
+    };
+    // The key classes around a gap explain part of its length in human typing (a shifted
+    // character, a space before a word, a line start); a sampler drawing every gap from one
+    // distribution explains none. Measured on short tasks too.
+    let key_context = if iki_grid_ok && m.context_groups >= 3 {
+        add(
+            Family::ContextPauses,
+            RuleCheck::new(
+                "key_context_effect_absent",
+                m.key_context_effect,
+                Comparison::Below,
+                t.key_context_min,
+            ),
+        );
+        Some(m.key_context_effect)
+    } else {
+        na(
+            "key_context_effect_absent",
+            if iki_grid_ok {
+                format!(
+                    "only {} key-class contexts with {CONTEXT_MIN_GAPS} gaps or more",
+                    m.context_groups
+                )
+            } else {
+                format!(
+                    "timer grid {grid:.1} ms is coarse for a median gap of {:.0} ms",
+                    m.median_iki
+                )
+            },
+        );
+        None
     };
 
     let mut fired_families: Vec<Family> = Vec::new();
     for c in checks.iter().filter(|c| c.check.fired) {
         if !fired_families.contains(&c.family) {
             fired_families.push(c.family);
+        }
+    }
+    let mut measured_families: Vec<Family> = Vec::new();
+    for c in &checks {
+        if !measured_families.contains(&c.family) {
+            measured_families.push(c.family);
         }
     }
 
@@ -536,11 +757,15 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         "timer_grid_ms": round2(grid),
         "intervals_in_bursts": m.intervals,
         "median_iki_ms": round2(m.median_iki),
-        "log_iki_sd": round2(m.log_iki_sd),
-        "median_hold_ms": round2(m.median_hold),
-        "overlap_share": round2(m.overlap_share),
-        "expected_overlap_share": round2(m.expected_overlap),
-        "line_start_ratio": if line_start_ratio.is_nan() { serde_json::Value::Null } else { json!(round2(line_start_ratio)) },
+        "log_iki_sd": if iki_grid_ok { json!(round2(m.log_iki_sd)) } else { serde_json::Value::Null },
+        "iki_mode_share": round2(m.iki_mode_share),
+        "median_hold_ms": if m.holds == 0 { serde_json::Value::Null } else { json!(round2(m.median_hold)) },
+        "hold_mode_share": if m.holds < MIN_HOLDS { serde_json::Value::Null } else { json!(round2(m.hold_mode_share)) },
+        "overlap_share": if m.overlap_pairs == 0 { serde_json::Value::Null } else { json!(round2(m.overlap_share)) },
+        "expected_overlap_share": if m.overlap_pairs == 0 { serde_json::Value::Null } else { json!(round2(m.expected_overlap)) },
+        "line_start_ratio": line_start_ratio.map(round2),
+        "key_context_effect": key_context.map(|v| (v * 1000.0).round() / 1000.0),
+        "families_measured": measured_families.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "families_fired": fired_families.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "not_applicable": not_applicable,
     });
@@ -567,14 +792,15 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
             threshold: FAMILIES_REQUIRED as f64,
             comparison: Comparison::AtLeast,
             summary: format!(
-                "Keystroke timing looks scripted on {} independent measures ({}); check the cited \
-                 bursts in the replay.",
+                "Keystroke timing looks scripted on {} independent measures ({}) of the {} that \
+                 could be measured; check the cited bursts in the replay.",
                 fired_families.len(),
-                names.join(", ")
+                names.join(", "),
+                measured_families.len()
             ),
             related_session: None,
             supporting,
-            evidence: evidence(trace, &keys, &in_burst, &bursts, grid, &fired_families),
+            evidence: evidence(trace, &keys, &in_burst, &bursts, grid, &fired_families, t),
         });
     }
 
@@ -616,6 +842,7 @@ fn evidence(
     bursts: &[(usize, usize)],
     grid: f64,
     fired: &[Family],
+    t: &Thresholds,
 ) -> Vec<Evidence> {
     let mut windows: Vec<(usize, usize)> = Vec::new();
     for &(start, end) in bursts {
@@ -648,14 +875,19 @@ fn evidence(
             for family in fired {
                 let holds = match family {
                     Family::IkiDistribution => {
-                        w.log_iki_sd < LOG_IKI_SD_MIN
-                            || w.log_iki_skew < LOG_IKI_SKEW_MIN
-                            || w.iki_cv < IKI_CV_MIN
+                        w.log_iki_sd < t.log_iki_sd_min
+                            || w.log_iki_skew < t.log_iki_skew_min
+                            || w.iki_cv < t.iki_cv_min
+                            || w.iki_mode_share > t.iki_mode_share_max
                     }
-                    Family::HoldDistribution => w.holds >= 2 && w.hold_log_sd < HOLD_LOG_SD_MIN,
-                    Family::KeyUps => w.missing_up_share > MISSING_UP_MAX,
-                    Family::Rollover => w.overlap_share < ROLLOVER_FRACTION * w.expected_overlap,
-                    Family::SerialCorrelation => w.serial_correlation < SERIAL_CORRELATION_MIN,
+                    Family::HoldDistribution => {
+                        w.holds >= 2
+                            && (w.hold_log_sd < t.hold_log_sd_min
+                                || w.hold_mode_share > t.hold_mode_share_max)
+                    }
+                    Family::KeyUps => w.missing_up_share > t.missing_up_max,
+                    Family::Rollover => w.overlap_share < t.rollover_fraction * w.expected_overlap,
+                    Family::SerialCorrelation => w.serial_correlation < t.serial_correlation_min,
                     Family::ContextPauses => false,
                 };
                 score += usize::from(holds);

@@ -21,6 +21,8 @@
 //! themselves are deterministic and need no randomness.
 
 #[cfg(feature = "synth")]
+pub mod corpus;
+#[cfg(feature = "synth")]
 pub mod eval;
 pub mod face;
 pub mod followup;

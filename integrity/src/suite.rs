@@ -61,14 +61,22 @@ pub struct Prints {
     /// The files as the candidate left them (replayed from the telemetry over the starter files).
     pub files: Vec<SubmittedFile>,
     pub code: similarity::Fingerprints,
-    pub timing: Vec<u64>,
+    pub timing: Vec<keystroke::TimingGram>,
 }
 
 /// Other sessions to compare with: same organization; for code, the same assessment version.
 #[derive(Debug, Clone, Default)]
 pub struct Cohort {
     pub code: Vec<(String, similarity::Fingerprints)>,
-    pub timing: Vec<(String, Vec<u64>)>,
+    pub timing: Vec<(String, Vec<keystroke::TimingGram>)>,
+}
+
+/// What an evaluation or an operator tunes: the keystroke thresholds and the registered face
+/// model calibrations (the built-in ones always apply).
+#[derive(Debug, Clone, Default)]
+pub struct Tuned {
+    pub keystroke: keystroke::Thresholds,
+    pub face_calibrations: Vec<face::Calibration>,
 }
 
 /// Computes the session's prints.
@@ -88,7 +96,7 @@ pub fn prints(trace: &SessionTrace) -> Prints {
     }
 }
 
-/// Runs the suite.
+/// Runs the suite with the shipped thresholds and the built-in face calibrations.
 pub fn analyse(
     trace: &SessionTrace,
     policy: &IntegrityPolicy,
@@ -97,6 +105,30 @@ pub fn analyse(
     own: &Prints,
     cohort: &Cohort,
     trigger: &str,
+) -> IntegrityAnalysis {
+    analyse_tuned(
+        trace,
+        policy,
+        settings,
+        task_threshold,
+        own,
+        cohort,
+        trigger,
+        &Tuned::default(),
+    )
+}
+
+/// Runs the suite with the given tuning.
+#[allow(clippy::too_many_arguments)]
+pub fn analyse_tuned(
+    trace: &SessionTrace,
+    policy: &IntegrityPolicy,
+    settings: &SuiteSettings,
+    task_threshold: f64,
+    own: &Prints,
+    cohort: &Cohort,
+    trigger: &str,
+    tuned: &Tuned,
 ) -> IntegrityAnalysis {
     let off = |detector: &str, version: &str| {
         DetectorReport::skipped(
@@ -107,9 +139,9 @@ pub fn analyse(
     };
     let mut reports = Vec::new();
     if policy.keystroke_dynamics {
-        let mut report = keystroke::analyse(trace);
+        let mut report = keystroke::analyse_with(trace, &tuned.keystroke);
         if report.skipped.is_none() && !own.timing.is_empty() {
-            if let Some(finding) = keystroke::replay_check(&own.timing, &cohort.timing) {
+            if let Some(finding) = keystroke::replay_check(trace, &own.timing, &cohort.timing) {
                 report.findings.push(finding);
             }
         }
@@ -125,7 +157,7 @@ pub fn analyse(
         reports.push(off(transcription::DETECTOR, transcription::VERSION));
     }
     if policy.face_continuity {
-        reports.push(face::analyse(trace));
+        reports.push(face::analyse_with(trace, &tuned.face_calibrations));
     } else {
         reports.push(off(face::DETECTOR, face::VERSION));
     }
@@ -272,7 +304,7 @@ mod tests {
         let default = suite_version(&SuiteSettings::default());
         assert_eq!(
             default,
-            "keystroke_timing@1+provenance@1+transcription@1+face_continuity@1+similarity@1+submission@1"
+            "keystroke_timing@2+provenance@1+transcription@2+face_continuity@2+similarity@1+submission@1"
         );
         let custom = suite_version(&SuiteSettings {
             similarity_threshold: Some(0.9),

@@ -44,7 +44,7 @@ use super::{Comparison, DetectorReport, Evidence, Finding, FindingLevel, RuleChe
 use clarity_domain::telemetry::{EditOrigin, TelemetryData};
 
 pub const DETECTOR: &str = "transcription";
-pub const VERSION: &str = "1";
+pub const VERSION: &str = "2";
 
 /// A stretch is long when at least this many of its characters survive.
 pub const LONG_STRETCH_CHARS: u64 = 200;
@@ -373,18 +373,13 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         // No long stretch: nothing to measure, never fired.
         c_del.fired = false;
     }
-    let mut c_pause = RuleCheck::new(
+    // Not measurable (too few line starts): NaN, written as null, never fired.
+    let c_pause = RuleCheck::new(
         "line_start_pause_ratio",
         ratio,
         Comparison::AtMost,
         PAUSE_RATIO_THRESHOLD,
     );
-    if ratio.is_nan() {
-        // Not measurable (too few line starts); recorded as 0 so the report stays valid JSON,
-        // and never fired.
-        c_pause.measured = 0.0;
-        c_pause.fired = false;
-    }
     let parts = [
         c_cov.clone(),
         c_chars.clone(),
@@ -442,8 +437,8 @@ pub fn analyse(trace: &SessionTrace) -> DetectorReport {
         "typed_chars": typed_total,
         "line_starts": line.len(),
         "mid_line_pairs": mid.len(),
-        "line_start_pause_ms": if line_gm.is_nan() { 0.0 } else { line_gm },
-        "mid_line_pause_ms": if mid_gm.is_nan() { 0.0 } else { mid_gm },
+        "line_start_pause_ms": if line_gm.is_nan() { None } else { Some(line_gm) },
+        "mid_line_pause_ms": if mid_gm.is_nan() { None } else { Some(mid_gm) },
         "timing": if trace.consent.keystroke_dynamics { "keystrokes_if_recorded" } else { "edit_timestamps" },
     });
     let mut checks = parts.to_vec();
@@ -545,6 +540,24 @@ mod tests {
     fn a_session_with_no_typing_measures_nothing_and_flags_nothing() {
         let r = analyse(&trace(&[file("a.rs", "x")], Vec::new()));
         assert!(r.findings.is_empty());
-        assert!(r.checks.iter().all(|c| !c.fired && c.measured.is_finite()));
+        assert!(r.checks.iter().all(|c| !c.fired));
+        // What cannot be measured is null (NaN), never a number that reads like a measurement.
+        for c in &r.checks {
+            assert_eq!(
+                c.measured.is_nan(),
+                c.rule == "line_start_pause_ratio",
+                "{}",
+                c.rule
+            );
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        let pause = json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["rule"] == "line_start_pause_ratio")
+            .unwrap();
+        assert!(pause["measured"].is_null());
+        assert!(json["metrics"]["line_start_pause_ms"].is_null());
     }
 }

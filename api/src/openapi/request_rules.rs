@@ -38,7 +38,7 @@ pub fn bodies() -> BTreeMap<String, &'static [&'static str]> {
         (T::name().into_owned(), T::LONG_TEXT)
     }
     use crate::routes::{
-        assessments, candidate, integrity, members, reviews, runs, sessions, telemetry,
+        assessments, candidate, face_models, integrity, members, reviews, runs, sessions, telemetry,
     };
     BTreeMap::from([
         body::<members::NewMember>(),
@@ -52,6 +52,7 @@ pub fn bodies() -> BTreeMap<String, &'static [&'static str]> {
         body::<runs::RunRequest>(),
         body::<telemetry::TelemetryBatch>(),
         body::<integrity::RerunRequest>(),
+        body::<face_models::NewFaceModel>(),
         body::<reviews::AssignReviewers>(),
         body::<reviews::NewScore>(),
         body::<reviews::NewComment>(),

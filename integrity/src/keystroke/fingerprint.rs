@@ -41,9 +41,13 @@ fn exact_gram_len(grid: f64) -> usize {
     }
 }
 
-/// A bottom-k sketch of the session's timing n-grams: sorted, deduplicated, at most
-/// [`FINGERPRINT_SIZE`] hashes. Empty without consent to keystroke dynamics or with too few keys.
-pub fn timing_fingerprint(trace: &SessionTrace) -> Vec<u64> {
+/// One sampled timing gram: `[hash, first seq, last seq]` — the hash and the telemetry `seq`
+/// range of the key presses it covers, so a match can be shown where it happens.
+pub type TimingGram = [u64; 3];
+
+/// A bottom-k sketch of the session's timing n-grams: sorted by hash, deduplicated, at most
+/// [`FINGERPRINT_SIZE`] grams. Empty without consent to keystroke dynamics or with too few keys.
+pub fn timing_fingerprint(trace: &SessionTrace) -> Vec<TimingGram> {
     if !trace.consent.keystroke_dynamics {
         return Vec::new();
     }
@@ -66,19 +70,24 @@ pub fn timing_fingerprint(trace: &SessionTrace) -> Vec<u64> {
         })
         .collect();
 
-    let mut hashes = Vec::new();
+    let mut hashes: Vec<TimingGram> = Vec::new();
     let n = exact_gram_len(grid);
-    for gram in pairs.windows(n) {
+    // Gram `i` of the pairs covers keys i ..= i + n (pair j is the gap from key j to key j + 1).
+    for (i, gram) in pairs.windows(n).enumerate() {
         let mut distinct: Vec<(i64, i64)> = gram.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
         if distinct.len() * 2 < n {
             continue;
         }
-        hashes.push(hash_gram(
-            TAG_EXACT ^ n as u64,
-            gram.iter().flat_map(|(a, b)| [*a, *b]),
-        ));
+        hashes.push([
+            hash_gram(
+                TAG_EXACT ^ n as u64,
+                gram.iter().flat_map(|(a, b)| [*a, *b]),
+            ),
+            keys[i].seq,
+            keys[i + n].seq,
+        ]);
     }
     let steps: Vec<i64> = ikis
         .windows(2)
@@ -88,14 +97,20 @@ pub fn timing_fingerprint(trace: &SessionTrace) -> Vec<u64> {
             std::cmp::Ordering::Greater => 1,
         })
         .collect();
-    for gram in steps.windows(ORDINAL_GRAM) {
+    // Step `i` compares gaps i and i + 1 (keys i ..= i + 2).
+    for (i, gram) in steps.windows(ORDINAL_GRAM).enumerate() {
         if gram.iter().filter(|s| **s != 0).count() < ORDINAL_MIN_CHANGES {
             continue;
         }
-        hashes.push(hash_gram(TAG_ORDINAL, gram.iter().copied()));
+        hashes.push([
+            hash_gram(TAG_ORDINAL, gram.iter().copied()),
+            keys[i].seq,
+            keys[i + ORDINAL_GRAM + 1].seq,
+        ]);
     }
+    // Bottom-k by hash; a hash seen twice keeps its first place.
     hashes.sort_unstable();
-    hashes.dedup();
+    hashes.dedup_by_key(|g| g[0]);
     hashes.truncate(FINGERPRINT_SIZE);
     hashes
 }
@@ -103,44 +118,117 @@ pub fn timing_fingerprint(trace: &SessionTrace) -> Vec<u64> {
 /// The estimated share of `a`'s grams that also occur in `b`'s session, from the two bottom-k
 /// sketches: among `a`'s hashes up to the smaller of the two sketches' largest hashes (where both
 /// sketches are complete), the share present in `b`. 0 when fewer than 32 hashes are comparable.
-pub fn replay_overlap(a: &[u64], b: &[u64]) -> f64 {
-    let (Some(&a_max), Some(&b_max)) = (a.iter().max(), b.iter().max()) else {
-        return 0.0;
+pub fn replay_overlap(a: &[TimingGram], b: &[TimingGram]) -> f64 {
+    shared(a, b).map_or(0.0, |(found, sample)| found.len() as f64 / sample as f64)
+}
+
+/// The grams of `a` found in `b` (with `b`'s matching gram) and the comparable sample size, or
+/// `None` when fewer than 32 hashes are comparable.
+fn shared<'a>(
+    a: &'a [TimingGram],
+    b: &'a [TimingGram],
+) -> Option<(Vec<(&'a TimingGram, &'a TimingGram)>, usize)> {
+    let (Some(a_max), Some(b_max)) = (a.iter().map(|g| g[0]).max(), b.iter().map(|g| g[0]).max())
+    else {
+        return None;
     };
     let limit = a_max.min(b_max);
-    let mut b_sorted = b.to_vec();
-    b_sorted.sort_unstable();
-    let sample: Vec<u64> = a.iter().copied().filter(|h| *h <= limit).collect();
+    let mut b_sorted: Vec<&TimingGram> = b.iter().collect();
+    b_sorted.sort_unstable_by_key(|g| g[0]);
+    let sample: Vec<&TimingGram> = a.iter().filter(|g| g[0] <= limit).collect();
     if sample.len() < MIN_SAMPLE {
-        return 0.0;
+        return None;
     }
     let found = sample
         .iter()
-        .filter(|h| b_sorted.binary_search(h).is_ok())
-        .count();
-    found as f64 / sample.len() as f64
+        .filter_map(|g| {
+            b_sorted
+                .binary_search_by_key(&g[0], |o| o[0])
+                .ok()
+                .map(|i| (*g, b_sorted[i]))
+        })
+        .collect();
+    Some((found, sample.len()))
+}
+
+/// Seq ranges merged where they overlap or touch, largest first.
+fn stretches(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (from, to) in ranges {
+        match out.last_mut() {
+            Some(last) if from <= last.1 + 1 => last.1 = last.1.max(to),
+            _ => out.push((from, to)),
+        }
+    }
+    out.sort_by_key(|(from, to)| std::cmp::Reverse(to - from));
+    out
 }
 
 /// `timing_replayed`: the session's timing n-grams are found in another session's fingerprint at
-/// or above [`REPLAY_THRESHOLD`]. Names every such session (strongest first, at most five) in the
-/// evidence. The evidence spans the whole session (the sketch does not keep positions).
-pub fn replay_check(own: &[u64], others: &[(String, Vec<u64>)]) -> Option<Finding> {
-    let mut matches: Vec<(&str, f64)> = others
+/// or above [`REPLAY_THRESHOLD`]. Names every such session (strongest first, at most five); the
+/// evidence cites the matching stretches in this session (up to three for the strongest match)
+/// and the seq range of the same timing in the other session.
+pub fn replay_check(
+    trace: &SessionTrace,
+    own: &[TimingGram],
+    others: &[(String, Vec<TimingGram>)],
+) -> Option<Finding> {
+    let mut matches: Vec<(&str, f64, Vec<(&TimingGram, &TimingGram)>)> = others
         .iter()
-        .map(|(id, fp)| (id.as_str(), replay_overlap(own, fp)))
-        .filter(|(_, overlap)| *overlap >= REPLAY_THRESHOLD)
+        .filter_map(|(id, fp)| {
+            let (found, sample) = shared(own, fp)?;
+            let overlap = found.len() as f64 / sample as f64;
+            (overlap >= REPLAY_THRESHOLD).then_some((id.as_str(), overlap, found))
+        })
         .collect();
     if matches.is_empty() {
         return None;
     }
     matches.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let (best_id, best) = matches[0];
+    let (best_id, best, _) = &matches[0];
+    let at_ms = |seq: u64| -> i64 {
+        trace
+            .events
+            .binary_search_by_key(&seq, |e| e.seq)
+            .map_or(0, |i| trace.at_ms(trace.events[i].ts))
+    };
+    let mut evidence = Vec::new();
+    for (rank, (id, overlap, found)) in matches.iter().take(5).enumerate() {
+        let own_stretches = stretches(found.iter().map(|(a, _)| (a[1], a[2])).collect());
+        for (from, to) in own_stretches.iter().take(if rank == 0 { 3 } else { 1 }) {
+            // The other session's seq range for the grams inside this stretch.
+            let theirs = stretches(
+                found
+                    .iter()
+                    .filter(|(a, _)| a[1] >= *from && a[2] <= *to)
+                    .map(|(_, b)| (b[1], b[2]))
+                    .collect(),
+            );
+            let (their_from, their_to) = theirs
+                .iter()
+                .fold((u64::MAX, 0), |acc, (f, t)| (acc.0.min(*f), acc.1.max(*t)));
+            evidence.push(Evidence {
+                from_seq: *from,
+                to_seq: *to,
+                replay_seq: *from,
+                at_ms: at_ms(*from),
+                file: None,
+                note: format!(
+                    "keystroke timing of seq {from}–{to} here matches seq {their_from}–{their_to} \
+                     of session {id} ({:.0}% of the sampled timing n-grams — exact ms and \
+                     gap-order patterns — match that session); compare the two side by side",
+                    100.0 * overlap
+                ),
+            });
+        }
+    }
     Some(Finding {
         detector: DETECTOR.to_string(),
         detector_version: VERSION.to_string(),
         rule: "timing_replayed".to_string(),
         level: FindingLevel::Major,
-        measured: best,
+        measured: *best,
         threshold: REPLAY_THRESHOLD,
         comparison: Comparison::AtLeast,
         summary: format!(
@@ -151,21 +239,6 @@ pub fn replay_check(own: &[u64], others: &[(String, Vec<u64>)]) -> Option<Findin
         ),
         related_session: Some(best_id.to_string()),
         supporting: Vec::new(),
-        evidence: matches
-            .iter()
-            .take(5)
-            .map(|(id, overlap)| Evidence {
-                from_seq: 1,
-                to_seq: 1,
-                replay_seq: 1,
-                at_ms: 0,
-                file: None,
-                note: format!(
-                    "{:.0}% of the sampled timing n-grams (exact ms and gap-order patterns) match \
-                     session {id}; compare the two sessions' keystroke timing side by side",
-                    100.0 * overlap
-                ),
-            })
-            .collect(),
+        evidence,
     })
 }

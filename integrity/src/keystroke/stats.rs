@@ -148,3 +148,26 @@ pub fn occupancy_ratio(values: &[f64], grid: f64) -> f64 {
     }
     (distinct.len() as f64 / expected).min(1.0)
 }
+
+/// Share of `values` equal to the most common value once rounded to the timer grid (`grid`, at
+/// least 1 ms). 0 when empty. Honest gaps and holds spread over many grid steps; a script with a
+/// fixed delay puts (nearly) all of them on one, whatever the grid.
+pub fn mode_share(values: &[f64], grid: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let step = grid.max(1.0);
+    let mut keys: Vec<i64> = values.iter().map(|v| (v / step).round() as i64).collect();
+    keys.sort_unstable();
+    let mut best = 0usize;
+    let mut run = 0usize;
+    for i in 0..keys.len() {
+        run = if i > 0 && keys[i] == keys[i - 1] {
+            run + 1
+        } else {
+            1
+        };
+        best = best.max(run);
+    }
+    best as f64 / values.len() as f64
+}

@@ -184,7 +184,7 @@ fn jittered(trace: &SessionTrace, seed: u64, jitter: f64, round_to_ms: bool) -> 
 #[ignore]
 fn replay_calibration() {
     let mut honest_max = 0.0f64;
-    let fps: Vec<(HonestTyping, Vec<u64>, SessionTrace)> = (0..60u64)
+    let fps: Vec<(HonestTyping, Vec<TimingGram>, SessionTrace)> = (0..60u64)
         .map(|s| {
             let kind = HonestTyping::ALL[(s % 5) as usize];
             let t = honest_trace(kind, 500 + s, 2000);
@@ -207,13 +207,13 @@ fn replay_calibration() {
         fps[0].1.len()
     );
     // Recall on 100 replays against a pool of their 100 sources plus the 60 honest sessions.
-    let sources: Vec<(String, Vec<u64>, SessionTrace)> = (0..100u64)
+    let sources: Vec<(String, Vec<TimingGram>, SessionTrace)> = (0..100u64)
         .map(|s| {
             let t = honest_trace(HonestTyping::ALL[(s % 5) as usize], 20_000 + s, 2500);
             (format!("src{s}"), timing_fingerprint(&t), t)
         })
         .collect();
-    let pool: Vec<(String, Vec<u64>)> = sources
+    let pool: Vec<(String, Vec<TimingGram>)> = sources
         .iter()
         .map(|(id, fp, _)| (id.clone(), fp.clone()))
         .chain(
@@ -257,9 +257,12 @@ fn replay_calibration() {
         let mut wrong = 0;
         for (k, (id, _, t)) in sources.iter().enumerate() {
             let r = f(&replay_of(t, 30_000 + k as u64, 2000));
-            if let Some(finding) = replay_check(&timing_fingerprint(&r), &pool) {
+            if let Some(finding) = replay_check(&r, &timing_fingerprint(&r), &pool) {
                 hits += 1;
-                if !finding.evidence[0].note.contains(&format!("session {id};")) {
+                if !finding.evidence[0]
+                    .note
+                    .contains(&format!("session {id} ("))
+                {
                     wrong += 1;
                 }
             }
@@ -697,6 +700,43 @@ fn two_agreeing_families_give_review_and_three_give_major() {
 
 // ---- replay across sessions ---------------------------------------------------------------------
 
+/// `b` appended to `a`: seqs renumbered, times shifted to follow `a` after a ten-second pause.
+fn concat(a: &SessionTrace, b: &SessionTrace) -> SessionTrace {
+    let last = a.events.last().expect("events");
+    let last_down = a
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| match e.data {
+            TelemetryData::Keystroke { down_ms, .. } => Some(down_ms),
+            _ => None,
+        })
+        .unwrap_or(0.0);
+    let first_ts = b.events[0].ts;
+    let first_down = b
+        .events
+        .iter()
+        .find_map(|e| match e.data {
+            TelemetryData::Keystroke { down_ms, .. } => Some(down_ms),
+            _ => None,
+        })
+        .unwrap_or(0.0);
+    let mut out = a.clone();
+    for e in &b.events {
+        let mut e = e.clone();
+        e.seq += last.seq;
+        e.ts = last.ts + chrono::Duration::seconds(10) + (e.ts - first_ts);
+        if let TelemetryData::Keystroke { down_ms, up_ms, .. } = &mut e.data {
+            *down_ms = *down_ms - first_down + last_down + 10_000.0;
+            if let Some(u) = up_ms {
+                *u = *u - first_down + last_down + 10_000.0;
+            }
+        }
+        out.events.push(e);
+    }
+    out
+}
+
 #[test]
 fn a_replayed_session_is_caught_and_names_the_source() {
     // Arrange
@@ -711,13 +751,50 @@ fn a_replayed_session_is_caught_and_names_the_source() {
     ];
 
     // Act
-    let finding = replay_check(&timing_fingerprint(&replay), &others).expect("replay caught");
+    let finding =
+        replay_check(&replay, &timing_fingerprint(&replay), &others).expect("replay caught");
 
     // Assert
     assert_eq!(finding.rule, "timing_replayed");
     assert!(finding.measured > 0.9);
-    assert!(finding.evidence[0].note.contains("source-session"));
-    assert_eq!(finding.evidence.len(), 1);
+    assert_eq!(finding.related_session.as_deref(), Some("source-session"));
+    assert!(!finding.evidence.is_empty() && finding.evidence.len() <= 3);
+    for e in &finding.evidence {
+        assert!(e.note.contains("of session source-session ("), "{}", e.note);
+    }
+}
+
+#[test]
+fn replay_evidence_points_at_the_matching_stretch_in_both_sessions() {
+    // Arrange: an honest first half, then the source's timing replayed onto new text.
+    let source = honest_trace(HonestTyping::Typical, 13, 2500);
+    let own_half = honest_trace(HonestTyping::Slow, 21, 1500);
+    let replayed_half = replay_of(&source, 14, 1500);
+    let session = concat(&own_half, &replayed_half);
+    let boundary = own_half.events.last().unwrap().seq;
+    let source_keys: Vec<u64> = keys(&source).iter().map(|k| k.seq).collect();
+    let others = vec![("source-session".to_string(), timing_fingerprint(&source))];
+
+    // Act
+    let finding =
+        replay_check(&session, &timing_fingerprint(&session), &others).expect("replay caught");
+
+    // Assert: every cited stretch lies in the replayed half, starts at a real replay position,
+    // and names a seq range of key presses in the source.
+    for e in &finding.evidence {
+        assert!(e.from_seq > boundary, "{e:?} before seq {boundary}");
+        assert!(e.to_seq >= e.from_seq && e.replay_seq == e.from_seq);
+        assert!(e.at_ms > 0, "{e:?}");
+        let range = e
+            .note
+            .split("matches seq ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .expect("the other session's range");
+        let (from, to) = range.split_once('–').expect("a range");
+        let (from, to): (u64, u64) = (from.parse().unwrap(), to.parse().unwrap());
+        assert!(from <= to && source_keys.contains(&from) && source_keys.contains(&to));
+    }
 }
 
 #[test]
@@ -728,14 +805,10 @@ fn a_replay_with_one_ms_jitter_or_rounding_is_still_caught() {
     let others = vec![("source".to_string(), timing_fingerprint(&source))];
 
     // Act
-    let with_jitter = replay_check(
-        &timing_fingerprint(&jittered(&replay, 1, 1.0, false)),
-        &others,
-    );
-    let rounded = replay_check(
-        &timing_fingerprint(&jittered(&replay, 2, 0.0, true)),
-        &others,
-    );
+    let jitter = jittered(&replay, 1, 1.0, false);
+    let with_jitter = replay_check(&jitter, &timing_fingerprint(&jitter), &others);
+    let round = jittered(&replay, 2, 0.0, true);
+    let rounded = replay_check(&round, &timing_fingerprint(&round), &others);
 
     // Assert
     assert!(with_jitter.is_some() && rounded.is_some());
@@ -744,7 +817,7 @@ fn a_replay_with_one_ms_jitter_or_rounding_is_still_caught() {
 #[test]
 fn independent_honest_sessions_do_not_match_each_other() {
     // Arrange: 40 honest sessions of all profiles, including coarse timers.
-    let fingerprints: Vec<(String, Vec<u64>)> = (0..40u64)
+    let fingerprints: Vec<(String, Vec<TimingGram>)> = (0..40u64)
         .map(|s| {
             let kind = HonestTyping::ALL[(s % 5) as usize];
             (
@@ -755,7 +828,8 @@ fn independent_honest_sessions_do_not_match_each_other() {
         .collect();
 
     for (i, (_, own)) in fingerprints.iter().enumerate() {
-        let others: Vec<(String, Vec<u64>)> = fingerprints
+        let trace = SessionTrace::default();
+        let others: Vec<(String, Vec<TimingGram>)> = fingerprints
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
@@ -763,7 +837,7 @@ fn independent_honest_sessions_do_not_match_each_other() {
             .collect();
 
         // Act
-        let finding = replay_check(own, &others);
+        let finding = replay_check(&trace, own, &others);
 
         // Assert
         assert!(finding.is_none(), "honest session {i} matched: {finding:?}");
@@ -781,6 +855,7 @@ fn the_fingerprint_is_a_sorted_deduplicated_bottom_k_sketch() {
 
     // Assert
     assert_eq!(fp.len(), FINGERPRINT_SIZE);
-    assert!(fp.windows(2).all(|w| w[0] < w[1]));
+    assert!(fp.windows(2).all(|w| w[0][0] < w[1][0]));
+    assert!(fp.iter().all(|g| g[1] <= g[2]));
     assert_eq!(fp, timing_fingerprint(&trace));
 }

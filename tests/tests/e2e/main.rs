@@ -27,6 +27,7 @@ mod candidate_workspace;
 mod chaos;
 mod conformance;
 mod delivery;
+mod face_models;
 mod foreign_client;
 mod integrity;
 mod leaderboard;

@@ -156,6 +156,11 @@ pub enum IntegrityCommand {
         /// Also write the table to this file (e.g. docs/integrity-eval.md).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also measure on these labelled corpora (directories in the format of
+        /// integrity/corpora/FORMAT.md), fitting the keystroke thresholds on each corpus in turn
+        /// and measuring on every other one.
+        #[arg(long = "corpus")]
+        corpora: Vec<PathBuf>,
     },
     /// Queue the current suite version over past finished sessions; the new findings are stored
     /// beside the old ones. Needs a running `serve` process (its workers do the analysis).
@@ -386,7 +391,8 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
             adversaries,
             seed,
             out,
-        } => integrity_eval(honest, adversaries, seed, out).await,
+            corpora,
+        } => integrity_eval(honest, adversaries, seed, out, corpora).await,
         IntegrityCommand::Rerun { org, assessment } => {
             let pool = crate::connect(&config).await?;
             let n = clarity_consumers::integrity_worker::enqueue_rerun(
@@ -435,21 +441,57 @@ async fn integrity_eval(
     adversaries: usize,
     seed: u64,
     out: Option<PathBuf>,
+    corpora: Vec<PathBuf>,
 ) -> anyhow::Result<()> {
-    use clarity_integrity::eval;
+    use clarity_integrity::{corpus, eval};
     let settings = eval::EvalSettings {
         honest_per_profile: honest,
         per_adversary: adversaries,
         seed,
     };
     let started = std::time::Instant::now();
-    let report = tokio::task::spawn_blocking(move || eval::run(&settings)).await?;
-    let table = eval::markdown(
-        &report,
-        &format!(
-            "clarity integrity eval --honest {honest} --adversaries {adversaries} --seed {seed}"
-        ),
+    let mut command = format!(
+        "clarity integrity eval --honest {honest} --adversaries {adversaries} --seed {seed}"
     );
+    for c in &corpora {
+        command.push_str(&format!(" --corpus {}", c.display()));
+    }
+    let (report, cross) = tokio::task::spawn_blocking(move || {
+        let report = eval::run(&settings);
+        let cross = if corpora.is_empty() {
+            None
+        } else {
+            let mut all = vec![eval::synth_corpus(&eval::EvalSettings {
+                honest_per_profile: (settings.honest_per_profile / 5).max(1),
+                per_adversary: (settings.per_adversary * 2 / 3).max(1),
+                seed: settings.seed,
+            })];
+            for dir in &corpora {
+                all.push(corpus::load(dir).map_err(anyhow::Error::msg)?);
+            }
+            Some(corpus::cross_fit(&all))
+        };
+        anyhow::Ok((report, cross))
+    })
+    .await??;
+    let mut table = String::new();
+    if let Some(cross) = &cross {
+        table.push_str(&corpus::report_markdown(cross, &command));
+    }
+    let synthetic = eval::markdown(&report, &command);
+    if cross.is_some() {
+        // Clarity's own generator in full, below the held-out corpora.
+        let synthetic = synthetic
+            .replacen(
+                "# Integrity evaluation\n\n",
+                "## Clarity's own generator in full (in distribution)\n\n",
+                1,
+            )
+            .replace("\n## ", "\n### ");
+        table.push_str(&synthetic);
+    } else {
+        table.push_str(&synthetic);
+    }
     print!("{table}");
     eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
     if let Some(path) = out {
@@ -467,6 +509,7 @@ async fn integrity_eval(
     _adversaries: usize,
     _seed: u64,
     _out: Option<PathBuf>,
+    _corpora: Vec<PathBuf>,
 ) -> anyhow::Result<()> {
     anyhow::bail!(
         "this build has no synthetic-session generator; run the evaluation from a build with the \

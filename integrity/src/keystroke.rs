@@ -15,18 +15,25 @@
 //! | | `iki_cv_low` | CV of IKI < 0.25 | the same spread on the linear scale |
 //! | | `log_iki_skew_negative` | 10/50/90 quantile skew of ln IKI < −0.15 | human ln IKI has a right tail (hesitations); a bounded uniform range has a left one |
 //! | | `iki_values_discrete` | occupied share of the timer grid < 0.3 of what a smooth distribution gives | delays drawn from a small set; judged *relative to the detected timer grid*, so a coarse browser timer alone never fires it |
+//! | | `iki_mode_share_high` | share of gaps equal to the most common gap (on the timer grid) > 0.9 | a fixed delay; measured **on any grid** (a 100 ms timer leaves a human's gaps spread over several steps) |
 //! | `hold_distribution` | `hold_log_sd_low` | sd of ln hold < 0.08 | human holds vary by key, hand and moment (log-sd ≥ 0.15) |
+//! | | `hold_mode_share_high` | share of holds equal to the most common hold > 0.97 | a fixed hold; measured **on any grid** |
 //! | `key_ups` | `key_up_missing_share` | share of presses with no key-up (or, on a fine timer, a hold < 10 ms) > 0.2 | focus changes lose a key-up rarely; injected events often have none or a 0 ms hold |
 //! | `rollover` | `rollover_absent` | overlap share < 0.25 × the share expected from the gap and hold distributions | humans roll over when their gaps are shorter than their holds; sequential automation never does. The threshold is 0 (cannot fire) when less than 4% overlap is expected, e.g. slow typists |
 //! | `serial_correlation` | `iki_serial_correlation_low` | lag-1 autocorrelation of ln IKI (after removing the key-class-pair mean) < 0.05 | humans alternate fluent and hesitant stretches; i.i.d. samplers give ≈ 0 |
 //! | `context_pauses` | `line_start_pause_absent` | median gap before the first key of a line / median letter-to-letter gap < 1.5 | humans plan at statement starts; samplers without context do not |
+//! | | `key_context_effect_absent` | adjusted share of ln-IKI variance explained by the classes of the two keys around the gap < 0.02 | a shifted character, a space before a word, a line start take a human longer; a sampler drawing every gap from one distribution explains nothing. Needs only 3 contexts of 8 gaps, so it is measured on short tasks |
 //!
 //! **Applicability.** The timer grid is detected from the key times (1 ms … 100 ms, any phase;
-//! browsers round `performance.now()`, Firefox with resistFingerprinting to 100 ms). Interval
-//! rules and serial correlation are measured only when the grid is at most a quarter of the median
-//! IKI, hold rules only when it is at most a quarter of the median hold; rules that cannot be
-//! measured are left out of `checks` and listed in `metrics.not_applicable` with the reason.
-//! Quantisation is never evidence on its own: honest timers quantise.
+//! browsers round `performance.now()`, Firefox with resistFingerprinting to 100 ms). The spread,
+//! skew, occupancy, serial-correlation and key-context rules are measured only when the grid is
+//! at most a quarter of the median IKI, `hold_log_sd_low` only when it is at most a quarter of the
+//! median hold; rules that cannot be measured are left out of `checks` and listed in
+//! `metrics.not_applicable` with the reason. Quantisation is never evidence on its own: honest
+//! timers quantise. **But a coarse grid never switches the detector off** (version 2): the
+//! mode-share rules are measured on every grid, because a timer explains few distinct values,
+//! never (nearly) all gaps or all holds being one value — a bot typing on round numbers (a 100 ms
+//! gap, a 50 ms hold) is measured, not excused.
 //!
 //! # Composite
 //! A single rule never flags anyone. The detector reports one finding,
@@ -36,7 +43,9 @@
 //! sequence of gaps, the position of pauses), so an honest typist who is unusual in one of them
 //! (a very even typist, a slow typist, a coarse timer) does not also become unusual in another.
 //! On 1 500 synthetic honest sessions (300 per profile) no honest trace reached 2 families and
-//! each single rule fired on at most 1 in 300 (see `tests::calibration_table`); Major needs a third independent family because the two
+//! each single rule fired on at most 1 in 300 (see `tests::calibration_table`); on held-out and
+//! real corpora see `docs/integrity-eval.md` (real composition logs show serial correlation near
+//! 0 for many honest writers: that family is weak evidence). Major needs a third independent family because the two
 //! "cognitive" families (serial correlation, context pauses) are the ones most likely to be
 //! correlated in a real honest person (e.g. someone re-typing from memory).
 //!

@@ -15,7 +15,9 @@ The rules, by operation:
   scores increase;
 * replay state: exactly one of `seq` and `at_ms`;
 * the access log: at least one of `session_id` and `member_id`;
-* the integrity suite diff: `from` and `to` differ.
+* the integrity suite diff: `from` and `to` differ;
+* registering a face model: the genuine scores lie above the impostor scores (a model that does
+  not tell people apart is refused, and whether it does depends on both lists together).
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ def map_case(context, case):
             case.query = {}
         if "session_id" not in case.query and "member_id" not in case.query:
             case.query["member_id"] = "00000000-0000-4000-8000-000000000000"
+    elif (method, path) == ("POST", "/v1/face-models") and isinstance(case.body, dict):
+        for key, low in (("genuine", 0.7), ("impostor", 0.0)):
+            scores = case.body.get(key)
+            if isinstance(scores, list):
+                case.body[key] = [
+                    low + 0.3 * (v if _is_number(v) and 0 <= v <= 1 else 0.5) for v in scores
+                ]
+        # Not one of Clarity's built-in models (their calibration is shipped: 409).
+        if case.body.get("model_id") == "clarity-face":
+            case.body["model_id"] = "clarity-face-custom"
     elif path == "/v1/integrity/diff" and isinstance(case.query, dict):
         if case.query.get("from") == case.query.get("to"):
             case.query["to"] = f"{case.query.get('to', '')}+other"

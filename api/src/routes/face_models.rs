@@ -30,14 +30,22 @@ pub const MAX_SCORES: usize = 100_000;
 #[serde(deny_unknown_fields)]
 pub struct NewFaceModel {
     /// As the face checks name it (`model_id` of a `face_check` event).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub model_id: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub model_version: String,
-    /// Similarity scores of two images of the same person (at least 200).
+    /// Similarity scores (0..=1) of two images of the same person (at least 200).
     #[schema(min_items = 200, max_items = 100_000)]
     pub genuine: Vec<f64>,
-    /// Similarity scores of images of two different people (at least 200).
+    /// Similarity scores (0..=1) of images of two different people (at least 200).
     #[schema(min_items = 200, max_items = 100_000)]
     pub impostor: Vec<f64>,
 }

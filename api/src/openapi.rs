@@ -29,7 +29,7 @@ use crate::routes::{
         candidate::workspace, candidate::notice, candidate::consent, candidate::withdraw, candidate::start, candidate::resume, candidate::submit, runs::request_run, runs::run_status, runs::grades,
         telemetry::ingest,
         replay::summary, replay::state_at, replay::events, replay::diff, replay::stream, replay::stream_ticket,
-        integrity::show, integrity::matched, integrity::diff, integrity::rerun,
+        integrity::show, integrity::matched, integrity::diff, integrity::rerun, integrity::settings, integrity::change_settings,
         face_models::list, face_models::register,
         reports::report, reports::board, reports::org_board, reports::bundle, reports::submission_zip,
         reviews::show, reviews::assign, reviews::score, reviews::complete, reviews::comment, reviews::resolve, reviews::decide,

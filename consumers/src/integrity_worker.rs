@@ -420,7 +420,7 @@ async fn load_cohort(
     .bind(COHORT_LIMIT)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(suite::Cohort {
+    let mut cohort = suite::Cohort {
         code: code
             .into_iter()
             .map(|(id, Json(f))| (id.to_string(), f))
@@ -429,7 +429,74 @@ async fn load_cohort(
             .into_iter()
             .map(|(id, Json(t))| (id.to_string(), t))
             .collect(),
-    })
+    };
+    extend_across_organizations(tx, &mut cohort, session_id, org_id, assessment_id, version)
+        .await?;
+    Ok(cohort)
+}
+
+/// How a session of another organization is named in a finding: an opaque, stable reference
+/// (neither its id, nor its organization, nor its candidate).
+pub fn other_org_reference(session_id: Uuid) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("clarity cross-org reference {session_id}").as_bytes());
+    format!("other-org:{}", &hex::encode(digest)[..12])
+}
+
+/// When the organization opted in to comparison across organizations and the assessment is a
+/// built-in one (the same task everywhere), the prints of other opted-in organizations' sessions
+/// of the same assessment version join the cohort under [`other_org_reference`]s.
+async fn extend_across_organizations(
+    tx: &mut Transaction<'_, Postgres>,
+    cohort: &mut suite::Cohort,
+    session_id: Uuid,
+    org_id: Uuid,
+    assessment_id: Uuid,
+    version: i32,
+) -> anyhow::Result<()> {
+    let opted_in: bool =
+        sqlx::query_scalar("SELECT cross_org_comparison FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .unwrap_or(false);
+    let builtin = clarity_domain::catalogue::builtin()
+        .iter()
+        .any(|e| e.id == assessment_id);
+    if !opted_in || !builtin {
+        return Ok(());
+    }
+    type Row = (
+        Uuid,
+        Json<similarity::Fingerprints>,
+        String,
+        Json<Vec<clarity_integrity::keystroke::TimingGram>>,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT p.session_id, p.code_prints, p.code_version, p.timing_prints, p.timing_version
+         FROM integrity_prints p JOIN organizations o ON o.id = p.org_id
+         WHERE o.cross_org_comparison AND p.org_id <> $1 AND p.session_id <> $2
+           AND p.assessment_id = $3 AND p.assessment_version = $4
+         ORDER BY p.finished_at DESC LIMIT $5",
+    )
+    .bind(org_id)
+    .bind(session_id)
+    .bind(assessment_id)
+    .bind(version)
+    .bind(COHORT_LIMIT)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (id, Json(code), code_version, Json(timing), timing_version) in rows {
+        let reference = other_org_reference(id);
+        if code_version == similarity::VERSION {
+            cohort.code.push((reference.clone(), code));
+        }
+        if timing_version == clarity_integrity::keystroke::VERSION && !timing.is_empty() {
+            cohort.timing.push((reference, timing));
+        }
+    }
+    Ok(())
 }
 
 /// The face-model calibrations the organization registered (`POST /v1/face-models`); the

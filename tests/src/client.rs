@@ -108,4 +108,9 @@ impl Client {
         self.call(reqwest::Method::POST, path, Some(token), Some(body))
             .await
     }
+
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Reply> {
+        self.call(reqwest::Method::PUT, path, Some(token), Some(body))
+            .await
+    }
 }

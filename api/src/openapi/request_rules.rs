@@ -52,6 +52,7 @@ pub fn bodies() -> BTreeMap<String, &'static [&'static str]> {
         body::<runs::RunRequest>(),
         body::<telemetry::TelemetryBatch>(),
         body::<integrity::RerunRequest>(),
+        body::<integrity::NewIntegritySettings>(),
         body::<face_models::NewFaceModel>(),
         body::<reviews::AssignReviewers>(),
         body::<reviews::NewScore>(),

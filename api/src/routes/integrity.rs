@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/integrity/diff", get(diff))
         .route("/v1/integrity/reruns", post(rerun))
+        .route("/v1/integrity/settings", get(settings).put(change_settings))
 }
 
 /// A session's integrity analysis.
@@ -341,3 +342,82 @@ pub async fn rerun(
 }
 
 impl crate::extract::BodyText for RerunRequest {}
+
+/// The organization's integrity settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegritySettings {
+    /// Compare this organization's submissions to Clarity's built-in assessments with those of
+    /// other organizations that opted in too (copied code, replayed keystroke timing). A match
+    /// names the other session only by an opaque `other-org:…` reference: neither side sees the
+    /// other's candidate, code or timing. Off unless an admin turns it on.
+    pub cross_org_comparison: bool,
+    /// Who last changed it, and when (`null` while never changed).
+    pub changed_by: Option<Uuid>,
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+/// A change of the integrity settings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIntegritySettings {
+    pub cross_org_comparison: bool,
+}
+
+impl crate::extract::BodyText for NewIntegritySettings {}
+
+async fn load_settings(pool: &sqlx::PgPool, org_id: Uuid) -> Result<IntegritySettings> {
+    let (cross_org_comparison, changed_by, changed_at): (
+        bool,
+        Option<Uuid>,
+        Option<DateTime<Utc>>,
+    ) = sqlx::query_as(
+        "SELECT cross_org_comparison, cross_org_comparison_changed_by,
+                    cross_org_comparison_changed_at
+             FROM organizations WHERE id = $1",
+    )
+    .bind(org_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(IntegritySettings {
+        cross_org_comparison,
+        changed_by,
+        changed_at,
+    })
+}
+
+/// The organization's integrity settings (staff).
+#[utoipa::path(get, path = "/v1/integrity/settings", tag = "integrity", security(("api_key" = [])),
+    responses(
+        (status = 200, body = IntegritySettings)))]
+pub async fn settings(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Json<IntegritySettings>> {
+    Ok(Json(load_settings(&state.pool, member.org_id).await?))
+}
+
+/// Changes the organization's integrity settings (admin). Sessions analysed from then on are
+/// compared accordingly; past analyses stay as they were (re-run them to compare them again).
+#[utoipa::path(put, path = "/v1/integrity/settings", tag = "integrity", security(("api_key" = [])), request_body = NewIntegritySettings,
+    responses(
+        (status = 200, body = IntegritySettings),
+        (status = 403, description = "`forbidden`: only admins change integrity settings.", body = crate::error::ErrorBody)))]
+pub async fn change_settings(
+    State(state): State<AppState>,
+    member: Member,
+    ApiJson(new): ApiJson<NewIntegritySettings>,
+) -> Result<Json<IntegritySettings>> {
+    member.require(&[Role::Admin])?;
+    sqlx::query(
+        "UPDATE organizations SET cross_org_comparison = $2,
+             cross_org_comparison_changed_by = $3, cross_org_comparison_changed_at = $4
+         WHERE id = $1",
+    )
+    .bind(member.org_id)
+    .bind(new.cross_org_comparison)
+    .bind(member.member_id)
+    .bind(state.now())
+    .execute(&state.pool)
+    .await?;
+    Ok(Json(load_settings(&state.pool, member.org_id).await?))
+}

@@ -26,6 +26,7 @@ mod candidate_access;
 mod candidate_workspace;
 mod chaos;
 mod conformance;
+mod cross_org;
 mod delivery;
 mod face_models;
 mod foreign_client;

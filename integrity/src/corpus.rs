@@ -94,11 +94,15 @@ pub struct Corpus {
     pub name: String,
     pub sessions: Vec<LabelledSession>,
     pub face_models: Vec<FaceModelScores>,
+    /// Lines that are not a session the API would accept (an event outside the wire format):
+    /// left out and reported, with the reason.
+    pub refused: Vec<String>,
 }
 
-/// Reads `dir/sessions.jsonl` and `dir/face_models.json`; any malformed line is an error naming
-/// the line, and so is a class outside [`CLASSES`] or a session breaking the format's ordering
-/// rules (the corpus is wrong, not the detectors).
+/// Reads `dir/sessions.jsonl` and `dir/face_models.json`. A line that is not JSON, names a class
+/// outside [`CLASSES`] or breaks the format's ordering rules is an error (the corpus is wrong,
+/// not the detectors); a session with an event the API's wire format refuses (e.g. a negative
+/// count) is left out and listed in `refused`, as the API would have refused its telemetry.
 pub fn load(dir: &Path) -> Result<Corpus, String> {
     let name = dir
         .file_name()
@@ -107,12 +111,20 @@ pub fn load(dir: &Path) -> Result<Corpus, String> {
     let path = dir.join("sessions.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut sessions = Vec::new();
+    let mut refused = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let raw: RawSession =
+        let value: serde_json::Value =
             serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        let raw: RawSession = match serde_json::from_value(value) {
+            Ok(raw) => raw,
+            Err(e) => {
+                refused.push(format!("line {}: {e}", i + 1));
+                continue;
+            }
+        };
         if !CLASSES.iter().any(|(c, _)| *c == raw.class) {
             return Err(format!(
                 "{}:{}: unknown class {:?}",
@@ -167,6 +179,7 @@ pub fn load(dir: &Path) -> Result<Corpus, String> {
         name,
         sessions,
         face_models,
+        refused,
     })
 }
 
@@ -212,6 +225,8 @@ pub struct CorpusResult {
     pub face_calibrations: Vec<Result<face::Calibration, String>>,
     pub sessions: usize,
     pub events: usize,
+    /// Sessions left out because the API would refuse their telemetry.
+    pub refused: Vec<String>,
     /// Whether the corpus recorded key-ups (without, the key-up rule was left out).
     pub key_ups: bool,
 }
@@ -383,6 +398,7 @@ pub fn evaluate(corpus: &Corpus, tuning: &Tuning) -> CorpusResult {
         face_calibrations: face_calibrations(corpus),
         sessions: corpus.sessions.len(),
         events,
+        refused: corpus.refused.clone(),
         key_ups: has_key_ups(corpus),
     }
 }
@@ -446,6 +462,14 @@ pub fn detail_markdown(r: &CorpusResult) -> String {
         "#### {} (thresholds fitted on {}; {} sessions, {} events)\n\n",
         r.corpus, r.fitted_on, r.sessions, r.events
     );
+    if !r.refused.is_empty() {
+        s.push_str(&format!(
+            "{} session(s) left out: their telemetry breaks the wire format, so the API would \
+             refuse it (first: {}).\n\n",
+            r.refused.len(),
+            r.refused[0]
+        ));
+    }
     if !r.key_ups {
         s.push_str(
             "The source never recorded key releases, so `key_up_missing_share` (which would be \

@@ -613,6 +613,7 @@ pub fn synth_corpus(settings: &EvalSettings) -> super::corpus::Corpus {
         name: "clarity-synth".into(),
         sessions: out,
         face_models: Vec::new(),
+        refused: Vec::new(),
     }
 }
 

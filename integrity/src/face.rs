@@ -15,8 +15,9 @@
 //!   `below_threshold_m_of_n`, level major: a sustained mismatch is what an impersonation swap looks
 //!   like);
 //! - "no face" is its own signal and never counts as a mismatch: a stretch with no face in frame
-//!   over two minutes is a hint (rule `no_face_extended`; people take breaks), over ten minutes a
-//!   reason to look (rule `no_face_very_long`); repeated checks with several faces (rule
+//!   over two minutes is a hint (rule `no_face_extended`; people take breaks), and so is one over
+//!   ten minutes (rule `no_face_very_long`, a hint since version 2: absence alone never raises
+//!   the tier); repeated checks with several faces (rule
 //!   `multiple_faces`: at least 5% of checks and at least 3) suggest a look, nothing more.
 //!
 //! The detector runs only when the candidate's consent covers face continuity.
@@ -327,8 +328,11 @@ pub fn analyse_with(trace: &SessionTrace, registered: &[Calibration]) -> Detecto
     );
     if no_face.fired {
         let (a, b) = longest.unwrap_or((0, 0));
+        // Absence is never evidence on its own: people take breaks in a three-hour take-home
+        // (an independent generator's marathon sessions were flagged by this rule at review
+        // level). Both rules are hints on the timeline; neither raises the tier.
         let (check, level) = if no_face_long.fired {
-            (&no_face_long, FindingLevel::Review)
+            (&no_face_long, FindingLevel::Hint)
         } else {
             (&no_face, FindingLevel::Hint)
         };

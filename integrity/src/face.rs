@@ -49,8 +49,11 @@ pub const MULTIPLE_FACES_MIN: usize = 3;
 /// Genuine pairs allowed below the threshold when a calibration derives it: 1 in 100 checks of
 /// the right person counts toward a mismatch, and a mismatch needs [`M`] of [`N`] such checks.
 pub const TARGET_FALSE_NON_MATCH_RATE: f64 = 0.01;
-/// A calibration needs at least this many genuine and this many impostor scores.
-pub const MIN_CALIBRATION_PAIRS: usize = 200;
+/// A calibration needs at least this many genuine scores: the fewest for which a 1% quantile
+/// exists (one score may fall below it).
+pub const MIN_GENUINE_PAIRS: usize = 100;
+/// ...and at least this many impostor scores, to measure how often another person passes.
+pub const MIN_IMPOSTOR_PAIRS: usize = 200;
 /// A calibration whose impostors pass a check this often or more is refused: the model cannot
 /// tell people apart at a fair threshold.
 pub const MAX_FALSE_MATCH_RATE: f64 = 0.5;
@@ -88,7 +91,7 @@ impl std::fmt::Display for CalibrationError {
             Self::TooFewPairs { genuine, impostor } => write!(
                 f,
                 "{genuine} genuine and {impostor} impostor scores; at least \
-                 {MIN_CALIBRATION_PAIRS} of each are needed"
+                 {MIN_GENUINE_PAIRS} genuine and {MIN_IMPOSTOR_PAIRS} impostor scores are needed"
             ),
             Self::ScoreOutOfRange(v) => write!(f, "score {v} is not a similarity in 0..=1"),
             Self::NotSeparable { false_match_rate } => write!(
@@ -111,7 +114,7 @@ pub fn calibrate(
     genuine: &[f64],
     impostor: &[f64],
 ) -> Result<Calibration, CalibrationError> {
-    if genuine.len() < MIN_CALIBRATION_PAIRS || impostor.len() < MIN_CALIBRATION_PAIRS {
+    if genuine.len() < MIN_GENUINE_PAIRS || impostor.len() < MIN_IMPOSTOR_PAIRS {
         return Err(CalibrationError::TooFewPairs {
             genuine: genuine.len(),
             impostor: impostor.len(),
@@ -147,23 +150,55 @@ pub fn calibrate(
     })
 }
 
-/// The calibrations shipped with Clarity: the reference model of the demo client and the
-/// simulator (genuine pairs ~0.85 ± 0.05 on good images, impostors ~0.35 ± 0.12; the rates are
-/// those of these normal distributions at the threshold).
+/// The labelled scores of the candidate page's on-device model (`@vladmandic/face-api` 1.7.15,
+/// the page's own pipeline), from openly licensed photos: see `integrity/calibrations/README.md`.
+const FACE_API_SCORES: &str = include_str!("../calibrations/face-api-1.7.15.json");
+
+/// The calibrations shipped with Clarity:
+///
+/// - the candidate page's on-device model, `face-api.js/faceRecognitionNet` 1.7.15, calibrated
+///   through [`calibrate`] from its labelled scores (130 genuine pairs of 103 people, 2,000
+///   impostor pairs; `integrity/calibrations/`);
+/// - the reference model of the demo client and the simulator, `clarity-face` (genuine pairs
+///   ~0.85 ± 0.05 on good images, impostors ~0.35 ± 0.12; the rates are those of these normal
+///   distributions at the threshold).
 pub fn builtin_calibrations() -> Vec<Calibration> {
-    [("1", 0.6, 0.019), ("2", 0.55, 0.048)]
-        .into_iter()
-        .map(|(version, threshold, fmr)| Calibration {
-            model_id: "clarity-face".into(),
-            model_version: version.into(),
-            threshold,
-            false_non_match_rate: 0.0,
-            false_match_rate: fmr,
-            genuine_pairs: 0,
-            impostor_pairs: 0,
-            source: "built-in".into(),
+    static BUILTIN: std::sync::OnceLock<Vec<Calibration>> = std::sync::OnceLock::new();
+    BUILTIN
+        .get_or_init(|| {
+            #[derive(Deserialize)]
+            struct Scores {
+                model_id: String,
+                model_version: String,
+                genuine: Vec<f64>,
+                impostor: Vec<f64>,
+            }
+            let scores: Scores =
+                serde_json::from_str(FACE_API_SCORES).expect("the embedded face scores parse");
+            let mut on_device = calibrate(
+                &scores.model_id,
+                &scores.model_version,
+                &scores.genuine,
+                &scores.impostor,
+            )
+            .expect("the embedded face scores calibrate");
+            on_device.source = "built-in".into();
+            let mut out = vec![on_device];
+            out.extend([("1", 0.6, 0.019), ("2", 0.55, 0.048)].into_iter().map(
+                |(version, threshold, fmr)| Calibration {
+                    model_id: "clarity-face".into(),
+                    model_version: version.into(),
+                    threshold,
+                    false_non_match_rate: 0.0,
+                    false_match_rate: fmr,
+                    genuine_pairs: 0,
+                    impostor_pairs: 0,
+                    source: "built-in".into(),
+                },
+            ));
+            out
         })
-        .collect()
+        .clone()
 }
 
 /// The calibration for a model version: a registered one first, then a built-in one.
@@ -758,6 +793,24 @@ mod tests {
         assert!((c.false_match_rate - 0.16).abs() < 1e-9);
         assert_eq!((c.genuine_pairs, c.impostor_pairs), (400, 600));
         assert_eq!(c.source, "registered");
+    }
+
+    #[test]
+    fn the_candidate_page_s_model_is_calibrated_from_its_labelled_scores() {
+        let c = calibration_for(
+            &[],
+            &builtin_calibrations(),
+            "face-api.js/faceRecognitionNet",
+            "1.7.15",
+        )
+        .expect("built in")
+        .clone();
+        // sorted genuine[floor(0.01 × 130)] = the second lowest genuine score; 2 of 2,000
+        // impostor pairs reach it (integrity/calibrations/README.md).
+        assert!((c.threshold - 0.5044).abs() < 1e-9, "{c:?}");
+        assert_eq!((c.genuine_pairs, c.impostor_pairs), (130, 2000));
+        assert!((c.false_match_rate - 0.001).abs() < 1e-9);
+        assert_eq!(c.source, "built-in");
     }
 
     #[test]

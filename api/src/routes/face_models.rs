@@ -42,8 +42,8 @@ pub struct NewFaceModel {
         pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
     )]
     pub model_version: String,
-    /// Similarity scores (0..=1) of two images of the same person (at least 200).
-    #[schema(min_items = 200, max_items = 100_000)]
+    /// Similarity scores (0..=1) of two images of the same person (at least 100).
+    #[schema(min_items = 100, max_items = 100_000)]
     pub genuine: Vec<f64>,
     /// Similarity scores (0..=1) of images of two different people (at least 200).
     #[schema(min_items = 200, max_items = 100_000)]
@@ -136,7 +136,7 @@ pub async fn list(
         (status = 201, body = FaceModelView),
         (status = 403, description = "`forbidden`: only admins register face models.", body = crate::error::ErrorBody),
         (status = 409, description = "`face_model_registered`: this model version is registered already (a recalibrated model is a new version); `face_model_built_in`: Clarity ships this model version's calibration.", body = crate::error::ErrorBody),
-        (status = 422, description = "`calibration_refused`: too few scores (at least 200 of each), a score outside 0..=1, or a model that does not tell people apart (half the impostor pairs or more would pass); `too_many_scores`: more than 100,000 of a kind; `invalid_model`: an empty or over-long model id or version.", body = crate::error::ErrorBody)))]
+        (status = 422, description = "`calibration_refused`: too few scores (at least 100 genuine and 200 impostor), a score outside 0..=1, or a model that does not tell people apart (half the impostor pairs or more would pass); `too_many_scores`: more than 100,000 of a kind; `invalid_model`: an empty or over-long model id or version.", body = crate::error::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     member: Member,

@@ -167,6 +167,7 @@ async fn a_registered_face_model_is_calibrated_and_interpreted_and_an_unknown_on
         models,
         [
             ("acme-face", "registered"),
+            ("face-api.js/faceRecognitionNet", "built-in"),
             ("clarity-face", "built-in"),
             ("clarity-face", "built-in")
         ]
@@ -175,7 +176,7 @@ async fn a_registered_face_model_is_calibrated_and_interpreted_and_an_unknown_on
     // Act: bad registrations.
     let (reviewer_id, reviewer) = client.member(&admin, "Rita Reviewer", "reviewer").await?;
     let _ = reviewer_id;
-    let few: Vec<f64> = genuine[..50].to_vec();
+    let few: Vec<f64> = genuine[..99].to_vec();
     let mut out_of_range = genuine.clone();
     out_of_range[3] = 1.5;
     let cases: Vec<(&str, &str, Value, u16, &str)> = vec![

@@ -59,6 +59,28 @@ fn main() {
                 if (s.class == "honest") != flagged {
                     continue;
                 }
+                if let Some(t) = a.reports.iter().find(|r| r.detector == "transcription") {
+                    let checks: Vec<String> = t
+                        .checks
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{}{}={:.3}",
+                                if c.fired { "*" } else { "" },
+                                c.rule,
+                                c.measured
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "T {} {} {} {} {}",
+                        c.name,
+                        s.id,
+                        s.class,
+                        s.profile,
+                        checks.join(" ")
+                    );
+                }
                 if let Some(k) = a.reports.iter().find(|r| r.detector == "keystroke_timing") {
                     let m = k.metrics.clone().unwrap_or_default();
                     let pick = |n: &str| m.get(n).map(|v| v.to_string()).unwrap_or_default();

@@ -3,7 +3,8 @@
 //!
 //! A corpus is read from a directory (`sessions.jsonl`, optional `face_models.json`), every
 //! session runs through the same suite the analysis worker runs (cross-session timing compared
-//! with every other session of the corpus, as an organization's sessions are in production; code
+//! with the sessions listed before it, as a session is compared at its submission with the
+//! organization's sessions finished before it; code
 //! similarity is left to the synthetic evaluation, whose copies are built from known sources), and
 //! the result counts, per class and profile, the sessions flagged and those caught by the detector
 //! meant for them.
@@ -306,11 +307,10 @@ pub fn analyse_all(corpus: &Corpus, tuning: &Tuning) -> Vec<IntegrityAnalysis> {
                     .iter()
                     .zip(&prints)
                     .enumerate()
-                    // Not the sessions replaying this one: being replayed is not this session's
-                    // doing (in production the original, analysed first, never meets its copy).
-                    .filter(|(j, (o, p))| {
-                        *j != i && !p.timing.is_empty() && o.source.as_deref() != Some(&s.id)
-                    })
+                    // The sessions listed before it, as a session is compared at its submission
+                    // with those finished before it (the generators list honest work first: an
+                    // original never meets the replay of its own timing).
+                    .filter(|(j, (_, p))| *j < i && !p.timing.is_empty())
                     .map(|(_, (o, p))| (o.id.clone(), p.timing.clone()))
                     .collect(),
             };
